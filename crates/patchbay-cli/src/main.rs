@@ -1,0 +1,2 @@
+//! patchbay-cli
+fn main() {}

@@ -1,0 +1,243 @@
+//! JSON wire types of the REST API (SPEC §3), shared by the server, which renders them, and the
+//! client, which parses them. Connection bodies stay loosely typed (`serde_json::Value`) because
+//! their validation reports every bad field at once (see `validate`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::ids::{AuditId, ConnectionId, OrgId, ProjectId, TokenId};
+use crate::principal::Role;
+use crate::{AuthType, Kind};
+
+/// One page of a list; pass `next_cursor` back as `?cursor=` for the next.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    pub org: OrgId,
+    pub org_name: String,
+    pub role: Role,
+    pub project: Option<ProjectId>,
+    pub operator: bool,
+    pub token: TokenId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Org {
+    pub id: OrgId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateOrg {
+    pub name: String,
+}
+
+/// The new organization and its first admin token, shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedOrg {
+    pub id: OrgId,
+    pub name: String,
+    pub admin_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Project {
+    pub id: ProjectId,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProject {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Token {
+    pub id: TokenId,
+    pub name: String,
+    pub role: Role,
+    pub project: Option<ProjectId>,
+    pub operator: bool,
+    /// The first characters of the value, enough to recognise it (`pb_AbCd…`).
+    pub hint: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub name: String,
+    pub role: Role,
+    #[serde(default)]
+    pub project: Option<ProjectId>,
+}
+
+/// A new token; `value` is shown this once and stored only as a hash.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub token: Token,
+    pub value: String,
+}
+
+/// An organization secret as listed: never its value.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SecretMeta {
+    pub name: String,
+    pub description: Option<String>,
+    pub set: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutSecret {
+    pub value: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Body of `POST /v1/connections` and `POST /v1/connections/test`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CreateConnection {
+    /// Project id or name; `default` when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    pub name: Value,
+    pub kind: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub auth: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    /// Field → value, `{"ref": "org_secret_name"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub secrets: Option<Value>,
+}
+
+/// Body of `PATCH /v1/connections/{id}`: `auth` and `config` merge (RFC 7396, `null` removes a
+/// key); a secret sent replaces the stored one, `null` removes it, an omitted one is kept.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConnection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub auth: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub secrets: Option<Value>,
+    /// `active` or `disabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// Decrypted credentials of one connection, for an executor.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Credentials {
+    pub connection: ConnectionId,
+    pub kind: Kind,
+    pub provider: String,
+    pub auth_type: AuthType,
+    #[schema(value_type = Object)]
+    pub auth: serde_json::Map<String, Value>,
+    #[schema(value_type = Object)]
+    pub config: serde_json::Map<String, Value>,
+    pub secrets: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditEvent {
+    pub id: AuditId,
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: String,
+    #[schema(value_type = Object)]
+    pub details: Value,
+    /// Hex SHA-256 over the previous event's hash and this event.
+    pub hash: String,
+}
+
+/// Result of checking the organization's audit hash chain.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditVerification {
+    pub ok: bool,
+    pub events: i64,
+    /// The first event whose hash does not match, when the chain is broken.
+    pub broken_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyVersion {
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    /// Ciphertexts still sealed with this version.
+    pub rows: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RotationProgress {
+    pub target_version: i64,
+    pub done: i64,
+    pub total: i64,
+    pub finished: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeysStatus {
+    pub sealed: bool,
+    pub current_version: Option<i64>,
+    pub versions: Vec<KeyVersion>,
+    pub rotation: Option<RotationProgress>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<String>,
+}

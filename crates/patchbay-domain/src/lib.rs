@@ -1,0 +1,19 @@
+//! Patchbay's domain: identifiers, validated names, roles and principals, connections of every
+//! kind with their validation rules, and the JSON wire types shared by the server and its client.
+//!
+//! This crate does no I/O: no tokio, no database, no HTTP. Everything here is plain data and pure
+//! functions, so the rules can be unit-tested without a running server.
+
+pub mod api;
+pub mod connection;
+pub mod error;
+pub mod ids;
+pub mod names;
+pub mod principal;
+pub mod validate;
+
+pub use connection::{AuthType, Kind, Status, TestStatus};
+pub use error::{FieldError, ValidationErrors};
+pub use ids::{AuditId, ConnectionId, OrgId, ProjectId, SecretId, TokenId};
+pub use names::{Name, SecretName};
+pub use principal::{Principal, Role};

@@ -1,0 +1,257 @@
+use serde_json::json;
+
+use super::*;
+
+fn draft(v: Value) -> Draft {
+    Draft {
+        name: v.get("name").cloned(),
+        kind: v.get("kind").cloned(),
+        provider: v.get("provider").cloned(),
+        auth: v.get("auth").cloned(),
+        config: v.get("config").cloned(),
+        secrets: v.get("secrets").cloned(),
+    }
+}
+
+fn ok(v: Value) -> ValidConnection {
+    validate_connection(&draft(v), &BTreeSet::new()).expect("valid")
+}
+
+fn fields(v: Value) -> Vec<String> {
+    validate_connection(&draft(v), &BTreeSet::new())
+        .expect_err("invalid")
+        .0
+        .into_iter()
+        .map(|e| e.field)
+        .collect()
+}
+
+#[test]
+fn http_api_key_gets_defaults() {
+    let c = ok(
+        json!({"name": "OpenAI", "kind": "http", "provider": "openai",
+        "auth": {"type": "api_key", "in": "header", "name": "Authorization", "prefix": "Bearer "},
+        "config": {"base_url": "https://api.openai.com/v1"},
+        "secrets": {"api_key": "sk-test"}}),
+    );
+    assert_eq!(c.auth_type, AuthType::ApiKey);
+    assert_eq!(c.config["timeout_ms"], 30_000);
+    assert_eq!(c.config["retries"], 2);
+    assert_eq!(c.config["backoff_ms"], 250);
+    assert!(c.secrets.contains_key("api_key"));
+    assert_eq!(c.initial_status, Status::Active);
+}
+
+#[test]
+fn every_bad_field_is_named_at_once() {
+    let got = fields(json!({"name": "x\r\ny", "kind": "http",
+        "auth": {"type": "basic"},
+        "config": {"base_url": "ftp://x", "timeout_ms": -1, "colour": "red"},
+        "secrets": {"token": "t"}}));
+    for f in [
+        "name",
+        "config.base_url",
+        "config.timeout_ms",
+        "config.colour",
+        "auth.username",
+        "secrets.token",
+        "secrets.password",
+    ] {
+        assert!(got.contains(&f.to_owned()), "{f} missing from {got:?}");
+    }
+}
+
+#[test]
+fn unknown_kind_and_auth_type_are_refused() {
+    assert_eq!(fields(json!({"name": "a", "kind": "ftp"})), vec!["kind"]);
+    let got = fields(
+        json!({"name": "a", "kind": "webhook", "auth": {"type": "oauth2"},
+        "config": {"url": "https://h.example/x"}}),
+    );
+    assert_eq!(got, vec!["auth.type"]);
+}
+
+#[test]
+fn secrets_in_plain_fields_are_refused() {
+    let got = fields(json!({"name": "a", "kind": "database",
+        "config": {"driver": "postgresql", "host": "db", "database": "d", "username": "u", "password": "p"},
+        "secrets": {"password": "p"}}));
+    assert_eq!(got, vec!["config.password"]);
+}
+
+#[test]
+fn database_defaults_depend_on_driver_and_host() {
+    let pg = ok(json!({"name": "pg", "kind": "database",
+        "config": {"driver": "postgresql", "host": "127.0.0.1", "database": "test", "username": "root"},
+        "secrets": {"password": ""}}));
+    assert_eq!(pg.auth_type, AuthType::Basic);
+    assert_eq!(pg.config["port"], 5432);
+    assert_eq!(pg.config["ssl"], false);
+    let remote = ok(json!({"name": "my", "kind": "database",
+        "config": {"driver": "mysql", "host": "db.example.com", "database": "x", "username": "u"},
+        "secrets": {"password": "p"}}));
+    assert_eq!(remote.config["port"], 3306);
+    assert_eq!(remote.config["ssl"], true);
+    let sqlite = ok(json!({"name": "lite", "kind": "database",
+        "config": {"driver": "sqlite", "database": "/srv/app.db"}}));
+    assert_eq!(sqlite.auth_type, AuthType::None);
+    assert_eq!(
+        fields(json!({"name": "lite", "kind": "database",
+        "config": {"driver": "sqlite", "database": "/a.db", "host": "x"}})),
+        vec!["config.host"]
+    );
+    assert_eq!(
+        fields(json!({"name": "pg", "kind": "database",
+        "config": {"driver": "postgresql", "host": "h", "database": "d", "username": "u"}})),
+        vec!["secrets.password"]
+    );
+}
+
+#[test]
+fn smtp_port_follows_encryption() {
+    let c = ok(json!({"name": "mail", "kind": "smtp",
+        "config": {"host": "smtp.example.com", "encryption": "tls", "from_address": "ops@example.com", "username": "ops"},
+        "secrets": {"password": "pw"}}));
+    assert_eq!(c.auth_type, AuthType::Basic);
+    assert_eq!(c.config["port"], 465);
+    let got = fields(json!({"name": "mail", "kind": "smtp",
+        "config": {"host": "h", "encryption": "ssl", "from_address": "not-an-address"}}));
+    assert_eq!(got, vec!["config.encryption", "config.from_address"]);
+}
+
+#[test]
+fn webhook_hmac_secret_shape_is_checked() {
+    let good = ok(
+        json!({"name": "hook", "kind": "webhook", "auth": {"type": "hmac"},
+        "config": {"url": "https://h.example/in"},
+        "secrets": {"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}),
+    );
+    assert_eq!(good.config["method"], "POST");
+    assert_eq!(
+        fields(
+            json!({"name": "hook", "kind": "webhook", "auth": {"type": "hmac"},
+        "config": {"url": "https://h.example/in"}, "secrets": {"secret": "short"}})
+        ),
+        vec!["secrets.secret"]
+    );
+}
+
+#[test]
+fn mcp_needs_exactly_one_of_url_and_command() {
+    let c = ok(
+        json!({"name": "m", "kind": "mcp", "config": {"server_url": "http://127.0.0.1:3001/mcp"}}),
+    );
+    assert_eq!(c.config["transport"], "streamable_http");
+    let s =
+        ok(json!({"name": "m", "kind": "mcp", "config": {"command": "npx", "args": ["-y", "x"]}}));
+    assert_eq!(s.config["transport"], "stdio");
+    assert_eq!(
+        fields(json!({"name": "m", "kind": "mcp", "config": {}})),
+        vec!["config.server_url"]
+    );
+    assert_eq!(
+        fields(json!({"name": "m", "kind": "mcp",
+        "config": {"server_url": "http://h/mcp", "command": "x"}})),
+        vec!["config.command"]
+    );
+}
+
+#[test]
+fn oauth2_custom_needs_urls_and_client_id_and_starts_pending() {
+    let c = ok(
+        json!({"name": "o", "kind": "http", "auth": {"type": "oauth2",
+        "authorization_url": "https://id.example/auth", "token_url": "https://id.example/token",
+        "scopes": "read write"},
+        "config": {"base_url": "https://api.example"}, "secrets": {"client_id": "abc"}}),
+    );
+    assert_eq!(c.initial_status, Status::Pending);
+    assert_eq!(c.auth["scopes"], json!(["read", "write"]));
+    assert_eq!(c.auth["pkce"], true);
+    let got = fields(
+        json!({"name": "o", "kind": "http", "auth": {"type": "oauth2"},
+        "config": {"base_url": "https://api.example"}}),
+    );
+    assert_eq!(
+        got,
+        vec![
+            "auth.authorization_url",
+            "auth.token_url",
+            "secrets.client_id"
+        ]
+    );
+    // An app-backed connection carries no client secrets of its own.
+    assert_eq!(
+        fields(
+            json!({"name": "o", "kind": "http", "auth": {"type": "oauth2", "app": "slack"},
+        "config": {"base_url": "https://slack.com/api"}, "secrets": {"client_id": "x"}})
+        ),
+        vec!["secrets.client_id"]
+    );
+}
+
+#[test]
+fn custom_templates_must_name_provided_secrets() {
+    let c = ok(
+        json!({"name": "c", "kind": "http", "auth": {"type": "custom",
+        "inject": [{"in": "header", "name": "X-Auth", "template": "Token ${secrets.key}"}]},
+        "config": {"base_url": "https://x.example"}, "secrets": {"key": "v"}}),
+    );
+    assert_eq!(c.auth_type, AuthType::Custom);
+    assert_eq!(
+        fields(
+            json!({"name": "c", "kind": "http", "auth": {"type": "custom",
+        "inject": [{"in": "header", "name": "X-Auth", "template": "${secrets.nope}"}]},
+        "config": {"base_url": "https://x.example"}})
+        ),
+        vec!["auth.inject[0].template"]
+    );
+}
+
+#[test]
+fn patch_semantics_existing_secrets_count_unless_removed() {
+    let existing: BTreeSet<String> = ["token".to_owned()].into();
+    let d = draft(
+        json!({"name": "b", "kind": "http", "auth": {"type": "bearer"},
+        "config": {"base_url": "https://x.example"}}),
+    );
+    assert!(validate_connection(&d, &existing).is_ok());
+    let removing = draft(
+        json!({"name": "b", "kind": "http", "auth": {"type": "bearer"},
+        "config": {"base_url": "https://x.example"}, "secrets": {"token": null}}),
+    );
+    let err = validate_connection(&removing, &existing).unwrap_err();
+    assert_eq!(err.fields().collect::<Vec<_>>(), vec!["secrets.token"]);
+    // Switching to basic drops the bearer token.
+    let switched = draft(
+        json!({"name": "b", "kind": "http", "auth": {"type": "basic", "username": "u"},
+        "config": {"base_url": "https://x.example"}, "secrets": {"password": "p"}}),
+    );
+    let v = validate_connection(&switched, &existing).unwrap();
+    assert!(v.remove_secrets.contains("token"));
+}
+
+#[test]
+fn headers_and_urls_refuse_smuggled_credentials() {
+    let got = fields(json!({"name": "h", "kind": "http",
+        "config": {"base_url": "https://user:pw@x.example", "headers": {"Authorization": "Bearer x"}}}));
+    assert_eq!(got, vec!["config.base_url", "config.headers"]);
+    let got = fields(json!({"name": "h", "kind": "http",
+        "config": {"base_url": "https://x.example", "headers": {"X-A": "a\r\nInjected: 1"}}}));
+    assert_eq!(got, vec!["config.headers"]);
+}
+
+#[test]
+fn secret_refs_are_parsed() {
+    let c = ok(
+        json!({"name": "s", "kind": "http", "auth": {"type": "bearer"},
+        "config": {"base_url": "https://x.example"}, "secrets": {"token": {"ref": "stripe_key"}}}),
+    );
+    assert!(matches!(c.secrets["token"], SecretInput::Ref(ref n) if n.as_str() == "stripe_key"));
+    assert_eq!(
+        fields(
+            json!({"name": "s", "kind": "http", "auth": {"type": "bearer"},
+        "config": {"base_url": "https://x.example"}, "secrets": {"token": {"ref": "1 bad"}}})
+        ),
+        vec!["secrets.token"]
+    );
+}
