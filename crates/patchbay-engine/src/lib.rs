@@ -1,1 +1,107 @@
-//! patchbay-engine
+//! The engine: Patchbay's services. Every API operation is a method on [`Hub`] taking the
+//! calling [`Principal`]; the hub checks permissions and organization boundaries, validates,
+//! seals and opens secrets through the vault, writes through the store, and records audit
+//! events in the same transaction as the change.
+//!
+//! Together with the vault, this is the only crate that holds plaintext secrets, and only for
+//! as long as a call needs them.
+
+mod audit;
+mod bootstrap;
+mod connections;
+mod credentials;
+mod error;
+mod keys;
+mod orgs;
+mod secrets;
+mod tokens;
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use patchbay_domain::Principal;
+use patchbay_store::{NewAudit, Store};
+use patchbay_vault::{RootKey, Vault};
+
+pub use bootstrap::{KeyChoice, Started};
+pub use connections::ListQuery;
+pub use error::{EngineError, Result};
+pub use patchbay_store::{AuditFilter, ConnectionFilter};
+pub use tokens::{TOKEN_PREFIX, hash_token};
+
+/// Where "now" comes from; tests pass a fixed clock so expiry logic needs no sleeps.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// The services, shared by all requests.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    vault: Vault,
+    root: Option<RootKey>,
+    clock: Arc<dyn Clock>,
+    rotation: Mutex<Option<patchbay_domain::api::RotationProgress>>,
+    token_touches: Mutex<std::collections::HashMap<String, DateTime<Utc>>>,
+}
+
+impl Hub {
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.inner.vault
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// An audit event by `p` in its organization.
+    fn event(
+        &self,
+        p: &Principal,
+        action: &str,
+        target: Option<String>,
+        outcome: &str,
+        details: serde_json::Value,
+    ) -> NewAudit {
+        NewAudit {
+            org_id: p.org_id.clone(),
+            at: self.now(),
+            actor: p.actor(),
+            action: action.to_owned(),
+            target,
+            outcome: outcome.to_owned(),
+            details,
+        }
+    }
+
+    /// Readiness: the store answers and the vault is unsealed.
+    pub async fn readiness(&self) -> (bool, String, String) {
+        let store = match self.inner.store.ping().await {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => format!("unreachable: {e}"),
+        };
+        let vault = match self.inner.vault.sealed_reason() {
+            None => "unsealed".to_owned(),
+            Some(why) => format!("sealed: {why}"),
+        };
+        (store == "ok" && vault == "unsealed", store, vault)
+    }
+}

@@ -45,7 +45,6 @@ pub struct AuditFilter {
     pub since: Option<DateTime<Utc>>,
 }
 
-
 const GENESIS: [u8; 32] = [0; 32];
 
 fn chain_hash(prev: &[u8], id: &str, org: &str, at: i64, e: &NewAudit, details: &str) -> Vec<u8> {
@@ -86,15 +85,14 @@ impl Tx {
                 .execute(&mut *self.inner)
                 .await?;
         }
-        let prev: Vec<u8> = sqlx::query(
-            "SELECT hash FROM audit WHERE org_id = $1 ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(org.clone())
-        .fetch_optional(&mut *self.inner)
-        .await?
-        .map(|r| r.try_get("hash"))
-        .transpose()?
-        .unwrap_or_else(|| GENESIS.to_vec());
+        let prev: Vec<u8> =
+            sqlx::query("SELECT hash FROM audit WHERE org_id = $1 ORDER BY seq DESC LIMIT 1")
+                .bind(org.clone())
+                .fetch_optional(&mut *self.inner)
+                .await?
+                .map(|r| r.try_get("hash"))
+                .transpose()?
+                .unwrap_or_else(|| GENESIS.to_vec());
         let id = AuditId::generate();
         let at = ms(e.at);
         let details = e.details.to_string();

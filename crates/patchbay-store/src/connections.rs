@@ -94,7 +94,10 @@ fn secret_row(row: &AnyRow) -> Result<(String, SecretRow)> {
 fn secret_state(row: &SecretRow) -> SecretState {
     SecretState {
         set: true,
-        reference: row.secret_ref.as_deref().and_then(|r| SecretName::parse(r).ok()),
+        reference: row
+            .secret_ref
+            .as_deref()
+            .and_then(|r| SecretName::parse(r).ok()),
     }
 }
 
@@ -103,7 +106,11 @@ fn json_text(v: &serde_json::Map<String, serde_json::Value>) -> String {
 }
 
 impl Store {
-    pub async fn get_connection(&self, org: &OrgId, id: &ConnectionId) -> Result<Option<Connection>> {
+    pub async fn get_connection(
+        &self,
+        org: &OrgId,
+        id: &ConnectionId,
+    ) -> Result<Option<Connection>> {
         let mut conn = self.read.acquire().await?;
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {COLS} FROM connections WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL"
@@ -129,7 +136,11 @@ impl Store {
     }
 
     /// The stored secret fields of a live connection (ciphertexts and references).
-    pub async fn connection_secrets(&self, org: &OrgId, id: &ConnectionId) -> Result<Vec<SecretRow>> {
+    pub async fn connection_secrets(
+        &self,
+        org: &OrgId,
+        id: &ConnectionId,
+    ) -> Result<Vec<SecretRow>> {
         sqlx::query(
             "SELECT s.connection_id, s.field, s.key_version, s.ciphertext, s.secret_ref \
              FROM connection_secrets s JOIN connections c ON c.id = s.connection_id \
@@ -152,7 +163,8 @@ impl Store {
         cursor: Option<&ConnectionId>,
         limit: u32,
     ) -> Result<(Vec<Connection>, Option<ConnectionId>)> {
-        let mut sql = format!("SELECT {COLS} FROM connections WHERE org_id = $1 AND deleted_at IS NULL");
+        let mut sql =
+            format!("SELECT {COLS} FROM connections WHERE org_id = $1 AND deleted_at IS NULL");
         let mut args: Vec<String> = vec![org.as_str().to_owned()];
         let mut add = |col: &str, v: Option<String>| {
             if let Some(v) = v {
@@ -160,7 +172,10 @@ impl Store {
                 sql.push_str(&format!(" AND {col} = ${}", args.len()));
             }
         };
-        add("project_id", filter.project.as_ref().map(|p| p.as_str().to_owned()));
+        add(
+            "project_id",
+            filter.project.as_ref().map(|p| p.as_str().to_owned()),
+        );
         add("kind", filter.kind.map(|k| k.as_str().to_owned()));
         add("provider", filter.provider.clone());
         add("auth_type", filter.auth.map(|a| a.as_str().to_owned()));
@@ -218,10 +233,12 @@ impl Store {
     }
 
     pub async fn count_connections(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM connections WHERE deleted_at IS NULL")
-            .fetch_one(&self.read)
-            .await?
-            .try_get("n")?)
+        Ok(
+            sqlx::query("SELECT COUNT(*) AS n FROM connections WHERE deleted_at IS NULL")
+                .fetch_one(&self.read)
+                .await?
+                .try_get("n")?,
+        )
     }
 }
 
@@ -274,8 +291,16 @@ impl Tx {
     }
 
     /// Reads a live connection inside the transaction, locking its row on PostgreSQL.
-    pub async fn lock_connection(&mut self, org: &OrgId, id: &ConnectionId) -> Result<Option<Connection>> {
-        let lock = if self.dialect == Dialect::Postgres { " FOR UPDATE" } else { "" };
+    pub async fn lock_connection(
+        &mut self,
+        org: &OrgId,
+        id: &ConnectionId,
+    ) -> Result<Option<Connection>> {
+        let lock = if self.dialect == Dialect::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {COLS} FROM connections WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL{lock}"
         )))

@@ -110,7 +110,12 @@ impl Tx {
 
     /// Soft-deletes a secret and destroys its ciphertext. Refused while a live connection
     /// refers to it, since that connection would stop working.
-    pub async fn delete_secret(&mut self, org: &OrgId, name: &str, now: DateTime<Utc>) -> Result<()> {
+    pub async fn delete_secret(
+        &mut self,
+        org: &OrgId,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let users: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM connection_secrets s JOIN connections c ON c.id = s.connection_id \
              WHERE c.org_id = $1 AND c.deleted_at IS NULL AND s.secret_ref = $2",

@@ -110,7 +110,12 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn revoke_token(&mut self, org: &OrgId, id: &TokenId, now: DateTime<Utc>) -> Result<()> {
+    pub async fn revoke_token(
+        &mut self,
+        org: &OrgId,
+        id: &TokenId,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let res = sqlx::query(
             "UPDATE tokens SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL",
         )

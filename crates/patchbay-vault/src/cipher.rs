@@ -221,8 +221,14 @@ mod tests {
         let ct = r.seal(&A, b"secret").unwrap();
         for other in [
             Aad { org: "org_b", ..A },
-            Aad { object: "con_2", ..A },
-            Aad { field: "token", ..A },
+            Aad {
+                object: "con_2",
+                ..A
+            },
+            Aad {
+                field: "token",
+                ..A
+            },
         ] {
             assert!(matches!(r.open(&other, &ct), Err(VaultError::Decrypt)));
         }
@@ -243,7 +249,10 @@ mod tests {
     fn unknown_versions_are_named() {
         let old = ring(&[7]);
         let ct = old.seal(&A, b"x").unwrap();
-        assert!(matches!(ring(&[1]).open(&A, &ct), Err(VaultError::UnknownKeyVersion(7))));
+        assert!(matches!(
+            ring(&[1]).open(&A, &ct),
+            Err(VaultError::UnknownKeyVersion(7))
+        ));
     }
 
     #[test]

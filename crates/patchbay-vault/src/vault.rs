@@ -35,8 +35,7 @@ impl Vault {
 
     /// Replaces the keyring, e.g. after a rotation added a version.
     pub fn install(&self, keyring: Keyring) {
-        *self.state.write().unwrap_or_else(|p| p.into_inner()) =
-            State::Unsealed(Arc::new(keyring));
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = State::Unsealed(Arc::new(keyring));
     }
 
     pub fn keyring(&self) -> Result<Arc<Keyring>> {

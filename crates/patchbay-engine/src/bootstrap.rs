@@ -1,0 +1,152 @@
+//! Start-up: unseal the vault from the root key (creating the first data key on a new store),
+//! and on the very first run create the `default` organization, its `default` project and the
+//! operator's admin token.
+
+use std::sync::{Arc, Mutex};
+
+use patchbay_domain::{OrgId, ProjectId, Role};
+use patchbay_store::{NewAudit, OrgRecord, ProjectRecord, Store, VaultKeyRow};
+use patchbay_vault::{Keyring, RootKey, Vault, generate_data_key, unwrap_data_key, wrap_data_key};
+
+use crate::{Clock, Hub, Inner, Result, tokens};
+
+/// The root key the operator configured, if any.
+#[derive(Debug)]
+pub enum KeyChoice {
+    Key(RootKey),
+    /// No key: the server starts sealed and says why.
+    Missing(String),
+}
+
+/// What start-up found and did.
+#[derive(Debug)]
+pub struct Started {
+    pub hub: Hub,
+    /// The operator/admin token, printed once on the first run only.
+    pub first_run_token: Option<String>,
+    /// Why the vault is sealed, when it is.
+    pub sealed: Option<String>,
+}
+
+impl Hub {
+    pub async fn start(store: Store, key: KeyChoice, clock: Arc<dyn Clock>) -> Result<Started> {
+        let (vault, root) = open_vault(&store, key, clock.as_ref()).await?;
+        let sealed = vault.sealed_reason();
+        let hub = Hub {
+            inner: Arc::new(Inner {
+                store,
+                vault,
+                root,
+                clock,
+                rotation: Mutex::new(None),
+                token_touches: Mutex::new(Default::default()),
+            }),
+        };
+        let first_run_token = hub.first_run().await?;
+        Ok(Started {
+            hub,
+            first_run_token,
+            sealed,
+        })
+    }
+
+    /// Creates the default organization and operator token when the store has no organization.
+    async fn first_run(&self) -> Result<Option<String>> {
+        if self.store().count_orgs().await? > 0 {
+            return Ok(None);
+        }
+        let now = self.now();
+        let org = OrgRecord {
+            id: OrgId::generate(),
+            name: "default".into(),
+            created_at: now,
+        };
+        let mut tx = self.store().begin().await?;
+        tx.insert_org(&org).await?;
+        tx.insert_project(&ProjectRecord {
+            id: ProjectId::generate(),
+            org_id: org.id.clone(),
+            name: "default".into(),
+            description: Some("Created on first run".into()),
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+            version: 1,
+        })
+        .await?;
+        let (value, new) = tokens::mint(
+            &org.id,
+            "operator",
+            Role::Admin,
+            None,
+            true,
+            "system:first-run",
+            now,
+        );
+        tx.insert_token(&new).await?;
+        tx.append_audit(&NewAudit {
+            org_id: org.id.clone(),
+            at: now,
+            actor: "system:first-run".into(),
+            action: "org.create".into(),
+            target: Some(org.id.to_string()),
+            outcome: "success".into(),
+            details: serde_json::json!({"name": "default", "operator_token": new.record.id}),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(Some(value))
+    }
+}
+
+async fn open_vault(
+    store: &Store,
+    key: KeyChoice,
+    clock: &dyn Clock,
+) -> Result<(Vault, Option<RootKey>)> {
+    let rows = store.vault_keys().await?;
+    let root = match key {
+        KeyChoice::Key(root) => root,
+        KeyChoice::Missing(why) => return Ok((Vault::sealed(why), None)),
+    };
+    if rows.is_empty() {
+        let key = generate_data_key();
+        let row = VaultKeyRow {
+            version: 1,
+            wrapped: wrap_data_key(&root, 1, &key)?,
+            root_fingerprint: root.fingerprint(),
+            created_at: clock.now(),
+        };
+        let mut tx = store.begin().await?;
+        tx.insert_vault_key(&row).await?;
+        tx.commit().await?;
+        let ring = Keyring::new(vec![(1, key)])
+            .ok_or_else(|| crate::EngineError::Internal("keyring".into()))?;
+        return Ok((Vault::unsealed(ring), Some(root)));
+    }
+    match unwrap_all(&root, &rows) {
+        Ok(ring) => Ok((Vault::unsealed(ring), Some(root))),
+        Err(_) => {
+            let expected = rows
+                .last()
+                .map(|r| r.root_fingerprint.clone())
+                .unwrap_or_default();
+            let why = format!(
+                "the master key (fingerprint {}) is not the one this store was sealed with \
+                 (fingerprint {expected})",
+                root.fingerprint()
+            );
+            Ok((Vault::sealed(why), None))
+        }
+    }
+}
+
+pub(crate) fn unwrap_all(root: &RootKey, rows: &[VaultKeyRow]) -> Result<Keyring> {
+    let mut keys = Vec::with_capacity(rows.len());
+    for r in rows {
+        let version = u32::try_from(r.version)
+            .map_err(|_| crate::EngineError::Internal("key version".into()))?;
+        keys.push((version, unwrap_data_key(root, version, &r.wrapped)?));
+    }
+    Keyring::new(keys).ok_or_else(|| crate::EngineError::Internal("empty keyring".into()))
+}

@@ -1,0 +1,487 @@
+//! Connection CRUD: validation at the edge, secrets sealed per field, organization and project
+//! boundaries enforced, every change audited in its own transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use patchbay_domain::api::{CreateConnection, Page, UpdateConnection};
+use patchbay_domain::connection::Connection;
+use patchbay_domain::validate::{Draft, SecretInput, ValidConnection, validate_connection};
+use patchbay_domain::{
+    AuthType, ConnectionId, Kind, Principal, ProjectId, Status, ValidationErrors,
+};
+use patchbay_store::{ConnectionFilter, NewConnection, ProjectRecord, SecretRow, StoreError};
+use patchbay_vault::Aad;
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value};
+
+use crate::orgs::conflict_name;
+use crate::{EngineError, Hub, Result};
+
+/// Query parameters of `GET /v1/connections`, as received.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub project: Option<String>,
+    pub kind: Option<String>,
+    pub provider: Option<String>,
+    pub auth: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+pub(crate) const MAX_PAGE: u32 = 200;
+const DEFAULT_PAGE: u32 = 50;
+
+/// RFC 7396 JSON merge patch: `null` removes a key, objects merge, anything else replaces.
+pub(crate) fn merge_patch(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+    for (k, v) in patch {
+        match v {
+            Value::Null => {
+                target.remove(k);
+            }
+            Value::Object(p) => match target.get_mut(k) {
+                Some(Value::Object(t)) => merge_patch(t, p),
+                _ => {
+                    target.insert(k.clone(), v.clone());
+                }
+            },
+            _ => {
+                target.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// The associated data of one connection secret field.
+pub(crate) fn field_aad<'a>(org: &'a str, connection: &'a str, field: &'a str) -> Aad<'a> {
+    Aad {
+        org,
+        object: connection,
+        field,
+    }
+}
+
+fn require_writer(p: &Principal) -> Result<()> {
+    if p.can_write() {
+        Ok(())
+    } else {
+        Err(EngineError::forbidden(
+            "changing connections needs an admin or member token",
+        ))
+    }
+}
+
+impl Hub {
+    /// The project a create body names (id or name), the caller's scope, or `default`.
+    async fn resolve_project(&self, p: &Principal, asked: Option<&str>) -> Result<ProjectRecord> {
+        let store = self.store();
+        let found = match (asked, &p.project_id) {
+            (None, Some(scope)) => store.get_project(&p.org_id, scope).await?,
+            (None, None) => store.find_project(&p.org_id, "default").await?,
+            (Some(a), _) => match a.parse::<ProjectId>() {
+                Ok(id) => store.get_project(&p.org_id, &id).await?,
+                Err(_) => store.find_project(&p.org_id, a).await?,
+            },
+        };
+        match found {
+            Some(r) if p.sees_project(&r.id) => Ok(r),
+            _ => Err(ValidationErrors::single("project", "no such project").into()),
+        }
+    }
+
+    /// A live connection the caller may see.
+    pub(crate) async fn visible_connection(
+        &self,
+        p: &Principal,
+        id: &ConnectionId,
+    ) -> Result<Connection> {
+        match self.store().get_connection(&p.org_id, id).await? {
+            Some(c) if p.sees_project(&c.project) => Ok(c),
+            _ => Err(EngineError::NotFound("connection")),
+        }
+    }
+
+    pub async fn get_connection(&self, p: &Principal, id: &ConnectionId) -> Result<Connection> {
+        self.visible_connection(p, id).await
+    }
+
+    pub async fn list_connections(&self, p: &Principal, q: ListQuery) -> Result<Page<Connection>> {
+        let mut errs = ValidationErrors::new();
+        let mut filter = ConnectionFilter::default();
+        if let Some(k) = &q.kind {
+            filter.kind = Kind::parse(k).or_else(|| {
+                errs.push("kind", format!("expected one of {}", Kind::expected()));
+                None
+            });
+        }
+        if let Some(a) = &q.auth {
+            filter.auth = AuthType::parse(a).or_else(|| {
+                errs.push("auth", format!("expected one of {}", AuthType::expected()));
+                None
+            });
+        }
+        if let Some(s) = &q.status {
+            filter.status = Status::parse(s).or_else(|| {
+                errs.push("status", format!("expected one of {}", Status::expected()));
+                None
+            });
+        }
+        filter.provider = q.provider.clone();
+        let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            errs.push("limit", format!("must be between 1 and {MAX_PAGE}"));
+        }
+        let cursor = match &q.cursor {
+            None => None,
+            Some(c) => c
+                .parse::<ConnectionId>()
+                .map_err(|_| errs.push("cursor", "is not a cursor from a previous page"))
+                .ok(),
+        };
+        errs.into_result(())?;
+        let empty = Page {
+            items: vec![],
+            next_cursor: None,
+        };
+        if let Some(asked) = &q.project {
+            let project = match asked.parse::<ProjectId>() {
+                Ok(id) => self.store().get_project(&p.org_id, &id).await?,
+                Err(_) => self.store().find_project(&p.org_id, asked).await?,
+            };
+            match project {
+                Some(r) if p.sees_project(&r.id) => filter.project = Some(r.id),
+                _ => return Ok(empty),
+            }
+        } else if let Some(scope) = &p.project_id {
+            filter.project = Some(scope.clone());
+        }
+        let (items, next) = self
+            .store()
+            .list_connections(&p.org_id, &filter, cursor.as_ref(), limit)
+            .await?;
+        Ok(Page {
+            items,
+            next_cursor: next.map(|c| c.to_string()),
+        })
+    }
+
+    /// Checks what validation cannot: references name existing secrets, stdio servers are
+    /// started only by admins.
+    async fn check_policy(&self, p: &Principal, v: &ValidConnection) -> Result<()> {
+        let mut errs = ValidationErrors::new();
+        if v.kind == Kind::Mcp && v.config.contains_key("command") && !p.is_admin() {
+            return Err(EngineError::forbidden(
+                "only an admin may configure a stdio MCP command",
+            ));
+        }
+        for (field, input) in &v.secrets {
+            if let SecretInput::Ref(name) = input {
+                if self
+                    .store()
+                    .get_secret(&p.org_id, name.as_str())
+                    .await?
+                    .is_none()
+                {
+                    errs.push(
+                        format!("secrets.{field}"),
+                        format!("refers to secret {:?}, which does not exist", name.as_str()),
+                    );
+                }
+            }
+        }
+        errs.into_result(())?;
+        Ok(())
+    }
+
+    /// Seals the written secret fields of connection `id`.
+    fn seal_fields(
+        &self,
+        p: &Principal,
+        id: &ConnectionId,
+        secrets: &BTreeMap<String, SecretInput>,
+    ) -> Result<Vec<SecretRow>> {
+        if secrets.is_empty() {
+            return Ok(vec![]);
+        }
+        let ring = self.vault().keyring()?;
+        let mut rows = Vec::with_capacity(secrets.len());
+        for (field, input) in secrets {
+            rows.push(match input {
+                SecretInput::Value(v) => SecretRow {
+                    field: field.clone(),
+                    key_version: Some(i64::from(ring.current_version())),
+                    ciphertext: Some(ring.seal(
+                        &field_aad(p.org_id.as_str(), id.as_str(), field),
+                        v.expose_secret().as_bytes(),
+                    )?),
+                    secret_ref: None,
+                },
+                SecretInput::Ref(name) => SecretRow {
+                    field: field.clone(),
+                    key_version: None,
+                    ciphertext: None,
+                    secret_ref: Some(name.to_string()),
+                },
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Validates a create body without storing anything (also used by test-before-save).
+    pub async fn validate_new(
+        &self,
+        p: &Principal,
+        body: &CreateConnection,
+    ) -> Result<(ProjectRecord, ValidConnection)> {
+        let draft = Draft {
+            name: Some(body.name.clone()),
+            kind: Some(body.kind.clone()),
+            provider: body.provider.clone(),
+            auth: body.auth.clone(),
+            config: body.config.clone(),
+            secrets: body.secrets.clone(),
+        };
+        let project = self.resolve_project(p, body.project.as_deref());
+        let valid = validate_connection(&draft, &BTreeSet::new());
+        // Report project and field errors together.
+        let (project, valid) = match (project.await, valid) {
+            (Ok(pr), Ok(v)) => (pr, v),
+            (Err(EngineError::Validation(mut a)), Err(b)) => {
+                a.0.extend(b.0);
+                return Err(a.into());
+            }
+            (Err(e), _) => return Err(e),
+            (_, Err(b)) => return Err(b.into()),
+        };
+        self.check_policy(p, &valid).await?;
+        Ok((project, valid))
+    }
+
+    pub async fn create_connection(
+        &self,
+        p: &Principal,
+        body: CreateConnection,
+    ) -> Result<Connection> {
+        require_writer(p)?;
+        let (project, v) = self.validate_new(p, &body).await?;
+        let id = ConnectionId::generate();
+        let rows = self.seal_fields(p, &id, &v.secrets)?;
+        let now = self.now();
+        let connection = Connection {
+            id: id.clone(),
+            org_id: Some(p.org_id.clone()),
+            project: project.id.clone(),
+            name: v.name.clone(),
+            kind: v.kind,
+            provider: v.provider.clone(),
+            auth: v.auth.clone(),
+            config: v.config.clone(),
+            secrets: BTreeMap::new(),
+            status: v.initial_status,
+            test_status: patchbay_domain::TestStatus::Untested,
+            test_message: None,
+            test_latency_ms: None,
+            last_tested_at: None,
+            last_used_at: None,
+            used_by: vec![],
+            oauth: None,
+            mcp: None,
+            created_by: p.actor(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        let mut tx = self.store().begin().await?;
+        tx.insert_connection(&NewConnection {
+            org_id: p.org_id.clone(),
+            connection,
+            secrets: rows,
+        })
+        .await
+        .map_err(|e| conflict_name(e, "connection in this project", &v.name))?;
+        tx.append_audit(&self.event(p, "connection.create", Some(id.to_string()), "success", serde_json::json!({
+            "name": v.name.as_str(), "kind": v.kind, "provider": v.provider, "auth": v.auth_type,
+            "project": project.id, "secret_fields": v.secrets.keys().collect::<Vec<_>>(),
+        })))
+        .await?;
+        tx.commit().await?;
+        self.visible_connection(p, &id).await
+    }
+
+    pub async fn update_connection(
+        &self,
+        p: &Principal,
+        id: &ConnectionId,
+        patch: UpdateConnection,
+        if_match: Option<i64>,
+    ) -> Result<Connection> {
+        require_writer(p)?;
+        let mut tx = self.store().begin().await?;
+        let current = match tx.lock_connection(&p.org_id, id).await? {
+            Some(c) if p.sees_project(&c.project) => c,
+            _ => return Err(EngineError::NotFound("connection")),
+        };
+        if if_match.is_some_and(|v| v != current.version) {
+            return Err(EngineError::VersionMismatch {
+                kind: "connection",
+                current: current.version,
+            });
+        }
+        let mut errs = ValidationErrors::new();
+        let object = |v: &Option<Value>, field: &str, errs: &mut ValidationErrors| match v {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => {
+                errs.push(field, "must be an object");
+                Map::new()
+            }
+        };
+        let auth_patch = object(&patch.auth, "auth", &mut errs);
+        let config_patch = object(&patch.config, "config", &mut errs);
+        let new_type = auth_patch.get("type").and_then(Value::as_str);
+        let auth = if new_type.is_some_and(|t| t != current.auth_type().as_str()) {
+            auth_patch.clone()
+        } else {
+            let mut a = current.auth.clone();
+            merge_patch(&mut a, &auth_patch);
+            a
+        };
+        let mut config = current.config.clone();
+        merge_patch(&mut config, &config_patch);
+        let status = match patch.status.as_deref() {
+            None => None,
+            Some("active") => Some(Status::Active),
+            Some("disabled") => Some(Status::Disabled),
+            Some(_) => {
+                errs.push("status", "may only be set to active or disabled");
+                None
+            }
+        };
+        let draft = Draft {
+            name: Some(
+                patch
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| Value::String(current.name.to_string())),
+            ),
+            kind: Some(Value::String(current.kind.as_str().into())),
+            provider: Some(
+                patch
+                    .provider
+                    .clone()
+                    .unwrap_or_else(|| Value::String(current.provider.clone())),
+            ),
+            auth: Some(Value::Object(auth)),
+            config: Some(Value::Object(config)),
+            secrets: patch.secrets.clone(),
+        };
+        let existing: BTreeSet<String> = current.secrets.keys().cloned().collect();
+        let valid = validate_connection(&draft, &existing);
+        let v = match valid {
+            Ok(v) => errs.into_result(v)?,
+            Err(mut e) => {
+                e.0.splice(0..0, errs.0);
+                return Err(e.into());
+            }
+        };
+        self.check_policy(p, &v).await?;
+        let rows = self.seal_fields(p, id, &v.secrets)?;
+        let mut updated = current.clone();
+        updated.name = v.name.clone();
+        updated.provider = v.provider.clone();
+        updated.auth = v.auth.clone();
+        updated.config = v.config.clone();
+        updated.updated_at = self.now();
+        if v.auth_type != current.auth_type() {
+            updated.status = v.initial_status;
+        }
+        if let Some(s) = status {
+            updated.status = s;
+        }
+        let remove: Vec<String> = v
+            .remove_secrets
+            .iter()
+            .filter(|f| !v.secrets.contains_key(*f))
+            .cloned()
+            .collect();
+        tx.update_connection(&p.org_id, &updated, current.version, &rows, &remove)
+            .await
+            .map_err(|e| match e {
+                StoreError::VersionMismatch => EngineError::VersionMismatch {
+                    kind: "connection",
+                    current: current.version + 1,
+                },
+                other => conflict_name(other, "connection in this project", &v.name),
+            })?;
+        let changed: Vec<&str> = [
+            ("name", patch.name.is_some()),
+            ("provider", patch.provider.is_some()),
+            ("auth", patch.auth.is_some()),
+            ("config", patch.config.is_some()),
+            ("status", patch.status.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, changed)| changed.then_some(k))
+        .collect();
+        tx.append_audit(&self.event(
+            p,
+            "connection.update",
+            Some(id.to_string()),
+            "success",
+            serde_json::json!({
+                "changed": changed,
+                "secrets_written": v.secrets.keys().collect::<Vec<_>>(),
+                "secrets_removed": remove,
+            }),
+        ))
+        .await?;
+        tx.commit().await?;
+        self.visible_connection(p, id).await
+    }
+
+    pub async fn delete_connection(&self, p: &Principal, id: &ConnectionId) -> Result<()> {
+        require_writer(p)?;
+        let current = self.visible_connection(p, id).await?;
+        let mut tx = self.store().begin().await?;
+        tx.delete_connection(&p.org_id, id, current.status, self.now())
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => EngineError::NotFound("connection"),
+                other => other.into(),
+            })?;
+        tx.append_audit(&self.event(
+            p,
+            "connection.delete",
+            Some(id.to_string()),
+            "success",
+            serde_json::json!({
+                "name": current.name.as_str(),
+            }),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut target = json!({"a": 1, "h": {"x": "1", "y": "2"}, "gone": true})
+            .as_object()
+            .unwrap()
+            .clone();
+        let patch = json!({"a": 2, "h": {"y": null, "z": "3"}, "gone": null, "new": [1]});
+        merge_patch(&mut target, patch.as_object().unwrap());
+        assert_eq!(
+            Value::Object(target),
+            json!({"a": 2, "h": {"x": "1", "z": "3"}, "new": [1]})
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! Key rotation: add a data-key version, then re-encrypt every stored ciphertext onto it in
+//! batches while the server keeps serving. No plaintext ever leaves this module.
+
+use patchbay_domain::Principal;
+use patchbay_domain::api::{KeyVersion, KeysStatus, RotationProgress};
+use patchbay_store::{CiphertextRef, VaultKeyRow};
+use patchbay_vault::{generate_data_key, wrap_data_key};
+
+use crate::bootstrap::unwrap_all;
+use crate::connections::field_aad;
+use crate::orgs::require_operator;
+use crate::secrets::secret_aad;
+use crate::{EngineError, Hub, Result};
+
+const BATCH: i64 = 500;
+
+impl Hub {
+    pub async fn keys_status(&self, p: &Principal) -> Result<KeysStatus> {
+        require_operator(p)?;
+        let counts = self.store().ciphertexts_by_version().await?;
+        let versions = self
+            .store()
+            .vault_keys()
+            .await?
+            .into_iter()
+            .map(|k| KeyVersion {
+                version: k.version,
+                created_at: k.created_at,
+                rows: counts
+                    .iter()
+                    .find(|(v, _)| *v == k.version)
+                    .map_or(0, |(_, n)| *n),
+            })
+            .collect();
+        let ring = self.vault().keyring().ok();
+        Ok(KeysStatus {
+            sealed: ring.is_none(),
+            current_version: ring.map(|r| i64::from(r.current_version())),
+            versions,
+            rotation: self
+                .inner
+                .rotation
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        })
+    }
+
+    /// Starts a rotation in the background and returns its first progress report.
+    pub async fn rotate_keys(&self, p: &Principal) -> Result<RotationProgress> {
+        require_operator(p)?;
+        let root = self.inner.root.as_ref().ok_or_else(|| {
+            EngineError::Sealed(
+                "the vault is sealed: keys cannot be rotated without the master key".into(),
+            )
+        })?;
+        {
+            let guard = self
+                .inner
+                .rotation
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if guard.as_ref().is_some_and(|r| !r.finished) {
+                return Err(EngineError::Conflict(
+                    "a key rotation is already running".into(),
+                ));
+            }
+        }
+        let rows = self.store().vault_keys().await?;
+        let next = rows.last().map_or(1, |r| r.version + 1);
+        let key = generate_data_key();
+        let version = u32::try_from(next)
+            .map_err(|_| EngineError::Internal("key version overflow".into()))?;
+        let row = VaultKeyRow {
+            version: next,
+            wrapped: wrap_data_key(root, version, &key)?,
+            root_fingerprint: root.fingerprint(),
+            created_at: self.now(),
+        };
+        let mut tx = self.store().begin().await?;
+        tx.insert_vault_key(&row).await?;
+        tx.append_audit(&self.event(
+            p,
+            "keys.rotate",
+            Some(format!("key:{next}")),
+            "started",
+            serde_json::json!({}),
+        ))
+        .await?;
+        tx.commit().await?;
+        self.reload_keys().await?;
+        let total: i64 = self
+            .store()
+            .ciphertexts_by_version()
+            .await?
+            .iter()
+            .filter(|(v, _)| *v != next)
+            .map(|(_, n)| n)
+            .sum();
+        let progress = RotationProgress {
+            target_version: next,
+            done: 0,
+            total,
+            finished: false,
+            error: None,
+        };
+        *self
+            .inner
+            .rotation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(progress.clone());
+        let hub = self.clone();
+        let actor = p.clone();
+        tokio::spawn(async move {
+            let outcome = hub.reencrypt_all(next).await;
+            if let Some(r) = hub
+                .inner
+                .rotation
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_mut()
+            {
+                r.finished = true;
+                r.error = outcome.as_ref().err().map(|e| e.to_string());
+            }
+            let (result, details) = match &outcome {
+                Ok(n) => ("success", serde_json::json!({"reencrypted": n})),
+                Err(e) => ("failure", serde_json::json!({"error": e.to_string()})),
+            };
+            let event = hub.event(
+                &actor,
+                "keys.rotate",
+                Some(format!("key:{next}")),
+                result,
+                details,
+            );
+            if let Err(e) = hub.store().audit(&event).await {
+                tracing::error!(error = %e, "could not audit the end of a key rotation");
+            }
+        });
+        Ok(progress)
+    }
+
+    /// Re-reads the wrapped data keys (after this or another replica added one).
+    pub async fn reload_keys(&self) -> Result<()> {
+        let Some(root) = self.inner.root.as_ref() else {
+            return Ok(());
+        };
+        let ring = unwrap_all(root, &self.store().vault_keys().await?)?;
+        self.vault().install(ring);
+        Ok(())
+    }
+
+    async fn reencrypt_all(&self, target: i64) -> Result<i64> {
+        let mut done = 0;
+        loop {
+            let batch = self.store().stale_ciphertexts(target, BATCH).await?;
+            if batch.is_empty() {
+                return Ok(done);
+            }
+            let ring = self.vault().keyring()?;
+            let mut tx = self.store().begin().await?;
+            for item in &batch {
+                let (org, object, field, ciphertext) = match item {
+                    CiphertextRef::Connection {
+                        org_id,
+                        connection_id,
+                        field,
+                        ciphertext,
+                    } => (
+                        org_id.as_str(),
+                        connection_id.clone(),
+                        field.as_str(),
+                        ciphertext,
+                    ),
+                    CiphertextRef::Secret {
+                        org_id,
+                        secret_id,
+                        ciphertext,
+                    } => (
+                        org_id.as_str(),
+                        format!("secret:{secret_id}"),
+                        "value",
+                        ciphertext,
+                    ),
+                };
+                let aad = if field == "value" && object.starts_with("secret:") {
+                    secret_aad(org, &object)
+                } else {
+                    field_aad(org, &object, field)
+                };
+                let plain = ring.open(&aad, ciphertext).map_err(|e| {
+                    EngineError::Integrity(format!(
+                        "rotation stopped: {object} field {field:?} does not decrypt ({e})"
+                    ))
+                })?;
+                let sealed = ring.seal(&aad, &plain)?;
+                tx.replace_ciphertext(item, sealed, target).await?;
+            }
+            tx.commit().await?;
+            done += batch.len() as i64;
+            if let Some(r) = self
+                .inner
+                .rotation
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_mut()
+            {
+                r.done = done.min(r.total.max(done));
+                r.total = r.total.max(done);
+            }
+        }
+    }
+}

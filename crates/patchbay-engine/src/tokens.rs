@@ -1,0 +1,233 @@
+//! API tokens: minting (`pb_` + 43 URL-safe base64 characters), hashing, authentication, and
+//! the admin's token management.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use patchbay_domain::api::{CreateToken, CreatedToken, Token};
+use patchbay_domain::{Name, OrgId, Principal, ProjectId, Role, TokenId, ValidationErrors};
+use patchbay_store::{NewToken, TokenRecord};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::{EngineError, Hub, Result};
+
+pub const TOKEN_PREFIX: &str = "pb_";
+
+/// SHA-256 of a token value: tokens carry 256 random bits, so a fast hash is enough.
+pub fn hash_token(value: &str) -> Vec<u8> {
+    Sha256::digest(value.as_bytes()).to_vec()
+}
+
+fn looks_like_token(value: &str) -> bool {
+    value.len() == 46
+        && value.starts_with(TOKEN_PREFIX)
+        && value[3..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A fresh token value and the row that stores its hash.
+pub(crate) fn mint(
+    org: &OrgId,
+    name: &str,
+    role: Role,
+    project: Option<ProjectId>,
+    operator: bool,
+    created_by: &str,
+    now: DateTime<Utc>,
+) -> (String, NewToken) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let value = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let record = TokenRecord {
+        id: TokenId::generate(),
+        org_id: org.clone(),
+        name: name.to_owned(),
+        role,
+        project_id: project,
+        operator,
+        hint: format!("{}…", &value[..7]),
+        created_by: created_by.to_owned(),
+        created_at: now,
+        last_used_at: None,
+    };
+    let hash = hash_token(&value);
+    (value, NewToken { record, hash })
+}
+
+pub(crate) fn view(t: &TokenRecord) -> Token {
+    Token {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        role: t.role,
+        project: t.project_id.clone(),
+        operator: t.operator,
+        hint: t.hint.clone(),
+        created_at: t.created_at,
+        last_used_at: t.last_used_at,
+    }
+}
+
+impl Hub {
+    /// The principal behind a bearer token value.
+    pub async fn authenticate(&self, value: &str) -> Result<Principal> {
+        if !looks_like_token(value) {
+            return Err(EngineError::Unauthenticated);
+        }
+        let t = self
+            .store()
+            .token_by_hash(&hash_token(value))
+            .await?
+            .ok_or(EngineError::Unauthenticated)?;
+        self.touch(&t).await;
+        Ok(Principal {
+            token_id: t.id,
+            org_id: t.org_id,
+            role: t.role,
+            project_id: t.project_id,
+            operator: t.operator,
+        })
+    }
+
+    /// Records `last_used_at` at most once a minute per token, off the request's critical data.
+    async fn touch(&self, t: &TokenRecord) {
+        let now = self.now();
+        let due = {
+            let mut touches = self
+                .inner
+                .token_touches
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let last = touches.get(t.id.as_str()).copied().or(t.last_used_at);
+            let due = last.is_none_or(|l| (now - l).num_seconds() >= 60);
+            if due {
+                touches.insert(t.id.to_string(), now);
+            }
+            due
+        };
+        if due {
+            if let Err(e) = self.store().touch_token(&t.id, now).await {
+                tracing::warn!(error = %e, "could not record token use");
+            }
+        }
+    }
+
+    pub async fn list_tokens(&self, p: &Principal) -> Result<Vec<Token>> {
+        require_admin(p)?;
+        let all = self.store().list_tokens(&p.org_id).await?;
+        Ok(all
+            .iter()
+            .filter(|t| p.project_id.is_none() || t.project_id == p.project_id)
+            .map(view)
+            .collect())
+    }
+
+    pub async fn create_token(&self, p: &Principal, req: CreateToken) -> Result<CreatedToken> {
+        require_admin(p)?;
+        let name = Name::parse(&req.name).map_err(|e| ValidationErrors::single("name", e))?;
+        let project = match (&p.project_id, req.project) {
+            (Some(scope), Some(asked)) if *scope != asked => {
+                return Err(EngineError::NotFound("project"));
+            }
+            (Some(scope), _) => Some(scope.clone()),
+            (None, asked) => asked,
+        };
+        if let Some(project) = &project {
+            if self
+                .store()
+                .get_project(&p.org_id, project)
+                .await?
+                .is_none()
+            {
+                return Err(ValidationErrors::single("project", "no such project").into());
+            }
+        }
+        let (value, new) = mint(
+            &p.org_id,
+            name.as_str(),
+            req.role,
+            project,
+            false,
+            &p.actor(),
+            self.now(),
+        );
+        let mut tx = self.store().begin().await?;
+        tx.insert_token(&new).await?;
+        tx.append_audit(&self.event(
+            p,
+            "token.create",
+            Some(new.record.id.to_string()),
+            "success",
+            serde_json::json!({"name": name.as_str(), "role": req.role.as_str(), "project": new.record.project_id}),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(CreatedToken {
+            token: view(&new.record),
+            value,
+        })
+    }
+
+    pub async fn delete_token(&self, p: &Principal, id: &TokenId) -> Result<()> {
+        require_admin(p)?;
+        let visible = self
+            .store()
+            .list_tokens(&p.org_id)
+            .await?
+            .into_iter()
+            .any(|t| &t.id == id && (p.project_id.is_none() || t.project_id == p.project_id));
+        if !visible {
+            return Err(EngineError::NotFound("token"));
+        }
+        let mut tx = self.store().begin().await?;
+        tx.revoke_token(&p.org_id, id, self.now()).await?;
+        tx.append_audit(&self.event(
+            p,
+            "token.revoke",
+            Some(id.to_string()),
+            "success",
+            serde_json::json!({}),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn require_admin(p: &Principal) -> Result<()> {
+    if p.is_admin() {
+        Ok(())
+    } else {
+        Err(EngineError::forbidden("this needs an admin token"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_tokens_have_the_documented_shape() {
+        let (value, new) = mint(
+            &OrgId::generate(),
+            "t",
+            Role::Viewer,
+            None,
+            false,
+            "x",
+            Utc::now(),
+        );
+        assert!(looks_like_token(&value), "{value}");
+        assert_eq!(value.len(), 46);
+        assert_eq!(new.hash, hash_token(&value));
+        assert!(!new.record.hint.contains(&value[7..]));
+    }
+
+    #[test]
+    fn malformed_values_are_not_looked_up() {
+        assert!(!looks_like_token("pb_short"));
+        assert!(!looks_like_token(&format!("xx_{}", "a".repeat(43))));
+        assert!(!looks_like_token(&format!("pb_{}'", "a".repeat(42))));
+    }
+}
