@@ -1,0 +1,46 @@
+//! The OpenAPI document at `/v1/openapi.json`, generated from the handlers' annotations.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::startup::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Patchbay", description = "A self-hostable connections hub."),
+    paths(
+        super::health::healthz, super::health::readyz,
+        super::orgs::me, super::orgs::list, super::orgs::create,
+        super::projects::list, super::projects::create, super::projects::read, super::projects::update,
+        super::projects::remove,
+        super::tokens::list, super::tokens::create, super::tokens::revoke,
+        super::secrets::list, super::secrets::create, super::secrets::replace, super::secrets::remove,
+        super::connections::list, super::connections::create, super::connections::read,
+        super::connections::update, super::connections::remove, super::connections::credentials,
+        super::audit::list, super::audit::verify,
+        super::keys::status, super::keys::rotate,
+    ),
+    components(schemas(crate::error::Problem)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("pb_…").build()),
+        );
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+}

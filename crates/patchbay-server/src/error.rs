@@ -1,0 +1,149 @@
+//! `ApiError`: the one mapping from failures to RFC 9457 problem documents with a stable
+//! `code`. 5xx causes are logged here and never shown beyond a generic sentence, except the
+//! integrity failures the engine phrases for users (they name objects, never values).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use patchbay_domain::FieldError;
+use patchbay_engine::EngineError;
+use serde::Serialize;
+
+#[derive(Debug)]
+pub enum ApiError {
+    Engine(EngineError),
+    /// The body is not JSON of the expected shape (400).
+    BadJson(String),
+    /// A query string of the wrong shape (400).
+    BadQuery(String),
+    /// A header of the wrong shape (400).
+    BadHeader(String),
+    PayloadTooLarge(usize),
+    UnsupportedMediaType,
+    RouteNotFound,
+    MethodNotAllowed,
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        ApiError::Engine(e)
+    }
+}
+
+/// The problem document, as served and as the client parses it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
+}
+
+impl ApiError {
+    fn parts(self) -> (StatusCode, &'static str, String, Vec<FieldError>, Option<i64>) {
+        use EngineError as E;
+        match self {
+            ApiError::Engine(e) => match e {
+                E::Validation(v) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    v.to_string(),
+                    v.0,
+                    None,
+                ),
+                E::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message, vec![], None),
+                E::Unauthenticated => (
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "a valid token is required: Authorization: Bearer pb_…".into(),
+                    vec![],
+                    None,
+                ),
+                E::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, vec![], None),
+                E::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found"), vec![], None),
+                E::Conflict(m) => (StatusCode::CONFLICT, "conflict", m, vec![], None),
+                e @ E::VersionMismatch { current, .. } => (
+                    StatusCode::PRECONDITION_FAILED,
+                    "version_mismatch",
+                    e.to_string(),
+                    vec![],
+                    Some(current),
+                ),
+                E::Sealed(m) => (StatusCode::SERVICE_UNAVAILABLE, "vault_sealed", m, vec![], None),
+                E::Integrity(m) => {
+                    tracing::error!(detail = %m, "integrity failure");
+                    (StatusCode::INTERNAL_SERVER_ERROR, "integrity_error", m, vec![], None)
+                }
+                E::Internal(cause) => {
+                    tracing::error!(%cause, "internal error");
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "an internal error occurred; it has been logged".into(),
+                        vec![],
+                        None,
+                    )
+                }
+            },
+            ApiError::BadJson(m) => (StatusCode::BAD_REQUEST, "bad_json", m, vec![], None),
+            ApiError::BadQuery(m) => (StatusCode::BAD_REQUEST, "bad_query", m, vec![], None),
+            ApiError::BadHeader(m) => (StatusCode::BAD_REQUEST, "bad_header", m, vec![], None),
+            ApiError::PayloadTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the request body exceeds {limit} bytes"),
+                vec![],
+                None,
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as Content-Type: application/json".into(),
+                vec![],
+                None,
+            ),
+            ApiError::RouteNotFound => (StatusCode::NOT_FOUND, "not_found", "no such route".into(), vec![], None),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method".into(),
+                vec![],
+                None,
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, detail, errors, current_version) = self.parts();
+        let problem = Problem {
+            kind: format!("urn:patchbay:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            code: code.to_owned(),
+            errors,
+            current_version,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

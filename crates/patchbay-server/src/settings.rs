@@ -1,0 +1,52 @@
+//! The server's typed settings; the CLI layers defaults, the TOML file, `PATCHBAY_*`
+//! variables and flags into one of these.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+
+use crate::logging::LogFormat;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// The URL users reach Patchbay at; defaults to `http://{listen}`.
+    pub public_url: Option<url::Url>,
+    /// Where the embedded SQLite database and the generated key file live.
+    pub data_dir: PathBuf,
+    /// `postgres://…` to scale out; `None` for the embedded SQLite default.
+    pub database_url: Option<String>,
+    /// The root key, base64 (`PATCHBAY_MASTER_KEY`).
+    pub master_key: Option<SecretString>,
+    pub master_key_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+    /// Largest accepted JSON request body.
+    pub body_limit: usize,
+}
+
+impl Settings {
+    pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8750";
+
+    /// Defaults around a data directory; handy for tests.
+    pub fn with_data_dir(data_dir: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8750)),
+            public_url: None,
+            data_dir,
+            database_url: None,
+            master_key: None,
+            master_key_file: None,
+            log_format: LogFormat::Text,
+            body_limit: 1024 * 1024,
+        }
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("patchbay.db")
+    }
+
+    pub fn generated_key_path(&self) -> PathBuf {
+        self.data_dir.join("master.key")
+    }
+}

@@ -1,0 +1,189 @@
+//! Building and running the server: open the store, unseal the vault, bind the listener
+//! (port 0 in tests), serve until a shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use patchbay_engine::{Hub, KeyChoice, Started, SystemClock};
+use patchbay_store::Store;
+use patchbay_vault::RootKey;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+use crate::settings::Settings;
+
+/// Shared by every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub hub: Hub,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("cannot open the store: {0}")]
+    Store(#[from] patchbay_store::StoreError),
+    #[error("master key: {0}")]
+    Key(#[from] patchbay_vault::VaultError),
+    #[error("start-up failed: {0}")]
+    Engine(#[from] patchbay_engine::EngineError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A server ready to run.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    addr: SocketAddr,
+    hub: Hub,
+    first_run_token: Option<String>,
+    sealed: Option<String>,
+    key_note: Option<String>,
+    store_location: String,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let (url, store_location) = match &settings.database_url {
+            Some(url) => (url.clone(), redact_url(url)),
+            None => {
+                std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
+                    path: settings.data_dir.display().to_string(),
+                    source,
+                })?;
+                let path = settings.sqlite_path();
+                (Store::sqlite_url(&path), path.display().to_string())
+            }
+        };
+        let store = Store::open(&url).await?;
+        let (key, key_note) = resolve_key(&settings)?;
+        let Started {
+            hub,
+            first_run_token,
+            sealed,
+        } = Hub::start(store, key, Arc::new(SystemClock)).await?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
+        let state = AppState { hub: hub.clone() };
+        let router = crate::api::router(state, settings.body_limit);
+        Ok(Self {
+            listener,
+            router,
+            addr,
+            hub,
+            first_run_token,
+            sealed,
+            key_note,
+            store_location,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The operator's admin token, only on the run that created the store.
+    pub fn first_run_token(&self) -> Option<&str> {
+        self.first_run_token.as_deref()
+    }
+
+    pub fn sealed_reason(&self) -> Option<&str> {
+        self.sealed.as_deref()
+    }
+
+    /// A note about the master key worth telling the operator (e.g. a key file was generated).
+    pub fn key_note(&self) -> Option<&str> {
+        self.key_note.as_deref()
+    }
+
+    pub fn store_location(&self) -> &str {
+        &self.store_location
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    }
+
+    /// Serves until `stop` resolves (tests).
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(stop).await
+    }
+}
+
+fn resolve_key(settings: &Settings) -> Result<(KeyChoice, Option<String>), StartupError> {
+    if let Some(b64) = &settings.master_key {
+        return Ok((KeyChoice::Key(RootKey::from_base64(b64.expose_secret())?), None));
+    }
+    if let Some(path) = &settings.master_key_file {
+        return Ok((KeyChoice::Key(RootKey::load_file(path)?), None));
+    }
+    if settings.database_url.is_some() {
+        return Ok((
+            KeyChoice::Missing(
+                "no master key is configured: set PATCHBAY_MASTER_KEY or --master-key-file".into(),
+            ),
+            None,
+        ));
+    }
+    let path = settings.generated_key_path();
+    let (key, created) = RootKey::load_or_generate(&path)?;
+    let note = created.then(|| {
+        format!(
+            "generated a master key at {} (mode 0600): back it up, without it the stored secrets cannot be read",
+            path.display()
+        )
+    });
+    Ok((KeyChoice::Key(key), note))
+}
+
+/// Hides the password of a database URL for display.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("****"));
+            }
+            u.set_query(None);
+            u.to_string()
+        }
+        Err(_) => "(database URL)".into(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
