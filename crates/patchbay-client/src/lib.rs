@@ -1,1 +1,323 @@
-//! patchbay-client
+//! A typed client for Patchbay's REST API, used by the CLI and the integration tests. Wire
+//! types come from `patchbay_domain::api`; errors carry the server's problem document.
+
+use std::time::Duration;
+
+use patchbay_domain::FieldError;
+use patchbay_domain::api::{
+    AuditEvent, AuditVerification, CreateConnection, CreateOrg, CreateProject, CreateToken,
+    CreatedOrg, CreatedToken, Credentials, KeysStatus, Me, Org, Page, Project, PutSecret,
+    RotationProgress, SecretMeta, Token, UpdateConnection,
+};
+use patchbay_domain::connection::Connection;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach Patchbay at {url}: {source}")]
+    Transport { url: String, source: reqwest::Error },
+    /// The server answered with a problem document.
+    #[error("{status} {code}: {}", summary(.detail, .errors))]
+    Api {
+        status: u16,
+        code: String,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("unexpected response ({status}): {message}")]
+    Decode { status: u16, message: String },
+    #[error("invalid base URL: {0}")]
+    BaseUrl(String),
+}
+
+fn summary(detail: &str, errors: &[FieldError]) -> String {
+    if errors.is_empty() {
+        return detail.to_owned();
+    }
+    let lines: String = errors
+        .iter()
+        .map(|e| format!("\n  - {}: {}", e.field, e.reason))
+        .collect();
+    format!("{} invalid field(s):{lines}", errors.len())
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+#[derive(Deserialize)]
+struct ProblemBody {
+    code: String,
+    detail: String,
+    #[serde(default)]
+    errors: Vec<FieldError>,
+}
+
+/// A raw response, for callers that check status and headers themselves.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: url::Url,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> Result<Self> {
+        let base = url::Url::parse(base).map_err(|e| ClientError::BaseUrl(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .no_proxy()
+            .build()
+            .map_err(|source| ClientError::Transport {
+                url: base.to_string(),
+                source,
+            })?;
+        Ok(Self { http, base, token })
+    }
+
+    pub fn with_token(&self, token: impl Into<String>) -> Self {
+        Self {
+            token: Some(token.into()),
+            ..self.clone()
+        }
+    }
+
+    pub fn base_url(&self) -> &url::Url {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base.as_str().trim_end_matches('/'), path)
+    }
+
+    /// Sends any request; `body` is sent as JSON when given.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<RawResponse> {
+        let url = self.url(path);
+        let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|source| ClientError::Transport {
+            url: url.clone(),
+            source,
+        })?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport { url, source })?
+            .to_vec();
+        Ok(RawResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<T> {
+        let r = self.raw(method, path, body, headers).await?;
+        if !r.status.is_success() {
+            return Err(match serde_json::from_slice::<ProblemBody>(&r.body) {
+                Ok(p) => ClientError::Api {
+                    status: r.status.as_u16(),
+                    code: p.code,
+                    detail: p.detail,
+                    errors: p.errors,
+                },
+                Err(_) => ClientError::Decode {
+                    status: r.status.as_u16(),
+                    message: r.text().chars().take(200).collect(),
+                },
+            });
+        }
+        let body = if r.body.is_empty() {
+            b"null".as_slice()
+        } else {
+            &r.body
+        };
+        serde_json::from_slice(body).map_err(|e| ClientError::Decode {
+            status: r.status.as_u16(),
+            message: e.to_string(),
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.call(Method::GET, path, None, &[]).await
+    }
+
+    async fn send<T: DeserializeOwned, B: serde::Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        let v = serde_json::to_value(body).map_err(|e| ClientError::Decode {
+            status: 0,
+            message: e.to_string(),
+        })?;
+        self.call(method, path, Some(&v), &[]).await
+    }
+
+    async fn delete(&self, path: &str) -> Result<()> {
+        self.call::<Value>(Method::DELETE, path, None, &[])
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn me(&self) -> Result<Me> {
+        self.get("/v1/me").await
+    }
+
+    pub async fn create_org(&self, name: &str) -> Result<CreatedOrg> {
+        self.send(Method::POST, "/v1/orgs", &CreateOrg { name: name.into() })
+            .await
+    }
+
+    pub async fn list_orgs(&self) -> Result<Vec<Org>> {
+        self.get("/v1/orgs").await
+    }
+
+    pub async fn list_projects(&self) -> Result<Vec<Project>> {
+        self.get("/v1/projects").await
+    }
+
+    pub async fn create_project(&self, req: &CreateProject) -> Result<Project> {
+        self.send(Method::POST, "/v1/projects", req).await
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<Token>> {
+        self.get("/v1/tokens").await
+    }
+
+    pub async fn create_token(&self, req: &CreateToken) -> Result<CreatedToken> {
+        self.send(Method::POST, "/v1/tokens", req).await
+    }
+
+    pub async fn revoke_token(&self, id: &str) -> Result<()> {
+        self.delete(&format!("/v1/tokens/{id}")).await
+    }
+
+    pub async fn list_secrets(&self) -> Result<Vec<SecretMeta>> {
+        self.get("/v1/secrets").await
+    }
+
+    pub async fn put_secret(&self, name: &str, req: &PutSecret) -> Result<SecretMeta> {
+        self.send(Method::PUT, &format!("/v1/secrets/{name}"), req)
+            .await
+    }
+
+    pub async fn delete_secret(&self, name: &str) -> Result<()> {
+        self.delete(&format!("/v1/secrets/{name}")).await
+    }
+
+    /// `query` is a ready query string such as `kind=http&limit=10` (may be empty).
+    pub async fn list_connections(&self, query: &str) -> Result<Page<Connection>> {
+        let q = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        self.get(&format!("/v1/connections{q}")).await
+    }
+
+    pub async fn create_connection(&self, req: &CreateConnection) -> Result<Connection> {
+        self.send(Method::POST, "/v1/connections", req).await
+    }
+
+    pub async fn get_connection(&self, id: &str) -> Result<Connection> {
+        self.get(&format!("/v1/connections/{id}")).await
+    }
+
+    pub async fn update_connection(
+        &self,
+        id: &str,
+        req: &UpdateConnection,
+        if_match: Option<i64>,
+    ) -> Result<Connection> {
+        let v = serde_json::to_value(req).map_err(|e| ClientError::Decode {
+            status: 0,
+            message: e.to_string(),
+        })?;
+        let etag = if_match.map(|v| format!("\"{v}\""));
+        let headers: Vec<(&str, &str)> = etag
+            .as_deref()
+            .map(|e| ("if-match", e))
+            .into_iter()
+            .collect();
+        self.call(
+            Method::PATCH,
+            &format!("/v1/connections/{id}"),
+            Some(&v),
+            &headers,
+        )
+        .await
+    }
+
+    pub async fn delete_connection(&self, id: &str) -> Result<()> {
+        self.delete(&format!("/v1/connections/{id}")).await
+    }
+
+    pub async fn credentials(&self, id: &str) -> Result<Credentials> {
+        self.get(&format!("/v1/connections/{id}/credentials")).await
+    }
+
+    pub async fn audit(&self, query: &str) -> Result<Page<AuditEvent>> {
+        let q = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        self.get(&format!("/v1/audit{q}")).await
+    }
+
+    pub async fn verify_audit(&self) -> Result<AuditVerification> {
+        self.get("/v1/audit/verify").await
+    }
+
+    pub async fn keys(&self) -> Result<KeysStatus> {
+        self.get("/v1/keys").await
+    }
+
+    pub async fn rotate_keys(&self) -> Result<RotationProgress> {
+        self.send(Method::POST, "/v1/keys/rotate", &Value::Null)
+            .await
+    }
+}

@@ -45,7 +45,15 @@ pub struct Problem {
 }
 
 impl ApiError {
-    fn parts(self) -> (StatusCode, &'static str, String, Vec<FieldError>, Option<i64>) {
+    fn parts(
+        self,
+    ) -> (
+        StatusCode,
+        &'static str,
+        String,
+        Vec<FieldError>,
+        Option<i64>,
+    ) {
         use EngineError as E;
         match self {
             ApiError::Engine(e) => match e {
@@ -56,7 +64,9 @@ impl ApiError {
                     v.0,
                     None,
                 ),
-                E::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message, vec![], None),
+                E::BadRequest { code, message } => {
+                    (StatusCode::BAD_REQUEST, code, message, vec![], None)
+                }
                 E::Unauthenticated => (
                     StatusCode::UNAUTHORIZED,
                     "unauthenticated",
@@ -65,7 +75,13 @@ impl ApiError {
                     None,
                 ),
                 E::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, vec![], None),
-                E::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found"), vec![], None),
+                E::NotFound(what) => (
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("{what} not found"),
+                    vec![],
+                    None,
+                ),
                 E::Conflict(m) => (StatusCode::CONFLICT, "conflict", m, vec![], None),
                 e @ E::VersionMismatch { current, .. } => (
                     StatusCode::PRECONDITION_FAILED,
@@ -74,10 +90,22 @@ impl ApiError {
                     vec![],
                     Some(current),
                 ),
-                E::Sealed(m) => (StatusCode::SERVICE_UNAVAILABLE, "vault_sealed", m, vec![], None),
+                E::Sealed(m) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "vault_sealed",
+                    m,
+                    vec![],
+                    None,
+                ),
                 E::Integrity(m) => {
                     tracing::error!(detail = %m, "integrity failure");
-                    (StatusCode::INTERNAL_SERVER_ERROR, "integrity_error", m, vec![], None)
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "integrity_error",
+                        m,
+                        vec![],
+                        None,
+                    )
                 }
                 E::Internal(cause) => {
                     tracing::error!(%cause, "internal error");
@@ -107,7 +135,13 @@ impl ApiError {
                 vec![],
                 None,
             ),
-            ApiError::RouteNotFound => (StatusCode::NOT_FOUND, "not_found", "no such route".into(), vec![], None),
+            ApiError::RouteNotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route".into(),
+                vec![],
+                None,
+            ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",

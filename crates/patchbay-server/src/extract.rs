@@ -20,12 +20,18 @@ pub struct Auth(pub Principal);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .ok_or(EngineError::Unauthenticated)?;
         Ok(Auth(state.hub.authenticate(value.trim()).await?))
     }
@@ -44,8 +50,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| {
-                let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+                let mime = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
             });
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
@@ -72,7 +84,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." || path.is_empty() {
-            ApiError::BadJson(format!("the body is not valid JSON for this route: {inner}"))
+            ApiError::BadJson(format!(
+                "the body is not valid JSON for this route: {inner}"
+            ))
         } else {
             ApiError::BadJson(format!("field {path}: {inner}"))
         }
@@ -93,9 +107,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 }
 
 fn serde_urlencoded_from_str<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> {
-    axum::extract::Query::<T>::try_from_uri(&format!("/?{q}").parse().map_err(|_| ApiError::BadQuery("malformed query string".into()))?)
-        .map(|axum::extract::Query(v)| v)
-        .map_err(|e| ApiError::BadQuery(e.body_text()))
+    axum::extract::Query::<T>::try_from_uri(
+        &format!("/?{q}")
+            .parse()
+            .map_err(|_| ApiError::BadQuery("malformed query string".into()))?,
+    )
+    .map(|axum::extract::Query(v)| v)
+    .map_err(|e| ApiError::BadQuery(e.body_text()))
 }
 
 /// `If-Match: "3"` (or `W/"3"`, or `3`) as a version number.
@@ -111,9 +129,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         };
         let text = raw.to_str().unwrap_or("");
         let bare = text.trim().trim_start_matches("W/").trim_matches('"');
-        bare.parse::<i64>()
-            .map(|v| IfMatch(Some(v)))
-            .map_err(|_| ApiError::BadHeader("If-Match must be a version such as \"3\" (the ETag of a read)".into()))
+        bare.parse::<i64>().map(|v| IfMatch(Some(v))).map_err(|_| {
+            ApiError::BadHeader(
+                "If-Match must be a version such as \"3\" (the ETag of a read)".into(),
+            )
+        })
     }
 }
 

@@ -22,7 +22,10 @@ pub struct AppState {
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot open the store: {0}")]
     Store(#[from] patchbay_store::StoreError),
     #[error("master key: {0}")]
@@ -30,7 +33,10 @@ pub enum StartupError {
     #[error("start-up failed: {0}")]
     Engine(#[from] patchbay_engine::EngineError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A server ready to run.
@@ -51,9 +57,11 @@ impl Application {
         let (url, store_location) = match &settings.database_url {
             Some(url) => (url.clone(), redact_url(url)),
             None => {
-                std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
-                    path: settings.data_dir.display().to_string(),
-                    source,
+                std::fs::create_dir_all(&settings.data_dir).map_err(|source| {
+                    StartupError::DataDir {
+                        path: settings.data_dir.display().to_string(),
+                        source,
+                    }
                 })?;
                 let path = settings.sqlite_path();
                 (Store::sqlite_url(&path), path.display().to_string())
@@ -66,10 +74,17 @@ impl Application {
             first_run_token,
             sealed,
         } = Hub::start(store, key, Arc::new(SystemClock)).await?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
         let state = AppState { hub: hub.clone() };
         let router = crate::api::router(state, settings.body_limit);
         Ok(Self {
@@ -122,14 +137,22 @@ impl Application {
     }
 
     /// Serves until `stop` resolves (tests).
-    pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(stop).await
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(stop)
+            .await
     }
 }
 
 fn resolve_key(settings: &Settings) -> Result<(KeyChoice, Option<String>), StartupError> {
     if let Some(b64) = &settings.master_key {
-        return Ok((KeyChoice::Key(RootKey::from_base64(b64.expose_secret())?), None));
+        return Ok((
+            KeyChoice::Key(RootKey::from_base64(b64.expose_secret())?),
+            None,
+        ));
     }
     if let Some(path) = &settings.master_key_file {
         return Ok((KeyChoice::Key(RootKey::load_file(path)?), None));

@@ -13,7 +13,9 @@ use crate::extract::{ApiQuery, Auth};
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/audit", get(list)).route("/audit/verify", get(verify))
+    Router::new()
+        .route("/audit", get(list))
+        .route("/audit/verify", get(verify))
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,15 +45,31 @@ pub async fn list(
         .map(|t| {
             DateTime::parse_from_rfc3339(t)
                 .map(|d| d.with_timezone(&Utc))
-                .map_err(|_| ApiError::BadQuery("since must be an RFC 3339 time such as 2026-01-31T12:00:00Z".into()))
+                .map_err(|_| {
+                    ApiError::BadQuery(
+                        "since must be an RFC 3339 time such as 2026-01-31T12:00:00Z".into(),
+                    )
+                })
         })
         .transpose()?;
-    let filter = AuditFilter { actor: q.actor, action: q.action, target: q.target, since };
-    Ok(Json(s.hub.list_audit(&p, filter, q.cursor.as_deref(), q.limit).await?))
+    let filter = AuditFilter {
+        actor: q.actor,
+        action: q.action,
+        target: q.target,
+        since,
+    };
+    Ok(Json(
+        s.hub
+            .list_audit(&p, filter, q.cursor.as_deref(), q.limit)
+            .await?,
+    ))
 }
 
 /// Recomputes the organization's hash chain.
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", responses((status = 200, body = AuditVerification)))]
-pub async fn verify(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<AuditVerification>> {
+pub async fn verify(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<AuditVerification>> {
     Ok(Json(s.hub.verify_audit(&p).await?))
 }

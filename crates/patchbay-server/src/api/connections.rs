@@ -80,7 +80,11 @@ pub async fn update(
 }
 
 #[utoipa::path(delete, path = "/v1/connections/{id}", tag = "connections", responses((status = 204)))]
-pub async fn remove(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn remove(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let id: ConnectionId = path_id(&id, "connection")?;
     s.hub.delete_connection(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)

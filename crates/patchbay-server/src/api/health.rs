@@ -9,13 +9,19 @@ use patchbay_domain::api::Health;
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
 }
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".into(), store: None, vault: None })
+    Json(Health {
+        status: "ok".into(),
+        store: None,
+        vault: None,
+    })
 }
 
 /// The store answers and the vault is unsealed (503 otherwise).
@@ -23,7 +29,18 @@ pub async fn healthz() -> Json<Health> {
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let (ready, store, vault) = state.hub.readiness().await;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let word = if ready { "ready" } else { "not ready" };
-    (status, Json(Health { status: word.into(), store: Some(store), vault: Some(vault) }))
+    (
+        status,
+        Json(Health {
+            status: word.into(),
+            store: Some(store),
+            vault: Some(vault),
+        }),
+    )
 }

@@ -11,7 +11,9 @@ use crate::extract::Auth;
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/keys", get(status)).route("/keys/rotate", post(rotate))
+    Router::new()
+        .route("/keys", get(status))
+        .route("/keys/rotate", post(rotate))
 }
 
 /// Key versions, how many ciphertexts each still seals, and rotation progress.
@@ -22,6 +24,9 @@ pub async fn status(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<
 
 /// Adds a data-key version and re-encrypts every ciphertext onto it in the background.
 #[utoipa::path(post, path = "/v1/keys/rotate", tag = "keys", responses((status = 202, body = RotationProgress)))]
-pub async fn rotate(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<(StatusCode, Json<RotationProgress>)> {
+pub async fn rotate(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<(StatusCode, Json<RotationProgress>)> {
     Ok((StatusCode::ACCEPTED, Json(s.hub.rotate_keys(&p).await?)))
 }

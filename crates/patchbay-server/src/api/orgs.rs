@@ -11,7 +11,9 @@ use crate::extract::{ApiJson, Auth};
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/me", get(me)).route("/orgs", get(list).post(create))
+    Router::new()
+        .route("/me", get(me))
+        .route("/orgs", get(list).post(create))
 }
 
 /// Who the caller is.

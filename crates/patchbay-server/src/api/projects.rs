@@ -29,11 +29,18 @@ pub async fn create(
     Auth(p): Auth,
     ApiJson(req): ApiJson<CreateProject>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
-    Ok((StatusCode::CREATED, Json(s.hub.create_project(&p, req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.hub.create_project(&p, req).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", responses((status = 200, body = Project)))]
-pub async fn read(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Project>> {
+pub async fn read(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Project>> {
     let id: ProjectId = path_id(&id, "project")?;
     Ok(Json(s.hub.get_project(&p, &id).await?))
 }
@@ -52,7 +59,11 @@ pub async fn update(
 }
 
 #[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", responses((status = 204)))]
-pub async fn remove(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn remove(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let id: ProjectId = path_id(&id, "project")?;
     s.hub.delete_project(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)

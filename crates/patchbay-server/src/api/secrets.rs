@@ -39,9 +39,19 @@ pub async fn create(
     Auth(p): Auth,
     ApiJson(req): ApiJson<NewSecret>,
 ) -> ApiResult<(StatusCode, Json<SecretMeta>)> {
-    let body = PutSecret { value: req.value, description: req.description };
+    let body = PutSecret {
+        value: req.value,
+        description: req.description,
+    };
     let (meta, created) = s.hub.put_secret(&p, &req.name, body).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(meta)))
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(meta),
+    ))
 }
 
 #[utoipa::path(put, path = "/v1/secrets/{name}", tag = "secrets", request_body = PutSecret,
@@ -53,11 +63,22 @@ pub async fn replace(
     ApiJson(req): ApiJson<PutSecret>,
 ) -> ApiResult<(StatusCode, Json<SecretMeta>)> {
     let (meta, created) = s.hub.put_secret(&p, &name, req).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(meta)))
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(meta),
+    ))
 }
 
 #[utoipa::path(delete, path = "/v1/secrets/{name}", tag = "secrets", responses((status = 204)))]
-pub async fn remove(State(s): State<AppState>, Auth(p): Auth, Path(name): Path<String>) -> ApiResult<StatusCode> {
+pub async fn remove(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
     s.hub.delete_secret(&p, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

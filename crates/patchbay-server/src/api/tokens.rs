@@ -30,11 +30,18 @@ pub async fn create(
     Auth(p): Auth,
     ApiJson(req): ApiJson<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    Ok((StatusCode::CREATED, Json(s.hub.create_token(&p, req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.hub.create_token(&p, req).await?),
+    ))
 }
 
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", responses((status = 204)))]
-pub async fn revoke(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn revoke(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let id: TokenId = path_id(&id, "token")?;
     s.hub.delete_token(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)

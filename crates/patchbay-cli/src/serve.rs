@@ -1,0 +1,131 @@
+//! `patchbay serve` and `patchbay init`: layer the settings, start, and tell the operator the
+//! URL, where the data lives, and (on the first run only) the admin token.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use patchbay_server::{Application, LogFormat, Settings, init_logging};
+use secrecy::SecretString;
+
+use crate::Global;
+use crate::config::FileConfig;
+use crate::discover;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (see `patchbay config example`).
+    #[arg(long, env = "PATCHBAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8750].
+    #[arg(long, env = "PATCHBAY_LISTEN")]
+    pub listen: Option<String>,
+    /// The URL users reach Patchbay at.
+    #[arg(long, env = "PATCHBAY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// PostgreSQL URL; the embedded SQLite store is used when absent.
+    #[arg(long, env = "PATCHBAY_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// File holding the base64 master key.
+    #[arg(long, env = "PATCHBAY_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, env = "PATCHBAY_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+pub fn settings(args: &ServeArgs, global: &Global) -> Result<Settings> {
+    let file = match &args.config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    let data_dir = global
+        .data_dir
+        .clone()
+        .or(file.data_dir)
+        .unwrap_or_else(discover::default_data_dir);
+    let mut s = Settings::with_data_dir(data_dir);
+    let listen = args
+        .listen
+        .clone()
+        .or(file.listen)
+        .unwrap_or_else(|| Settings::DEFAULT_LISTEN.into());
+    s.listen = listen
+        .parse::<SocketAddr>()
+        .with_context(|| format!("--listen {listen:?} is not an address such as 127.0.0.1:8750"))?;
+    if let Some(u) = args.public_url.clone().or(file.public_url) {
+        s.public_url =
+            Some(url::Url::parse(&u).with_context(|| format!("--public-url {u:?} is not a URL"))?);
+    }
+    s.database_url = args.database_url.clone().or(file.database_url);
+    if let Some(url) = &s.database_url {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bail!(
+                "--database-url must be a postgres:// URL (the embedded SQLite store needs none)"
+            );
+        }
+    }
+    s.master_key_file = args.master_key_file.clone().or(file.master_key_file);
+    s.master_key = std::env::var("PATCHBAY_MASTER_KEY")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(SecretString::from);
+    let format = args
+        .log_format
+        .clone()
+        .or(file.log_format)
+        .unwrap_or_else(|| "text".into());
+    s.log_format = format.parse::<LogFormat>().map_err(anyhow::Error::msg)?;
+    if let Some(limit) = file.body_limit_bytes {
+        s.body_limit = limit;
+    }
+    Ok(s)
+}
+
+pub async fn serve(args: ServeArgs, global: &Global, serve: bool) -> Result<()> {
+    let mut settings = settings(&args, global)?;
+    init_logging(settings.log_format);
+    let data_dir = settings.data_dir.clone();
+    let embedded = settings.database_url.is_none();
+    let configured = format!("http://{}", settings.listen);
+    if !serve {
+        // `init` prepares the store without taking the port.
+        settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    }
+    let app = Application::build(settings).await?;
+    let url = if serve { app.url() } else { configured };
+    if serve {
+        println!("Patchbay listening on {url}");
+    } else {
+        println!("Patchbay initialised");
+    }
+    println!("Store: {}", app.store_location());
+    if let Some(note) = app.key_note() {
+        println!("Key: {note}");
+    }
+    if let Some(why) = app.sealed_reason() {
+        println!("WARNING: the vault is sealed ({why}); secrets and actions are unavailable");
+    }
+    if let Some(token) = app.first_run_token() {
+        println!("Admin token (shown once, operator of the default organization): {token}");
+    }
+    if embedded {
+        // Lets `patchbay <command>` on this machine find the server without configuration.
+        if let Err(e) = discover::write(&data_dir, &url, app.first_run_token()) {
+            eprintln!("warning: could not record the server for the CLI: {e:#}");
+        } else if app.first_run_token().is_some() {
+            println!(
+                "The CLI on this machine will use it from {}",
+                data_dir.join(discover::FILE).display()
+            );
+        }
+    }
+    if !serve {
+        return Ok(());
+    }
+    app.run_until_stopped()
+        .await
+        .context("server stopped with an error")?;
+    Ok(())
+}
