@@ -219,6 +219,10 @@ impl Client {
         self.get("/v1/projects").await
     }
 
+    pub async fn get_project(&self, id: &str) -> Result<Project> {
+        self.get(&format!("/v1/projects/{id}")).await
+    }
+
     pub async fn create_project(&self, req: &CreateProject) -> Result<Project> {
         self.send(Method::POST, "/v1/projects", req).await
     }

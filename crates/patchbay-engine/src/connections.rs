@@ -316,12 +316,13 @@ impl Hub {
         patch: UpdateConnection,
         if_match: Option<i64>,
     ) -> Result<Connection> {
-        require_writer(p)?;
         let mut tx = self.store().begin().await?;
         let current = match tx.lock_connection(&p.org_id, id).await? {
             Some(c) if p.sees_project(&c.project) => c,
             _ => return Err(EngineError::NotFound("connection")),
         };
+        // Existence first: another organization's id is "not found", never "forbidden".
+        require_writer(p)?;
         if if_match.is_some_and(|v| v != current.version) {
             return Err(EngineError::VersionMismatch {
                 kind: "connection",
@@ -441,8 +442,8 @@ impl Hub {
     }
 
     pub async fn delete_connection(&self, p: &Principal, id: &ConnectionId) -> Result<()> {
-        require_writer(p)?;
         let current = self.visible_connection(p, id).await?;
+        require_writer(p)?;
         let mut tx = self.store().begin().await?;
         tx.delete_connection(&p.org_id, id, current.status, self.now())
             .await

@@ -197,8 +197,8 @@ impl Hub {
         req: UpdateProject,
         if_match: Option<i64>,
     ) -> Result<Project> {
-        require_admin(p)?;
         let mut record = self.visible_project(p, id).await?;
+        require_admin(p)?;
         if let Some(v) = if_match.filter(|v| *v != record.version) {
             let _ = v;
             return Err(EngineError::VersionMismatch {
@@ -244,8 +244,8 @@ impl Hub {
     }
 
     pub async fn delete_project(&self, p: &Principal, id: &ProjectId) -> Result<()> {
-        require_admin(p)?;
         let record = self.visible_project(p, id).await?;
+        require_admin(p)?;
         if record.name == "default" {
             return Err(EngineError::Conflict(
                 "the default project cannot be deleted".into(),

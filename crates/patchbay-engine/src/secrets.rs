@@ -110,10 +110,18 @@ impl Hub {
     }
 
     pub async fn delete_secret(&self, p: &Principal, name: &str) -> Result<()> {
-        require_secret_writer(p)?;
         let Ok(name) = SecretName::parse(name) else {
             return Err(EngineError::NotFound("secret"));
         };
+        if self
+            .store()
+            .get_secret(&p.org_id, name.as_str())
+            .await?
+            .is_none()
+        {
+            return Err(EngineError::NotFound("secret"));
+        }
+        require_secret_writer(p)?;
         let mut tx = self.store().begin().await?;
         tx.delete_secret(&p.org_id, name.as_str(), self.now())
             .await

@@ -170,7 +170,6 @@ impl Hub {
     }
 
     pub async fn delete_token(&self, p: &Principal, id: &TokenId) -> Result<()> {
-        require_admin(p)?;
         let visible = self
             .store()
             .list_tokens(&p.org_id)
@@ -180,6 +179,7 @@ impl Hub {
         if !visible {
             return Err(EngineError::NotFound("token"));
         }
+        require_admin(p)?;
         let mut tx = self.store().begin().await?;
         tx.revoke_token(&p.org_id, id, self.now()).await?;
         tx.append_audit(&self.event(

@@ -1,0 +1,263 @@
+//! Starting a real server on a fresh database, and small helpers the tests share.
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use patchbay_client::{Client, ClientError};
+use patchbay_domain::Role;
+use patchbay_domain::api::CreateToken;
+use patchbay_server::{Application, Settings};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::{AnyPool, Connection as _, Executor as _};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a test body once per backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            }
+        )+
+    };
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("PATCHBAY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn random_key() -> String {
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+}
+
+/// A fresh, empty database URL for `backend`.
+pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("patchbay.db").display()),
+        Backend::Postgres => {
+            let admin = postgres_admin_url();
+            let name = format!(
+                "pbtest_{}",
+                ulid::Ulid::new().to_string().to_ascii_lowercase()
+            );
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL is needed for this test ({admin}): {e}"));
+            conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .expect("create database");
+            let mut url = url::Url::parse(&admin).expect("admin url");
+            url.set_path(&format!("/{name}"));
+            url.to_string()
+        }
+    }
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub admin: Client,
+    pub admin_token: String,
+    pub db_url: String,
+    pub backend: Backend,
+    pub master_key: String,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db_url = fresh_database(backend, dir.path()).await;
+        let master_key = random_key();
+        let (app, token) =
+            Self::build(&db_url, dir.path().to_path_buf(), Some(master_key.clone())).await;
+        let token = token.expect("first run prints a token");
+        let mut t = Self {
+            url: String::new(),
+            admin: Client::new("http://127.0.0.1:1", None).expect("client"),
+            admin_token: token.clone(),
+            db_url,
+            backend,
+            master_key,
+            dir,
+            stop: None,
+            task: None,
+        };
+        t.run(app);
+        t.admin = Client::new(&t.url, Some(token)).expect("client");
+        t
+    }
+
+    async fn build(
+        db_url: &str,
+        data_dir: PathBuf,
+        key: Option<String>,
+    ) -> (Application, Option<String>) {
+        let mut s = Settings::with_data_dir(data_dir);
+        s.listen = "127.0.0.1:0".parse().expect("addr");
+        s.database_url = db_url.starts_with("postgres").then(|| db_url.to_owned());
+        s.master_key = key.map(SecretString::from);
+        if !db_url.starts_with("postgres") && s.master_key.is_none() {
+            // A missing key on SQLite would generate one; tests that want "sealed" pass a
+            // wrong key instead.
+            unreachable!("tests always pass a key on SQLite");
+        }
+        let app = Application::build(s).await.expect("server starts");
+        let token = app.first_run_token().map(str::to_owned);
+        (app, token)
+    }
+
+    fn run(&mut self, app: Application) {
+        self.url = app.url();
+        let (tx, rx) = oneshot::channel();
+        self.stop = Some(tx);
+        self.task = Some(tokio::spawn(async move {
+            app.run_until(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        }));
+    }
+
+    /// Stops the server and starts it again on the same database with `key` (None: no key).
+    pub async fn restart(&mut self, key: Option<String>) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        let (app, token) = Self::build(&self.db_url, self.dir.path().to_path_buf(), key).await;
+        assert!(token.is_none(), "a restart is not a first run");
+        self.run(app);
+        self.admin = Client::new(&self.url, Some(self.admin_token.clone())).expect("client");
+    }
+
+    /// A direct pool on the server's database, for inspecting what is stored.
+    pub async fn db(&self) -> AnyPool {
+        sqlx::any::install_default_drivers();
+        AnyPool::connect(&self.db_url)
+            .await
+            .expect("direct database connection")
+    }
+
+    pub fn anonymous(&self) -> Client {
+        Client::new(&self.url, None).expect("client")
+    }
+
+    /// A new token of `role` in the admin client's organization.
+    pub async fn token(
+        &self,
+        admin: &Client,
+        role: Role,
+        project: Option<patchbay_domain::ProjectId>,
+    ) -> Client {
+        let t = admin
+            .create_token(&CreateToken {
+                name: format!("{}-token", role.as_str()),
+                role,
+                project,
+            })
+            .await
+            .expect("create token");
+        Client::new(&self.url, Some(t.value)).expect("client")
+    }
+
+    /// A new organization; returns its admin client.
+    pub async fn org(&self, name: &str) -> Client {
+        let org = self.admin.create_org(name).await.expect("create org");
+        Client::new(&self.url, Some(org.admin_token)).expect("client")
+    }
+}
+
+/// The API error's status and code, or a panic if the call succeeded.
+pub fn err_status<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String) {
+    match r {
+        Err(ClientError::Api { status, code, .. }) => (status, code),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// One connection body of each kind, each with distinct secret values.
+pub fn every_kind(tag: &str) -> Vec<(Value, Vec<String>)> {
+    let s = |name: &str| format!("canary-{tag}-{name}-7c1f9e");
+    vec![
+        (
+            json!({"name": format!("api-{tag}"), "kind": "http", "provider": "github",
+                "auth": {"type": "bearer"}, "config": {"base_url": "https://api.github.com"},
+                "secrets": {"token": s("bearer")}}),
+            vec![s("bearer")],
+        ),
+        (
+            json!({"name": format!("key-{tag}"), "kind": "http", "provider": "openai",
+                "auth": {"type": "api_key", "in": "header", "name": "Authorization", "prefix": "Bearer "},
+                "config": {"base_url": "https://api.openai.com/v1"},
+                "secrets": {"api_key": s("apikey"), "api_secret": s("apisecret")}}),
+            vec![s("apikey"), s("apisecret")],
+        ),
+        (
+            json!({"name": format!("basic-{tag}"), "kind": "http", "auth": {"type": "basic", "username": "svc"},
+                "config": {"base_url": "https://intranet.example.com"}, "secrets": {"password": s("basic")}}),
+            vec![s("basic")],
+        ),
+        (
+            json!({"name": format!("oauth-{tag}"), "kind": "http", "auth": {"type": "oauth2",
+                "authorization_url": "https://id.example.com/authorize", "token_url": "https://id.example.com/token",
+                "scopes": ["read"]}, "config": {"base_url": "https://api.example.com"},
+                "secrets": {"client_id": s("clientid"), "client_secret": s("clientsecret")}}),
+            vec![s("clientid"), s("clientsecret")],
+        ),
+        (
+            json!({"name": format!("cc-{tag}"), "kind": "http", "auth": {"type": "oauth2_client_credentials",
+                "token_url": "https://id.example.com/token"}, "config": {"base_url": "https://api.example.com"},
+                "secrets": {"client_id": s("ccid"), "client_secret": s("ccsecret")}}),
+            vec![s("ccid"), s("ccsecret")],
+        ),
+        (
+            json!({"name": format!("custom-{tag}"), "kind": "http", "auth": {"type": "custom",
+                "inject": [{"in": "header", "name": "X-Auth", "template": "Token ${secrets.key}"}]},
+                "config": {"base_url": "https://custom.example.com"}, "secrets": {"key": s("custom")}}),
+            vec![s("custom")],
+        ),
+        (
+            json!({"name": format!("db-{tag}"), "kind": "database", "config": {"driver": "postgresql",
+                "host": "127.0.0.1", "database": "test", "username": "postgres"}, "secrets": {"password": s("dbpass")}}),
+            vec![s("dbpass")],
+        ),
+        (
+            json!({"name": format!("mail-{tag}"), "kind": "smtp", "config": {"host": "127.0.0.1", "port": 2525,
+                "encryption": "none", "from_address": "ops@example.com", "username": "ops"},
+                "secrets": {"password": s("smtp")}}),
+            vec![s("smtp")],
+        ),
+        (
+            json!({"name": format!("hook-{tag}"), "kind": "webhook", "auth": {"type": "hmac"},
+                "config": {"url": "https://hooks.example.com/in"}, "secrets": {"secret": s("whsecret-long-enough")}}),
+            vec![s("whsecret-long-enough")],
+        ),
+        (
+            json!({"name": format!("mcp-{tag}"), "kind": "mcp", "auth": {"type": "bearer"},
+                "config": {"server_url": "http://127.0.0.1:3001/mcp"}, "secrets": {"token": s("mcp")}}),
+            vec![s("mcp")],
+        ),
+    ]
+}

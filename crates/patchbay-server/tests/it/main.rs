@@ -1,0 +1,10 @@
+//! Integration tests of the REST API against a real server on port 0, on SQLite and on
+//! PostgreSQL (`PATCHBAY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
+
+mod helpers;
+
+mod audit;
+mod connections;
+mod isolation;
+mod malformed;
+mod vault;
