@@ -216,7 +216,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Orgs(cmd) => orgs(g, cmd).await,
         Command::Projects(cmd) => projects(g, cmd).await,
-        Command::Connections(cmd) => connections(g, cmd).await,
+        Command::Connections(cmd) => connections(g, *cmd).await,
         Command::Secrets(cmd) => secrets(g, cmd).await,
         Command::Tokens(cmd) => tokens(g, cmd).await,
         Command::Audit(args) => audit(g, args).await,

@@ -56,7 +56,7 @@ pub enum Command {
     Projects(commands::ProjectsCmd),
     /// Connections.
     #[command(subcommand, alias = "conn")]
-    Connections(commands::ConnectionsCmd),
+    Connections(Box<commands::ConnectionsCmd>),
     /// Organization secrets (write-only values).
     #[command(subcommand)]
     Secrets(commands::SecretsCmd),

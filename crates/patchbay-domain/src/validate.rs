@@ -190,13 +190,11 @@ pub fn validate_connection(
             );
         }
     }
-    if auth_type == AuthType::Hmac {
-        if let Some(SecretInput::Value(v)) = written.get("secret") {
-            if let Err(reason) = check_webhook_secret(v) {
+    if auth_type == AuthType::Hmac
+        && let Some(SecretInput::Value(v)) = written.get("secret")
+            && let Err(reason) = check_webhook_secret(v) {
                 errs.push("secrets.secret", reason);
             }
-        }
-    }
     if auth_type == AuthType::Custom {
         check_custom_templates(&auth, &written, existing_secrets, &mut errs);
     }
@@ -869,8 +867,8 @@ fn check_auth(
             params
                 .entry("name")
                 .or_insert(Value::String(default_name.into()));
-            if location == "header" {
-                if let Some(n) = params.get("name").and_then(Value::as_str) {
+            if location == "header"
+                && let Some(n) = params.get("name").and_then(Value::as_str) {
                     let valid = n
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
@@ -878,7 +876,6 @@ fn check_auth(
                         errs.push("auth.name", "must be a valid HTTP header name");
                     }
                 }
-            }
         }
         AuthType::Basic if matches!(kind, Kind::Http | Kind::Mcp) => {
             require(&params, "auth", "username", errs, " for basic auth");
@@ -925,18 +922,17 @@ fn check_auth(
             require(&params, "auth", "region", errs, "");
             require(&params, "auth", "service", errs, "");
         }
-        AuthType::None if kind == Kind::Database => {
-            if config
+        AuthType::None if kind == Kind::Database
+            && config
                 .get("driver")
                 .and_then(Value::as_str)
                 .is_some_and(|d| d != "sqlite")
-            {
+            => {
                 errs.push(
                     "auth.type",
                     "network databases use basic auth (username and password)",
                 );
             }
-        }
         _ => {}
     }
     let ty = auth.get("type").cloned().unwrap_or(Value::Null);

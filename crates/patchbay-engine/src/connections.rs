@@ -176,8 +176,8 @@ impl Hub {
             ));
         }
         for (field, input) in &v.secrets {
-            if let SecretInput::Ref(name) = input {
-                if self
+            if let SecretInput::Ref(name) = input
+                && self
                     .store()
                     .get_secret(&p.org_id, name.as_str())
                     .await?
@@ -188,7 +188,6 @@ impl Hub {
                         format!("refers to secret {:?}, which does not exist", name.as_str()),
                     );
                 }
-            }
         }
         errs.into_result(())?;
         Ok(())

@@ -220,7 +220,7 @@ impl Hub {
         }
         record.updated_at = self.now();
         let mut tx = self.store().begin().await?;
-        let name = Name::parse(&record.name).map_err(|e| EngineError::Internal(e))?;
+        let name = Name::parse(&record.name).map_err(EngineError::Internal)?;
         tx.update_project(&record, Some(record.version))
             .await
             .map_err(|e| match e {

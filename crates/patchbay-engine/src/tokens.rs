@@ -106,11 +106,10 @@ impl Hub {
             }
             due
         };
-        if due {
-            if let Err(e) = self.store().touch_token(&t.id, now).await {
+        if due
+            && let Err(e) = self.store().touch_token(&t.id, now).await {
                 tracing::warn!(error = %e, "could not record token use");
             }
-        }
     }
 
     pub async fn list_tokens(&self, p: &Principal) -> Result<Vec<Token>> {
@@ -133,8 +132,8 @@ impl Hub {
             (Some(scope), _) => Some(scope.clone()),
             (None, asked) => asked,
         };
-        if let Some(project) = &project {
-            if self
+        if let Some(project) = &project
+            && self
                 .store()
                 .get_project(&p.org_id, project)
                 .await?
@@ -142,7 +141,6 @@ impl Hub {
             {
                 return Err(ValidationErrors::single("project", "no such project").into());
             }
-        }
         let (value, new) = mint(
             &p.org_id,
             name.as_str(),

@@ -1,6 +1,8 @@
 //! Integration tests of the REST API against a real server on port 0, on SQLite and on
 //! PostgreSQL (`PATCHBAY_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
 
+#![allow(clippy::unwrap_used)]
+
 mod helpers;
 
 mod audit;
