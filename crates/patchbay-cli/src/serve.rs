@@ -60,11 +60,10 @@ pub fn settings(args: &ServeArgs, global: &Global) -> Result<Settings> {
     }
     s.database_url = args.database_url.clone().or(file.database_url);
     if let Some(url) = &s.database_url
-        && !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            bail!(
-                "--database-url must be a postgres:// URL (the embedded SQLite store needs none)"
-            );
-        }
+        && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        bail!("--database-url must be a postgres:// URL (the embedded SQLite store needs none)");
+    }
     s.master_key_file = args.master_key_file.clone().or(file.master_key_file);
     s.master_key = std::env::var("PATCHBAY_MASTER_KEY")
         .ok()

@@ -192,9 +192,10 @@ pub fn validate_connection(
     }
     if auth_type == AuthType::Hmac
         && let Some(SecretInput::Value(v)) = written.get("secret")
-            && let Err(reason) = check_webhook_secret(v) {
-                errs.push("secrets.secret", reason);
-            }
+        && let Err(reason) = check_webhook_secret(v)
+    {
+        errs.push("secrets.secret", reason);
+    }
     if auth_type == AuthType::Custom {
         check_custom_templates(&auth, &written, existing_secrets, &mut errs);
     }
@@ -868,14 +869,15 @@ fn check_auth(
                 .entry("name")
                 .or_insert(Value::String(default_name.into()));
             if location == "header"
-                && let Some(n) = params.get("name").and_then(Value::as_str) {
-                    let valid = n
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-                    if !valid {
-                        errs.push("auth.name", "must be a valid HTTP header name");
-                    }
+                && let Some(n) = params.get("name").and_then(Value::as_str)
+            {
+                let valid = n
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                if !valid {
+                    errs.push("auth.name", "must be a valid HTTP header name");
                 }
+            }
         }
         AuthType::Basic if matches!(kind, Kind::Http | Kind::Mcp) => {
             require(&params, "auth", "username", errs, " for basic auth");
@@ -922,17 +924,18 @@ fn check_auth(
             require(&params, "auth", "region", errs, "");
             require(&params, "auth", "service", errs, "");
         }
-        AuthType::None if kind == Kind::Database
-            && config
-                .get("driver")
-                .and_then(Value::as_str)
-                .is_some_and(|d| d != "sqlite")
-            => {
-                errs.push(
-                    "auth.type",
-                    "network databases use basic auth (username and password)",
-                );
-            }
+        AuthType::None
+            if kind == Kind::Database
+                && config
+                    .get("driver")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| d != "sqlite") =>
+        {
+            errs.push(
+                "auth.type",
+                "network databases use basic auth (username and password)",
+            );
+        }
         _ => {}
     }
     let ty = auth.get("type").cloned().unwrap_or(Value::Null);

@@ -182,12 +182,12 @@ impl Hub {
                     .get_secret(&p.org_id, name.as_str())
                     .await?
                     .is_none()
-                {
-                    errs.push(
-                        format!("secrets.{field}"),
-                        format!("refers to secret {:?}, which does not exist", name.as_str()),
-                    );
-                }
+            {
+                errs.push(
+                    format!("secrets.{field}"),
+                    format!("refers to secret {:?}, which does not exist", name.as_str()),
+                );
+            }
         }
         errs.into_result(())?;
         Ok(())

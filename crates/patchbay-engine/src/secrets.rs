@@ -58,12 +58,13 @@ impl Hub {
             errs.push("value", format!("must be at most {SECRET_MAX_BYTES} bytes"));
         }
         if let Some(d) = &req.description
-            && (d.chars().count() > 1000 || d.chars().any(char::is_control)) {
-                errs.push(
-                    "description",
-                    "must be at most 1000 characters without control characters",
-                );
-            }
+            && (d.chars().count() > 1000 || d.chars().any(char::is_control))
+        {
+            errs.push(
+                "description",
+                "must be at most 1000 characters without control characters",
+            );
+        }
         let name = errs
             .into_result(name)?
             .ok_or_else(|| EngineError::Internal("name".into()))?;

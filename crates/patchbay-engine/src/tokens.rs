@@ -106,10 +106,9 @@ impl Hub {
             }
             due
         };
-        if due
-            && let Err(e) = self.store().touch_token(&t.id, now).await {
-                tracing::warn!(error = %e, "could not record token use");
-            }
+        if due && let Err(e) = self.store().touch_token(&t.id, now).await {
+            tracing::warn!(error = %e, "could not record token use");
+        }
     }
 
     pub async fn list_tokens(&self, p: &Principal) -> Result<Vec<Token>> {
@@ -138,9 +137,9 @@ impl Hub {
                 .get_project(&p.org_id, project)
                 .await?
                 .is_none()
-            {
-                return Err(ValidationErrors::single("project", "no such project").into());
-            }
+        {
+            return Err(ValidationErrors::single("project", "no such project").into());
+        }
         let (value, new) = mint(
             &p.org_id,
             name.as_str(),

@@ -1,0 +1,204 @@
+//! A newcomer's path: `serve` prints the URL and the admin token, the CLI on the same machine
+//! needs no configuration, and connections of every kind go in through the CLI with their
+//! secrets masked on the way out and unreadable at rest.
+
+use serde_json::{Value, json};
+
+use crate::server::{Server, run, run_ok};
+
+fn kinds() -> Vec<(Value, Vec<&'static str>)> {
+    vec![
+        (
+            json!({"name": "gh", "kind": "http", "provider": "github", "auth": {"type": "bearer"},
+            "config": {"base_url": "https://api.github.com"}, "secrets": {"token": "cli-canary-bearer"}}),
+            vec!["cli-canary-bearer"],
+        ),
+        (
+            json!({"name": "pg", "kind": "database", "config": {"driver": "postgresql", "host": "127.0.0.1",
+            "database": "test", "username": "postgres"}, "secrets": {"password": "cli-canary-dbpass"}}),
+            vec!["cli-canary-dbpass"],
+        ),
+        (
+            json!({"name": "mail", "kind": "smtp", "config": {"host": "127.0.0.1", "encryption": "none",
+            "from_address": "ops@example.com", "username": "ops"}, "secrets": {"password": "cli-canary-smtp"}}),
+            vec!["cli-canary-smtp"],
+        ),
+        (
+            json!({"name": "hook", "kind": "webhook", "auth": {"type": "hmac"}, "config": {"url": "https://hooks.example.com/x"},
+            "secrets": {"secret": "cli-canary-webhook-secret"}}),
+            vec!["cli-canary-webhook-secret"],
+        ),
+        (
+            json!({"name": "tools", "kind": "mcp", "auth": {"type": "api_key", "in": "header", "name": "X-Key"},
+            "config": {"server_url": "http://127.0.0.1:3001/mcp"}, "secrets": {"api_key": "cli-canary-mcp"}}),
+            vec!["cli-canary-mcp"],
+        ),
+    ]
+}
+
+#[test]
+fn serve_prints_url_and_token_and_the_cli_finds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, &[], &[]);
+    let token = server
+        .token
+        .clone()
+        .expect("first run prints the admin token");
+    assert!(token.starts_with("pb_") && token.len() == 46, "{token}");
+    assert!(server.url.starts_with("http://127.0.0.1:"));
+    assert!(
+        server
+            .stdout
+            .iter()
+            .any(|l| l.contains("generated a master key"))
+    );
+    let key_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(data.join("master.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(key_mode & 0o777, 0o600);
+
+    // No --url, no --token: the CLI finds both.
+    let me: Value = serde_json::from_str(&run_ok(&data, &["me", "--json"], None)).unwrap();
+    assert_eq!(me["operator"], true);
+    assert_eq!(me["role"], "admin");
+
+    let mut planted = Vec::new();
+    for (body, secrets) in kinds() {
+        let out = run_ok(
+            &data,
+            &["connections", "create", "--from-file", "-", "--json"],
+            Some(&body.to_string()),
+        );
+        let created: Value = serde_json::from_str(&out).unwrap();
+        let id = created["id"].as_str().unwrap();
+        let got = run_ok(&data, &["connections", "get", id, "--json"], None);
+        let read: Value = serde_json::from_str(&got).unwrap();
+        for field in body["secrets"].as_object().unwrap().keys() {
+            assert_eq!(read["secrets"][field], json!({"set": true}));
+        }
+        for s in &secrets {
+            assert!(
+                !out.contains(s) && !got.contains(s),
+                "secret shown by the CLI"
+            );
+        }
+        planted.extend(secrets);
+    }
+    // Flags work as well as files; the secret comes from the environment.
+    let out = {
+        let mut c = crate::server::patchbay(&data);
+        c.env("GH_TOKEN_FOR_TEST", "cli-canary-env").args([
+            "connections",
+            "create",
+            "--name",
+            "flags",
+            "--kind",
+            "http",
+            "--auth",
+            "bearer",
+            "--set",
+            "base_url=https://api.example.com",
+            "--set",
+            "timeout_ms=5000",
+            "--secret-env",
+            "token=GH_TOKEN_FOR_TEST",
+        ]);
+        c.output().unwrap()
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    planted.push("cli-canary-env");
+    let table = run_ok(&data, &["connections", "list"], None);
+    for name in ["gh", "pg", "mail", "hook", "tools", "flags"] {
+        assert!(table.contains(name), "{name} missing from:\n{table}");
+    }
+    let listed: Value = serde_json::from_str(&run_ok(
+        &data,
+        &["connections", "list", "--kind", "http", "--json"],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(listed[1]["config"]["timeout_ms"], 5000);
+
+    // A bad request names its fields and exits non-zero.
+    let bad = run(
+        &data,
+        &["connections", "create", "--name", "x", "--kind", "smtp"],
+        None,
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("config.host") && err.contains("config.from_address"),
+        "{err}"
+    );
+
+    // Organizations, tokens and audit from the CLI.
+    let org: Value =
+        serde_json::from_str(&run_ok(&data, &["orgs", "create", "acme", "--json"], None)).unwrap();
+    assert!(org["admin_token"].as_str().unwrap().starts_with("pb_"));
+    let tok: Value = serde_json::from_str(&run_ok(
+        &data,
+        &[
+            "tokens", "create", "--name", "engine", "--role", "executor", "--json",
+        ],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(tok["role"], "executor");
+    let audit = run_ok(&data, &["audit", "--action", "connection.create"], None);
+    assert_eq!(audit.matches("connection.create").count(), 6);
+    assert!(run_ok(&data, &["audit", "verify"], None).contains("intact"));
+
+    server.stop();
+    let db = std::fs::read(data.join("patchbay.db")).unwrap();
+    let wal = std::fs::read(data.join("patchbay.db-wal")).unwrap_or_default();
+    for s in &planted {
+        for hay in [&db, &wal] {
+            assert!(
+                !hay.windows(s.len()).any(|w| w == s.as_bytes()),
+                "{s} is readable in the SQLite file"
+            );
+        }
+    }
+
+    // A second start is not a first run: no token is printed, the CLI keeps working.
+    let _again = Server::start(&data, &[], &[]);
+    assert!(_again.token.is_none());
+    assert!(!_again.stdout.iter().any(|l| l.contains("pb_")));
+    assert!(run_ok(&data, &["me"], None).contains("operator:     true"));
+}
+
+#[test]
+fn config_example_and_completions_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = run_ok(dir.path(), &["config", "example"], None);
+    assert!(example.contains("listen = \"127.0.0.1:8750\""));
+    let path = dir.path().join("patchbay.toml");
+    std::fs::write(&path, example.replace("127.0.0.1:8750", "127.0.0.1:0")).unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--config", path.to_str().unwrap()], &[]);
+    assert!(server.token.is_some());
+    let bash = run_ok(dir.path(), &["completions", "bash"], None);
+    assert!(bash.contains("patchbay") && bash.contains("connections"));
+    // A broken file is refused with its name.
+    std::fs::write(&path, "lisen = 1").unwrap();
+    let out = run(&data, &["serve", "--config", path.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("patchbay.toml"));
+}
+
+#[test]
+fn commands_without_a_server_explain_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["connections", "list"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no server"));
+}
