@@ -202,3 +202,98 @@ fn commands_without_a_server_explain_what_is_missing() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no server"));
 }
+
+#[test]
+fn init_prepares_the_store_without_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = run_ok(&data, &["init"], None);
+    assert!(out.contains("Patchbay initialised"), "{out}");
+    let token = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Admin token (shown once, operator of the default organization): ")
+        })
+        .unwrap();
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("cli.json")).unwrap()).unwrap();
+    assert_eq!(recorded["token"], token);
+    assert_eq!(recorded["url"], "http://127.0.0.1:8750");
+    // A second init is not a first run.
+    assert!(!run_ok(&data, &["init"], None).contains("pb_"));
+    // The server started later keeps the recorded token, so the CLI works at once.
+    let server = Server::start(&data, &[], &[]);
+    assert!(server.token.is_none());
+    let me: Value = serde_json::from_str(&run_ok(&data, &["me", "--json"], None)).unwrap();
+    assert_eq!(me["operator"], true);
+    // Update and delete from the CLI.
+    let created: Value = serde_json::from_str(&run_ok(
+        &data,
+        &[
+            "connections",
+            "create",
+            "--name",
+            "svc",
+            "--kind",
+            "http",
+            "--json",
+            "--auth",
+            r#"{"type":"basic","username":"svc"}"#,
+            "--set",
+            "base_url=https://svc.example",
+            "--secret",
+            "password=first",
+        ],
+        None,
+    ))
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let stale = run(
+        &data,
+        &[
+            "connections",
+            "update",
+            id,
+            "--set",
+            "retries=5",
+            "--if-match",
+            "9",
+        ],
+        None,
+    );
+    assert!(!stale.status.success());
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("version_mismatch"));
+    run_ok(
+        &data,
+        &[
+            "connections",
+            "update",
+            id,
+            "--set",
+            "retries=5",
+            "--if-match",
+            "1",
+        ],
+        None,
+    );
+    run_ok(
+        &data,
+        &["connections", "update", id, "--secret-stdin", "password"],
+        Some("second\n"),
+    );
+    let creds: Value =
+        serde_json::from_str(&run_ok(&data, &["connections", "credentials", id], None)).unwrap();
+    assert_eq!(creds["secrets"]["password"], "second");
+    assert_eq!(creds["config"]["retries"], 5);
+    run_ok(&data, &["connections", "delete", id], None);
+    let gone = run(&data, &["connections", "get", id], None);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("404"));
+    // Secrets from stdin, listed without values.
+    run_ok(
+        &data,
+        &["secrets", "set", "api_key"],
+        Some("value-from-stdin\n"),
+    );
+    let listed = run_ok(&data, &["secrets", "list"], None);
+    assert!(listed.contains("api_key") && !listed.contains("value-from-stdin"));
+}

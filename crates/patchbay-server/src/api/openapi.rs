@@ -5,6 +5,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
+use crate::extract::Auth;
 use crate::startup::AppState;
 
 #[derive(OpenApi)]
@@ -46,6 +47,11 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The document itself; like every API route it needs a token.
+async fn document(_: Auth) -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+    Router::new().route("/openapi.json", get(document))
 }

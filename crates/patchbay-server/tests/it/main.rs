@@ -9,4 +9,5 @@ mod audit;
 mod connections;
 mod isolation;
 mod malformed;
+mod meta;
 mod vault;
