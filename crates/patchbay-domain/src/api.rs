@@ -125,13 +125,19 @@ pub struct PutSecret {
     pub description: Option<String>,
 }
 
-/// Body of `POST /v1/connections` and `POST /v1/connections/test`.
+/// Body of `POST /v1/connections` and `POST /v1/connections/test`. `name` and `kind` are
+/// required; their absence is reported by validation together with every other bad field.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateConnection {
     /// Project id or name; `default` when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = String)]
     pub name: Value,
+    #[serde(default)]
+    #[schema(value_type = String)]
     pub kind: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<Value>,

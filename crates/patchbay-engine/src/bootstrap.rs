@@ -62,7 +62,11 @@ impl Hub {
             created_at: now,
         };
         let mut tx = self.store().begin().await?;
-        tx.insert_org(&org).await?;
+        match tx.insert_org(&org).await {
+            // Another replica sharing the database ran the first run at the same moment.
+            Err(patchbay_store::StoreError::Conflict(_)) => return Ok(None),
+            other => other?,
+        }
         tx.insert_project(&ProjectRecord {
             id: ProjectId::generate(),
             org_id: org.id.clone(),

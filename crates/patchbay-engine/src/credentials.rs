@@ -57,8 +57,8 @@ impl Hub {
         for row in rows {
             let plain = match (&row.ciphertext, &row.secret_ref) {
                 (Some(ct), _) => self
-                    .vault()
-                    .open(&field_aad(p.org_id.as_str(), id.as_str(), &row.field), ct)
+                    .open_ciphertext(&field_aad(p.org_id.as_str(), id.as_str(), &row.field), ct)
+                    .await
                     .map_err(|e| match e {
                         patchbay_vault::VaultError::Sealed(_) => e.into(),
                         other => EngineError::Integrity(format!(

@@ -151,6 +151,24 @@ impl Hub {
         Ok(())
     }
 
+    /// Opens a ciphertext; one sealed with a key version this process has not loaded yet
+    /// (another replica rotated) triggers one reload of the keyring.
+    pub(crate) async fn open_ciphertext(
+        &self,
+        aad: &patchbay_vault::Aad<'_>,
+        ciphertext: &[u8],
+    ) -> std::result::Result<zeroize::Zeroizing<Vec<u8>>, patchbay_vault::VaultError> {
+        match self.vault().open(aad, ciphertext) {
+            Err(patchbay_vault::VaultError::UnknownKeyVersion(v)) => {
+                if let Err(e) = self.reload_keys().await {
+                    tracing::warn!(error = %e, version = v, "could not reload the keyring");
+                }
+                self.vault().open(aad, ciphertext)
+            }
+            other => other,
+        }
+    }
+
     async fn reencrypt_all(&self, target: i64) -> Result<i64> {
         let mut done = 0;
         loop {

@@ -155,8 +155,8 @@ impl Hub {
                 EngineError::Integrity(format!("referenced secret {name:?} no longer exists"))
             })?;
         let object = format!("secret:{}", record.id);
-        self.vault()
-            .open(&secret_aad(p.org_id.as_str(), &object), &record.ciphertext)
+        self.open_ciphertext(&secret_aad(p.org_id.as_str(), &object), &record.ciphertext)
+            .await
             .map_err(|e| match e {
                 patchbay_vault::VaultError::Sealed(_) => e.into(),
                 other => EngineError::Integrity(format!(

@@ -152,6 +152,22 @@ impl TestApp {
         self.admin = Client::new(&self.url, Some(self.admin_token.clone())).expect("client");
     }
 
+    /// A second server process on the same database and key (a replica); it stops with the test.
+    pub async fn replica(&self) -> Client {
+        let (app, token) = Self::build(
+            &self.db_url,
+            self.dir.path().to_path_buf(),
+            Some(self.master_key.clone()),
+        )
+        .await;
+        assert!(token.is_none());
+        let url = app.url();
+        tokio::spawn(async move {
+            let _ = app.run_until(std::future::pending()).await;
+        });
+        Client::new(&url, Some(self.admin_token.clone())).expect("client")
+    }
+
     /// A direct pool on the server's database, for inspecting what is stored.
     pub async fn db(&self) -> AnyPool {
         sqlx::any::install_default_drivers();

@@ -221,7 +221,43 @@ async fn rotation_moves_every_ciphertext_to_the_new_version(backend: Backend) {
     assert_eq!(err_status(other.rotate_keys().await).0, 403);
 }
 
+async fn a_replica_picks_up_a_key_rotated_elsewhere(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let replica = app.replica().await;
+    let c = app
+        .admin
+        .create_connection(&db_conn("shared", "shared-password"))
+        .await
+        .unwrap();
+    assert_eq!(
+        replica.credentials(c.id.as_str()).await.unwrap().secrets["password"],
+        "shared-password"
+    );
+    app.admin.rotate_keys().await.unwrap();
+    while !app.admin.keys().await.unwrap().rotation.unwrap().finished {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The replica loaded only key v1 at start; the ciphertext is now on v2.
+    assert_eq!(
+        replica.credentials(c.id.as_str()).await.unwrap().secrets["password"],
+        "shared-password"
+    );
+    let made_there = replica
+        .create_connection(&db_conn("from-replica", "replica-password"))
+        .await
+        .unwrap();
+    assert_eq!(
+        app.admin
+            .credentials(made_there.id.as_str())
+            .await
+            .unwrap()
+            .secrets["password"],
+        "replica-password"
+    );
+}
+
 both_backends!(
+    a_replica_picks_up_a_key_rotated_elsewhere,
     copied_ciphertext_does_not_decrypt,
     a_wrong_or_missing_key_seals_the_vault,
     rotation_moves_every_ciphertext_to_the_new_version,
