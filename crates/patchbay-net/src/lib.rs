@@ -1,0 +1,34 @@
+//! The one outbound gate (SPEC §4, Outbound network safety). Every connection Patchbay makes on
+//! a tenant's behalf — HTTP, databases, SMTP, webhooks, MCP, OAuth — resolves its host here,
+//! has every address checked against the denied ranges, and connects only to an address that
+//! was checked. Redirects are never followed automatically and environment proxies are
+//! ignored. Only the operator can open ranges (`--allow-net`).
+
+mod gate;
+mod host;
+mod http;
+mod ip;
+
+pub use gate::{Gate, GateSettings};
+pub use host::{Target, parse_host};
+pub use http::{GatedHttp, HttpError};
+pub use ip::denied_reason;
+pub use ipnet::IpNet;
+
+/// Why an outbound attempt did not happen or failed before any application traffic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetError {
+    /// The destination is in a denied range and not allow-listed by the operator.
+    #[error("blocked: {host} resolves to {addr}, which is {reason}")]
+    Blocked { host: String, addr: std::net::IpAddr, reason: &'static str },
+    #[error("cannot resolve {host}: {message}")]
+    Dns { host: String, message: String },
+    #[error("invalid host {0:?}")]
+    InvalidHost(String),
+}
+
+impl NetError {
+    pub fn is_blocked(&self) -> bool {
+        matches!(self, NetError::Blocked { .. })
+    }
+}
