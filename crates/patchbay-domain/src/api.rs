@@ -247,3 +247,78 @@ pub struct Health {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vault: Option<String>,
 }
+
+/// How a connection test failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Timeout,
+    Dns,
+    Refused,
+    Tls,
+    /// The credentials were refused (HTTP 401/403, a database or SMTP login failure).
+    Auth,
+    Protocol,
+    /// The outbound gate refused the destination.
+    Blocked,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Blocked => "blocked",
+        }
+    }
+}
+
+/// The result of a connection test (SPEC §4, Connection tests).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TestResult {
+    pub success: bool,
+    pub latency_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_valid: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes_granted: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+impl TestResult {
+    pub fn ok(latency_ms: u64, message: impl Into<String>) -> Self {
+        Self {
+            success: true,
+            latency_ms,
+            status_code: None,
+            error_kind: None,
+            message: message.into(),
+            token_valid: None,
+            scopes_granted: None,
+            account: None,
+        }
+    }
+
+    pub fn failed(latency_ms: u64, kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            success: false,
+            error_kind: Some(kind),
+            ..Self::ok(latency_ms, message)
+        }
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status_code = Some(status);
+        self
+    }
+}

@@ -1,0 +1,203 @@
+//! Database connection test: `SELECT 1` on PostgreSQL, MySQL/MariaDB and SQLite.
+//!
+//! Network databases are reached at an address the gate checked (the host is resolved once and
+//! pinned), so TLS verifies the certificate chain rather than the host name. SQLite files must
+//! lie under a directory the operator allows and never under Patchbay's own data directory,
+//! judged after `..` and symbolic links are resolved.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use patchbay_domain::api::ErrorKind;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use sqlx::Connection as _;
+
+use crate::{Connectors, Material, Outcome};
+
+pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
+    match m.config_str("driver") {
+        Some("postgresql") => network(c, m, timeout, Driver::Postgres).await,
+        Some("mysql") => network(c, m, timeout, Driver::Mysql).await,
+        Some("sqlite") => sqlite(c, m).await,
+        Some("mssql") => Outcome::fail(ErrorKind::Protocol, "the mssql driver is not available in this build"),
+        _ => Outcome::fail(ErrorKind::Protocol, "config.driver is not set"),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Driver {
+    Postgres,
+    Mysql,
+}
+
+async fn network(c: &Connectors, m: &Material, timeout: Duration, driver: Driver) -> Outcome {
+    let host = m.config_str("host").unwrap_or_default();
+    let default_port = match driver {
+        Driver::Postgres => 5432,
+        Driver::Mysql => 3306,
+    };
+    let port = m.config.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()).unwrap_or(default_port);
+    let addrs = match c.gate().resolve_socket(host, port).await {
+        Ok(a) => a,
+        Err(e) => return e.into(),
+    };
+    let user = m.config_str("username").unwrap_or_default();
+    let password = m.secret("password").map(|s| s.expose_secret()).unwrap_or("");
+    let database = m.config_str("database").unwrap_or_default();
+    let ssl = m.config.get("ssl").and_then(Value::as_bool).unwrap_or(false);
+    let ca = m.config_str("ssl_ca").map(|s| s.as_bytes().to_vec());
+    let mut last = Outcome::fail(ErrorKind::Refused, "no address to connect to");
+    for addr in addrs {
+        let ip = addr.ip().to_string();
+        let attempt = async {
+            match driver {
+                Driver::Postgres => {
+                    use sqlx::postgres::{PgConnectOptions, PgSslMode};
+                    let mut o = PgConnectOptions::new()
+                        .host(&ip)
+                        .port(port)
+                        .username(user)
+                        .password(password)
+                        .database(database)
+                        .ssl_mode(if ssl { PgSslMode::VerifyCa } else { PgSslMode::Disable });
+                    if let Some(ca) = &ca {
+                        o = o.ssl_root_cert_from_pem(ca.clone());
+                    }
+                    let mut conn = sqlx::PgConnection::connect_with(&o).await?;
+                    sqlx::query("SELECT 1").execute(&mut conn).await?;
+                    conn.close().await
+                }
+                Driver::Mysql => {
+                    use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
+                    let mut o = MySqlConnectOptions::new()
+                        .host(&ip)
+                        .port(port)
+                        .username(user)
+                        .password(password)
+                        .database(database)
+                        .ssl_mode(if ssl { MySqlSslMode::VerifyCa } else { MySqlSslMode::Disabled });
+                    if let Some(ca) = &ca {
+                        o = o.ssl_ca_from_pem(ca.clone());
+                    }
+                    let mut conn = sqlx::MySqlConnection::connect_with(&o).await?;
+                    sqlx::query("SELECT 1").execute(&mut conn).await?;
+                    conn.close().await
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(())) => return Outcome::ok("Connected (SELECT 1)"),
+            Ok(Err(e)) => {
+                last = classify(&e);
+                // Only a refused address is worth trying the next one for.
+                if last.kind != Some(ErrorKind::Refused) {
+                    return last;
+                }
+            }
+            Err(_) => return Outcome::fail(ErrorKind::Timeout, format!("no answer within {} ms", timeout.as_millis())),
+        }
+    }
+    last
+}
+
+/// Sorts sqlx errors; messages come from the server or the driver and carry no password.
+fn classify(e: &sqlx::Error) -> Outcome {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+            let kind = match code.as_str() {
+                // PostgreSQL invalid_password / invalid_authorization_specification; MySQL's
+                // access denied reports SQLSTATE 28000.
+                "28P01" | "28000" => ErrorKind::Auth,
+                _ => ErrorKind::Protocol,
+            };
+            let message = if kind == ErrorKind::Auth {
+                format!("Authentication failed: {}", db.message())
+            } else {
+                db.message().to_owned()
+            };
+            Outcome::fail(kind, message)
+        }
+        sqlx::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::TimedOut => Outcome::fail(ErrorKind::Timeout, io.to_string()),
+            _ => Outcome::fail(ErrorKind::Refused, io.to_string()),
+        },
+        sqlx::Error::Tls(t) => Outcome::fail(ErrorKind::Tls, t.to_string()),
+        sqlx::Error::PoolTimedOut => Outcome::fail(ErrorKind::Timeout, "timed out"),
+        other => Outcome::fail(ErrorKind::Protocol, other.to_string()),
+    }
+}
+
+/// Resolves `..` and links, then requires the file to sit under an allowed directory and
+/// outside every protected one.
+pub(crate) fn allowed_sqlite_path(raw: &str, allow: &[PathBuf], protected: &[PathBuf]) -> Result<PathBuf, Outcome> {
+    let path = Path::new(raw);
+    if !path.is_absolute() {
+        return Err(Outcome::fail(ErrorKind::Blocked, "config.database must be an absolute path"));
+    }
+    if allow.is_empty() {
+        return Err(Outcome::fail(ErrorKind::Blocked, "SQLite files are not allowed here (the operator allows directories with --allow-sqlite-dir)"));
+    }
+    let real = path
+        .canonicalize()
+        .map_err(|e| Outcome::fail(ErrorKind::Protocol, format!("cannot open {raw}: {}", e.kind())))?;
+    let under = |dirs: &[PathBuf]| dirs.iter().filter_map(|d| d.canonicalize().ok()).any(|d| real.starts_with(&d));
+    if under(protected) {
+        return Err(Outcome::fail(ErrorKind::Blocked, "the file lies in Patchbay's own data directory"));
+    }
+    if !under(allow) {
+        return Err(Outcome::fail(ErrorKind::Blocked, "the file is outside the directories the operator allows"));
+    }
+    Ok(real)
+}
+
+async fn sqlite(c: &Connectors, m: &Material) -> Outcome {
+    let raw = m.config_str("database").unwrap_or_default();
+    let path = match allowed_sqlite_path(raw, &c.settings.allow_sqlite_dirs, &c.settings.protected_dirs) {
+        Ok(p) => p,
+        Err(o) => return o,
+    };
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).read_only(true).create_if_missing(false);
+    let result = async {
+        let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+        sqlx::query("SELECT 1 FROM sqlite_master LIMIT 1").execute(&mut conn).await?;
+        conn.close().await
+    };
+    match result.await {
+        Ok(()) => Outcome::ok("Opened (SELECT 1)"),
+        Err(e) => classify(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths_must_stay_inside_allowed_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let allowed = root.path().join("allowed");
+        let data = root.path().join("data");
+        std::fs::create_dir_all(&allowed).unwrap();
+        std::fs::create_dir_all(&data).unwrap();
+        let ok = allowed.join("app.db");
+        std::fs::write(&ok, b"").unwrap();
+        std::fs::write(data.join("patchbay.db"), b"").unwrap();
+        std::fs::write(root.path().join("outside.db"), b"").unwrap();
+        let allow = vec![allowed.clone()];
+        let protected = vec![data.clone()];
+        assert!(allowed_sqlite_path(ok.to_str().unwrap(), &allow, &protected).is_ok());
+        let escape = allowed.join("../outside.db");
+        assert_eq!(allowed_sqlite_path(escape.to_str().unwrap(), &allow, &protected).unwrap_err().kind, Some(ErrorKind::Blocked));
+        std::os::unix::fs::symlink(data.join("patchbay.db"), allowed.join("link.db")).unwrap();
+        let link = allowed.join("link.db");
+        assert_eq!(allowed_sqlite_path(link.to_str().unwrap(), &allow, &protected).unwrap_err().kind, Some(ErrorKind::Blocked));
+        // The data directory stays closed even when the operator allows its parent.
+        let wide = vec![root.path().to_path_buf()];
+        let own = data.join("patchbay.db");
+        assert_eq!(allowed_sqlite_path(own.to_str().unwrap(), &wide, &protected).unwrap_err().kind, Some(ErrorKind::Blocked));
+        assert_eq!(allowed_sqlite_path("relative.db", &allow, &protected).unwrap_err().kind, Some(ErrorKind::Blocked));
+        assert_eq!(allowed_sqlite_path(ok.to_str().unwrap(), &[], &protected).unwrap_err().kind, Some(ErrorKind::Blocked));
+    }
+}

@@ -1,0 +1,181 @@
+//! Per-kind connectors: how Patchbay tests (and later uses) a connection of each kind — HTTP,
+//! database, SMTP, webhook, MCP. Connectors receive decrypted material from the engine for the
+//! length of one call, never read storage, and reach the network only through the gate.
+
+mod auth;
+mod database;
+mod http;
+mod mcp;
+mod smtp;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use patchbay_domain::Kind;
+use patchbay_domain::api::{ErrorKind, TestResult};
+use patchbay_net::{Gate, GatedHttp, HttpError, NetError};
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+
+pub use auth::{AuthError, apply_auth};
+
+/// A connection's decrypted material, held only for one operation.
+#[derive(Debug)]
+pub struct Material {
+    pub kind: Kind,
+    pub provider: String,
+    pub auth: Map<String, Value>,
+    pub config: Map<String, Value>,
+    pub secrets: BTreeMap<String, SecretString>,
+}
+
+impl Material {
+    pub fn config_str(&self, key: &str) -> Option<&str> {
+        self.config.get(key).and_then(Value::as_str)
+    }
+
+    pub fn auth_str(&self, key: &str) -> Option<&str> {
+        self.auth.get(key).and_then(Value::as_str)
+    }
+
+    pub fn secret(&self, field: &str) -> Option<&SecretString> {
+        self.secrets.get(field)
+    }
+
+    /// The connection's own timeout, bounded for tests.
+    fn timeout(&self, default: Duration) -> Duration {
+        self.config
+            .get("timeout_ms")
+            .and_then(Value::as_u64)
+            .map_or(default, |ms| Duration::from_millis(ms).min(default))
+    }
+}
+
+/// What the operator allows beyond the network gate.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectorSettings {
+    /// Directories SQLite connections may name files under (`--allow-sqlite-dir`).
+    pub allow_sqlite_dirs: Vec<PathBuf>,
+    /// Directories never reachable, whatever the allow-list says (Patchbay's data directory).
+    pub protected_dirs: Vec<PathBuf>,
+    /// Upper bound of one connection test.
+    pub test_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Connectors {
+    http: GatedHttp,
+    gate: Gate,
+    settings: ConnectorSettings,
+}
+
+impl Connectors {
+    pub fn new(gate: Gate, mut settings: ConnectorSettings) -> Result<Self, String> {
+        if settings.test_timeout.is_zero() {
+            settings.test_timeout = Duration::from_secs(15);
+        }
+        let http = GatedHttp::new(gate.clone(), settings.test_timeout)?;
+        Ok(Self { http, gate, settings })
+    }
+
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    pub fn http(&self) -> &GatedHttp {
+        &self.http
+    }
+
+    /// Tests a connection: reach it, authenticate, change nothing.
+    pub async fn test(&self, m: &Material) -> TestResult {
+        let started = Instant::now();
+        let timeout = m.timeout(self.settings.test_timeout);
+        let run = async {
+            match m.kind {
+                Kind::Http => http::test(self, m, timeout).await,
+                Kind::Database => database::test(self, m, timeout).await,
+                Kind::Smtp => smtp::test(self, m, timeout).await,
+                Kind::Webhook => webhook::test(self, m).await,
+                Kind::Mcp => mcp::test(self, m, timeout).await,
+            }
+        };
+        let outcome = match tokio::time::timeout(timeout + Duration::from_millis(500), run).await {
+            Ok(o) => o,
+            Err(_) => Outcome::fail(ErrorKind::Timeout, format!("no answer within {} ms", timeout.as_millis())),
+        };
+        outcome.into_result(elapsed_ms(started))
+    }
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A connector's verdict before latency is known.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub ok: bool,
+    pub kind: Option<ErrorKind>,
+    pub message: String,
+    pub status: Option<u16>,
+}
+
+impl Outcome {
+    pub fn ok(message: impl Into<String>) -> Self {
+        Self { ok: true, kind: None, message: message.into(), status: None }
+    }
+
+    pub fn fail(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { ok: false, kind: Some(kind), message: message.into(), status: None }
+    }
+
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    fn into_result(self, latency_ms: u64) -> TestResult {
+        let mut r = if self.ok {
+            TestResult::ok(latency_ms, self.message)
+        } else {
+            TestResult::failed(latency_ms, self.kind.unwrap_or(ErrorKind::Protocol), self.message)
+        };
+        r.status_code = self.status;
+        r
+    }
+}
+
+impl From<NetError> for Outcome {
+    fn from(e: NetError) -> Self {
+        match e {
+            NetError::Blocked { .. } => Outcome::fail(ErrorKind::Blocked, e.to_string()),
+            NetError::Dns { .. } => Outcome::fail(ErrorKind::Dns, e.to_string()),
+            NetError::InvalidHost(_) => Outcome::fail(ErrorKind::Dns, e.to_string()),
+        }
+    }
+}
+
+impl From<HttpError> for Outcome {
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::Net(n) => n.into(),
+            HttpError::Timeout => Outcome::fail(ErrorKind::Timeout, "timed out"),
+            HttpError::Connect(m) => Outcome::fail(ErrorKind::Refused, m),
+            HttpError::Tls(m) => Outcome::fail(ErrorKind::Tls, m),
+            HttpError::Url(m) => Outcome::fail(ErrorKind::Protocol, m),
+            HttpError::Other(m) => Outcome::fail(ErrorKind::Protocol, m),
+        }
+    }
+}
+
+impl From<AuthError> for Outcome {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Http(h) => h.into(),
+            AuthError::Rejected(m) => Outcome::fail(ErrorKind::Auth, m),
+            AuthError::Unsupported(m) => Outcome::fail(ErrorKind::Protocol, m),
+        }
+    }
+}

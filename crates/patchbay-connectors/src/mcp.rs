@@ -1,0 +1,117 @@
+//! MCP connection test: `initialize` then `tools/list` over Streamable HTTP (through the gate)
+//! or stdio (only commands the operator allows). The Patchbay token is never forwarded: the
+//! upstream's credentials come from the connection.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use patchbay_domain::api::ErrorKind;
+use reqwest::header::{HeaderName, HeaderValue};
+use rmcp::ServiceExt;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use secrecy::ExposeSecret;
+
+use crate::{Connectors, Material, Outcome};
+
+pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
+    match m.config_str("transport").unwrap_or("streamable_http") {
+        "streamable_http" => streamable_http(c, m, timeout).await,
+        "stdio" => Outcome::fail(
+            ErrorKind::Blocked,
+            "stdio MCP servers run only commands the operator allows, and none is allowed here",
+        ),
+        other => Outcome::fail(ErrorKind::Protocol, format!("the {other} transport is not available in this build")),
+    }
+}
+
+/// Upstream credentials as headers (and query for `api_key` in the query string).
+fn upstream_auth(m: &Material, url: &mut url::Url) -> Result<(Option<String>, HashMap<HeaderName, HeaderValue>), Outcome> {
+    let mut headers = HashMap::new();
+    let bad = || Outcome::fail(ErrorKind::Protocol, "a credential cannot be sent in an HTTP header");
+    let mut sensitive = |name: &str, value: String| -> Result<(), Outcome> {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+        let mut v = HeaderValue::from_str(&value).map_err(|_| bad())?;
+        v.set_sensitive(true);
+        headers.insert(name, v);
+        Ok(())
+    };
+    let mut bearer = None;
+    match m.auth_str("type").unwrap_or("none") {
+        "bearer" => bearer = m.secret("token").map(|t| t.expose_secret().to_owned()),
+        "oauth2" => bearer = m.secret("access_token").map(|t| t.expose_secret().to_owned()),
+        "basic" => {
+            let user = m.auth_str("username").unwrap_or_default();
+            let pass = m.secret("password").map(|s| s.expose_secret()).unwrap_or_default();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            sensitive("authorization", format!("Basic {b64}"))?;
+        }
+        "api_key" => {
+            let key = format!("{}{}", m.auth_str("prefix").unwrap_or(""), m.secret("api_key").map(|s| s.expose_secret()).unwrap_or_default());
+            let name = m.auth_str("name").unwrap_or("X-API-Key");
+            match m.auth_str("in").unwrap_or("header") {
+                "query" => {
+                    url.query_pairs_mut().append_pair(name, &key);
+                }
+                "cookie" => sensitive("cookie", format!("{name}={key}"))?,
+                _ => sensitive(name, key)?,
+            }
+        }
+        _ => {}
+    }
+    Ok((bearer, headers))
+}
+
+async fn streamable_http(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
+    let mut url = match url::Url::parse(m.config_str("server_url").unwrap_or_default()) {
+        Ok(u) => u,
+        Err(e) => return Outcome::fail(ErrorKind::Protocol, format!("config.server_url: {e}")),
+    };
+    if let Err(e) = c.http().check_url(&url).await {
+        return e.into();
+    }
+    let (bearer, headers) = match upstream_auth(m, &mut url) {
+        Ok(a) => a,
+        Err(o) => return o,
+    };
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).control_request_timeout(timeout);
+    config.custom_headers = headers;
+    if let Some(token) = bearer {
+        config = config.auth_header(token);
+    }
+    let transport = StreamableHttpClientTransport::with_client(c.http().client().clone(), config);
+    let run = async {
+        let client = ().serve(transport).await.map_err(|e| e.to_string())?;
+        let server = client
+            .peer_info()
+            .and_then(|i| i.server_info.as_ref().map(|s| format!("{} {}", s.name, s.version)))
+            .unwrap_or_else(|| "an MCP server".into());
+        let tools = client.list_all_tools().await.map_err(|e| e.to_string());
+        let _ = client.cancel().await;
+        tools.map(|t| (server, t.len()))
+    };
+    match tokio::time::timeout(timeout, run).await {
+        Ok(Ok((server, n))) => Outcome::ok(format!("Connected to {server}: {n} tools")),
+        Ok(Err(text)) => classify(&text),
+        Err(_) => Outcome::fail(ErrorKind::Timeout, format!("no answer within {} ms", timeout.as_millis())),
+    }
+}
+
+fn classify(text: &str) -> Outcome {
+    let lower = text.to_ascii_lowercase();
+    let kind = if lower.contains("401") || lower.contains("403") || lower.contains("unauthorized") || lower.contains("forbidden") {
+        ErrorKind::Auth
+    } else if lower.contains("blocked:") {
+        ErrorKind::Blocked
+    } else if lower.contains("refused") || lower.contains("connect") {
+        ErrorKind::Refused
+    } else if lower.contains("timed out") || lower.contains("timeout") {
+        ErrorKind::Timeout
+    } else if lower.contains("certificate") || lower.contains("tls") {
+        ErrorKind::Tls
+    } else {
+        ErrorKind::Protocol
+    };
+    Outcome::fail(kind, format!("MCP: {}", text.chars().take(300).collect::<String>()))
+}
