@@ -75,6 +75,12 @@ pub enum ConnectionsCmd {
     Delete { id: String },
     /// Print decrypted credentials (executor or admin; audited).
     Credentials { id: String },
+    /// Test a saved connection, or (without an id) a connection described by the flags.
+    Test {
+        id: Option<String>,
+        #[command(flatten)]
+        args: ConnectionArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -543,6 +549,27 @@ async fn connections(g: &Global, cmd: ConnectionsCmd) -> Result<()> {
         }
         ConnectionsCmd::Credentials { id } => {
             json(&c.credentials(&id).await?)?;
+        }
+        ConnectionsCmd::Test { id, args } => {
+            let result = match id {
+                Some(id) => c.test_connection(&id).await?,
+                None => {
+                    let body = connection_body(&args)?;
+                    let req: CreateConnection = serde_json::from_value(Value::Object(body))?;
+                    c.test_unsaved(&req).await?
+                }
+            };
+            if g.json {
+                json(&result)?;
+            } else if result.success {
+                println!("✓ {} ({} ms)", result.message, result.latency_ms);
+            } else {
+                let kind = result.error_kind.map_or("error", |k| k.as_str());
+                println!("✗ {} ({kind}, {} ms)", result.message, result.latency_ms);
+            }
+            if !result.success {
+                bail!("the connection test failed");
+            }
         }
     }
     Ok(())

@@ -23,6 +23,16 @@ pub struct FileConfig {
     pub master_key_file: Option<PathBuf>,
     pub log_format: Option<String>,
     pub body_limit_bytes: Option<usize>,
+    #[serde(default)]
+    pub allow_net: Vec<String>,
+    #[serde(default)]
+    pub allow_sqlite_dirs: Vec<PathBuf>,
+    #[serde(default)]
+    pub allow_commands: Vec<String>,
+    #[serde(default)]
+    pub dns_servers: Vec<String>,
+    pub test_rate_limit: Option<u32>,
+    pub retest_interval: Option<String>,
 }
 
 impl FileConfig {
@@ -58,6 +68,25 @@ log_format = "text"
 
 # Largest accepted JSON request body.
 body_limit_bytes = 1048576
+
+# Outbound connections never reach loopback, private, link-local (cloud metadata), CGNAT,
+# multicast or reserved addresses. Only the operator can open a range here.
+# allow_net = ["10.20.0.0/16"]
+
+# Directories SQLite connections may name files under (never Patchbay's own data directory).
+# allow_sqlite_dirs = ["/srv/sqlite"]
+
+# Commands stdio MCP connections may start (matched exactly).
+# allow_commands = ["/usr/local/bin/mcp-server-filesystem"]
+
+# DNS servers for outbound names instead of the system's.
+# dns_servers = ["10.0.0.2:53"]
+
+# Connection tests per token per minute (0: unlimited).
+test_rate_limit = 10
+
+# How often connections are re-tested in the background ("0" turns it off).
+retest_interval = "24h"
 "#;
 
 pub fn example() {

@@ -33,6 +33,72 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "PATCHBAY_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Open an address range to outbound connections despite the deny-list (repeatable).
+    #[arg(
+        long = "allow-net",
+        env = "PATCHBAY_ALLOW_NET",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub allow_net: Vec<String>,
+    /// A directory SQLite connections may use (repeatable).
+    #[arg(
+        long = "allow-sqlite-dir",
+        env = "PATCHBAY_ALLOW_SQLITE_DIR",
+        value_delimiter = ',',
+        value_name = "DIR"
+    )]
+    pub allow_sqlite_dir: Vec<PathBuf>,
+    /// A command stdio MCP connections may start (repeatable).
+    #[arg(
+        long = "allow-command",
+        env = "PATCHBAY_ALLOW_COMMAND",
+        value_delimiter = ',',
+        value_name = "CMD"
+    )]
+    pub allow_command: Vec<String>,
+    /// DNS server for outbound names instead of the system's (repeatable), e.g. 127.0.0.1:53.
+    #[arg(
+        long = "dns-server",
+        env = "PATCHBAY_DNS_SERVER",
+        value_delimiter = ',',
+        value_name = "ADDR"
+    )]
+    pub dns_server: Vec<String>,
+    /// Connection tests per token per minute (0: unlimited) [default: 10].
+    #[arg(long, env = "PATCHBAY_TEST_RATE_LIMIT")]
+    pub test_rate_limit: Option<u32>,
+    /// How often connections are re-tested in the background, e.g. 24h; 0 turns it off
+    /// [default: 24h].
+    #[arg(long, env = "PATCHBAY_RETEST_INTERVAL")]
+    pub retest_interval: Option<String>,
+}
+
+/// `10.0.0.0/8`, or a single address (`127.0.0.2` = `/32`).
+fn parse_net(raw: &str) -> Result<patchbay_net::IpNet> {
+    let raw = raw.trim();
+    if let Ok(net) = raw.parse::<patchbay_net::IpNet>() {
+        return Ok(net);
+    }
+    raw.parse::<std::net::IpAddr>()
+        .map(patchbay_net::IpNet::from)
+        .with_context(|| format!("--allow-net {raw:?} is not a CIDR range such as 10.0.0.0/8"))
+}
+
+/// `24h`, `30m`, `45s`, `7d` or seconds; `0` is off.
+fn parse_interval(raw: &str) -> Result<Option<std::time::Duration>> {
+    let raw = raw.trim();
+    let (digits, mult) = match raw.chars().last() {
+        Some('s') => (&raw[..raw.len() - 1], 1),
+        Some('m') => (&raw[..raw.len() - 1], 60),
+        Some('h') => (&raw[..raw.len() - 1], 3600),
+        Some('d') => (&raw[..raw.len() - 1], 86_400),
+        _ => (raw, 1),
+    };
+    let n: u64 = digits
+        .parse()
+        .with_context(|| format!("--retest-interval {raw:?} is not a span such as 24h"))?;
+    Ok((n > 0).then(|| std::time::Duration::from_secs(n * mult)))
 }
 
 pub fn settings(args: &ServeArgs, global: &Global) -> Result<Settings> {
@@ -78,6 +144,42 @@ pub fn settings(args: &ServeArgs, global: &Global) -> Result<Settings> {
     if let Some(limit) = file.body_limit_bytes {
         s.body_limit = limit;
     }
+    let nets = if args.allow_net.is_empty() {
+        file.allow_net
+    } else {
+        args.allow_net.clone()
+    };
+    s.allow_net = nets.iter().map(|n| parse_net(n)).collect::<Result<_>>()?;
+    s.allow_sqlite_dirs = if args.allow_sqlite_dir.is_empty() {
+        file.allow_sqlite_dirs
+    } else {
+        args.allow_sqlite_dir.clone()
+    };
+    s.allow_commands = if args.allow_command.is_empty() {
+        file.allow_commands
+    } else {
+        args.allow_command.clone()
+    };
+    let dns = if args.dns_server.is_empty() {
+        file.dns_servers
+    } else {
+        args.dns_server.clone()
+    };
+    s.dns_servers = dns
+        .iter()
+        .map(|d| {
+            d.parse::<SocketAddr>().with_context(|| {
+                format!("--dns-server {d:?} is not an address such as 127.0.0.1:53")
+            })
+        })
+        .collect::<Result<_>>()?;
+    s.test_rate_per_minute = args.test_rate_limit.or(file.test_rate_limit).unwrap_or(10);
+    s.retest_interval = parse_interval(
+        args.retest_interval
+            .as_deref()
+            .or(file.retest_interval.as_deref())
+            .unwrap_or("24h"),
+    )?;
     Ok(s)
 }
 

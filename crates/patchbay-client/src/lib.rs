@@ -7,7 +7,7 @@ use patchbay_domain::FieldError;
 use patchbay_domain::api::{
     AuditEvent, AuditVerification, CreateConnection, CreateOrg, CreateProject, CreateToken,
     CreatedOrg, CreatedToken, Credentials, KeysStatus, Me, Org, Page, Project, PutSecret,
-    RotationProgress, SecretMeta, Token, UpdateConnection,
+    RotationProgress, SecretMeta, TestResult, Token, UpdateConnection,
 };
 use patchbay_domain::connection::Connection;
 use reqwest::{Method, StatusCode};
@@ -297,6 +297,22 @@ impl Client {
 
     pub async fn delete_connection(&self, id: &str) -> Result<()> {
         self.delete(&format!("/v1/connections/{id}")).await
+    }
+
+    /// Tests a saved connection (the result is stored).
+    pub async fn test_connection(&self, id: &str) -> Result<TestResult> {
+        self.call(
+            Method::POST,
+            &format!("/v1/connections/{id}/test"),
+            None,
+            &[],
+        )
+        .await
+    }
+
+    /// Tests a connection body without saving it.
+    pub async fn test_unsaved(&self, req: &CreateConnection) -> Result<TestResult> {
+        self.send(Method::POST, "/v1/connections/test", req).await
     }
 
     pub async fn credentials(&self, id: &str) -> Result<Credentials> {

@@ -29,7 +29,8 @@ fn header_value(value: &str, what: &str) -> Result<HeaderValue, AuthError> {
 }
 
 fn header_name(name: &str) -> Result<HeaderName, AuthError> {
-    HeaderName::from_bytes(name.as_bytes()).map_err(|_| AuthError::Unsupported(format!("{name:?} is not a header name")))
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| AuthError::Unsupported(format!("{name:?} is not a header name")))
 }
 
 fn secret<'a>(m: &'a Material, field: &str) -> Result<&'a str, AuthError> {
@@ -44,7 +45,8 @@ fn add_cookie(req: &mut reqwest::Request, name: &str, value: &str) -> Result<(),
         Some(existing) => format!("{existing}; {pair}"),
         None => pair,
     };
-    req.headers_mut().insert(COOKIE, header_value(&combined, "a cookie")?);
+    req.headers_mut()
+        .insert(COOKIE, header_value(&combined, "a cookie")?);
     Ok(())
 }
 
@@ -55,7 +57,9 @@ pub fn render_template(template: &str, m: &Material) -> Result<String, AuthError
     while let Some(start) = rest.find("${secrets.") {
         out.push_str(&rest[..start]);
         let after = &rest[start + "${secrets.".len()..];
-        let end = after.find('}').ok_or_else(|| AuthError::Unsupported("unterminated ${secrets.…} in a template".into()))?;
+        let end = after.find('}').ok_or_else(|| {
+            AuthError::Unsupported("unterminated ${secrets.…} in a template".into())
+        })?;
         out.push_str(secret(m, &after[..end])?);
         rest = &after[end + 1..];
     }
@@ -64,12 +68,23 @@ pub fn render_template(template: &str, m: &Material) -> Result<String, AuthError
 }
 
 /// Adds the connection's credentials to `req`.
-pub async fn apply_auth(http: &GatedHttp, m: &Material, req: &mut reqwest::Request) -> Result<(), AuthError> {
-    let auth_type = m.auth_str("type").and_then(AuthType::parse).unwrap_or(AuthType::None);
+pub async fn apply_auth(
+    http: &GatedHttp,
+    m: &Material,
+    req: &mut reqwest::Request,
+) -> Result<(), AuthError> {
+    let auth_type = m
+        .auth_str("type")
+        .and_then(AuthType::parse)
+        .unwrap_or(AuthType::None);
     match auth_type {
         AuthType::None | AuthType::Hmac => {}
         AuthType::ApiKey => {
-            let key = format!("{}{}", m.auth_str("prefix").unwrap_or(""), secret(m, "api_key")?);
+            let key = format!(
+                "{}{}",
+                m.auth_str("prefix").unwrap_or(""),
+                secret(m, "api_key")?
+            );
             let name = m.auth_str("name").unwrap_or("X-API-Key");
             match m.auth_str("in").unwrap_or("header") {
                 "query" => {
@@ -77,23 +92,41 @@ pub async fn apply_auth(http: &GatedHttp, m: &Material, req: &mut reqwest::Reque
                 }
                 "cookie" => add_cookie(req, name, &key)?,
                 _ => {
-                    req.headers_mut().insert(header_name(name)?, header_value(&key, "the API key")?);
+                    req.headers_mut()
+                        .insert(header_name(name)?, header_value(&key, "the API key")?);
                 }
             }
         }
         AuthType::Bearer => {
             let v = format!("Bearer {}", secret(m, "token")?);
-            req.headers_mut().insert(AUTHORIZATION, header_value(&v, "the token")?);
+            req.headers_mut()
+                .insert(AUTHORIZATION, header_value(&v, "the token")?);
         }
         AuthType::Basic => {
-            let user = m.auth_str("username").or_else(|| m.config_str("username")).unwrap_or("");
-            let creds = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", secret(m, "password")?));
-            req.headers_mut().insert(AUTHORIZATION, header_value(&format!("Basic {creds}"), "the password")?);
+            let user = m
+                .auth_str("username")
+                .or_else(|| m.config_str("username"))
+                .unwrap_or("");
+            let creds = base64::engine::general_purpose::STANDARD
+                .encode(format!("{user}:{}", secret(m, "password")?));
+            req.headers_mut().insert(
+                AUTHORIZATION,
+                header_value(&format!("Basic {creds}"), "the password")?,
+            );
         }
         AuthType::Custom => {
-            for rule in m.auth.get("inject").and_then(Value::as_array).into_iter().flatten() {
+            for rule in m
+                .auth
+                .get("inject")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let name = rule.get("name").and_then(Value::as_str).unwrap_or_default();
-                let template = rule.get("template").and_then(Value::as_str).unwrap_or_default();
+                let template = rule
+                    .get("template")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let value = render_template(template, m)?;
                 match rule.get("in").and_then(Value::as_str) {
                     Some("query") => {
@@ -101,7 +134,10 @@ pub async fn apply_auth(http: &GatedHttp, m: &Material, req: &mut reqwest::Reque
                     }
                     Some("cookie") => add_cookie(req, name, &value)?,
                     Some("header") => {
-                        req.headers_mut().insert(header_name(name)?, header_value(&value, "a custom credential")?);
+                        req.headers_mut().insert(
+                            header_name(name)?,
+                            header_value(&value, "a custom credential")?,
+                        );
                     }
                     // Body injection applies to requests that carry a JSON body (actions).
                     _ => {}
@@ -109,18 +145,26 @@ pub async fn apply_auth(http: &GatedHttp, m: &Material, req: &mut reqwest::Reque
             }
         }
         AuthType::Oauth2 => {
-            let token = m
-                .secret("access_token")
-                .ok_or_else(|| AuthError::Rejected("not authorized yet: complete the OAuth flow for this connection".into()))?;
+            let token = m.secret("access_token").ok_or_else(|| {
+                AuthError::Rejected(
+                    "not authorized yet: complete the OAuth flow for this connection".into(),
+                )
+            })?;
             let v = format!("Bearer {}", token.expose_secret());
-            req.headers_mut().insert(AUTHORIZATION, header_value(&v, "the access token")?);
+            req.headers_mut()
+                .insert(AUTHORIZATION, header_value(&v, "the access token")?);
         }
         AuthType::Oauth2ClientCredentials => {
             let token = client_credentials_token(http, m).await?;
-            req.headers_mut().insert(AUTHORIZATION, header_value(&format!("Bearer {token}"), "the access token")?);
+            req.headers_mut().insert(
+                AUTHORIZATION,
+                header_value(&format!("Bearer {token}"), "the access token")?,
+            );
         }
         AuthType::AwsSigv4 => {
-            return Err(AuthError::Unsupported("aws_sigv4 request signing is not available yet".into()));
+            return Err(AuthError::Unsupported(
+                "aws_sigv4 request signing is not available yet".into(),
+            ));
         }
     }
     Ok(())
@@ -131,7 +175,8 @@ pub async fn client_credentials_token(http: &GatedHttp, m: &Material) -> Result<
     let token_url = m
         .auth_str("token_url")
         .ok_or_else(|| AuthError::Unsupported("auth.token_url is not set".into()))?;
-    let url = url::Url::parse(token_url).map_err(|e| AuthError::Unsupported(format!("auth.token_url: {e}")))?;
+    let url = url::Url::parse(token_url)
+        .map_err(|e| AuthError::Unsupported(format!("auth.token_url: {e}")))?;
     let mut form: Vec<(String, String)> = vec![("grant_type".into(), "client_credentials".into())];
     if let Some(scopes) = m.auth.get("scopes").and_then(Value::as_array) {
         let joined: Vec<&str> = scopes.iter().filter_map(Value::as_str).collect();
@@ -149,7 +194,9 @@ pub async fn client_credentials_token(http: &GatedHttp, m: &Material) -> Result<
         .header(reqwest::header::ACCEPT, "application/json")
         .form(&form)
         .build()
-        .map_err(|e| AuthError::Http(patchbay_net::HttpError::Other(e.without_url().to_string())))?;
+        .map_err(|e| {
+            AuthError::Http(patchbay_net::HttpError::Other(e.without_url().to_string()))
+        })?;
     if let Some(v) = req.headers_mut().get_mut(AUTHORIZATION) {
         v.set_sensitive(true);
     }
@@ -157,16 +204,29 @@ pub async fn client_credentials_token(http: &GatedHttp, m: &Material) -> Result<
     let status = resp.status();
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
-        let code = body.get("error").and_then(Value::as_str).unwrap_or("unknown_error");
+        let code = body
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown_error");
         let msg = format!("the token endpoint answered {} ({code})", status.as_u16());
-        return Err(if matches!(code, "invalid_client" | "unauthorized_client" | "invalid_grant") || status.as_u16() == 401 {
-            AuthError::Rejected(msg)
-        } else {
-            AuthError::Http(HttpError::Other(msg))
-        });
+        return Err(
+            if matches!(
+                code,
+                "invalid_client" | "unauthorized_client" | "invalid_grant"
+            ) || status.as_u16() == 401
+            {
+                AuthError::Rejected(msg)
+            } else {
+                AuthError::Http(HttpError::Other(msg))
+            },
+        );
     }
     body.get("access_token")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| AuthError::Http(HttpError::Other("the token endpoint answered without an access_token".into())))
+        .ok_or_else(|| {
+            AuthError::Http(HttpError::Other(
+                "the token endpoint answered without an access_token".into(),
+            ))
+        })
 }

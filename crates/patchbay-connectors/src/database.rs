@@ -20,7 +20,10 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
         Some("postgresql") => network(c, m, timeout, Driver::Postgres).await,
         Some("mysql") => network(c, m, timeout, Driver::Mysql).await,
         Some("sqlite") => sqlite(c, m).await,
-        Some("mssql") => Outcome::fail(ErrorKind::Protocol, "the mssql driver is not available in this build"),
+        Some("mssql") => Outcome::fail(
+            ErrorKind::Protocol,
+            "the mssql driver is not available in this build",
+        ),
         _ => Outcome::fail(ErrorKind::Protocol, "config.driver is not set"),
     }
 }
@@ -37,15 +40,27 @@ async fn network(c: &Connectors, m: &Material, timeout: Duration, driver: Driver
         Driver::Postgres => 5432,
         Driver::Mysql => 3306,
     };
-    let port = m.config.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()).unwrap_or(default_port);
+    let port = m
+        .config
+        .get("port")
+        .and_then(Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or(default_port);
     let addrs = match c.gate().resolve_socket(host, port).await {
         Ok(a) => a,
         Err(e) => return e.into(),
     };
     let user = m.config_str("username").unwrap_or_default();
-    let password = m.secret("password").map(|s| s.expose_secret()).unwrap_or("");
+    let password = m
+        .secret("password")
+        .map(|s| s.expose_secret())
+        .unwrap_or("");
     let database = m.config_str("database").unwrap_or_default();
-    let ssl = m.config.get("ssl").and_then(Value::as_bool).unwrap_or(false);
+    let ssl = m
+        .config
+        .get("ssl")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let ca = m.config_str("ssl_ca").map(|s| s.as_bytes().to_vec());
     let mut last = Outcome::fail(ErrorKind::Refused, "no address to connect to");
     for addr in addrs {
@@ -60,7 +75,11 @@ async fn network(c: &Connectors, m: &Material, timeout: Duration, driver: Driver
                         .username(user)
                         .password(password)
                         .database(database)
-                        .ssl_mode(if ssl { PgSslMode::VerifyCa } else { PgSslMode::Disable });
+                        .ssl_mode(if ssl {
+                            PgSslMode::VerifyCa
+                        } else {
+                            PgSslMode::Disable
+                        });
                     if let Some(ca) = &ca {
                         o = o.ssl_root_cert_from_pem(ca.clone());
                     }
@@ -76,7 +95,11 @@ async fn network(c: &Connectors, m: &Material, timeout: Duration, driver: Driver
                         .username(user)
                         .password(password)
                         .database(database)
-                        .ssl_mode(if ssl { MySqlSslMode::VerifyCa } else { MySqlSslMode::Disabled });
+                        .ssl_mode(if ssl {
+                            MySqlSslMode::VerifyCa
+                        } else {
+                            MySqlSslMode::Disabled
+                        });
                     if let Some(ca) = &ca {
                         o = o.ssl_ca_from_pem(ca.clone());
                     }
@@ -95,7 +118,12 @@ async fn network(c: &Connectors, m: &Material, timeout: Duration, driver: Driver
                     return last;
                 }
             }
-            Err(_) => return Outcome::fail(ErrorKind::Timeout, format!("no answer within {} ms", timeout.as_millis())),
+            Err(_) => {
+                return Outcome::fail(
+                    ErrorKind::Timeout,
+                    format!("no answer within {} ms", timeout.as_millis()),
+                );
+            }
         }
     }
     last
@@ -131,37 +159,69 @@ fn classify(e: &sqlx::Error) -> Outcome {
 
 /// Resolves `..` and links, then requires the file to sit under an allowed directory and
 /// outside every protected one.
-pub(crate) fn allowed_sqlite_path(raw: &str, allow: &[PathBuf], protected: &[PathBuf]) -> Result<PathBuf, Outcome> {
+pub(crate) fn allowed_sqlite_path(
+    raw: &str,
+    allow: &[PathBuf],
+    protected: &[PathBuf],
+) -> Result<PathBuf, Outcome> {
     let path = Path::new(raw);
     if !path.is_absolute() {
-        return Err(Outcome::fail(ErrorKind::Blocked, "config.database must be an absolute path"));
+        return Err(Outcome::fail(
+            ErrorKind::Blocked,
+            "config.database must be an absolute path",
+        ));
     }
     if allow.is_empty() {
-        return Err(Outcome::fail(ErrorKind::Blocked, "SQLite files are not allowed here (the operator allows directories with --allow-sqlite-dir)"));
+        return Err(Outcome::fail(
+            ErrorKind::Blocked,
+            "SQLite files are not allowed here (the operator allows directories with --allow-sqlite-dir)",
+        ));
     }
-    let real = path
-        .canonicalize()
-        .map_err(|e| Outcome::fail(ErrorKind::Protocol, format!("cannot open {raw}: {}", e.kind())))?;
-    let under = |dirs: &[PathBuf]| dirs.iter().filter_map(|d| d.canonicalize().ok()).any(|d| real.starts_with(&d));
+    let real = path.canonicalize().map_err(|e| {
+        Outcome::fail(
+            ErrorKind::Protocol,
+            format!("cannot open {raw}: {}", e.kind()),
+        )
+    })?;
+    let under = |dirs: &[PathBuf]| {
+        dirs.iter()
+            .filter_map(|d| d.canonicalize().ok())
+            .any(|d| real.starts_with(&d))
+    };
     if under(protected) {
-        return Err(Outcome::fail(ErrorKind::Blocked, "the file lies in Patchbay's own data directory"));
+        return Err(Outcome::fail(
+            ErrorKind::Blocked,
+            "the file lies in Patchbay's own data directory",
+        ));
     }
     if !under(allow) {
-        return Err(Outcome::fail(ErrorKind::Blocked, "the file is outside the directories the operator allows"));
+        return Err(Outcome::fail(
+            ErrorKind::Blocked,
+            "the file is outside the directories the operator allows",
+        ));
     }
     Ok(real)
 }
 
 async fn sqlite(c: &Connectors, m: &Material) -> Outcome {
     let raw = m.config_str("database").unwrap_or_default();
-    let path = match allowed_sqlite_path(raw, &c.settings.allow_sqlite_dirs, &c.settings.protected_dirs) {
+    let path = match allowed_sqlite_path(
+        raw,
+        &c.settings.allow_sqlite_dirs,
+        &c.settings.protected_dirs,
+    ) {
         Ok(p) => p,
         Err(o) => return o,
     };
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).read_only(true).create_if_missing(false);
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .read_only(true)
+        .create_if_missing(false);
     let result = async {
         let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
-        sqlx::query("SELECT 1 FROM sqlite_master LIMIT 1").execute(&mut conn).await?;
+        sqlx::query("SELECT 1 FROM sqlite_master LIMIT 1")
+            .execute(&mut conn)
+            .await?;
         conn.close().await
     };
     match result.await {
@@ -189,15 +249,40 @@ mod tests {
         let protected = vec![data.clone()];
         assert!(allowed_sqlite_path(ok.to_str().unwrap(), &allow, &protected).is_ok());
         let escape = allowed.join("../outside.db");
-        assert_eq!(allowed_sqlite_path(escape.to_str().unwrap(), &allow, &protected).unwrap_err().kind, Some(ErrorKind::Blocked));
+        assert_eq!(
+            allowed_sqlite_path(escape.to_str().unwrap(), &allow, &protected)
+                .unwrap_err()
+                .kind,
+            Some(ErrorKind::Blocked)
+        );
         std::os::unix::fs::symlink(data.join("patchbay.db"), allowed.join("link.db")).unwrap();
         let link = allowed.join("link.db");
-        assert_eq!(allowed_sqlite_path(link.to_str().unwrap(), &allow, &protected).unwrap_err().kind, Some(ErrorKind::Blocked));
+        assert_eq!(
+            allowed_sqlite_path(link.to_str().unwrap(), &allow, &protected)
+                .unwrap_err()
+                .kind,
+            Some(ErrorKind::Blocked)
+        );
         // The data directory stays closed even when the operator allows its parent.
         let wide = vec![root.path().to_path_buf()];
         let own = data.join("patchbay.db");
-        assert_eq!(allowed_sqlite_path(own.to_str().unwrap(), &wide, &protected).unwrap_err().kind, Some(ErrorKind::Blocked));
-        assert_eq!(allowed_sqlite_path("relative.db", &allow, &protected).unwrap_err().kind, Some(ErrorKind::Blocked));
-        assert_eq!(allowed_sqlite_path(ok.to_str().unwrap(), &[], &protected).unwrap_err().kind, Some(ErrorKind::Blocked));
+        assert_eq!(
+            allowed_sqlite_path(own.to_str().unwrap(), &wide, &protected)
+                .unwrap_err()
+                .kind,
+            Some(ErrorKind::Blocked)
+        );
+        assert_eq!(
+            allowed_sqlite_path("relative.db", &allow, &protected)
+                .unwrap_err()
+                .kind,
+            Some(ErrorKind::Blocked)
+        );
+        assert_eq!(
+            allowed_sqlite_path(ok.to_str().unwrap(), &[], &protected)
+                .unwrap_err()
+                .kind,
+            Some(ErrorKind::Blocked)
+        );
     }
 }

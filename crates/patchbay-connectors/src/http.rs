@@ -16,7 +16,11 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
         return Outcome::fail(ErrorKind::Protocol, "config.base_url is not set");
     };
     let verify_path = m.config_str("verify_path");
-    let mut url = match url::Url::parse(&format!("{}{}", base.trim_end_matches('/'), verify_path.unwrap_or(""))) {
+    let mut url = match url::Url::parse(&format!(
+        "{}{}",
+        base.trim_end_matches('/'),
+        verify_path.unwrap_or("")
+    )) {
         Ok(u) => u,
         Err(e) => return Outcome::fail(ErrorKind::Protocol, format!("invalid URL: {e}")),
     };
@@ -36,27 +40,51 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
         };
         let status = resp.status();
         if status.is_redirection() {
-            let Some(next) = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()) else {
-                return Outcome::fail(ErrorKind::Protocol, format!("HTTP {} without a Location", status.as_u16())).status(status.as_u16());
+            let Some(next) = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+            else {
+                return Outcome::fail(
+                    ErrorKind::Protocol,
+                    format!("HTTP {} without a Location", status.as_u16()),
+                )
+                .status(status.as_u16());
             };
             url = match url.join(next) {
                 Ok(u) => u,
-                Err(_) => return Outcome::fail(ErrorKind::Protocol, "a redirect to an invalid URL").status(status.as_u16()),
+                Err(_) => {
+                    return Outcome::fail(ErrorKind::Protocol, "a redirect to an invalid URL")
+                        .status(status.as_u16());
+                }
             };
             continue;
         }
         return verdict(status, verify_path.is_some());
     }
-    Outcome::fail(ErrorKind::Protocol, format!("more than {MAX_REDIRECTS} redirects"))
+    Outcome::fail(
+        ErrorKind::Protocol,
+        format!("more than {MAX_REDIRECTS} redirects"),
+    )
 }
 
 fn verdict(status: StatusCode, explicit_verify: bool) -> Outcome {
     let code = status.as_u16();
     match code {
-        401 | 403 => Outcome::fail(ErrorKind::Auth, format!("Authentication failed: {code}")).status(code),
+        401 | 403 => {
+            Outcome::fail(ErrorKind::Auth, format!("Authentication failed: {code}")).status(code)
+        }
         200..=299 => Outcome::ok(format!("Connected (HTTP {code})")).status(code),
-        500..=599 => Outcome::fail(ErrorKind::Protocol, format!("the server answered HTTP {code}")).status(code),
-        _ if explicit_verify => Outcome::fail(ErrorKind::Protocol, format!("the verify request answered HTTP {code}")).status(code),
+        500..=599 => Outcome::fail(
+            ErrorKind::Protocol,
+            format!("the server answered HTTP {code}"),
+        )
+        .status(code),
+        _ if explicit_verify => Outcome::fail(
+            ErrorKind::Protocol,
+            format!("the verify request answered HTTP {code}"),
+        )
+        .status(code),
         // A base URL need not serve anything itself; reaching it without an auth refusal counts.
         _ => Outcome::ok(format!("Reachable (HTTP {code} on the base URL)")).status(code),
     }

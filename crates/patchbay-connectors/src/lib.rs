@@ -60,6 +60,8 @@ pub struct ConnectorSettings {
     pub allow_sqlite_dirs: Vec<PathBuf>,
     /// Directories never reachable, whatever the allow-list says (Patchbay's data directory).
     pub protected_dirs: Vec<PathBuf>,
+    /// Commands stdio MCP servers may run (`--allow-command`), matched exactly.
+    pub allow_commands: Vec<String>,
     /// Upper bound of one connection test.
     pub test_timeout: Duration,
 }
@@ -77,7 +79,11 @@ impl Connectors {
             settings.test_timeout = Duration::from_secs(15);
         }
         let http = GatedHttp::new(gate.clone(), settings.test_timeout)?;
-        Ok(Self { http, gate, settings })
+        Ok(Self {
+            http,
+            gate,
+            settings,
+        })
     }
 
     pub fn gate(&self) -> &Gate {
@@ -103,7 +109,10 @@ impl Connectors {
         };
         let outcome = match tokio::time::timeout(timeout + Duration::from_millis(500), run).await {
             Ok(o) => o,
-            Err(_) => Outcome::fail(ErrorKind::Timeout, format!("no answer within {} ms", timeout.as_millis())),
+            Err(_) => Outcome::fail(
+                ErrorKind::Timeout,
+                format!("no answer within {} ms", timeout.as_millis()),
+            ),
         };
         outcome.into_result(elapsed_ms(started))
     }
@@ -124,11 +133,21 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     pub fn ok(message: impl Into<String>) -> Self {
-        Self { ok: true, kind: None, message: message.into(), status: None }
+        Self {
+            ok: true,
+            kind: None,
+            message: message.into(),
+            status: None,
+        }
     }
 
     pub fn fail(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { ok: false, kind: Some(kind), message: message.into(), status: None }
+        Self {
+            ok: false,
+            kind: Some(kind),
+            message: message.into(),
+            status: None,
+        }
     }
 
     pub fn status(mut self, status: u16) -> Self {
@@ -140,7 +159,11 @@ impl Outcome {
         let mut r = if self.ok {
             TestResult::ok(latency_ms, self.message)
         } else {
-            TestResult::failed(latency_ms, self.kind.unwrap_or(ErrorKind::Protocol), self.message)
+            TestResult::failed(
+                latency_ms,
+                self.kind.unwrap_or(ErrorKind::Protocol),
+                self.message,
+            )
         };
         r.status_code = self.status;
         r

@@ -18,18 +18,26 @@ use crate::{Connectors, Material, Outcome};
 pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
     match m.config_str("transport").unwrap_or("streamable_http") {
         "streamable_http" => streamable_http(c, m, timeout).await,
-        "stdio" => Outcome::fail(
-            ErrorKind::Blocked,
-            "stdio MCP servers run only commands the operator allows, and none is allowed here",
+        "stdio" => stdio(c, m, timeout).await,
+        other => Outcome::fail(
+            ErrorKind::Protocol,
+            format!("the {other} transport is not available in this build"),
         ),
-        other => Outcome::fail(ErrorKind::Protocol, format!("the {other} transport is not available in this build")),
     }
 }
 
 /// Upstream credentials as headers (and query for `api_key` in the query string).
-fn upstream_auth(m: &Material, url: &mut url::Url) -> Result<(Option<String>, HashMap<HeaderName, HeaderValue>), Outcome> {
+fn upstream_auth(
+    m: &Material,
+    url: &mut url::Url,
+) -> Result<(Option<String>, HashMap<HeaderName, HeaderValue>), Outcome> {
     let mut headers = HashMap::new();
-    let bad = || Outcome::fail(ErrorKind::Protocol, "a credential cannot be sent in an HTTP header");
+    let bad = || {
+        Outcome::fail(
+            ErrorKind::Protocol,
+            "a credential cannot be sent in an HTTP header",
+        )
+    };
     let mut sensitive = |name: &str, value: String| -> Result<(), Outcome> {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
         let mut v = HeaderValue::from_str(&value).map_err(|_| bad())?;
@@ -40,15 +48,28 @@ fn upstream_auth(m: &Material, url: &mut url::Url) -> Result<(Option<String>, Ha
     let mut bearer = None;
     match m.auth_str("type").unwrap_or("none") {
         "bearer" => bearer = m.secret("token").map(|t| t.expose_secret().to_owned()),
-        "oauth2" => bearer = m.secret("access_token").map(|t| t.expose_secret().to_owned()),
+        "oauth2" => {
+            bearer = m
+                .secret("access_token")
+                .map(|t| t.expose_secret().to_owned())
+        }
         "basic" => {
             let user = m.auth_str("username").unwrap_or_default();
-            let pass = m.secret("password").map(|s| s.expose_secret()).unwrap_or_default();
+            let pass = m
+                .secret("password")
+                .map(|s| s.expose_secret())
+                .unwrap_or_default();
             let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
             sensitive("authorization", format!("Basic {b64}"))?;
         }
         "api_key" => {
-            let key = format!("{}{}", m.auth_str("prefix").unwrap_or(""), m.secret("api_key").map(|s| s.expose_secret()).unwrap_or_default());
+            let key = format!(
+                "{}{}",
+                m.auth_str("prefix").unwrap_or(""),
+                m.secret("api_key")
+                    .map(|s| s.expose_secret())
+                    .unwrap_or_default()
+            );
             let name = m.auth_str("name").unwrap_or("X-API-Key");
             match m.auth_str("in").unwrap_or("header") {
                 "query" => {
@@ -75,7 +96,8 @@ async fn streamable_http(c: &Connectors, m: &Material, timeout: Duration) -> Out
         Ok(a) => a,
         Err(o) => return o,
     };
-    let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).control_request_timeout(timeout);
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+        .control_request_timeout(timeout);
     config.custom_headers = headers;
     if let Some(token) = bearer {
         config = config.auth_header(token);
@@ -85,7 +107,11 @@ async fn streamable_http(c: &Connectors, m: &Material, timeout: Duration) -> Out
         let client = ().serve(transport).await.map_err(|e| e.to_string())?;
         let server = client
             .peer_info()
-            .and_then(|i| i.server_info.as_ref().map(|s| format!("{} {}", s.name, s.version)))
+            .and_then(|i| {
+                i.server_info
+                    .as_ref()
+                    .map(|s| format!("{} {}", s.name, s.version))
+            })
             .unwrap_or_else(|| "an MCP server".into());
         let tools = client.list_all_tools().await.map_err(|e| e.to_string());
         let _ = client.cancel().await;
@@ -94,13 +120,73 @@ async fn streamable_http(c: &Connectors, m: &Material, timeout: Duration) -> Out
     match tokio::time::timeout(timeout, run).await {
         Ok(Ok((server, n))) => Outcome::ok(format!("Connected to {server}: {n} tools")),
         Ok(Err(text)) => classify(&text),
-        Err(_) => Outcome::fail(ErrorKind::Timeout, format!("no answer within {} ms", timeout.as_millis())),
+        Err(_) => Outcome::fail(
+            ErrorKind::Timeout,
+            format!("no answer within {} ms", timeout.as_millis()),
+        ),
+    }
+}
+
+/// Starts an allowed command with a minimal environment and speaks MCP over its stdio.
+async fn stdio(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
+    let command = m.config_str("command").unwrap_or_default();
+    if !c.settings.allow_commands.iter().any(|a| a == command) {
+        return Outcome::fail(
+            ErrorKind::Blocked,
+            format!(
+                "the command {command:?} is not on the operator's allow-list (--allow-command)"
+            ),
+        );
+    }
+    let args: Vec<String> = m
+        .config
+        .get("args")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut cmd = tokio::process::Command::new(command);
+    cmd.args(&args).env_clear().kill_on_drop(true);
+    for var in ["PATH", "HOME", "LANG"] {
+        if let Ok(v) = std::env::var(var) {
+            cmd.env(var, v);
+        }
+    }
+    let transport = match rmcp::transport::TokioChildProcess::new(cmd) {
+        Ok(t) => t,
+        Err(e) => {
+            return Outcome::fail(
+                ErrorKind::Refused,
+                format!("cannot start {command:?}: {}", e.kind()),
+            );
+        }
+    };
+    let run = async {
+        let client = ().serve(transport).await.map_err(|e| e.to_string())?;
+        let tools = client.list_all_tools().await.map_err(|e| e.to_string());
+        let _ = client.cancel().await;
+        tools.map(|t| t.len())
+    };
+    match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(n)) => Outcome::ok(format!("Started {command}: {n} tools")),
+        Ok(Err(text)) => classify(&text),
+        Err(_) => Outcome::fail(
+            ErrorKind::Timeout,
+            format!("no answer within {} ms", timeout.as_millis()),
+        ),
     }
 }
 
 fn classify(text: &str) -> Outcome {
     let lower = text.to_ascii_lowercase();
-    let kind = if lower.contains("401") || lower.contains("403") || lower.contains("unauthorized") || lower.contains("forbidden") {
+    let kind = if lower.contains("401")
+        || lower.contains("403")
+        || lower.contains("unauthorized")
+        || lower.contains("forbidden")
+    {
         ErrorKind::Auth
     } else if lower.contains("blocked:") {
         ErrorKind::Blocked
@@ -113,5 +199,8 @@ fn classify(text: &str) -> Outcome {
     } else {
         ErrorKind::Protocol
     };
-    Outcome::fail(kind, format!("MCP: {}", text.chars().take(300).collect::<String>()))
+    Outcome::fail(
+        kind,
+        format!("MCP: {}", text.chars().take(300).collect::<String>()),
+    )
 }

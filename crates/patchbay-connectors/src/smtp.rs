@@ -20,7 +20,12 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
         "none" => 25,
         _ => 587,
     };
-    let port = m.config.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()).unwrap_or(default_port);
+    let port = m
+        .config
+        .get("port")
+        .and_then(Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or(default_port);
     let addrs = match c.gate().resolve_socket(host, port).await {
         Ok(a) => a,
         Err(e) => return e.into(),
@@ -30,25 +35,37 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
     };
     let tls = match encryption {
         "none" => Tls::None,
-        mode => match TlsParameters::new(host.trim_start_matches('[').trim_end_matches(']').to_owned()) {
+        mode => match TlsParameters::new(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        ) {
             Ok(params) if mode == "tls" => Tls::Wrapper(params),
             Ok(params) => Tls::Required(params),
             Err(e) => return Outcome::fail(ErrorKind::Tls, e.to_string()),
         },
     };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
-        .port(port)
-        .tls(tls)
-        .timeout(Some(timeout));
+    let mut builder =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
+            .port(port)
+            .tls(tls)
+            .timeout(Some(timeout));
     let auth_type = m.auth_str("type").unwrap_or("none");
     if auth_type == "basic" {
         let user = m.config_str("username").unwrap_or_default().to_owned();
-        let password = m.secret("password").map(|s| s.expose_secret().to_owned()).unwrap_or_default();
+        let password = m
+            .secret("password")
+            .map(|s| s.expose_secret().to_owned())
+            .unwrap_or_default();
         builder = builder.credentials(Credentials::new(user, password));
     }
     let transport: AsyncSmtpTransport<Tokio1Executor> = builder.build();
     match transport.test_connection().await {
-        Ok(true) => Outcome::ok(if auth_type == "basic" { "Connected and authenticated" } else { "Connected" }),
+        Ok(true) => Outcome::ok(if auth_type == "basic" {
+            "Connected and authenticated"
+        } else {
+            "Connected"
+        }),
         Ok(false) => Outcome::fail(ErrorKind::Protocol, "the server did not answer NOOP"),
         Err(e) => classify(&e),
     }
@@ -73,7 +90,10 @@ fn classify(e: &lettre::transport::smtp::Error) -> Outcome {
         return Outcome::fail(ErrorKind::Refused, text);
     }
     if lower.contains("no compatible authentication mechanism") {
-        return Outcome::fail(ErrorKind::Auth, "the server offers no authentication mechanism Patchbay can use here");
+        return Outcome::fail(
+            ErrorKind::Auth,
+            "the server offers no authentication mechanism Patchbay can use here",
+        );
     }
     Outcome::fail(ErrorKind::Protocol, text)
 }

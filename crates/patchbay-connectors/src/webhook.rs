@@ -16,7 +16,10 @@ use crate::{Connectors, Material, Outcome};
 
 /// The HMAC key of a secret: the bytes after `whsec_` (base64), or the string itself.
 pub fn signing_key(secret: &str) -> Vec<u8> {
-    match secret.strip_prefix("whsec_").and_then(|b| STANDARD.decode(b).ok()) {
+    match secret
+        .strip_prefix("whsec_")
+        .and_then(|b| STANDARD.decode(b).ok())
+    {
         Some(bytes) => bytes,
         None => secret.as_bytes().to_vec(),
     }
@@ -24,7 +27,8 @@ pub fn signing_key(secret: &str) -> Vec<u8> {
 
 /// `v1,<signature>` over `{id}.{timestamp}.{body}`.
 pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(&signing_key(secret)).unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    let mut mac = Hmac::<Sha256>::new_from_slice(&signing_key(secret))
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
     mac.update(id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());
@@ -39,18 +43,38 @@ pub fn message_id() -> String {
 }
 
 fn hex_id() -> String {
-    rand::random::<[u8; 12]>().iter().map(|b| format!("{b:02x}")).collect()
+    rand::random::<[u8; 12]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Builds a signed request for `body` to the webhook connection's URL.
-pub fn signed_request(m: &Material, id: &str, timestamp: i64, body: Vec<u8>, test: bool) -> Result<reqwest::Request, String> {
-    let url = url::Url::parse(m.config_str("url").unwrap_or_default()).map_err(|e| format!("config.url: {e}"))?;
-    let method = Method::from_bytes(m.config_str("method").unwrap_or("POST").as_bytes()).map_err(|_| "config.method".to_owned())?;
+pub fn signed_request(
+    m: &Material,
+    id: &str,
+    timestamp: i64,
+    body: Vec<u8>,
+    test: bool,
+) -> Result<reqwest::Request, String> {
+    let url = url::Url::parse(m.config_str("url").unwrap_or_default())
+        .map_err(|e| format!("config.url: {e}"))?;
+    let method = Method::from_bytes(m.config_str("method").unwrap_or("POST").as_bytes())
+        .map_err(|_| "config.method".to_owned())?;
     let mut req = reqwest::Request::new(method, url);
     let h = req.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    for (k, v) in m.config.get("headers").and_then(Value::as_object).into_iter().flatten() {
-        if let (Ok(name), Some(Ok(value))) = (HeaderName::from_bytes(k.as_bytes()), v.as_str().map(HeaderValue::from_str)) {
+    for (k, v) in m
+        .config
+        .get("headers")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        if let (Ok(name), Some(Ok(value))) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            v.as_str().map(HeaderValue::from_str),
+        ) {
             h.insert(name, value);
         }
     }
@@ -63,11 +87,15 @@ pub fn signed_request(m: &Material, id: &str, timestamp: i64, body: Vec<u8>, tes
     match m.auth_str("type") {
         Some("hmac") => {
             let secret = m.secret("secret").ok_or("secrets.secret is not set")?;
-            h.insert("webhook-signature", header(&sign(secret.expose_secret(), id, timestamp, &body))?);
+            h.insert(
+                "webhook-signature",
+                header(&sign(secret.expose_secret(), id, timestamp, &body))?,
+            );
         }
         Some("bearer") => {
             let token = m.secret("token").ok_or("secrets.token is not set")?;
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).map_err(|_| "the token cannot be sent in a header".to_owned())?;
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+                .map_err(|_| "the token cannot be sent in a header".to_owned())?;
             v.set_sensitive(true);
             h.insert(AUTHORIZATION, v);
         }
@@ -91,10 +119,18 @@ pub(crate) async fn test(c: &Connectors, m: &Material) -> Outcome {
     };
     let code = resp.status().as_u16();
     match code {
-        200..=299 => Outcome::ok(format!("Delivered a signed test event (HTTP {code})")).status(code),
-        401 | 403 => Outcome::fail(ErrorKind::Auth, format!("Authentication failed: {code}")).status(code),
+        200..=299 => {
+            Outcome::ok(format!("Delivered a signed test event (HTTP {code})")).status(code)
+        }
+        401 | 403 => {
+            Outcome::fail(ErrorKind::Auth, format!("Authentication failed: {code}")).status(code)
+        }
         410 => Outcome::fail(ErrorKind::Protocol, "the endpoint is gone (HTTP 410)").status(code),
-        _ => Outcome::fail(ErrorKind::Protocol, format!("the endpoint answered HTTP {code}")).status(code),
+        _ => Outcome::fail(
+            ErrorKind::Protocol,
+            format!("the endpoint answered HTTP {code}"),
+        )
+        .status(code),
     }
 }
 
@@ -108,7 +144,10 @@ mod tests {
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
         let body = br#"{"test": 2432232314}"#;
-        assert_eq!(sign(secret, id, 1_614_265_330, body), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert_eq!(
+            sign(secret, id, 1_614_265_330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
     }
 
     #[test]

@@ -118,6 +118,9 @@ pub struct Connection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub mcp: Option<Value>,
+    /// Untested for more than 7 days (computed when read).
+    #[serde(default)]
+    pub stale: bool,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -29,7 +29,12 @@ pub struct Started {
 }
 
 impl Hub {
-    pub async fn start(store: Store, key: KeyChoice, clock: Arc<dyn Clock>) -> Result<Started> {
+    pub async fn start(
+        store: Store,
+        key: KeyChoice,
+        clock: Arc<dyn Clock>,
+        settings: crate::EngineSettings,
+    ) -> Result<Started> {
         let (vault, root) = open_vault(&store, key, clock.as_ref()).await?;
         let sealed = vault.sealed_reason();
         let hub = Hub {
@@ -40,6 +45,8 @@ impl Hub {
                 clock,
                 rotation: Mutex::new(None),
                 token_touches: Mutex::new(Default::default()),
+                test_limiter: crate::testing::limiter(settings.test_rate_per_minute),
+                settings,
             }),
         };
         let first_run_token = hub.first_run().await?;

@@ -28,7 +28,28 @@ pub struct ListQuery {
     pub status: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+    /// `7d`, `12h`, `30m` or seconds: OAuth connections whose token expires that soon.
+    pub expiring_within: Option<String>,
 }
+
+/// Parses `7d`, `12h`, `30m`, `45s` or a plain number of seconds.
+pub(crate) fn parse_span(raw: &str) -> Option<chrono::Duration> {
+    let (digits, unit) = match raw.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&raw[..i], c),
+        _ => (raw, 's'),
+    };
+    let n: i64 = digits.parse().ok().filter(|n| *n >= 0)?;
+    let secs = match unit {
+        's' => n,
+        'm' => n.checked_mul(60)?,
+        'h' => n.checked_mul(3600)?,
+        'd' => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    chrono::Duration::try_seconds(secs)
+}
+
+const STALE_AFTER_DAYS: i64 = 7;
 
 pub(crate) const MAX_PAGE: u32 = 200;
 const DEFAULT_PAGE: u32 = 50;
@@ -97,9 +118,18 @@ impl Hub {
         id: &ConnectionId,
     ) -> Result<Connection> {
         match self.store().get_connection(&p.org_id, id).await? {
-            Some(c) if p.sees_project(&c.project) => Ok(c),
+            Some(mut c) if p.sees_project(&c.project) => {
+                self.annotate(&mut c);
+                Ok(c)
+            }
             _ => Err(EngineError::NotFound("connection")),
         }
+    }
+
+    /// Fills the fields computed at read time.
+    fn annotate(&self, c: &mut Connection) {
+        let since = c.last_tested_at.unwrap_or(c.created_at);
+        c.stale = self.now() - since > chrono::Duration::days(STALE_AFTER_DAYS);
     }
 
     pub async fn get_connection(&self, p: &Principal, id: &ConnectionId) -> Result<Connection> {
@@ -128,6 +158,15 @@ impl Hub {
             });
         }
         filter.provider = q.provider.clone();
+        if let Some(span) = &q.expiring_within {
+            match parse_span(span) {
+                Some(d) => filter.expiring_before = Some(self.now() + d),
+                None => errs.push(
+                    "expiring_within",
+                    "must be a span such as 7d, 12h, 30m or 3600",
+                ),
+            }
+        }
         let limit = q.limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
             errs.push("limit", format!("must be between 1 and {MAX_PAGE}"));
@@ -156,10 +195,13 @@ impl Hub {
         } else if let Some(scope) = &p.project_id {
             filter.project = Some(scope.clone());
         }
-        let (items, next) = self
+        let (mut items, next) = self
             .store()
             .list_connections(&p.org_id, &filter, cursor.as_ref(), limit)
             .await?;
+        for c in &mut items {
+            self.annotate(c);
+        }
         Ok(Page {
             items,
             next_cursor: next.map(|c| c.to_string()),
@@ -286,6 +328,7 @@ impl Hub {
             used_by: vec![],
             oauth: None,
             mcp: None,
+            stale: false,
             created_by: p.actor(),
             created_at: now,
             updated_at: now,
@@ -470,6 +513,16 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn spans_parse() {
+        assert_eq!(parse_span("7d"), chrono::Duration::try_days(7));
+        assert_eq!(parse_span("12h"), chrono::Duration::try_hours(12));
+        assert_eq!(parse_span("90"), chrono::Duration::try_seconds(90));
+        assert_eq!(parse_span("x"), None);
+        assert_eq!(parse_span("-1d"), None);
+        assert_eq!(parse_span("3w"), None);
+    }
 
     #[test]
     fn merge_patch_follows_rfc_7396() {

@@ -47,7 +47,7 @@ impl Hub {
     }
 
     /// Opens every secret field of a connection, resolving references.
-    async fn open_fields(
+    pub(crate) async fn open_fields(
         &self,
         p: &Principal,
         id: &ConnectionId,

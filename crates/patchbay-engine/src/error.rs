@@ -32,6 +32,9 @@ pub enum EngineError {
     /// this message, which names the object and field but never a value).
     #[error("{0}")]
     Integrity(String),
+    /// Too many requests of a limited kind; retry after this many seconds (429).
+    #[error("too many requests: retry in {0} s")]
+    RateLimited(u64),
     #[error("internal error")]
     Internal(String),
 }

@@ -14,6 +14,7 @@ mod error;
 mod keys;
 mod orgs;
 mod secrets;
+mod testing;
 mod tokens;
 
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,7 @@ pub use bootstrap::{KeyChoice, Started};
 pub use connections::ListQuery;
 pub use error::{EngineError, Result};
 pub use patchbay_store::{AuditFilter, ConnectionFilter};
+pub use testing::EngineSettings;
 pub use tokens::{TOKEN_PREFIX, hash_token};
 
 /// Where "now" comes from; tests pass a fixed clock so expiry logic needs no sleeps.
@@ -57,6 +59,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     rotation: Mutex<Option<patchbay_domain::api::RotationProgress>>,
     token_touches: Mutex<std::collections::HashMap<String, DateTime<Utc>>>,
+    settings: EngineSettings,
+    test_limiter: testing::Limiter,
 }
 
 impl Hub {

@@ -10,9 +10,9 @@ use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts,
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use ipnet::IpNet;
 
+use crate::NetError;
 use crate::host::{Target, parse_host};
 use crate::ip::{denied_reason, embedded_v4};
-use crate::NetError;
 
 /// What the operator configured.
 #[derive(Debug, Clone, Default)]
@@ -32,7 +32,9 @@ pub struct Gate {
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gate").field("allow", &self.allow).finish_non_exhaustive()
+        f.debug_struct("Gate")
+            .field("allow", &self.allow)
+            .finish_non_exhaustive()
     }
 }
 
@@ -40,7 +42,8 @@ impl Gate {
     pub fn new(settings: &GateSettings) -> Result<Self, String> {
         let provider = TokioRuntimeProvider::default();
         let mut builder = if settings.dns_servers.is_empty() {
-            hickory_resolver::Resolver::builder_tokio().map_err(|e| format!("system DNS configuration: {e}"))?
+            hickory_resolver::Resolver::builder_tokio()
+                .map_err(|e| format!("system DNS configuration: {e}"))?
         } else {
             let servers = settings
                 .dns_servers
@@ -53,7 +56,10 @@ impl Gate {
                     NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
                 })
                 .collect();
-            hickory_resolver::Resolver::builder_with_config(ResolverConfig::from_name_servers(servers), provider)
+            hickory_resolver::Resolver::builder_with_config(
+                ResolverConfig::from_name_servers(servers),
+                provider,
+            )
         };
         let opts = builder.options_mut();
         opts.use_hosts_file = ResolveHosts::Always;
@@ -62,13 +68,18 @@ impl Gate {
         // Answers are checked per request; caching them would only hide a changed answer.
         opts.cache_size = 0;
         let resolver = builder.build().map_err(|e| format!("DNS resolver: {e}"))?;
-        Ok(Self { allow: Arc::new(settings.allow_net.clone()), resolver })
+        Ok(Self {
+            allow: Arc::new(settings.allow_net.clone()),
+            resolver,
+        })
     }
 
     fn allowed(&self, ip: IpAddr) -> bool {
         let direct = self.allow.iter().any(|net| net.contains(&ip));
         let embedded = match ip {
-            IpAddr::V6(v6) => embedded_v4(v6).into_iter().any(|v4| self.allow.iter().any(|n| n.contains(&IpAddr::V4(v4)))),
+            IpAddr::V6(v6) => embedded_v4(v6)
+                .into_iter()
+                .any(|v4| self.allow.iter().any(|n| n.contains(&IpAddr::V4(v4)))),
             IpAddr::V4(_) => false,
         };
         direct || embedded
@@ -80,7 +91,11 @@ impl Gate {
             return Ok(());
         }
         match denied_reason(ip) {
-            Some(reason) => Err(NetError::Blocked { host: host.to_owned(), addr: ip, reason }),
+            Some(reason) => Err(NetError::Blocked {
+                host: host.to_owned(),
+                addr: ip,
+                reason,
+            }),
             None => Ok(()),
         }
     }
@@ -88,21 +103,27 @@ impl Gate {
     /// Every address `host` names, each checked; any denied address blocks the whole host, so
     /// that a name mixing public and private answers cannot be used to reach the private one.
     pub async fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, NetError> {
-        let ips = match parse_host(host)? {
-            Target::Ip(ip) => vec![ip],
-            Target::Name(name) => {
-                let fqdn = format!("{name}.");
-                let answer = self.resolver.lookup_ip(fqdn.as_str()).await.map_err(|e| NetError::Dns {
-                    host: name.clone(),
-                    message: e.to_string(),
-                })?;
-                let ips: Vec<IpAddr> = answer.iter().collect();
-                if ips.is_empty() {
-                    return Err(NetError::Dns { host: name, message: "no addresses".into() });
+        let ips =
+            match parse_host(host)? {
+                Target::Ip(ip) => vec![ip],
+                Target::Name(name) => {
+                    let fqdn = format!("{name}.");
+                    let answer = self.resolver.lookup_ip(fqdn.as_str()).await.map_err(|e| {
+                        NetError::Dns {
+                            host: name.clone(),
+                            message: e.to_string(),
+                        }
+                    })?;
+                    let ips: Vec<IpAddr> = answer.iter().collect();
+                    if ips.is_empty() {
+                        return Err(NetError::Dns {
+                            host: name,
+                            message: "no addresses".into(),
+                        });
+                    }
+                    ips
                 }
-                ips
-            }
-        };
+            };
         for ip in &ips {
             self.check(host, *ip)?;
         }
@@ -111,6 +132,11 @@ impl Gate {
 
     /// [`Gate::resolve`] with a port.
     pub async fn resolve_socket(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, NetError> {
-        Ok(self.resolve(host).await?.into_iter().map(|ip| SocketAddr::new(ip, port)).collect())
+        Ok(self
+            .resolve(host)
+            .await?
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect())
     }
 }

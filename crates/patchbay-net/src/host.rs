@@ -16,10 +16,16 @@ pub enum Target {
 
 pub fn parse_host(raw: &str) -> Result<Target, NetError> {
     let trimmed = raw.trim();
-    if trimmed.is_empty() || trimmed.len() > 253 || trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if trimmed.is_empty()
+        || trimmed.len() > 253
+        || trimmed.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(NetError::InvalidHost(raw.chars().take(64).collect()));
     }
-    let bare = trimmed.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(trimmed);
+    let bare = trimmed
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(trimmed);
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(Target::Ip(ip));
     }
@@ -50,14 +56,23 @@ mod tests {
         assert_eq!(parse_host("127.1").unwrap(), ip("127.0.0.1"));
         assert_eq!(parse_host("0").unwrap(), ip("0.0.0.0"));
         assert_eq!(parse_host("[::1]").unwrap(), ip("::1"));
-        assert_eq!(parse_host("::ffff:127.0.0.1").unwrap(), ip("::ffff:127.0.0.1"));
+        assert_eq!(
+            parse_host("::ffff:127.0.0.1").unwrap(),
+            ip("::ffff:127.0.0.1")
+        );
         assert_eq!(parse_host("[fd00:ec2::254]").unwrap(), ip("fd00:ec2::254"));
     }
 
     #[test]
     fn names_are_normalised() {
-        assert_eq!(parse_host("API.Example.COM.").unwrap(), Target::Name("api.example.com".into()));
-        assert_eq!(parse_host("localhost").unwrap(), Target::Name("localhost".into()));
+        assert_eq!(
+            parse_host("API.Example.COM.").unwrap(),
+            Target::Name("api.example.com".into())
+        );
+        assert_eq!(
+            parse_host("localhost").unwrap(),
+            Target::Name("localhost".into())
+        );
     }
 
     #[test]

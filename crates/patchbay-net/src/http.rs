@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::gate::Gate;
 use crate::NetError;
+use crate::gate::Gate;
 
 struct GateResolver(Gate);
 
@@ -18,8 +18,16 @@ impl Resolve for GateResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let gate = self.0.clone();
         Box::pin(async move {
-            let ips = gate.resolve(name.as_str()).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
-            let addrs: Addrs = Box::new(ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect::<Vec<_>>().into_iter());
+            let ips = gate
+                .resolve(name.as_str())
+                .await
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            let addrs: Addrs = Box::new(
+                ips.into_iter()
+                    .map(|ip| SocketAddr::new(ip, 0))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            );
             Ok(addrs)
         })
     }
@@ -76,9 +84,14 @@ impl GatedHttp {
     /// Refuses non-HTTP schemes and any URL whose host is, or resolves to, a denied address.
     pub async fn check_url(&self, url: &url::Url) -> Result<(), HttpError> {
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(HttpError::Url(format!("scheme {} is not allowed", url.scheme())));
+            return Err(HttpError::Url(format!(
+                "scheme {} is not allowed",
+                url.scheme()
+            )));
         }
-        let host = url.host_str().ok_or_else(|| HttpError::Url("no host".into()))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| HttpError::Url("no host".into()))?;
         self.gate.resolve(host).await?;
         Ok(())
     }
@@ -104,7 +117,11 @@ pub fn classify(e: reqwest::Error) -> HttpError {
     }
     let chain = error_chain(&e);
     let lower = chain.to_ascii_lowercase();
-    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") || lower.contains("invalid peer") {
+    if lower.contains("certificate")
+        || lower.contains("tls")
+        || lower.contains("handshake")
+        || lower.contains("invalid peer")
+    {
         return HttpError::Tls(chain);
     }
     if e.is_connect() {

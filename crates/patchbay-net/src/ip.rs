@@ -10,7 +10,10 @@ const V4_DENIED: &[(&str, &str)] = &[
     ("10.0.0.0/8", "a private (RFC 1918) address"),
     ("100.64.0.0/10", "a carrier-grade NAT (RFC 6598) address"),
     ("127.0.0.0/8", "a loopback address"),
-    ("169.254.0.0/16", "a link-local address (cloud metadata lives here)"),
+    (
+        "169.254.0.0/16",
+        "a link-local address (cloud metadata lives here)",
+    ),
     ("172.16.0.0/12", "a private (RFC 1918) address"),
     ("192.0.0.0/24", "an IETF protocol assignment"),
     ("192.0.2.0/24", "a documentation address"),
@@ -42,14 +45,18 @@ const V6_DENIED: &[(&str, &str)] = &[
 
 fn in_list_v4(ip: Ipv4Addr) -> Option<&'static str> {
     V4_DENIED.iter().find_map(|(net, why)| {
-        let net: Ipv4Net = net.parse().unwrap_or_else(|_| unreachable!("constant ranges parse"));
+        let net: Ipv4Net = net
+            .parse()
+            .unwrap_or_else(|_| unreachable!("constant ranges parse"));
         net.contains(&ip).then_some(*why)
     })
 }
 
 fn in_list_v6(ip: Ipv6Addr) -> Option<&'static str> {
     V6_DENIED.iter().find_map(|(net, why)| {
-        let net: Ipv6Net = net.parse().unwrap_or_else(|_| unreachable!("constant ranges parse"));
+        let net: Ipv6Net = net
+            .parse()
+            .unwrap_or_else(|_| unreachable!("constant ranges parse"));
         net.contains(&ip).then_some(*why)
     })
 }
@@ -100,10 +107,26 @@ mod tests {
     #[test]
     fn private_and_special_ranges_are_denied() {
         for ip in [
-            "127.0.0.1", "127.255.255.254", "0.0.0.0", "10.1.2.3", "172.16.0.1", "172.31.255.255",
-            "192.168.1.1", "100.64.0.1", "100.127.255.255", "169.254.169.254", "224.0.0.1",
-            "255.255.255.255", "198.18.0.1", "::1", "::", "fd00:ec2::254", "fc00::1", "fe80::1",
-            "ff02::1", "2001:db8::1",
+            "127.0.0.1",
+            "127.255.255.254",
+            "0.0.0.0",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "100.64.0.1",
+            "100.127.255.255",
+            "169.254.169.254",
+            "224.0.0.1",
+            "255.255.255.255",
+            "198.18.0.1",
+            "::1",
+            "::",
+            "fd00:ec2::254",
+            "fc00::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
         ] {
             assert!(denied(ip), "{ip} should be denied");
         }
@@ -112,8 +135,14 @@ mod tests {
     #[test]
     fn embedded_ipv4_forms_are_judged_by_the_inner_address() {
         for ip in [
-            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::127.0.0.1",
-            "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::1", "2002:c0a8:101::",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "2002:c0a8:101::",
             // Teredo with client 127.0.0.1 (obfuscated as 80ff:fffe).
             "2001:0:4136:e378:8000:63bf:80ff:fffe",
         ] {
@@ -126,7 +155,14 @@ mod tests {
 
     #[test]
     fn public_addresses_pass() {
-        for ip in ["8.8.8.8", "1.1.1.1", "93.184.216.34", "172.32.0.1", "100.128.0.1", "2606:4700::1111"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "93.184.216.34",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+        ] {
             assert!(!denied(ip), "{ip} is public");
         }
     }

@@ -20,7 +20,11 @@ pub use ipnet::IpNet;
 pub enum NetError {
     /// The destination is in a denied range and not allow-listed by the operator.
     #[error("blocked: {host} resolves to {addr}, which is {reason}")]
-    Blocked { host: String, addr: std::net::IpAddr, reason: &'static str },
+    Blocked {
+        host: String,
+        addr: std::net::IpAddr,
+        reason: &'static str,
+    },
     #[error("cannot resolve {host}: {message}")]
     Dns { host: String, message: String },
     #[error("invalid host {0:?}")]

@@ -97,6 +97,13 @@ impl ApiError {
                     vec![],
                     None,
                 ),
+                e @ E::RateLimited(_) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    e.to_string(),
+                    vec![],
+                    None,
+                ),
                 E::Integrity(m) => {
                     tracing::error!(detail = %m, "integrity failure");
                     (
@@ -155,6 +162,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            ApiError::Engine(EngineError::RateLimited(secs)) => Some(*secs),
+            _ => None,
+        };
         let (status, code, detail, errors, current_version) = self.parts();
         let problem = Problem {
             kind: format!("urn:patchbay:problem:{code}"),
@@ -171,6 +182,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -3,6 +3,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use patchbay_net::IpNet;
 
 use secrecy::SecretString;
 
@@ -23,6 +26,20 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Largest accepted JSON request body.
     pub body_limit: usize,
+    /// Ranges the outbound gate opens despite the deny-list (`--allow-net`).
+    pub allow_net: Vec<IpNet>,
+    /// Directories SQLite connections may use (`--allow-sqlite-dir`).
+    pub allow_sqlite_dirs: Vec<PathBuf>,
+    /// Commands stdio MCP connections may start (`--allow-command`).
+    pub allow_commands: Vec<String>,
+    /// DNS servers for outbound names instead of the system's (`--dns-server`).
+    pub dns_servers: Vec<SocketAddr>,
+    /// Connection tests per principal per minute (0: unlimited).
+    pub test_rate_per_minute: u32,
+    /// Background re-test interval; `None` turns the scheduler off.
+    pub retest_interval: Option<Duration>,
+    /// Upper bound of one connection test.
+    pub test_timeout: Duration,
 }
 
 impl Settings {
@@ -39,6 +56,13 @@ impl Settings {
             master_key_file: None,
             log_format: LogFormat::Text,
             body_limit: 1024 * 1024,
+            allow_net: Vec::new(),
+            allow_sqlite_dirs: Vec::new(),
+            allow_commands: Vec::new(),
+            dns_servers: Vec::new(),
+            test_rate_per_minute: 10,
+            retest_interval: None,
+            test_timeout: Duration::from_secs(15),
         }
     }
 

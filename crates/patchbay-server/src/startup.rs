@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use patchbay_engine::{Hub, KeyChoice, Started, SystemClock};
+use patchbay_connectors::{ConnectorSettings, Connectors};
+use patchbay_engine::{EngineSettings, Hub, KeyChoice, Started, SystemClock};
+use patchbay_net::{Gate, GateSettings};
 use patchbay_store::Store;
 use patchbay_vault::RootKey;
 use secrecy::ExposeSecret;
@@ -32,6 +34,8 @@ pub enum StartupError {
     Key(#[from] patchbay_vault::VaultError),
     #[error("start-up failed: {0}")]
     Engine(#[from] patchbay_engine::EngineError),
+    #[error("outbound network settings: {0}")]
+    Net(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -69,11 +73,12 @@ impl Application {
         };
         let store = Store::open(&url).await?;
         let (key, key_note) = resolve_key(&settings)?;
+        let engine = engine_settings(&settings)?;
         let Started {
             hub,
             first_run_token,
             sealed,
-        } = Hub::start(store, key, Arc::new(SystemClock)).await?;
+        } = Hub::start(store, key, Arc::new(SystemClock), engine).await?;
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -131,6 +136,7 @@ impl Application {
 
     /// Serves until Ctrl-C or SIGTERM.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let _scheduler = self.hub.spawn_scheduler();
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown_signal())
             .await
@@ -145,6 +151,29 @@ impl Application {
             .with_graceful_shutdown(stop)
             .await
     }
+}
+
+fn engine_settings(settings: &Settings) -> Result<EngineSettings, StartupError> {
+    let gate = Gate::new(&GateSettings {
+        allow_net: settings.allow_net.clone(),
+        dns_servers: settings.dns_servers.clone(),
+    })
+    .map_err(StartupError::Net)?;
+    let connectors = Connectors::new(
+        gate,
+        ConnectorSettings {
+            allow_sqlite_dirs: settings.allow_sqlite_dirs.clone(),
+            protected_dirs: vec![settings.data_dir.clone()],
+            allow_commands: settings.allow_commands.clone(),
+            test_timeout: settings.test_timeout,
+        },
+    )
+    .map_err(StartupError::Net)?;
+    Ok(EngineSettings {
+        connectors,
+        test_rate_per_minute: settings.test_rate_per_minute,
+        retest_interval: settings.retest_interval,
+    })
 }
 
 fn resolve_key(settings: &Settings) -> Result<(KeyChoice, Option<String>), StartupError> {

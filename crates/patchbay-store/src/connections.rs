@@ -38,6 +38,8 @@ pub struct ConnectionFilter {
     pub provider: Option<String>,
     pub auth: Option<AuthType>,
     pub status: Option<Status>,
+    /// Only OAuth connections whose access token expires before this time.
+    pub expiring_before: Option<DateTime<Utc>>,
 }
 
 const COLS: &str = "id, org_id, project_id, name, kind, provider, auth, config, status, test_status, \
@@ -72,6 +74,7 @@ fn connection(row: &AnyRow) -> Result<Connection> {
         used_by: serde_json::from_str(&used_by).map_err(|_| corrupt("used_by", &used_by))?,
         oauth: opt_json(row, "oauth")?,
         mcp: opt_json(row, "mcp")?,
+        stale: false,
         created_by: row.try_get("created_by")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
@@ -180,6 +183,12 @@ impl Store {
         add("provider", filter.provider.clone());
         add("auth_type", filter.auth.map(|a| a.as_str().to_owned()));
         add("status", filter.status.map(|s| s.as_str().to_owned()));
+        if let Some(t) = filter.expiring_before {
+            sql.push_str(&format!(
+                " AND oauth_expires_at IS NOT NULL AND oauth_expires_at <= {}",
+                ms(t)
+            ));
+        }
         if let Some(c) = cursor {
             args.push(c.as_str().to_owned());
             sql.push_str(&format!(" AND id > ${}", args.len()));
@@ -229,6 +238,55 @@ impl Store {
                 c.secrets.insert(s.field.clone(), secret_state(&s));
             }
         }
+        Ok(())
+    }
+
+    /// Live connections last tested before `before` (or never), oldest first, across
+    /// organizations: the scheduler's work list.
+    pub async fn connections_due_for_test(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Connection>> {
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLS} FROM connections WHERE deleted_at IS NULL AND status IN ('active', 'invalid') \
+             AND (last_tested_at IS NULL OR last_tested_at < $1) ORDER BY COALESCE(last_tested_at, 0), id LIMIT $2"
+        )))
+        .bind(ms(before))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(connection)
+        .collect()
+    }
+
+    /// Stores a test's outcome. Not an edit: the version stays, so an `If-Match` taken
+    /// before the test still holds.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_test(
+        &self,
+        org: &OrgId,
+        id: &ConnectionId,
+        outcome: patchbay_domain::TestStatus,
+        message: &str,
+        latency_ms: i64,
+        at: DateTime<Utc>,
+        status: Status,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE connections SET test_status = $1, test_message = $2, test_latency_ms = $3, \
+             last_tested_at = $4, status = $5 WHERE org_id = $6 AND id = $7 AND deleted_at IS NULL",
+        )
+        .bind(outcome.as_str().to_owned())
+        .bind(message.to_owned())
+        .bind(latency_ms)
+        .bind(ms(at))
+        .bind(status.as_str().to_owned())
+        .bind(org.as_str().to_owned())
+        .bind(id.as_str().to_owned())
+        .execute(&self.write)
+        .await?;
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use patchbay_domain::api::CreateConnection;
-use patchbay_engine::{Hub, KeyChoice, SystemClock};
+use patchbay_engine::{EngineSettings, Hub, KeyChoice, SystemClock};
 use patchbay_store::Store;
 use patchbay_vault::RootKey;
 use serde_json::json;
@@ -19,10 +19,15 @@ async fn hub(data: &std::path::Path) -> Hub {
         .await
         .unwrap();
     let key = RootKey::load_file(&data.join("master.key")).unwrap();
-    Hub::start(store, KeyChoice::Key(key), Arc::new(SystemClock))
-        .await
-        .unwrap()
-        .hub
+    Hub::start(
+        store,
+        KeyChoice::Key(key),
+        Arc::new(SystemClock),
+        EngineSettings::standard().unwrap(),
+    )
+    .await
+    .unwrap()
+    .hub
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

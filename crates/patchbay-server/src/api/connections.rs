@@ -2,10 +2,10 @@
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use patchbay_domain::ConnectionId;
-use patchbay_domain::api::{CreateConnection, Credentials, Page, UpdateConnection};
+use patchbay_domain::api::{CreateConnection, Credentials, Page, TestResult, UpdateConnection};
 use patchbay_domain::connection::Connection;
 use patchbay_engine::ListQuery;
 
@@ -18,6 +18,8 @@ pub fn router() -> Router<AppState> {
         .route("/connections", get(list).post(create))
         .route("/connections/{id}", get(read).patch(update).delete(remove))
         .route("/connections/{id}/credentials", get(credentials))
+        .route("/connections/test", post(test_unsaved))
+        .route("/connections/{id}/test", post(test_saved))
 }
 
 fn etag(c: &Connection) -> HeaderMap {
@@ -103,4 +105,27 @@ pub async fn credentials(
     let mut h = HeaderMap::new();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok((h, Json(creds)))
+}
+
+/// Tests a saved connection and stores the result (rate limited per token).
+#[utoipa::path(post, path = "/v1/connections/{id}/test", tag = "connections",
+    responses((status = 200, body = TestResult), (status = 429, description = "rate limited; see Retry-After")))]
+pub async fn test_saved(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TestResult>> {
+    let id: ConnectionId = path_id(&id, "connection")?;
+    Ok(Json(s.hub.test_connection(&p, &id).await?))
+}
+
+/// Tests a connection before saving it; nothing is stored.
+#[utoipa::path(post, path = "/v1/connections/test", tag = "connections", request_body = CreateConnection,
+    responses((status = 200, body = TestResult), (status = 429, description = "rate limited; see Retry-After")))]
+pub async fn test_unsaved(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(req): ApiJson<CreateConnection>,
+) -> ApiResult<Json<TestResult>> {
+    Ok(Json(s.hub.test_unsaved(&p, req).await?))
 }

@@ -20,6 +20,7 @@ use crate::startup::AppState;
         super::secrets::list, super::secrets::create, super::secrets::replace, super::secrets::remove,
         super::connections::list, super::connections::create, super::connections::read,
         super::connections::update, super::connections::remove, super::connections::credentials,
+        super::connections::test_saved, super::connections::test_unsaved,
         super::audit::list, super::audit::verify,
         super::keys::status, super::keys::rotate,
     ),

@@ -61,6 +61,7 @@ fn connection(org: &OrgId, project: &ProjectId, name: &str, kind: Kind) -> Conne
         used_by: vec![],
         oauth: None,
         mcp: None,
+        stale: false,
         created_by: "test".into(),
         created_at: now,
         updated_at: now,

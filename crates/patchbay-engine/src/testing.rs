@@ -1,0 +1,264 @@
+//! Connection tests (SPEC §4): of a saved connection (the result is stored and moves the status
+//! between `active` and `invalid`) or of a draft (nothing stored), rate limited per principal,
+//! audited — blocked egress twice, as the test and as `egress.blocked`. The scheduler re-tests
+//! connections in the background.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use patchbay_connectors::{Connectors, Material};
+use patchbay_domain::api::{CreateConnection, ErrorKind, TestResult};
+use patchbay_domain::connection::Connection;
+use patchbay_domain::validate::SecretInput;
+use patchbay_domain::{ConnectionId, Principal, Status, TestStatus};
+use secrecy::SecretString;
+
+use crate::{EngineError, Hub, Result};
+
+/// What the engine needs besides the store and the vault.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub connectors: Connectors,
+    /// Connection tests a principal may run per minute (0: unlimited).
+    pub test_rate_per_minute: u32,
+    /// How often the scheduler re-tests connections; `None` turns it off.
+    pub retest_interval: Option<Duration>,
+}
+
+impl EngineSettings {
+    /// Defaults around `connectors`: 10 tests a minute, no scheduler.
+    pub fn with_connectors(connectors: Connectors) -> Self {
+        Self {
+            connectors,
+            test_rate_per_minute: 10,
+            retest_interval: None,
+        }
+    }
+
+    /// Defaults with the system resolver and no operator allowances.
+    pub fn standard() -> std::result::Result<Self, String> {
+        let gate = patchbay_net::Gate::new(&patchbay_net::GateSettings::default())?;
+        let connectors = Connectors::new(gate, patchbay_connectors::ConnectorSettings::default())?;
+        Ok(Self::with_connectors(connectors))
+    }
+}
+
+pub(crate) type Limiter = Option<Arc<DefaultKeyedRateLimiter<String>>>;
+
+pub(crate) fn limiter(per_minute: u32) -> Limiter {
+    NonZeroU32::new(per_minute).map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n))))
+}
+
+impl Hub {
+    pub fn connectors(&self) -> &Connectors {
+        &self.inner.settings.connectors
+    }
+
+    fn check_test_rate(&self, p: &Principal) -> Result<()> {
+        let Some(limiter) = &self.inner.test_limiter else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&p.token_id.to_string())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                EngineError::RateLimited(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+            })
+    }
+
+    /// Tests a saved connection and stores the outcome.
+    pub async fn test_connection(&self, p: &Principal, id: &ConnectionId) -> Result<TestResult> {
+        let c = self.visible_connection(p, id).await?;
+        if !p.can_write() {
+            return Err(EngineError::forbidden(
+                "testing connections needs an admin or member token",
+            ));
+        }
+        self.check_test_rate(p)?;
+        let material = self.material(p, &c).await?;
+        let result = self.connectors().test(&material).await;
+        drop(material);
+        self.record(p, &c, &result, p.actor()).await?;
+        Ok(result)
+    }
+
+    /// Tests a draft (the body of a create) without storing anything.
+    pub async fn test_unsaved(&self, p: &Principal, body: CreateConnection) -> Result<TestResult> {
+        if !p.can_write() {
+            return Err(EngineError::forbidden(
+                "testing connections needs an admin or member token",
+            ));
+        }
+        self.check_test_rate(p)?;
+        let (_, v) = self.validate_new(p, &body).await?;
+        let mut secrets = BTreeMap::new();
+        for (field, input) in &v.secrets {
+            let value = match input {
+                SecretInput::Value(s) => s.clone(),
+                SecretInput::Ref(name) => {
+                    let plain = self.open_org_secret(p, name.as_str()).await?;
+                    SecretString::from(String::from_utf8_lossy(&plain).into_owned())
+                }
+            };
+            secrets.insert(field.clone(), value);
+        }
+        let material = Material {
+            kind: v.kind,
+            provider: v.provider.clone(),
+            auth: v.auth.clone(),
+            config: v.config.clone(),
+            secrets,
+        };
+        let result = self.connectors().test(&material).await;
+        drop(material);
+        let target = format!("draft:{}", v.name.as_str());
+        self.audit_test(p, &target, &result, p.actor()).await?;
+        Ok(result)
+    }
+
+    /// Decrypted material of a stored connection, for one operation.
+    pub(crate) async fn material(&self, p: &Principal, c: &Connection) -> Result<Material> {
+        let fields = self.open_fields(p, &c.id).await?;
+        let secrets = fields
+            .into_iter()
+            .map(|(k, v)| (k, SecretString::from(v)))
+            .collect();
+        Ok(Material {
+            kind: c.kind,
+            provider: c.provider.clone(),
+            auth: c.auth.clone(),
+            config: c.config.clone(),
+            secrets,
+        })
+    }
+
+    async fn record(
+        &self,
+        p: &Principal,
+        c: &Connection,
+        r: &TestResult,
+        actor: String,
+    ) -> Result<()> {
+        // Credential failures mark the connection invalid; a success heals it. Other states
+        // (pending, expired, revoked, disabled) are not a test's to change.
+        let status = match (r.success, r.error_kind, c.status) {
+            (true, _, Status::Invalid) => Status::Active,
+            (false, Some(ErrorKind::Auth), Status::Active) => Status::Invalid,
+            (_, _, s) => s,
+        };
+        let outcome = if r.success {
+            TestStatus::Success
+        } else {
+            TestStatus::Failed
+        };
+        let latency = i64::try_from(r.latency_ms).unwrap_or(i64::MAX);
+        self.store()
+            .record_test(
+                &p.org_id,
+                &c.id,
+                outcome,
+                &r.message,
+                latency,
+                self.now(),
+                status,
+            )
+            .await?;
+        self.audit_test(p, c.id.as_str(), r, actor).await
+    }
+
+    async fn audit_test(
+        &self,
+        p: &Principal,
+        target: &str,
+        r: &TestResult,
+        actor: String,
+    ) -> Result<()> {
+        let details = serde_json::json!({
+            "error_kind": r.error_kind.map(ErrorKind::as_str),
+            "status_code": r.status_code,
+            "latency_ms": r.latency_ms,
+        });
+        let outcome = if r.success { "success" } else { "failure" };
+        let mut tx = self.store().begin().await?;
+        let mut event = self.event(
+            p,
+            "connection.test",
+            Some(target.to_owned()),
+            outcome,
+            details,
+        );
+        event.actor = actor.clone();
+        tx.append_audit(&event).await?;
+        if r.error_kind == Some(ErrorKind::Blocked) {
+            let mut blocked = self.event(
+                p,
+                "egress.blocked",
+                Some(target.to_owned()),
+                "blocked",
+                serde_json::json!({"reason": r.message}),
+            );
+            blocked.actor = actor;
+            tx.append_audit(&blocked).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Starts the background re-test loop when an interval is configured.
+    pub fn spawn_scheduler(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let interval = self.inner.settings.retest_interval?;
+        let hub = self.clone();
+        Some(tokio::spawn(async move {
+            // The first pass comes one period after start, not at start.
+            let period = interval
+                .min(Duration::from_secs(3600))
+                .max(Duration::from_secs(1));
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                tick.tick().await;
+                if let Err(e) = hub.retest_due(interval).await {
+                    tracing::warn!(error = %e, "scheduled re-test pass failed");
+                }
+            }
+        }))
+    }
+
+    /// One scheduler pass: re-tests connections not tested within `interval`.
+    pub async fn retest_due(&self, interval: Duration) -> Result<usize> {
+        if self.vault().sealed_reason().is_some() {
+            return Ok(0);
+        }
+        let cutoff =
+            self.now() - chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::days(1));
+        let due = self.store().connections_due_for_test(cutoff, 100).await?;
+        let n = due.len();
+        for c in due {
+            let Some(org) = c.org_id.clone() else {
+                continue;
+            };
+            let system = Principal {
+                token_id: patchbay_domain::TokenId::generate(),
+                org_id: org,
+                role: patchbay_domain::Role::Admin,
+                project_id: None,
+                operator: false,
+            };
+            let material = match self.material(&system, &c).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(connection = %c.id, error = %e, "scheduled test skipped");
+                    continue;
+                }
+            };
+            let result = self.connectors().test(&material).await;
+            drop(material);
+            self.record(&system, &c, &result, "system:scheduler".into())
+                .await?;
+        }
+        Ok(n)
+    }
+}
