@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, on any machine of ours: makes sure PostgreSQL runs (starting or
-# installing it), then runs every test of the workspace on SQLite and PostgreSQL.
+# The whole test suite, on any machine of ours: makes sure PostgreSQL and MariaDB run
+# (starting or installing them), installs the test peers into .tools/ (git-ignored): aiosmtpd
+# from PyPI and the MCP reference server from npm, then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +13,7 @@ ensure_postgres() {
   if pg_up; then return; fi
   if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
     log "installing PostgreSQL"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+    apt_install postgresql
     # Local TCP connections as in development: trust on loopback only.
     for hba in /etc/postgresql/*/main/pg_hba.conf; do
       sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
@@ -28,8 +28,59 @@ ensure_postgres() {
   exit 1
 }
 
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq; APT_UPDATED=1; fi
+  apt-get install -y -qq "$@" >/dev/null
+}
+
+maria_up() { mysqladmin -h 127.0.0.1 -u root ping >/dev/null 2>&1; }
+
+ensure_mariadb() {
+  if maria_up; then return; fi
+  if [ ! -x /usr/sbin/mariadbd ]; then
+    log "installing MariaDB"
+    apt_install mariadb-server
+  fi
+  log "starting MariaDB"
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql >/dev/null 2>&1 || true
+  for _ in $(seq 1 60); do maria_up && break; sleep 0.5; done
+  maria_up || { echo "MariaDB did not come up on 127.0.0.1:3306" >&2; exit 1; }
+  # Root over TCP with an empty password, and the test database, as on our machines.
+  mysql -u root -e "CREATE DATABASE IF NOT EXISTS test" 2>/dev/null || true
+}
+
+# Password checks need one role that trust authentication does not cover.
+ensure_postgres_password_rule() {
+  local hba
+  hba=$(psql "$PATCHBAY_TEST_POSTGRES_URL" -Atc "SHOW hba_file")
+  if ! grep -q "patchbay_pw" "$hba"; then
+    log "adding a password rule for the patchbay_pw test role to $hba"
+    sed -i '1i host all patchbay_pw ::1/128 scram-sha-256' "$hba"
+    sed -i '1i host all patchbay_pw 127.0.0.1/32 scram-sha-256' "$hba"
+    psql "$PATCHBAY_TEST_POSTGRES_URL" -qAtc "SELECT pg_reload_conf()" >/dev/null
+  fi
+}
+
+ensure_tools() {
+  mkdir -p .tools
+  if ! .tools/venv/bin/python -c "import aiosmtpd" >/dev/null 2>&1; then
+    log "installing aiosmtpd into .tools/venv"
+    python3 -m venv .tools/venv
+    .tools/venv/bin/pip install -q --disable-pip-version-check aiosmtpd==1.4.6
+  fi
+  if [ ! -f .tools/node_modules/@modelcontextprotocol/server-everything/dist/index.js ]; then
+    log "installing @modelcontextprotocol/server-everything into .tools"
+    npm install --prefix .tools --no-audit --no-fund --loglevel=error @modelcontextprotocol/server-everything@2026.8.31 >/dev/null
+  fi
+}
+
 ensure_postgres
 export PATCHBAY_TEST_POSTGRES_URL="${PATCHBAY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+ensure_postgres_password_rule
+ensure_mariadb
+ensure_tools
 
 # Databases left by earlier runs (one per PostgreSQL test) are dropped first.
 psql "$PATCHBAY_TEST_POSTGRES_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'pbtest\_%'" 2>/dev/null |

@@ -102,7 +102,8 @@ async fn streamable_http(c: &Connectors, m: &Material, timeout: Duration) -> Out
     if let Some(token) = bearer {
         config = config.auth_header(token);
     }
-    let transport = StreamableHttpClientTransport::with_client(c.http().client().clone(), config);
+    let transport =
+        StreamableHttpClientTransport::with_client(c.http().following_client().clone(), config);
     let run = async {
         let client = ().serve(transport).await.map_err(|e| e.to_string())?;
         let server = client

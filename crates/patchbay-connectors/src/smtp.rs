@@ -73,10 +73,10 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
 
 fn classify(e: &lettre::transport::smtp::Error) -> Outcome {
     let code = e.status().map(|c| c.to_string());
-    if let Some(code) = &code {
-        if matches!(code.as_str(), "535" | "534" | "530" | "538") {
-            return Outcome::fail(ErrorKind::Auth, format!("Authentication failed: {code}"));
-        }
+    if let Some(code) = &code
+        && matches!(code.as_str(), "535" | "534" | "530" | "538")
+    {
+        return Outcome::fail(ErrorKind::Auth, format!("Authentication failed: {code}"));
     }
     let text = e.to_string();
     if e.is_timeout() {

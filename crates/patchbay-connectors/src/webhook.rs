@@ -113,7 +113,7 @@ pub(crate) async fn test(c: &Connectors, m: &Material) -> Outcome {
         Ok(r) => r,
         Err(e) => return Outcome::fail(ErrorKind::Protocol, e),
     };
-    let resp = match c.http().execute(req).await {
+    let resp = match c.http().execute_following(req).await {
         Ok(r) => r,
         Err(e) => return e.into(),
     };

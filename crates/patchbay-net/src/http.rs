@@ -54,21 +54,75 @@ pub enum HttpError {
 #[derive(Debug, Clone)]
 pub struct GatedHttp {
     client: reqwest::Client,
+    following: reqwest::Client,
     gate: Gate,
+}
+
+const MAX_REDIRECTS: usize = 5;
+
+fn builder(gate: &Gate, timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(GateResolver(gate.clone())))
+        .no_proxy()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
+}
+
+/// Follows a bounded number of redirects, each hop judged by the gate: IP literals here, names
+/// when they are resolved. reqwest drops credentials on a redirect to another host.
+fn checked_redirects(gate: Gate) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            return attempt.error(HttpError::Other(format!(
+                "more than {MAX_REDIRECTS} redirects"
+            )));
+        }
+        if !matches!(attempt.url().scheme(), "http" | "https") {
+            return attempt.error(HttpError::Url("a redirect to a non-HTTP URL".into()));
+        }
+        let literal = match attempt.url().host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        match literal.map(|ip| gate.check(&ip.to_string(), ip)) {
+            Some(Err(e)) => attempt.error(e),
+            _ => attempt.follow(),
+        }
+    })
 }
 
 impl GatedHttp {
     pub fn new(gate: Gate, timeout: Duration) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GateResolver(gate.clone())))
+        let client = builder(&gate, timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Self { client, gate })
+        let following = builder(&gate, timeout)
+            .redirect(checked_redirects(gate.clone()))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            client,
+            following,
+            gate,
+        })
+    }
+
+    /// The client that follows redirects through the gate, for connection tests (never for
+    /// the proxy, which hands redirects back to its caller).
+    pub fn following_client(&self) -> &reqwest::Client {
+        &self.following
+    }
+
+    /// Like [`GatedHttp::execute`], following up to five redirects, each one checked.
+    pub async fn execute_following(
+        &self,
+        req: reqwest::Request,
+    ) -> Result<reqwest::Response, HttpError> {
+        self.check_url(req.url()).await?;
+        self.following.execute(req).await.map_err(classify)
     }
 
     pub fn gate(&self) -> &Gate {
@@ -108,6 +162,9 @@ pub fn classify(e: reqwest::Error) -> HttpError {
     let mut source = e.source();
     while let Some(s) = source {
         if let Some(net) = s.downcast_ref::<NetError>() {
+            return HttpError::Net(net.clone());
+        }
+        if let Some(HttpError::Net(net)) = s.downcast_ref::<HttpError>() {
             return HttpError::Net(net.clone());
         }
         source = s.source();

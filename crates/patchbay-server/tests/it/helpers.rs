@@ -70,8 +70,12 @@ pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> String {
     }
 }
 
+/// Adjusts the server's settings before start.
+pub type Tweak = std::sync::Arc<dyn Fn(&mut Settings) + Send + Sync>;
+
 pub struct TestApp {
     pub url: String,
+    tweak: Option<Tweak>,
     pub admin: Client,
     pub admin_token: String,
     pub db_url: String,
@@ -84,14 +88,25 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, None).await
+    }
+
+    /// A server whose settings `tweak` adjusts (allow-lists, limits).
+    pub async fn spawn_with(backend: Backend, tweak: Option<Tweak>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_url = fresh_database(backend, dir.path()).await;
         let master_key = random_key();
-        let (app, token) =
-            Self::build(&db_url, dir.path().to_path_buf(), Some(master_key.clone())).await;
+        let (app, token) = Self::build(
+            &db_url,
+            dir.path().to_path_buf(),
+            Some(master_key.clone()),
+            tweak.as_ref(),
+        )
+        .await;
         let token = token.expect("first run prints a token");
         let mut t = Self {
             url: String::new(),
+            tweak,
             admin: Client::new("http://127.0.0.1:1", None).expect("client"),
             admin_token: token.clone(),
             db_url,
@@ -110,8 +125,12 @@ impl TestApp {
         db_url: &str,
         data_dir: PathBuf,
         key: Option<String>,
+        tweak: Option<&Tweak>,
     ) -> (Application, Option<String>) {
         let mut s = Settings::with_data_dir(data_dir);
+        if let Some(t) = tweak {
+            t(&mut s);
+        }
         s.listen = "127.0.0.1:0".parse().expect("addr");
         s.database_url = db_url.starts_with("postgres").then(|| db_url.to_owned());
         s.master_key = key.map(SecretString::from);
@@ -146,7 +165,13 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        let (app, token) = Self::build(&self.db_url, self.dir.path().to_path_buf(), key).await;
+        let (app, token) = Self::build(
+            &self.db_url,
+            self.dir.path().to_path_buf(),
+            key,
+            self.tweak.as_ref(),
+        )
+        .await;
         assert!(token.is_none(), "a restart is not a first run");
         self.run(app);
         self.admin = Client::new(&self.url, Some(self.admin_token.clone())).expect("client");
@@ -158,6 +183,7 @@ impl TestApp {
             &self.db_url,
             self.dir.path().to_path_buf(),
             Some(self.master_key.clone()),
+            self.tweak.as_ref(),
         )
         .await;
         assert!(token.is_none());

@@ -6,8 +6,10 @@
 mod helpers;
 
 mod audit;
+mod connection_tests;
 mod connections;
 mod isolation;
 mod malformed;
 mod meta;
+mod peers;
 mod vault;

@@ -1,0 +1,100 @@
+//! Real peers for connection tests: an SMTP server (aiosmtpd), the MCP reference server
+//! (`@modelcontextprotocol/server-everything`, Streamable HTTP), and an HTTP upstream. The
+//! first two come from `.tools/`, which `scripts/test.sh` fills.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub fn tools_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools");
+    assert!(
+        dir.join("venv/bin/python").exists() && dir.join("node_modules").exists(),
+        "test peers are missing in {}: run scripts/test.sh, which installs them",
+        dir.display()
+    );
+    dir
+}
+
+pub fn repo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped.
+pub struct Peer {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until a line of `reader` contains `needle`.
+fn wait_for(reader: impl std::io::Read + Send + 'static, needle: &'static str, what: &str) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            if line.contains(needle) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{what} did not start"));
+}
+
+/// aiosmtpd on loopback; with `auth`, AUTH is required; with `maildir`, mail is kept there.
+pub fn smtp(auth: Option<(&str, &str)>, maildir: Option<&Path>) -> Peer {
+    let port = free_port();
+    let mut cmd = Command::new(tools_dir().join("venv/bin/python"));
+    cmd.arg(repo_dir().join("tests/peers/smtp_server.py"))
+        .arg(port.to_string());
+    if let Some((user, password)) = auth {
+        cmd.args(["--user", user, "--password", password]);
+    }
+    if let Some(dir) = maildir {
+        cmd.arg("--maildir").arg(dir);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python");
+    wait_for(child.stdout.take().unwrap(), "READY", "the SMTP server");
+    Peer { child, port }
+}
+
+/// The MCP reference server in Streamable HTTP mode.
+pub fn mcp_everything() -> Peer {
+    let port = free_port();
+    let entry =
+        tools_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let mut child = Command::new("node")
+        .arg(entry)
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node");
+    wait_for(
+        child.stderr.take().unwrap(),
+        "listening on port",
+        "server-everything",
+    );
+    Peer { child, port }
+}
