@@ -102,10 +102,15 @@ async fn streamable_http(c: &Connectors, m: &Material, timeout: Duration) -> Out
     if let Some(token) = bearer {
         config = config.auth_header(token);
     }
+    // A client of its own records gate refusals, which the MCP library reports only as text.
+    let (http, refusals) = match c.http().observed() {
+        Ok(pair) => pair,
+        Err(e) => return Outcome::fail(ErrorKind::Protocol, e),
+    };
     let transport =
-        StreamableHttpClientTransport::with_client(c.http().following_client().clone(), config);
+        StreamableHttpClientTransport::with_client(http.following_client().clone(), config);
     let run = async {
-        let client = ().serve(transport).await.map_err(|e| e.to_string())?;
+        let client = ().serve(transport).await.map_err(|e| describe(&e))?;
         let server = client
             .peer_info()
             .and_then(|i| {
@@ -114,13 +119,13 @@ async fn streamable_http(c: &Connectors, m: &Material, timeout: Duration) -> Out
                     .map(|s| format!("{} {}", s.name, s.version))
             })
             .unwrap_or_else(|| "an MCP server".into());
-        let tools = client.list_all_tools().await.map_err(|e| e.to_string());
+        let tools = client.list_all_tools().await.map_err(|e| describe(&e));
         let _ = client.cancel().await;
         tools.map(|t| (server, t.len()))
     };
     match tokio::time::timeout(timeout, run).await {
         Ok(Ok((server, n))) => Outcome::ok(format!("Connected to {server}: {n} tools")),
-        Ok(Err(text)) => classify(&text),
+        Ok(Err(outcome)) => refusals.last().map_or(outcome, Outcome::from),
         Err(_) => Outcome::fail(
             ErrorKind::Timeout,
             format!("no answer within {} ms", timeout.as_millis()),
@@ -166,14 +171,14 @@ async fn stdio(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
         }
     };
     let run = async {
-        let client = ().serve(transport).await.map_err(|e| e.to_string())?;
-        let tools = client.list_all_tools().await.map_err(|e| e.to_string());
+        let client = ().serve(transport).await.map_err(|e| describe(&e))?;
+        let tools = client.list_all_tools().await.map_err(|e| describe(&e));
         let _ = client.cancel().await;
         tools.map(|t| t.len())
     };
     match tokio::time::timeout(timeout, run).await {
         Ok(Ok(n)) => Outcome::ok(format!("Started {command}: {n} tools")),
-        Ok(Err(text)) => classify(&text),
+        Ok(Err(outcome)) => outcome,
         Err(_) => Outcome::fail(
             ErrorKind::Timeout,
             format!("no answer within {} ms", timeout.as_millis()),
@@ -181,22 +186,27 @@ async fn stdio(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
     }
 }
 
-fn classify(text: &str) -> Outcome {
+/// Sorts an MCP client failure: gate refusals and transport failures by their type, HTTP
+/// auth refusals by their status, the rest as protocol errors; URLs never reach the message.
+fn describe(e: &(dyn std::error::Error + 'static)) -> Outcome {
+    if let Some(http) = patchbay_net::classify_chain(e) {
+        return http.into();
+    }
+    let text = patchbay_net::redact_urls(&e.to_string());
     let lower = text.to_ascii_lowercase();
-    let kind = if lower.contains("401")
-        || lower.contains("403")
-        || lower.contains("unauthorized")
-        || lower.contains("forbidden")
-    {
+    let auth = [
+        "401 unauthorized",
+        "403 forbidden",
+        "status: 401",
+        "status: 403",
+        "auth required",
+        "authrequired",
+        "unauthorized",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    let kind = if auth {
         ErrorKind::Auth
-    } else if lower.contains("blocked:") {
-        ErrorKind::Blocked
-    } else if lower.contains("refused") || lower.contains("connect") {
-        ErrorKind::Refused
-    } else if lower.contains("timed out") || lower.contains("timeout") {
-        ErrorKind::Timeout
-    } else if lower.contains("certificate") || lower.contains("tls") {
-        ErrorKind::Tls
     } else {
         ErrorKind::Protocol
     };

@@ -12,16 +12,35 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use crate::NetError;
 use crate::gate::Gate;
 
-struct GateResolver(Gate);
+/// Remembers the gate's last refusal during one exchange, for libraries (MCP) that flatten the
+/// errors of the client they are given.
+#[derive(Debug, Clone, Default)]
+pub struct Refusals(Arc<std::sync::Mutex<Option<NetError>>>);
+
+impl Refusals {
+    fn record(&self, e: &NetError) {
+        if e.is_blocked() {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+        }
+    }
+
+    /// The last refusal, if any.
+    pub fn last(&self) -> Option<NetError> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+struct GateResolver(Gate, Refusals);
 
 impl Resolve for GateResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let gate = self.0.clone();
+        let refusals = self.1.clone();
         Box::pin(async move {
-            let ips = gate
-                .resolve(name.as_str())
-                .await
-                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            let ips = gate.resolve(name.as_str()).await.map_err(|e| {
+                refusals.record(&e);
+                Box::new(e) as Box<dyn std::error::Error + Send + Sync>
+            })?;
             let addrs: Addrs = Box::new(
                 ips.into_iter()
                     .map(|ip| SocketAddr::new(ip, 0))
@@ -56,13 +75,15 @@ pub struct GatedHttp {
     client: reqwest::Client,
     following: reqwest::Client,
     gate: Gate,
+    refusals: Refusals,
+    timeout: Duration,
 }
 
 const MAX_REDIRECTS: usize = 5;
 
-fn builder(gate: &Gate, timeout: Duration) -> reqwest::ClientBuilder {
+fn builder(gate: &Gate, refusals: &Refusals, timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
-        .dns_resolver(Arc::new(GateResolver(gate.clone())))
+        .dns_resolver(Arc::new(GateResolver(gate.clone(), refusals.clone())))
         .no_proxy()
         .timeout(timeout)
         .connect_timeout(timeout)
@@ -71,7 +92,7 @@ fn builder(gate: &Gate, timeout: Duration) -> reqwest::ClientBuilder {
 
 /// Follows a bounded number of redirects, each hop judged by the gate: IP literals here, names
 /// when they are resolved. reqwest drops credentials on a redirect to another host.
-fn checked_redirects(gate: Gate) -> reqwest::redirect::Policy {
+fn checked_redirects(gate: Gate, refusals: Refusals) -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= MAX_REDIRECTS {
             return attempt.error(HttpError::Other(format!(
@@ -87,7 +108,10 @@ fn checked_redirects(gate: Gate) -> reqwest::redirect::Policy {
             _ => None,
         };
         match literal.map(|ip| gate.check(&ip.to_string(), ip)) {
-            Some(Err(e)) => attempt.error(e),
+            Some(Err(e)) => {
+                refusals.record(&e);
+                attempt.error(e)
+            }
             _ => attempt.follow(),
         }
     })
@@ -95,19 +119,40 @@ fn checked_redirects(gate: Gate) -> reqwest::redirect::Policy {
 
 impl GatedHttp {
     pub fn new(gate: Gate, timeout: Duration) -> Result<Self, String> {
-        let client = builder(&gate, timeout)
+        Self::with_refusals(gate, timeout, Refusals::default())
+    }
+
+    fn with_refusals(gate: Gate, timeout: Duration, refusals: Refusals) -> Result<Self, String> {
+        let client = builder(&gate, &refusals, timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
-        let following = builder(&gate, timeout)
-            .redirect(checked_redirects(gate.clone()))
+        let following = builder(&gate, &refusals, timeout)
+            .redirect(checked_redirects(gate.clone(), refusals.clone()))
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Self {
             client,
             following,
             gate,
+            refusals,
+            timeout,
         })
+    }
+
+    /// A fresh client pair whose refusals are recorded apart, for one exchange through a
+    /// library that hides the errors of its client.
+    pub fn observed(&self) -> Result<(Self, Refusals), String> {
+        let refusals = Refusals::default();
+        Ok((
+            Self::with_refusals(self.gate.clone(), self.timeout, refusals.clone())?,
+            refusals,
+        ))
+    }
+
+    /// Refusals recorded by this client (shared by its clones).
+    pub fn refusals(&self) -> &Refusals {
+        &self.refusals
     }
 
     /// The client that follows redirects through the gate, for connection tests (never for
@@ -187,6 +232,64 @@ pub fn classify(e: reqwest::Error) -> HttpError {
     HttpError::Other(chain)
 }
 
+/// Classifies any error whose source chain may hold a gate refusal or a reqwest failure (as
+/// libraries that wrap our client report them).
+pub fn classify_chain(e: &(dyn std::error::Error + 'static)) -> Option<HttpError> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(net) = err.downcast_ref::<NetError>() {
+            return Some(HttpError::Net(net.clone()));
+        }
+        if let Some(HttpError::Net(net)) = err.downcast_ref::<HttpError>() {
+            return Some(HttpError::Net(net.clone()));
+        }
+        if let Some(r) = err.downcast_ref::<reqwest::Error>() {
+            // Look below reqwest first: the gate's refusal hides inside a connect error.
+            let mut inner = r.source();
+            while let Some(i) = inner {
+                if let Some(net) = i.downcast_ref::<NetError>() {
+                    return Some(HttpError::Net(net.clone()));
+                }
+                if let Some(HttpError::Net(net)) = i.downcast_ref::<HttpError>() {
+                    return Some(HttpError::Net(net.clone()));
+                }
+                inner = i.source();
+            }
+            if r.is_timeout() {
+                return Some(HttpError::Timeout);
+            }
+            if r.is_connect() {
+                return Some(HttpError::Connect(redact_urls(&error_chain(r))));
+            }
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// Replaces every URL in `text` by `<url>`: URLs may carry keys in their query.
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let next = ["http://", "https://"]
+            .iter()
+            .filter_map(|p| rest.find(p))
+            .min();
+        let Some(start) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..start]);
+        out.push_str("<url>");
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | ',' | '>'))
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+}
+
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![e.to_string()];
     let mut source = e.source();
@@ -198,4 +301,19 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_urls;
+
+    #[test]
+    fn urls_are_redacted_from_messages() {
+        assert_eq!(
+            redact_urls("error for url (https://api.example.com/x?api_key=SECRET), when sending"),
+            "error for url (<url>), when sending"
+        );
+        assert_eq!(redact_urls("no url here"), "no url here");
+        assert_eq!(redact_urls("a http://x/y b https://z"), "a <url> b <url>");
+    }
 }

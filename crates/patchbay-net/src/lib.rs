@@ -11,7 +11,7 @@ mod ip;
 
 pub use gate::{Gate, GateSettings};
 pub use host::{Target, parse_host};
-pub use http::{GatedHttp, HttpError};
+pub use http::{GatedHttp, HttpError, Refusals, classify_chain, redact_urls};
 pub use ip::denied_reason;
 pub use ipnet::IpNet;
 

@@ -8,6 +8,7 @@ mod helpers;
 mod audit;
 mod connection_tests;
 mod connections;
+mod hostile;
 mod isolation;
 mod malformed;
 mod meta;
