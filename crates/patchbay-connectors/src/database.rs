@@ -20,10 +20,7 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
         Some("postgresql") => network(c, m, timeout, Driver::Postgres).await,
         Some("mysql") => network(c, m, timeout, Driver::Mysql).await,
         Some("sqlite") => sqlite(c, m).await,
-        Some("mssql") => Outcome::fail(
-            ErrorKind::Protocol,
-            "the mssql driver is not available in this build",
-        ),
+        Some("mssql") => mssql(c, m, timeout).await,
         _ => Outcome::fail(ErrorKind::Protocol, "config.driver is not set"),
     }
 }
@@ -127,6 +124,95 @@ async fn network(c: &Connectors, m: &Material, timeout: Duration, driver: Driver
         }
     }
     last
+}
+
+/// SQL Server over TDS (tiberius): connect to the checked address; TLS verifies the configured
+/// host name.
+async fn mssql(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
+    use tiberius::{AuthMethod, Config, EncryptionLevel};
+    use tokio_util::compat::TokioAsyncWriteCompatExt;
+    let host = m.config_str("host").unwrap_or_default();
+    let port = m
+        .config
+        .get("port")
+        .and_then(Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or(1433);
+    let addrs = match c.gate().resolve_socket(host, port).await {
+        Ok(a) => a,
+        Err(e) => return e.into(),
+    };
+    let Some(addr) = addrs.first().copied() else {
+        return Outcome::fail(ErrorKind::Dns, format!("{host} has no address"));
+    };
+    let mut config = Config::new();
+    config.host(addr.ip());
+    config.port(port);
+    if let Some(db) = m.config_str("database") {
+        config.database(db);
+    }
+    let user = m.config_str("username").unwrap_or_default();
+    let password = m
+        .secret("password")
+        .map(|s| s.expose_secret())
+        .unwrap_or("");
+    config.authentication(AuthMethod::sql_server(user, password));
+    if m.config
+        .get("ssl")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        config.encryption(EncryptionLevel::Required);
+        config.hostname_in_certificate(host.trim_matches(['[', ']']));
+        if let Some(ca) = m.config_str("ssl_ca") {
+            config.trust_cert_ca_bundle(ca.as_bytes().to_vec());
+        }
+    } else {
+        config.encryption(EncryptionLevel::NotSupported);
+    }
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(tiberius::error::Error::from)?;
+        tcp.set_nodelay(true)
+            .map_err(tiberius::error::Error::from)?;
+        let mut client = tiberius::Client::connect(config, tcp.compat_write()).await?;
+        client
+            .simple_query("SELECT 1")
+            .await?
+            .into_results()
+            .await?;
+        client.close().await
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(())) => Outcome::ok("Connected (SELECT 1)"),
+        Ok(Err(e)) => classify_mssql(&e),
+        Err(_) => Outcome::fail(
+            ErrorKind::Timeout,
+            format!("no answer within {} ms", timeout.as_millis()),
+        ),
+    }
+}
+
+fn classify_mssql(e: &tiberius::error::Error) -> Outcome {
+    use tiberius::error::Error as E;
+    match e {
+        // 18456: login failed for the user.
+        E::Server(t) if t.code() == 18456 => Outcome::fail(
+            ErrorKind::Auth,
+            format!("Authentication failed: {}", t.message()),
+        ),
+        E::Server(t) => Outcome::fail(ErrorKind::Protocol, t.message().to_owned()),
+        E::Io { kind, message } => match kind {
+            std::io::ErrorKind::TimedOut => Outcome::fail(ErrorKind::Timeout, message.clone()),
+            std::io::ErrorKind::ConnectionRefused => {
+                Outcome::fail(ErrorKind::Refused, message.clone())
+            }
+            _ => Outcome::fail(ErrorKind::Protocol, message.clone()),
+        },
+        E::Tls(m) => Outcome::fail(ErrorKind::Tls, m.clone()),
+        other => Outcome::fail(ErrorKind::Protocol, other.to_string()),
+    }
 }
 
 /// Sorts sqlx errors; messages come from the server or the driver and carry no password.

@@ -420,3 +420,42 @@ async fn the_eleventh_test_in_a_minute_is_refused() {
         403
     );
 }
+
+/// SQL Server: no server runs here, so the live login is checked only when
+/// `PATCHBAY_TEST_MSSQL` names one (`host:port:user:password`); refusals and protocol
+/// failures are checked always.
+#[tokio::test]
+async fn mssql_refusals_and_optional_live_login() {
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(loopback_allowed(None))).await;
+    let ms = |host: &str, port: u16, user: &str, pw: &str| {
+        json!({"name": "ms", "kind": "database", "config": {"driver": "mssql",
+        "host": host, "port": port, "database": "master", "username": user}, "secrets": {"password": pw}})
+    };
+    assert_kind(
+        &unsaved(&app, ms("127.0.0.1", peers::free_port(), "sa", "x")).await,
+        ErrorKind::Refused,
+    );
+    // A server that answers with something other than TDS.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        }
+    });
+    let r = unsaved(&app, ms("127.0.0.1", port, "sa", "not-a-tds-server")).await;
+    assert!(!r.success && r.error_kind != Some(ErrorKind::Auth), "{r:?}");
+    assert!(!r.message.contains("not-a-tds-server"));
+    if let Ok(spec) = std::env::var("PATCHBAY_TEST_MSSQL") {
+        let parts: Vec<&str> = spec.splitn(4, ':').collect();
+        let port: u16 = parts[1].parse().unwrap();
+        assert_ok(&unsaved(&app, ms(parts[0], port, parts[2], parts[3])).await);
+        assert_kind(
+            &unsaved(&app, ms(parts[0], port, parts[2], "wrong-password")).await,
+            ErrorKind::Auth,
+        );
+    } else {
+        eprintln!("PATCHBAY_TEST_MSSQL is not set: the live SQL Server login was not checked");
+    }
+}

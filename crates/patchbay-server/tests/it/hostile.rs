@@ -164,7 +164,7 @@ const TARGETS: &[&str] = &[
     "mixed.patchbay.test",
 ];
 
-const KINDS: &[&str] = &["http", "webhook", "mcp", "database", "smtp"];
+const KINDS: &[&str] = &["http", "webhook", "mcp", "database", "mssql", "smtp"];
 
 fn connection(kind: &str, host: &str, port: u16) -> CreateConnection {
     let v: Value = match kind {
