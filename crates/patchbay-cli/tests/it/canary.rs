@@ -57,7 +57,28 @@ impl Recorder {
 async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut server = Server::start(&data, &["--log-format", "json"], &[("RUST_LOG", "trace")]);
+    // An upstream that refuses every credential, for connection tests that fail on auth.
+    let refuse = axum::Router::new().fallback(|| async { axum::http::StatusCode::UNAUTHORIZED });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, refuse).await.unwrap() });
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Server::start(
+        &data,
+        &[
+            "--log-format",
+            "json",
+            "--allow-net",
+            "127.0.0.0/8",
+            "--test-rate-limit",
+            "0",
+        ],
+        &[("RUST_LOG", "trace")],
+    );
     let token = server.token.clone().unwrap();
     let mut r = Recorder {
         http: reqwest::Client::builder().no_proxy().build().unwrap(),
@@ -112,6 +133,41 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
     )
     .await;
     r.call(Method::POST, "/v1/connections", Some(json!({"name": "ref", "kind": "http", "auth": {"type": "bearer"}, "config": {"base_url": "https://a.example"}, "secrets": {"token": {"ref": "shared"}}})), None).await;
+
+    // Connection tests that fail, saved and unsaved, with canaries in every secret.
+    let failing = vec![
+        json!({"name": "t-bearer", "kind": "http", "auth": {"type": "bearer"}, "config": {"base_url": upstream, "verify_path": "/me"}, "secrets": {"token": plant("testbearer")}}),
+        json!({"name": "t-query", "kind": "http", "auth": {"type": "api_key", "in": "query", "name": "key"}, "config": {"base_url": upstream}, "secrets": {"api_key": plant("testquery")}}),
+        json!({"name": "t-basic", "kind": "http", "auth": {"type": "basic", "username": "u"}, "config": {"base_url": upstream}, "secrets": {"password": plant("testbasic")}}),
+        json!({"name": "t-closed", "kind": "http", "auth": {"type": "api_key", "in": "query", "name": "key"}, "config": {"base_url": format!("http://127.0.0.1:{closed}")}, "secrets": {"api_key": plant("testclosed")}}),
+        json!({"name": "t-maria", "kind": "database", "config": {"driver": "mysql", "host": "127.0.0.1", "port": 3306, "database": "test", "username": "root"}, "secrets": {"password": plant("testmaria")}}),
+        json!({"name": "t-smtp", "kind": "smtp", "config": {"host": "127.0.0.1", "port": closed, "encryption": "none", "from_address": "a@example.com", "username": "u"}, "secrets": {"password": plant("testsmtp")}}),
+        json!({"name": "t-hook", "kind": "webhook", "auth": {"type": "hmac"}, "config": {"url": format!("{upstream}/hook")}, "secrets": {"secret": plant("testwebhooksecret")}}),
+        json!({"name": "t-mcp", "kind": "mcp", "auth": {"type": "bearer"}, "config": {"server_url": format!("{upstream}/mcp")}, "secrets": {"token": plant("testmcp")}}),
+        json!({"name": "t-blocked", "kind": "http", "auth": {"type": "bearer"}, "config": {"base_url": "http://169.254.169.254/"}, "secrets": {"token": plant("testblocked")}}),
+    ];
+    let mut kinds = std::collections::BTreeSet::new();
+    for b in failing {
+        let (_, result) = r
+            .call(Method::POST, "/v1/connections/test", Some(b.clone()), None)
+            .await;
+        assert_eq!(result["success"], false, "{result}");
+        kinds.insert(result["error_kind"].as_str().unwrap_or("none").to_owned());
+        let (_, c) = r.call(Method::POST, "/v1/connections", Some(b), None).await;
+        let (_, saved) = r
+            .call(
+                Method::POST,
+                &format!("/v1/connections/{}/test", c["id"].as_str().unwrap()),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(saved["success"], false, "{saved}");
+    }
+    assert!(
+        kinds.contains("auth") && kinds.contains("refused") && kinds.contains("blocked"),
+        "{kinds:?}"
+    );
 
     // Failure paths that carry canaries in places where they do not belong.
     let (s, _) = r.call(Method::POST, "/v1/connections", Some(json!({"name": "leak", "kind": "http", "config": {"base_url": "https://a.example", "password": plant("inconfig")}})), None).await;

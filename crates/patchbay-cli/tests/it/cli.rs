@@ -297,3 +297,54 @@ fn init_prepares_the_store_without_serving() {
     let listed = run_ok(&data, &["secrets", "list"], None);
     assert!(listed.contains("api_key") && !listed.contains("value-from-stdin"));
 }
+
+#[test]
+fn connections_test_reports_and_exits_non_zero_on_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = Server::start(&data, &[], &[]);
+    let created: Value = serde_json::from_str(&run_ok(
+        &data,
+        &[
+            "connections",
+            "create",
+            "--name",
+            "metadata",
+            "--kind",
+            "http",
+            "--json",
+            "--set",
+            "base_url=http://169.254.169.254/",
+        ],
+        None,
+    ))
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let out = run(&data, &["connections", "test", id], None);
+    assert!(!out.status.success());
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.starts_with("✗ blocked:") && printed.contains("(blocked,"),
+        "{printed}"
+    );
+    let unsaved = run(
+        &data,
+        &[
+            "connections",
+            "test",
+            "--name",
+            "x",
+            "--kind",
+            "http",
+            "--set",
+            "base_url=http://2130706433/",
+            "--json",
+        ],
+        None,
+    );
+    let result: Value = serde_json::from_slice(&unsaved.stdout).unwrap();
+    assert_eq!(result["error_kind"], "blocked");
+    let shown: Value =
+        serde_json::from_str(&run_ok(&data, &["connections", "get", id, "--json"], None)).unwrap();
+    assert_eq!(shown["test_status"], "failed");
+}

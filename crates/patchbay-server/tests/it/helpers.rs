@@ -75,6 +75,8 @@ pub type Tweak = std::sync::Arc<dyn Fn(&mut Settings) + Send + Sync>;
 
 pub struct TestApp {
     pub url: String,
+    /// The services of the running server, for what has no route (the scheduler's pass).
+    pub hub: patchbay_engine::Hub,
     tweak: Option<Tweak>,
     pub admin: Client,
     pub admin_token: String,
@@ -106,6 +108,7 @@ impl TestApp {
         let token = token.expect("first run prints a token");
         let mut t = Self {
             url: String::new(),
+            hub: app.hub().clone(),
             tweak,
             admin: Client::new("http://127.0.0.1:1", None).expect("client"),
             admin_token: token.clone(),
@@ -173,6 +176,7 @@ impl TestApp {
         )
         .await;
         assert!(token.is_none(), "a restart is not a first run");
+        self.hub = app.hub().clone();
         self.run(app);
         self.admin = Client::new(&self.url, Some(self.admin_token.clone())).expect("client");
     }

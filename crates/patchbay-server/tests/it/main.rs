@@ -13,4 +13,5 @@ mod isolation;
 mod malformed;
 mod meta;
 mod peers;
+mod scheduler;
 mod vault;

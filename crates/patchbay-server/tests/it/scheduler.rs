@@ -1,0 +1,84 @@
+//! The background re-test pass, the `stale` flag and `expiring_within`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use patchbay_domain::api::CreateConnection;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp};
+
+#[tokio::test]
+async fn scheduler_retests_flags_stale_and_lists_expiring() {
+    let ok = axum::Router::new().fallback(|| async { StatusCode::OK });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, ok).await.unwrap() });
+    let tweak: crate::helpers::Tweak =
+        Arc::new(|s| s.allow_net = vec!["127.0.0.0/8".parse().unwrap()]);
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak)).await;
+    let mk = |name: &str| -> CreateConnection {
+        serde_json::from_value(json!({"name": name, "kind": "http", "config": {"base_url": base}}))
+            .unwrap()
+    };
+    let a = app.admin.create_connection(&mk("a")).await.unwrap();
+    let b = app.admin.create_connection(&mk("b")).await.unwrap();
+    assert_eq!(a.test_status.as_str(), "untested");
+    assert!(!a.stale, "a new connection is not stale");
+
+    // One pass tests everything not tested within the interval.
+    let tested = app.hub.retest_due(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(tested, 2);
+    let after = app.admin.get_connection(a.id.as_str()).await.unwrap();
+    assert_eq!(after.test_status.as_str(), "success");
+    let events = app.admin.audit("action=connection.test").await.unwrap();
+    assert!(events.items.iter().all(|e| e.actor == "system:scheduler"));
+    // Freshly tested connections are not due again.
+    assert_eq!(
+        app.hub.retest_due(Duration::from_secs(3600)).await.unwrap(),
+        0
+    );
+
+    // Untested for more than 7 days reads as stale; expiring tokens are listed.
+    let pool = app.db().await;
+    let day = 86_400_000_i64;
+    let now = chrono::Utc::now().timestamp_millis();
+    sqlx::query("UPDATE connections SET last_tested_at = $1, oauth_expires_at = $2 WHERE id = $3")
+        .bind(now - 8 * day)
+        .bind(now + 3 * day)
+        .bind(a.id.to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE connections SET oauth_expires_at = $1 WHERE id = $2")
+        .bind(now + 30 * day)
+        .bind(b.id.to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(app.admin.get_connection(a.id.as_str()).await.unwrap().stale);
+    assert!(!app.admin.get_connection(b.id.as_str()).await.unwrap().stale);
+    let soon = app
+        .admin
+        .list_connections("expiring_within=7d")
+        .await
+        .unwrap();
+    assert_eq!(
+        soon.items.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        vec![a.id.clone()]
+    );
+    assert_eq!(
+        app.admin
+            .list_connections("expiring_within=31d")
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    assert_eq!(
+        crate::helpers::err_status(app.admin.list_connections("expiring_within=soon").await).0,
+        422
+    );
+}
