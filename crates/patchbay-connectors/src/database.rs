@@ -32,20 +32,13 @@ enum Driver {
 }
 
 async fn network(c: &Connectors, m: &Material, timeout: Duration, driver: Driver) -> Outcome {
-    let host = m.config_str("host").unwrap_or_default();
     let default_port = match driver {
         Driver::Postgres => 5432,
         Driver::Mysql => 3306,
     };
-    let port = m
-        .config
-        .get("port")
-        .and_then(Value::as_u64)
-        .and_then(|p| u16::try_from(p).ok())
-        .unwrap_or(default_port);
-    let addrs = match c.gate().resolve_socket(host, port).await {
-        Ok(a) => a,
-        Err(e) => return e.into(),
+    let (port, addrs) = match c.endpoint(m, default_port).await {
+        Ok(e) => e,
+        Err(o) => return o,
     };
     let user = m.config_str("username").unwrap_or_default();
     let password = m
@@ -132,19 +125,11 @@ async fn mssql(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
     use tiberius::{AuthMethod, Config, EncryptionLevel};
     use tokio_util::compat::TokioAsyncWriteCompatExt;
     let host = m.config_str("host").unwrap_or_default();
-    let port = m
-        .config
-        .get("port")
-        .and_then(Value::as_u64)
-        .and_then(|p| u16::try_from(p).ok())
-        .unwrap_or(1433);
-    let addrs = match c.gate().resolve_socket(host, port).await {
-        Ok(a) => a,
-        Err(e) => return e.into(),
+    let (port, addrs) = match c.endpoint(m, 1433).await {
+        Ok(e) => e,
+        Err(o) => return o,
     };
-    let Some(addr) = addrs.first().copied() else {
-        return Outcome::fail(ErrorKind::Dns, format!("{host} has no address"));
-    };
+    let addr = addrs[0];
     let mut config = Config::new();
     config.host(addr.ip());
     config.port(port);

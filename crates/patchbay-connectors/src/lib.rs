@@ -44,6 +44,15 @@ impl Material {
         self.secrets.get(field)
     }
 
+    /// `config.port`, or `default`.
+    pub fn port(&self, default: u16) -> u16 {
+        self.config
+            .get("port")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(default)
+    }
+
     /// The connection's own timeout, bounded for tests.
     fn timeout(&self, default: Duration) -> Duration {
         self.config
@@ -92,6 +101,28 @@ impl Connectors {
 
     pub fn http(&self) -> &GatedHttp {
         &self.http
+    }
+
+    /// `config.host` and its port, resolved and checked by the gate.
+    pub(crate) async fn endpoint(
+        &self,
+        m: &Material,
+        default_port: u16,
+    ) -> Result<(u16, Vec<std::net::SocketAddr>), Outcome> {
+        let host = m.config_str("host").unwrap_or_default();
+        let port = m.port(default_port);
+        let addrs = self
+            .gate
+            .resolve_socket(host, port)
+            .await
+            .map_err(Outcome::from)?;
+        if addrs.is_empty() {
+            return Err(Outcome::fail(
+                ErrorKind::Dns,
+                format!("{host} has no address"),
+            ));
+        }
+        Ok((port, addrs))
     }
 
     /// Tests a connection: reach it, authenticate, change nothing.

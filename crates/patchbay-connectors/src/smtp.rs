@@ -8,7 +8,6 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
 use patchbay_domain::api::ErrorKind;
 use secrecy::ExposeSecret;
-use serde_json::Value;
 
 use crate::{Connectors, Material, Outcome};
 
@@ -20,19 +19,11 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
         "none" => 25,
         _ => 587,
     };
-    let port = m
-        .config
-        .get("port")
-        .and_then(Value::as_u64)
-        .and_then(|p| u16::try_from(p).ok())
-        .unwrap_or(default_port);
-    let addrs = match c.gate().resolve_socket(host, port).await {
-        Ok(a) => a,
-        Err(e) => return e.into(),
+    let (port, addrs) = match c.endpoint(m, default_port).await {
+        Ok(e) => e,
+        Err(o) => return o,
     };
-    let Some(addr) = addrs.first() else {
-        return Outcome::fail(ErrorKind::Dns, format!("{host} has no address"));
-    };
+    let addr = addrs[0];
     let tls = match encryption {
         "none" => Tls::None,
         mode => match TlsParameters::new(
