@@ -122,6 +122,15 @@ pub struct ConnectionArgs {
     pub from_file: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct ProvidersArgs {
+    /// Show one provider in full.
+    pub key: Option<String>,
+    /// Only providers of this category (ai, crm, email, …).
+    #[arg(long)]
+    pub category: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SecretsCmd {
     List,
@@ -224,6 +233,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Projects(cmd) => projects(g, cmd).await,
         Command::Connections(cmd) => connections(g, *cmd).await,
         Command::Secrets(cmd) => secrets(g, cmd).await,
+        Command::Providers(args) => providers(g, args).await,
         Command::Tokens(cmd) => tokens(g, cmd).await,
         Command::Audit(args) => audit(g, args).await,
         Command::Keys(cmd) => keys(g, cmd).await,
@@ -572,6 +582,31 @@ async fn connections(g: &Global, cmd: ConnectionsCmd) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn providers(g: &Global, args: ProvidersArgs) -> Result<()> {
+    let c = client(g)?;
+    if let Some(key) = args.key {
+        return json(&c.get_provider(&key).await?);
+    }
+    let list = c.list_providers(args.category.as_deref()).await?;
+    if g.json {
+        return json(&list);
+    }
+    table(
+        &["KEY", "NAME", "AUTH", "BASE URL"],
+        list.iter()
+            .map(|p| {
+                vec![
+                    p.key.clone(),
+                    p.display_name.clone(),
+                    p.auth_modes.join(", "),
+                    p.base_url.clone().unwrap_or_default(),
+                ]
+            })
+            .collect(),
+    );
     Ok(())
 }
 

@@ -33,6 +33,7 @@ pub struct FileConfig {
     pub dns_servers: Vec<String>,
     pub test_rate_limit: Option<u32>,
     pub retest_interval: Option<String>,
+    pub providers_dir: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -81,6 +82,9 @@ body_limit_bytes = 1048576
 
 # DNS servers for outbound names instead of the system's.
 # dns_servers = ["10.0.0.2:53"]
+
+# YAML files of extra providers (or replacements of built-in ones, by key).
+# providers_dir = "/etc/patchbay/providers"
 
 # Connection tests per token per minute (0: unlimited).
 test_rate_limit = 10

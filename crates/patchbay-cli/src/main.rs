@@ -57,6 +57,8 @@ pub enum Command {
     /// Connections.
     #[command(subcommand, alias = "conn")]
     Connections(Box<commands::ConnectionsCmd>),
+    /// The provider catalog.
+    Providers(commands::ProvidersArgs),
     /// Organization secrets (write-only values).
     #[command(subcommand)]
     Secrets(commands::SecretsCmd),

@@ -68,6 +68,9 @@ pub struct ServeArgs {
     /// Connection tests per token per minute (0: unlimited) [default: 10].
     #[arg(long, env = "PATCHBAY_TEST_RATE_LIMIT")]
     pub test_rate_limit: Option<u32>,
+    /// A directory of YAML provider entries added to (or replacing) the built-in catalog.
+    #[arg(long, env = "PATCHBAY_PROVIDERS_DIR")]
+    pub providers_dir: Option<PathBuf>,
     /// How often connections are re-tested in the background, e.g. 24h; 0 turns it off
     /// [default: 24h].
     #[arg(long, env = "PATCHBAY_RETEST_INTERVAL")]
@@ -173,6 +176,7 @@ pub fn settings(args: &ServeArgs, global: &Global) -> Result<Settings> {
             })
         })
         .collect::<Result<_>>()?;
+    s.providers_dir = args.providers_dir.clone().or(file.providers_dir);
     s.test_rate_per_minute = args.test_rate_limit.or(file.test_rate_limit).unwrap_or(10);
     s.retest_interval = parse_interval(
         args.retest_interval

@@ -215,6 +215,20 @@ impl Client {
         self.get("/v1/orgs").await
     }
 
+    pub async fn list_providers(
+        &self,
+        category: Option<&str>,
+    ) -> Result<Vec<patchbay_oauth::Provider>> {
+        match category {
+            Some(c) => self.get(&format!("/v1/providers?category={c}")).await,
+            None => self.get("/v1/providers").await,
+        }
+    }
+
+    pub async fn get_provider(&self, key: &str) -> Result<patchbay_oauth::Provider> {
+        self.get(&format!("/v1/providers/{key}")).await
+    }
+
     pub async fn list_projects(&self) -> Result<Vec<Project>> {
         self.get("/v1/projects").await
     }

@@ -275,6 +275,9 @@ impl Hub {
         p: &Principal,
         body: &CreateConnection,
     ) -> Result<(ProjectRecord, ValidConnection)> {
+        let mut body = body.clone();
+        self.apply_catalog(&mut body)?;
+        let body = &body;
         let draft = Draft {
             name: Some(body.name.clone()),
             kind: Some(body.kind.clone()),

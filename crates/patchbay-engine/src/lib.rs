@@ -13,6 +13,7 @@ mod credentials;
 mod error;
 mod keys;
 mod orgs;
+mod providers;
 mod secrets;
 mod testing;
 mod tokens;

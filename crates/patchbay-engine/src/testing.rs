@@ -23,6 +23,8 @@ use crate::{EngineError, Hub, Result};
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
     pub connectors: Connectors,
+    /// Known providers (built-in and the operator's).
+    pub catalog: std::sync::Arc<patchbay_oauth::Catalog>,
     /// Connection tests a principal may run per minute (0: unlimited).
     pub test_rate_per_minute: u32,
     /// How often the scheduler re-tests connections; `None` turns it off.
@@ -31,9 +33,10 @@ pub struct EngineSettings {
 
 impl EngineSettings {
     /// Defaults around `connectors`: 10 tests a minute, no scheduler.
-    pub fn with_connectors(connectors: Connectors) -> Self {
+    pub fn with_connectors(connectors: Connectors, catalog: patchbay_oauth::Catalog) -> Self {
         Self {
             connectors,
+            catalog: std::sync::Arc::new(catalog),
             test_rate_per_minute: 10,
             retest_interval: None,
         }
@@ -43,7 +46,8 @@ impl EngineSettings {
     pub fn standard() -> std::result::Result<Self, String> {
         let gate = patchbay_net::Gate::new(&patchbay_net::GateSettings::default())?;
         let connectors = Connectors::new(gate, patchbay_connectors::ConnectorSettings::default())?;
-        Ok(Self::with_connectors(connectors))
+        let catalog = patchbay_oauth::Catalog::builtin().map_err(|e| e.to_string())?;
+        Ok(Self::with_connectors(connectors, catalog))
     }
 }
 

@@ -8,12 +8,24 @@ use serde_json::Value;
 
 const BUILTIN: &str = include_str!("../catalog/providers.yaml");
 
-const AUTH_MODES: &[&str] = &["none", "api_key", "bearer", "basic", "oauth2", "oauth2_client_credentials", "custom", "aws_sigv4"];
+const AUTH_MODES: &[&str] = &[
+    "none",
+    "api_key",
+    "bearer",
+    "basic",
+    "oauth2",
+    "oauth2_client_credentials",
+    "custom",
+    "aws_sigv4",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("{source_name}: {message}")]
-    Invalid { source_name: String, message: String },
+    Invalid {
+        source_name: String,
+        message: String,
+    },
     #[error("cannot read {path}: {message}")]
     Io { path: String, message: String },
 }
@@ -170,14 +182,24 @@ impl Provider {
     fn check(&self) -> Result<(), String> {
         let key_ok = !self.key.is_empty()
             && self.key.len() <= 64
-            && self.key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.".contains(c));
+            && self
+                .key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.".contains(c));
         if !key_ok {
-            return Err(format!("key {:?} must be 1-64 characters of a-z 0-9 _ - .", self.key));
+            return Err(format!(
+                "key {:?} must be 1-64 characters of a-z 0-9 _ - .",
+                self.key
+            ));
         }
         if self.auth_modes.is_empty() {
             return Err(format!("{}: auth_modes is empty", self.key));
         }
-        if let Some(m) = self.auth_modes.iter().find(|m| !AUTH_MODES.contains(&m.as_str())) {
+        if let Some(m) = self
+            .auth_modes
+            .iter()
+            .find(|m| !AUTH_MODES.contains(&m.as_str()))
+        {
             return Err(format!("{}: unknown auth mode {m:?}", self.key));
         }
         let oauth = self.auth_modes.iter().any(|m| m.starts_with("oauth2"));
@@ -187,8 +209,13 @@ impl Provider {
         if self.auth_modes.iter().any(|m| m == "oauth2") && self.authorization_url.is_none() {
             return Err(format!("{}: oauth2 needs authorization_url", self.key));
         }
-        if !["client_secret_basic", "client_secret_post"].contains(&self.token_request_auth_method.as_str()) {
-            return Err(format!("{}: token_request_auth_method must be client_secret_basic or client_secret_post", self.key));
+        if !["client_secret_basic", "client_secret_post"]
+            .contains(&self.token_request_auth_method.as_str())
+        {
+            return Err(format!(
+                "{}: token_request_auth_method must be client_secret_basic or client_secret_post",
+                self.key
+            ));
         }
         for (what, url) in [
             ("authorization_url", &self.authorization_url),
@@ -199,7 +226,8 @@ impl Provider {
             if let Some(u) = url {
                 // Templates stand for host names or path parts; a placeholder keeps them parseable.
                 let probe = fill_placeholders(u);
-                let parsed = url::Url::parse(&probe).map_err(|e| format!("{}: {what} {u:?}: {e}", self.key))?;
+                let parsed = url::Url::parse(&probe)
+                    .map_err(|e| format!("{}: {what} {u:?}: {e}", self.key))?;
                 if parsed.scheme() != "https" {
                     return Err(format!("{}: {what} must use https", self.key));
                 }
@@ -217,7 +245,11 @@ fn fill_placeholders(template: &str) -> String {
         match rest[start..].find('}') {
             Some(end) => {
                 // A template at the start stands for a whole origin (Salesforce's instance_url).
-                out.push_str(if start == 0 && out.is_empty() { "https://placeholder.example" } else { "placeholder" });
+                out.push_str(if start == 0 && out.is_empty() {
+                    "https://placeholder.example"
+                } else {
+                    "placeholder"
+                });
                 rest = &rest[start + end + 1..];
             }
             None => {
@@ -237,10 +269,15 @@ pub struct Catalog {
 }
 
 fn parse(source_name: &str, text: &str) -> Result<Vec<Provider>, CatalogError> {
-    let invalid = |message: String| CatalogError::Invalid { source_name: source_name.to_owned(), message };
-    let mut value: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let invalid = |message: String| CatalogError::Invalid {
+        source_name: source_name.to_owned(),
+        message,
+    };
+    let mut value: yaml_serde::Value =
+        yaml_serde::from_str(text).map_err(|e| invalid(e.to_string()))?;
     value.apply_merge().map_err(|e| invalid(e.to_string()))?;
-    let entries: Vec<Provider> = yaml_serde::from_value(value).map_err(|e| invalid(e.to_string()))?;
+    let entries: Vec<Provider> =
+        yaml_serde::from_value(value).map_err(|e| invalid(e.to_string()))?;
     for e in &entries {
         e.check().map_err(invalid)?;
     }
@@ -253,7 +290,10 @@ impl Catalog {
         let mut c = Self::default();
         for p in parse("built-in catalog", BUILTIN)? {
             if c.providers.insert(p.key.clone(), p).is_some() {
-                return Err(CatalogError::Invalid { source_name: "built-in catalog".into(), message: "duplicate key".into() });
+                return Err(CatalogError::Invalid {
+                    source_name: "built-in catalog".into(),
+                    message: "duplicate key".into(),
+                });
             }
         }
         Ok(c)
@@ -263,14 +303,27 @@ impl Catalog {
     /// entries of the same key).
     pub fn with_dir(dir: &Path) -> Result<Self, CatalogError> {
         let mut c = Self::builtin()?;
-        let io = |e: std::io::Error| CatalogError::Io { path: dir.display().to_string(), message: e.to_string() };
-        let mut files: Vec<_> = std::fs::read_dir(dir).map_err(io)?.filter_map(Result::ok).map(|e| e.path()).collect();
+        let io = |e: std::io::Error| CatalogError::Io {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        };
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .collect();
         files.sort();
         for path in files {
-            if !matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            if !matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
                 continue;
             }
-            let text = std::fs::read_to_string(&path).map_err(|e| CatalogError::Io { path: path.display().to_string(), message: e.to_string() })?;
+            let text = std::fs::read_to_string(&path).map_err(|e| CatalogError::Io {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
             for p in parse(&path.display().to_string(), &text)? {
                 c.providers.insert(p.key.clone(), p);
             }

@@ -40,6 +40,8 @@ pub struct Settings {
     pub retest_interval: Option<Duration>,
     /// Upper bound of one connection test.
     pub test_timeout: Duration,
+    /// The operator's provider catalog files (`--providers-dir`).
+    pub providers_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -63,6 +65,7 @@ impl Settings {
             test_rate_per_minute: 10,
             retest_interval: None,
             test_timeout: Duration::from_secs(15),
+            providers_dir: None,
         }
     }
 

@@ -34,6 +34,8 @@ pub enum StartupError {
     Key(#[from] patchbay_vault::VaultError),
     #[error("start-up failed: {0}")]
     Engine(#[from] patchbay_engine::EngineError),
+    #[error("provider catalog: {0}")]
+    Catalog(String),
     #[error("outbound network settings: {0}")]
     Net(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -169,8 +171,14 @@ fn engine_settings(settings: &Settings) -> Result<EngineSettings, StartupError> 
         },
     )
     .map_err(StartupError::Net)?;
+    let catalog = match &settings.providers_dir {
+        Some(dir) => patchbay_oauth::Catalog::with_dir(dir),
+        None => patchbay_oauth::Catalog::builtin(),
+    }
+    .map_err(|e| StartupError::Catalog(e.to_string()))?;
     Ok(EngineSettings {
         connectors,
+        catalog: Arc::new(catalog),
         test_rate_per_minute: settings.test_rate_per_minute,
         retest_interval: settings.retest_interval,
     })

@@ -8,6 +8,7 @@ mod keys;
 mod openapi;
 mod orgs;
 mod projects;
+mod providers;
 mod secrets;
 mod tokens;
 
@@ -24,6 +25,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
     let v1 = Router::new()
         .merge(orgs::router())
         .merge(projects::router())
+        .merge(providers::router())
         .merge(tokens::router())
         .merge(secrets::router())
         .merge(connections::router())

@@ -13,5 +13,6 @@ mod isolation;
 mod malformed;
 mod meta;
 mod peers;
+mod providers;
 mod scheduler;
 mod vault;

@@ -1,0 +1,61 @@
+//! The provider catalog as the API shows it, and what it adds to a connection: a known provider
+//! key is required, and a catalog provider's static base URL fills an omitted `base_url`.
+
+use patchbay_domain::api::CreateConnection;
+use patchbay_domain::{Principal, ValidationErrors};
+use patchbay_oauth::Provider;
+use serde_json::Value;
+
+use crate::{EngineError, Hub, Result};
+
+impl Hub {
+    pub fn catalog(&self) -> &patchbay_oauth::Catalog {
+        &self.inner.settings.catalog
+    }
+
+    /// Catalog entries, optionally of one category.
+    pub fn list_providers(&self, _p: &Principal, category: Option<&str>) -> Vec<Provider> {
+        self.catalog()
+            .iter()
+            .filter(|e| category.is_none_or(|c| e.categories.iter().any(|x| x == c)))
+            .cloned()
+            .collect()
+    }
+
+    pub fn get_provider(&self, _p: &Principal, key: &str) -> Result<Provider> {
+        self.catalog()
+            .get(key)
+            .cloned()
+            .ok_or(EngineError::NotFound("provider"))
+    }
+
+    /// Checks the provider key and fills catalog defaults into a create body.
+    pub(crate) fn apply_catalog(&self, body: &mut CreateConnection) -> Result<()> {
+        let key = match &body.provider {
+            None | Some(Value::Null) => return Ok(()),
+            Some(Value::String(k)) if k == "custom" => return Ok(()),
+            Some(Value::String(k)) => k.clone(),
+            // Validation names the bad type.
+            Some(_) => return Ok(()),
+        };
+        let Some(entry) = self.catalog().get(&key) else {
+            return Err(ValidationErrors::single(
+                "provider",
+                format!("unknown provider {key:?}; see GET /v1/providers, or use \"custom\""),
+            )
+            .into());
+        };
+        if body.kind.as_str() == Some("http")
+            && let Some(base) = entry.static_base_url()
+        {
+            let config = body
+                .config
+                .get_or_insert_with(|| Value::Object(Default::default()));
+            if let Value::Object(map) = config {
+                map.entry("base_url")
+                    .or_insert_with(|| Value::String(base.to_owned()));
+            }
+        }
+        Ok(())
+    }
+}
