@@ -229,6 +229,30 @@ impl Client {
         self.get(&format!("/v1/providers/{key}")).await
     }
 
+    pub async fn list_apps(&self) -> Result<Vec<patchbay_domain::api::OAuthApp>> {
+        self.get("/v1/oauth/apps").await
+    }
+
+    pub async fn create_app(
+        &self,
+        req: &patchbay_domain::api::CreateOAuthApp,
+    ) -> Result<patchbay_domain::api::OAuthApp> {
+        self.send(Method::POST, "/v1/oauth/apps", req).await
+    }
+
+    pub async fn update_app(
+        &self,
+        id: &str,
+        req: &patchbay_domain::api::UpdateOAuthApp,
+    ) -> Result<patchbay_domain::api::OAuthApp> {
+        self.send(Method::PATCH, &format!("/v1/oauth/apps/{id}"), req)
+            .await
+    }
+
+    pub async fn delete_app(&self, id: &str) -> Result<()> {
+        self.delete(&format!("/v1/oauth/apps/{id}")).await
+    }
+
     pub async fn list_projects(&self) -> Result<Vec<Project>> {
         self.get("/v1/projects").await
     }

@@ -322,3 +322,67 @@ impl TestResult {
         self
     }
 }
+
+/// An organization's client registration at a provider. The client secret is write-only.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OAuthApp {
+    pub id: crate::ids::AppId,
+    pub name: String,
+    pub provider: String,
+    pub client_id: String,
+    pub client_secret: crate::connection::SecretState,
+    pub scopes: Vec<String>,
+    pub authorization_params: BTreeMap<String, String>,
+    pub token_params: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOAuthApp {
+    pub name: String,
+    /// A catalog provider key.
+    pub provider: String,
+    pub client_id: String,
+    /// Omitted for a public client (PKCE only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// The catalog's default scopes when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_params: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_params: Option<BTreeMap<String, String>>,
+}
+
+/// `PATCH /v1/oauth/apps/{id}`: sent fields replace; `client_secret: null` removes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOAuthApp {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Kept when absent; `null` removes it (hence not a plain `Option`, where null is absent).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub client_secret: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_params: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_params: Option<BTreeMap<String, String>>,
+}
+
+/// Deserializes a field that is present (even as `null`) into `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}

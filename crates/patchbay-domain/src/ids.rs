@@ -106,6 +106,7 @@ define_id!(ConnectionId, "con", "connection");
 define_id!(TokenId, "tok", "token");
 define_id!(SecretId, "sec", "secret");
 define_id!(AuditId, "aud", "audit event");
+define_id!(AppId, "app", "OAuth app");
 
 #[cfg(test)]
 mod tests {

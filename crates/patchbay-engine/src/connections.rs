@@ -217,6 +217,22 @@ impl Hub {
                 "only an admin may configure a stdio MCP command",
             ));
         }
+        if let Some(app) = v.auth.get("app").and_then(Value::as_str) {
+            match self.store().find_app(&p.org_id, app).await? {
+                None => errs.push(
+                    "auth.app",
+                    format!("no OAuth app {app:?} in this organization"),
+                ),
+                Some(a) if a.provider != v.provider => errs.push(
+                    "auth.app",
+                    format!(
+                        "the app is registered for provider {:?}, not {:?}",
+                        a.provider, v.provider
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
         for (field, input) in &v.secrets {
             if let SecretInput::Ref(name) = input
                 && self

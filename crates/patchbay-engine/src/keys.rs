@@ -9,7 +9,6 @@ use patchbay_vault::{generate_data_key, wrap_data_key};
 use crate::bootstrap::unwrap_all;
 use crate::connections::field_aad;
 use crate::orgs::require_operator;
-use crate::secrets::secret_aad;
 use crate::{EngineError, Hub, Result};
 
 const BATCH: i64 = 500;
@@ -201,12 +200,19 @@ impl Hub {
                         "value",
                         ciphertext,
                     ),
+                    CiphertextRef::App {
+                        org_id,
+                        app_id,
+                        ciphertext,
+                    } => (
+                        org_id.as_str(),
+                        format!("app:{app_id}"),
+                        "client_secret",
+                        ciphertext,
+                    ),
                 };
-                let aad = if field == "value" && object.starts_with("secret:") {
-                    secret_aad(org, &object)
-                } else {
-                    field_aad(org, &object, field)
-                };
+                // Every binding is (org, object, field): secrets use the field "value".
+                let aad = field_aad(org, &object, field);
                 let plain = ring.open(&aad, ciphertext).map_err(|e| {
                     EngineError::Integrity(format!(
                         "rotation stopped: {object} field {field:?} does not decrypt ({e})"

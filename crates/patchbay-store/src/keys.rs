@@ -28,6 +28,11 @@ pub enum CiphertextRef {
         secret_id: String,
         ciphertext: Vec<u8>,
     },
+    App {
+        org_id: String,
+        app_id: String,
+        ciphertext: Vec<u8>,
+    },
 }
 
 impl Store {
@@ -53,6 +58,7 @@ impl Store {
             "SELECT key_version, COUNT(*) AS n FROM ( \
                SELECT key_version FROM connection_secrets WHERE key_version IS NOT NULL \
                UNION ALL SELECT key_version FROM secrets WHERE deleted_at IS NULL \
+               UNION ALL SELECT key_version FROM oauth_apps WHERE key_version IS NOT NULL AND deleted_at IS NULL \
              ) t GROUP BY key_version ORDER BY key_version",
         )
         .fetch_all(&self.read)
@@ -97,6 +103,24 @@ impl Store {
                     org_id: r.try_get("org_id")?,
                     secret_id: r.try_get("id")?,
                     ciphertext: r.try_get("ciphertext")?,
+                });
+            }
+        }
+        let rest = limit - out.len() as i64;
+        if rest > 0 {
+            for r in sqlx::query(
+                "SELECT org_id, id, client_secret FROM oauth_apps \
+                 WHERE deleted_at IS NULL AND key_version IS NOT NULL AND key_version <> $1 LIMIT $2",
+            )
+            .bind(current)
+            .bind(rest)
+            .fetch_all(&self.read)
+            .await?
+            {
+                out.push(CiphertextRef::App {
+                    org_id: r.try_get("org_id")?,
+                    app_id: r.try_get("id")?,
+                    ciphertext: r.try_get("client_secret")?,
                 });
             }
         }
@@ -156,6 +180,19 @@ impl Tx {
                 .bind(new_ciphertext)
                 .bind(new_version)
                 .bind(secret_id.clone())
+                .bind(ciphertext.clone())
+                .execute(&mut *self.inner)
+                .await?
+            }
+            CiphertextRef::App {
+                app_id, ciphertext, ..
+            } => {
+                sqlx::query(
+                    "UPDATE oauth_apps SET client_secret = $1, key_version = $2 WHERE id = $3 AND client_secret = $4",
+                )
+                .bind(new_ciphertext)
+                .bind(new_version)
+                .bind(app_id.clone())
                 .bind(ciphertext.clone())
                 .execute(&mut *self.inner)
                 .await?

@@ -7,6 +7,7 @@
 //! the audit hash chain linear without locks; on PostgreSQL an advisory lock per organization
 //! does the same. This crate stores ciphertext and never sees a plaintext secret.
 
+mod apps;
 mod audit;
 mod connections;
 mod keys;
@@ -16,6 +17,7 @@ mod secrets;
 mod tokens;
 mod util;
 
+pub use apps::AppRecord;
 pub use audit::{AuditFilter, AuditRecord, NewAudit};
 pub use connections::{ConnectionFilter, ConnectionRecord, NewConnection, SecretRow};
 pub use keys::{CiphertextRef, VaultKeyRow};

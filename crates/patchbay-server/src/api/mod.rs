@@ -1,6 +1,7 @@
 //! The JSON API under `/v1` (SPEC §3). Each resource module exports `router()`; this module
 //! assembles them with the fallbacks, the body limit and the request log.
 
+mod apps;
 mod audit;
 mod connections;
 mod health;
@@ -24,6 +25,7 @@ pub use openapi::ApiDoc;
 pub fn router(state: AppState, body_limit: usize) -> Router {
     let v1 = Router::new()
         .merge(orgs::router())
+        .merge(apps::router())
         .merge(projects::router())
         .merge(providers::router())
         .merge(tokens::router())
