@@ -83,8 +83,10 @@ pub struct Client {
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> Result<Self> {
         let base = url::Url::parse(base).map_err(|e| ClientError::BaseUrl(e.to_string()))?;
+        // Redirects come back to the caller: the API only redirects browsers to providers.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .build()
             .map_err(|source| ClientError::Transport {
@@ -351,6 +353,17 @@ impl Client {
     /// Tests a connection body without saving it.
     pub async fn test_unsaved(&self, req: &CreateConnection) -> Result<TestResult> {
         self.send(Method::POST, "/v1/connections/test", req).await
+    }
+
+    /// Starts the OAuth authorization-code flow: `{authorization_url, expires_at}`.
+    pub async fn start_oauth(&self, id: &str) -> Result<Value> {
+        self.call(
+            Method::POST,
+            &format!("/v1/connections/{id}/oauth/start"),
+            None,
+            &[],
+        )
+        .await
     }
 
     pub async fn credentials(&self, id: &str) -> Result<Credentials> {

@@ -22,6 +22,8 @@ use crate::{EngineError, Hub, Result};
 /// What the engine needs besides the store and the vault.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
+    /// Where users and providers reach this deployment (the OAuth callback's base).
+    pub public_url: String,
     pub connectors: Connectors,
     /// Known providers (built-in and the operator's).
     pub catalog: std::sync::Arc<patchbay_oauth::Catalog>,
@@ -35,6 +37,7 @@ impl EngineSettings {
     /// Defaults around `connectors`: 10 tests a minute, no scheduler.
     pub fn with_connectors(connectors: Connectors, catalog: patchbay_oauth::Catalog) -> Self {
         Self {
+            public_url: "http://127.0.0.1:8750".into(),
             connectors,
             catalog: std::sync::Arc::new(catalog),
             test_rate_per_minute: 10,

@@ -75,12 +75,7 @@ impl Application {
         };
         let store = Store::open(&url).await?;
         let (key, key_note) = resolve_key(&settings)?;
-        let engine = engine_settings(&settings)?;
-        let Started {
-            hub,
-            first_run_token,
-            sealed,
-        } = Hub::start(store, key, Arc::new(SystemClock), engine).await?;
+        // Bound first, so that the public URL (and the OAuth callback) know the real port.
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -92,6 +87,17 @@ impl Application {
             addr: settings.listen,
             source,
         })?;
+        let mut engine = engine_settings(&settings)?;
+        engine.public_url = settings
+            .public_url
+            .as_ref()
+            .map(|u| u.as_str().trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let Started {
+            hub,
+            first_run_token,
+            sealed,
+        } = Hub::start(store, key, Arc::new(SystemClock), engine).await?;
         let state = AppState { hub: hub.clone() };
         let router = crate::api::router(state, settings.body_limit);
         Ok(Self {
@@ -177,6 +183,7 @@ fn engine_settings(settings: &Settings) -> Result<EngineSettings, StartupError> 
     }
     .map_err(|e| StartupError::Catalog(e.to_string()))?;
     Ok(EngineSettings {
+        public_url: String::new(),
         connectors,
         catalog: Arc::new(catalog),
         test_rate_per_minute: settings.test_rate_per_minute,

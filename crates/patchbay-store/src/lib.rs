@@ -14,6 +14,7 @@ mod keys;
 mod orgs;
 mod pool;
 mod secrets;
+mod states;
 mod tokens;
 mod util;
 
@@ -24,6 +25,7 @@ pub use keys::{CiphertextRef, VaultKeyRow};
 pub use orgs::{OrgRecord, ProjectRecord};
 pub use pool::{Dialect, Store, Tx};
 pub use secrets::SecretRecord;
+pub use states::StateRecord;
 pub use tokens::{NewToken, TokenRecord};
 
 /// Why a store operation failed.

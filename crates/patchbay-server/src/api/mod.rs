@@ -6,6 +6,7 @@ mod audit;
 mod connections;
 mod health;
 mod keys;
+mod oauth;
 mod openapi;
 mod orgs;
 mod projects;
@@ -26,6 +27,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
     let v1 = Router::new()
         .merge(orgs::router())
         .merge(apps::router())
+        .merge(oauth::router())
         .merge(projects::router())
         .merge(providers::router())
         .merge(tokens::router())

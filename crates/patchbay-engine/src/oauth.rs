@@ -1,0 +1,300 @@
+//! The start of the authorization-code flow (RFC 6749 §4.1, PKCE RFC 7636): a state of 256
+//! random bits kept in the database only as its hash, bound to organization, project,
+//! connection and principal, used once, expiring after ten minutes; an S256 code challenge whose
+//! verifier is sealed beside it; the redirect URI fixed to this deployment's callback.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use patchbay_domain::connection::Connection;
+use patchbay_domain::{AuthType, ConnectionId, Principal};
+use patchbay_store::StateRecord;
+use rand::RngCore;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::connections::field_aad;
+use crate::{EngineError, Hub, Result};
+
+/// How long an authorization request stays valid.
+pub const STATE_TTL_MINUTES: i64 = 10;
+
+/// What `POST /v1/connections/{id}/oauth/start` answers.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct OAuthStart {
+    pub authorization_url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Where a connection's authorization request goes and what it carries.
+#[derive(Debug)]
+struct Flow {
+    authorization_url: String,
+    client_id: String,
+    scopes: Vec<String>,
+    separator: String,
+    params: BTreeMap<String, String>,
+    pkce: bool,
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// SHA-256 of a state value: what the database keeps.
+pub fn state_hash(state: &str) -> Vec<u8> {
+    Sha256::digest(state.as_bytes()).to_vec()
+}
+
+/// RFC 7636 S256: base64url(SHA-256(verifier)).
+pub fn code_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// Fills `${connection.config.NAME}` from the connection's config.
+pub(crate) fn fill_config_template(template: &str, config: &Map<String, Value>) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("${connection.config.") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "${connection.config.".len()..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| EngineError::Internal("unterminated template".into()))?;
+        let name = &after[..end];
+        let value = config.get(name).and_then(Value::as_str).ok_or_else(|| {
+            EngineError::from(patchbay_domain::ValidationErrors::single(
+                format!("config.{name}"),
+                "is required by this provider",
+            ))
+        })?;
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn params(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Hub {
+    pub fn callback_url(&self) -> String {
+        format!("{}/v1/oauth/callback", self.inner.settings.public_url)
+    }
+
+    async fn flow(&self, p: &Principal, c: &Connection) -> Result<Flow> {
+        let auth_scopes = strings(c.auth.get("scopes"));
+        let own_params = params(c.auth.get("authorization_params"));
+        let pkce_wanted = c.auth.get("pkce").and_then(Value::as_bool).unwrap_or(true);
+        if let Some(app_ref) = c.auth.get("app").and_then(Value::as_str) {
+            let app = self
+                .store()
+                .find_app(&p.org_id, app_ref)
+                .await?
+                .ok_or_else(|| {
+                    EngineError::Conflict(format!("the OAuth app {app_ref:?} no longer exists"))
+                })?;
+            let entry = self.catalog().get(&app.provider).ok_or_else(|| {
+                EngineError::Conflict(format!(
+                    "provider {:?} is no longer in the catalog",
+                    app.provider
+                ))
+            })?;
+            let url = entry.authorization_url.as_deref().ok_or_else(|| {
+                EngineError::Conflict(format!("{} has no authorization endpoint", entry.key))
+            })?;
+            let mut all = entry.authorization_params.clone();
+            all.extend(params(Some(&app.authorization_params)));
+            all.extend(own_params);
+            let scopes = if auth_scopes.is_empty() {
+                strings(Some(&app.scopes))
+            } else {
+                auth_scopes
+            };
+            return Ok(Flow {
+                authorization_url: fill_config_template(url, &c.config)?,
+                client_id: app.client_id,
+                scopes,
+                separator: entry.scope_separator.clone(),
+                params: all,
+                pkce: entry.pkce && pkce_wanted,
+            });
+        }
+        let url = c
+            .auth
+            .get("authorization_url")
+            .and_then(Value::as_str)
+            .ok_or_else(|| EngineError::Conflict("auth.authorization_url is not set".into()))?
+            .to_owned();
+        let fields = self.open_fields(p, &c.id).await?;
+        let client_id = fields
+            .get("client_id")
+            .cloned()
+            .ok_or_else(|| EngineError::Conflict("secrets.client_id is not set".into()))?;
+        Ok(Flow {
+            authorization_url: url,
+            client_id,
+            scopes: auth_scopes,
+            separator: " ".into(),
+            params: own_params,
+            pkce: pkce_wanted,
+        })
+    }
+
+    /// Starts the authorization-code flow for an `oauth2` connection.
+    pub async fn start_oauth(
+        &self,
+        p: &Principal,
+        id: &ConnectionId,
+        return_to: Option<String>,
+    ) -> Result<OAuthStart> {
+        let c = self.visible_connection(p, id).await?;
+        if !p.can_write() {
+            return Err(EngineError::forbidden(
+                "connecting an OAuth account needs an admin or member token",
+            ));
+        }
+        if let Some(rt) = &return_to {
+            let base = &self.inner.settings.public_url;
+            if !(rt == base || rt.starts_with(&format!("{base}/"))) {
+                return Err(patchbay_domain::ValidationErrors::single(
+                    "return_to",
+                    "must be a URL of this deployment",
+                )
+                .into());
+            }
+        }
+        if c.auth_type() != AuthType::Oauth2 {
+            return Err(EngineError::Conflict(format!(
+                "connection {id} does not use oauth2 auth"
+            )));
+        }
+        let flow = self.flow(p, &c).await?;
+        let state = random_token();
+        let verifier = random_token();
+        let hash = state_hash(&state);
+        let hash_hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let ring = self.vault().keyring()?;
+        let object = format!("oauth_state:{hash_hex}");
+        let sealed = ring.seal(
+            &field_aad(p.org_id.as_str(), &object, "code_verifier"),
+            verifier.as_bytes(),
+        )?;
+        let now = self.now();
+        let expires_at = now + chrono::Duration::minutes(STATE_TTL_MINUTES);
+        let redirect_uri = self.callback_url();
+        let mut url = url::Url::parse(&flow.authorization_url)
+            .map_err(|e| EngineError::Conflict(format!("the authorization URL is invalid: {e}")))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code");
+            q.append_pair("client_id", &flow.client_id);
+            q.append_pair("redirect_uri", &redirect_uri);
+            if !flow.scopes.is_empty() {
+                q.append_pair("scope", &flow.scopes.join(&flow.separator));
+            }
+            q.append_pair("state", &state);
+            if flow.pkce {
+                q.append_pair("code_challenge", &code_challenge(&verifier));
+                q.append_pair("code_challenge_method", "S256");
+            }
+            for (k, v) in &flow.params {
+                q.append_pair(k, v);
+            }
+        }
+        let record = StateRecord {
+            state_hash: hash,
+            org_id: p.org_id.clone(),
+            project_id: c.project.clone(),
+            connection_id: c.id.clone(),
+            principal: p.token_id.to_string(),
+            issuer: None,
+            redirect_uri,
+            return_to,
+            key_version: i64::from(ring.current_version()),
+            code_verifier: sealed,
+            created_at: now,
+            expires_at,
+            used_at: None,
+        };
+        let mut tx = self.store().begin().await?;
+        tx.purge_states(now - chrono::Duration::days(1)).await?;
+        tx.insert_state(&record).await?;
+        tx.append_audit(&self.event(
+            p,
+            "oauth.start",
+            Some(id.to_string()),
+            "success",
+            serde_json::json!({"pkce": flow.pkce}),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(OAuthStart {
+            authorization_url: url.to_string(),
+            expires_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7636 Appendix B.
+    #[test]
+    fn s256_challenge_matches_the_rfc_example() {
+        assert_eq!(
+            code_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn states_and_verifiers_carry_256_bits() {
+        let a = random_token();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, random_token());
+        assert_eq!(state_hash(&a).len(), 32);
+    }
+
+    #[test]
+    fn config_templates_fill_or_name_the_missing_field() {
+        let config = serde_json::json!({"shop": "acme"})
+            .as_object()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            fill_config_template("https://${connection.config.shop}.myshopify.com/x", &config)
+                .unwrap(),
+            "https://acme.myshopify.com/x"
+        );
+        let err = fill_config_template(
+            "https://${connection.config.subdomain}.zendesk.com",
+            &config,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("config.subdomain"), "{err}");
+    }
+}
