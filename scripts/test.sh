@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on any machine of ours: makes sure PostgreSQL and MariaDB run
 # (starting or installing them), installs the test peers into .tools/ (git-ignored): aiosmtpd
-# from PyPI and the MCP reference server from npm, then runs every test of the workspace.
+# from PyPI, the MCP reference server and oidc-provider from npm, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,9 +70,10 @@ ensure_tools() {
     python3 -m venv .tools/venv
     .tools/venv/bin/pip install -q --disable-pip-version-check aiosmtpd==1.4.6
   fi
-  if [ ! -f .tools/node_modules/@modelcontextprotocol/server-everything/dist/index.js ]; then
-    log "installing @modelcontextprotocol/server-everything into .tools"
-    npm install --prefix .tools --no-audit --no-fund --loglevel=error @modelcontextprotocol/server-everything@2026.8.31 >/dev/null
+  if [ ! -f .tools/node_modules/@modelcontextprotocol/server-everything/dist/index.js ] || [ ! -d .tools/node_modules/oidc-provider ]; then
+    log "installing @modelcontextprotocol/server-everything and oidc-provider into .tools"
+    npm install --prefix .tools --no-audit --no-fund --loglevel=error \
+      @modelcontextprotocol/server-everything@2026.8.31 oidc-provider@9.13.3 >/dev/null
   fi
 }
 

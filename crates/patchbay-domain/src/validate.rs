@@ -15,6 +15,10 @@ use crate::connection::{AuthType, Kind, Status};
 use crate::error::ValidationErrors;
 use crate::names::{Name, SecretName};
 
+/// Secret fields whose names start with this are Patchbay's own state (OAuth tokens): never
+/// written by callers, never listed.
+pub const RESERVED_PREFIX: &str = "__";
+
 /// Largest accepted secret value; bigger ones are not credentials.
 pub const SECRET_MAX_BYTES: usize = 64 * 1024;
 
@@ -147,6 +151,10 @@ pub fn validate_connection(
     let mut rejected = BTreeSet::new();
     for (field, value) in &secrets {
         let path = format!("secrets.{field}");
+        if field.starts_with(RESERVED_PREFIX) {
+            errs.push(path, "is reserved for tokens Patchbay obtains itself");
+            continue;
+        }
         if !spec.allows(field) {
             let known = spec.known();
             errs.push(
@@ -199,9 +207,11 @@ pub fn validate_connection(
     if auth_type == AuthType::Custom {
         check_custom_templates(&auth, &written, existing_secrets, &mut errs);
     }
-    // Secrets the new auth type no longer uses are dropped rather than kept unreachable.
+    // Secrets the new auth type no longer uses are dropped rather than kept unreachable;
+    // obtained tokens stay while the connection keeps its OAuth auth type.
     for field in existing_secrets {
-        if !spec.allows(field) {
+        let token_kept = field.starts_with(RESERVED_PREFIX) && auth_type == AuthType::Oauth2;
+        if !spec.allows(field) && !token_kept {
             removed.insert(field.clone());
         }
     }
@@ -458,6 +468,11 @@ const MCP_CONFIG: &[Rule] = &[
 
 const OAUTH2_AUTH: &[Rule] = &[
     r("app", Ty::Str),
+    r("issuer", Ty::Url),
+    r(
+        "token_request_auth_method",
+        Ty::Enum(&["client_secret_basic", "client_secret_post"]),
+    ),
     r("authorization_url", Ty::Url),
     r("token_url", Ty::Url),
     r("revocation_url", Ty::Url),

@@ -128,6 +128,8 @@ impl Hub {
 
     /// Fills the fields computed at read time.
     fn annotate(&self, c: &mut Connection) {
+        c.secrets
+            .retain(|k, _| !k.starts_with(patchbay_domain::validate::RESERVED_PREFIX));
         let since = c.last_tested_at.unwrap_or(c.created_at);
         c.stale = self.now() - since > chrono::Duration::days(STALE_AFTER_DAYS);
     }

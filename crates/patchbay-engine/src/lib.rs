@@ -9,6 +9,7 @@
 mod apps;
 mod audit;
 mod bootstrap;
+mod callback;
 mod connections;
 mod credentials;
 mod error;
@@ -28,6 +29,7 @@ use patchbay_store::{NewAudit, Store};
 use patchbay_vault::{RootKey, Vault};
 
 pub use bootstrap::{KeyChoice, Started};
+pub use callback::CallbackOutcome;
 pub use connections::ListQuery;
 pub use error::{EngineError, Result};
 pub use oauth::{OAuthStart, code_challenge, state_hash};

@@ -30,13 +30,21 @@ pub struct OAuthStart {
 
 /// Where a connection's authorization request goes and what it carries.
 #[derive(Debug)]
-struct Flow {
-    authorization_url: String,
-    client_id: String,
-    scopes: Vec<String>,
-    separator: String,
-    params: BTreeMap<String, String>,
-    pkce: bool,
+pub(crate) struct Flow {
+    pub authorization_url: String,
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Option<zeroize::Zeroizing<String>>,
+    /// `client_secret_basic` or `client_secret_post`.
+    pub auth_method: String,
+    pub token_params: BTreeMap<String, String>,
+    /// The issuer whose `iss` the callback must carry (RFC 9207), when known.
+    pub issuer: Option<String>,
+    pub callback_params: Vec<String>,
+    pub scopes: Vec<String>,
+    pub separator: String,
+    pub params: BTreeMap<String, String>,
+    pub pkce: bool,
 }
 
 fn random_token() -> String {
@@ -100,11 +108,15 @@ fn params(v: Option<&Value>) -> BTreeMap<String, String> {
 }
 
 impl Hub {
+    pub fn public_url(&self) -> &str {
+        &self.inner.settings.public_url
+    }
+
     pub fn callback_url(&self) -> String {
         format!("{}/v1/oauth/callback", self.inner.settings.public_url)
     }
 
-    async fn flow(&self, p: &Principal, c: &Connection) -> Result<Flow> {
+    pub(crate) async fn flow(&self, p: &Principal, c: &Connection) -> Result<Flow> {
         let auth_scopes = strings(c.auth.get("scopes"));
         let own_params = params(c.auth.get("authorization_params"));
         let pkce_wanted = c.auth.get("pkce").and_then(Value::as_bool).unwrap_or(true);
@@ -133,9 +145,35 @@ impl Hub {
             } else {
                 auth_scopes
             };
+            let token_url = entry.token_url.as_deref().ok_or_else(|| {
+                EngineError::Conflict(format!("{} has no token endpoint", entry.key))
+            })?;
+            let client_secret = match &app.client_secret {
+                Some(ct) => {
+                    let object = Self::app_aad_object(&app.id);
+                    let plain = self
+                        .open_ciphertext(
+                            &field_aad(p.org_id.as_str(), &object, "client_secret"),
+                            ct,
+                        )
+                        .await?;
+                    Some(zeroize::Zeroizing::new(
+                        String::from_utf8_lossy(&plain).into_owned(),
+                    ))
+                }
+                None => None,
+            };
+            let mut token_params = entry.token_params.clone();
+            token_params.extend(params(Some(&app.token_params)));
             return Ok(Flow {
                 authorization_url: fill_config_template(url, &c.config)?,
+                token_url: fill_config_template(token_url, &c.config)?,
                 client_id: app.client_id,
+                client_secret,
+                auth_method: entry.token_request_auth_method.clone(),
+                token_params,
+                issuer: None,
+                callback_params: entry.callback_params.clone(),
                 scopes,
                 separator: entry.scope_separator.clone(),
                 params: all,
@@ -153,9 +191,32 @@ impl Hub {
             .get("client_id")
             .cloned()
             .ok_or_else(|| EngineError::Conflict("secrets.client_id is not set".into()))?;
+        let token_url = c
+            .auth
+            .get("token_url")
+            .and_then(Value::as_str)
+            .ok_or_else(|| EngineError::Conflict("auth.token_url is not set".into()))?
+            .to_owned();
         Ok(Flow {
             authorization_url: url,
+            token_url,
             client_id,
+            client_secret: fields
+                .get("client_secret")
+                .map(|s| zeroize::Zeroizing::new(s.clone())),
+            auth_method: c
+                .auth
+                .get("token_request_auth_method")
+                .and_then(Value::as_str)
+                .unwrap_or("client_secret_basic")
+                .to_owned(),
+            token_params: params(c.auth.get("token_params")),
+            issuer: c
+                .auth
+                .get("issuer")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            callback_params: vec![],
             scopes: auth_scopes,
             separator: " ".into(),
             params: own_params,
@@ -230,7 +291,7 @@ impl Hub {
             project_id: c.project.clone(),
             connection_id: c.id.clone(),
             principal: p.token_id.to_string(),
-            issuer: None,
+            issuer: flow.issuer.clone(),
             redirect_uri,
             return_to,
             key_version: i64::from(ring.current_version()),

@@ -423,6 +423,59 @@ impl Tx {
         Ok(())
     }
 
+    /// Records an OAuth link or refresh: token fields (sealed), the `oauth` state, the token's
+    /// expiry, the status, and config values the provider returned (QuickBooks' `realmId`).
+    /// Not an edit: the version stays.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_oauth(
+        &mut self,
+        org: &OrgId,
+        id: &ConnectionId,
+        oauth: &serde_json::Value,
+        expires_at: Option<DateTime<Utc>>,
+        status: Status,
+        config: &serde_json::Map<String, serde_json::Value>,
+        tokens: &[SecretRow],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let res = sqlx::query(
+            "UPDATE connections SET oauth = $1, oauth_expires_at = $2, status = $3, config = $4, updated_at = $5 \
+             WHERE org_id = $6 AND id = $7 AND deleted_at IS NULL",
+        )
+        .bind(oauth.to_string())
+        .bind(expires_at.map(ms))
+        .bind(status.as_str().to_owned())
+        .bind(json_text(config))
+        .bind(ms(now))
+        .bind(org.as_str().to_owned())
+        .bind(id.as_str().to_owned())
+        .execute(&mut *self.inner)
+        .await?;
+        crate::util::expect_one(res.rows_affected(), StoreError::NotFound)?;
+        for t in tokens {
+            self.put_connection_secret(id, t).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets only the status (a failed OAuth link, an expired grant).
+    pub async fn set_status(
+        &mut self,
+        org: &OrgId,
+        id: &ConnectionId,
+        status: Status,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE connections SET status = $1, updated_at = $2 WHERE org_id = $3 AND id = $4 AND deleted_at IS NULL")
+            .bind(status.as_str().to_owned())
+            .bind(ms(now))
+            .bind(org.as_str().to_owned())
+            .bind(id.as_str().to_owned())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
     /// Soft-deletes the connection and destroys its secret fields: a deleted credential
     /// should not linger at rest.
     pub async fn delete_connection(

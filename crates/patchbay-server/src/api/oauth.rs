@@ -18,6 +18,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/connections/{id}/oauth/start", post(start))
         .route("/oauth/start", get(start_redirect))
+        .route("/oauth/callback", get(callback))
+        .route("/connections/{id}/token", get(token))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -67,4 +69,111 @@ pub async fn start_redirect(
     let location = HeaderValue::from_str(&started.authorization_url)
         .map_err(|_| ApiError::BadQuery("unusable authorization URL".into()))?;
     Ok((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// The provider's redirect target. Answers a page that tells its opener (`postMessage` with
+/// an explicit target origin) and closes, or redirects to the flow's `return_to`.
+#[utoipa::path(get, path = "/v1/oauth/callback", tag = "oauth", security(),
+    params(("code" = Option<String>, Query), ("state" = String, Query), ("iss" = Option<String>, Query)),
+    responses((status = 200, description = "connected"), (status = 400, description = "refused, with a reason")))]
+pub async fn callback(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::BTreeMap<String, String>>,
+) -> Response {
+    let outcome = s.hub.oauth_callback(&q).await;
+    if outcome.success
+        && let Some(rt) = &outcome.return_to
+        && let Ok(v) = HeaderValue::from_str(rt)
+    {
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response();
+    }
+    let kind = if outcome.success {
+        "oauth_success"
+    } else {
+        "oauth_error"
+    };
+    let message = serde_json::json!({"type": kind, "connection": outcome.connection});
+    let origin = url::Url::parse(s.hub.public_url())
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let nonce: String = rand::random::<[u8; 16]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let title = if outcome.success {
+        "Connected"
+    } else {
+        "Connection failed"
+    };
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body>\
+         <h1>{title}</h1><p>{}</p><p>You can close this window.</p>\
+         <script nonce=\"{nonce}\">if (window.opener) {{ window.opener.postMessage({}, {}); window.close(); }}</script>\
+         </body></html>",
+        escape(&outcome.message),
+        serde_json::to_string(&message)
+            .unwrap_or_default()
+            .replace('<', "\\u003c"),
+        serde_json::to_string(&origin)
+            .unwrap_or_default()
+            .replace('<', "\\u003c"),
+    );
+    let status = if outcome.success {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let csp = format!("default-src 'none'; script-src 'nonce-{nonce}'; frame-ancestors 'none'");
+    let mut response = (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A usable access token (executor or admin; audited).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AccessToken {
+    pub access_token: String,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[utoipa::path(get, path = "/v1/connections/{id}/token", tag = "oauth", responses((status = 200, body = AccessToken)))]
+pub async fn token(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<(axum::http::HeaderMap, Json<AccessToken>)> {
+    let id: ConnectionId = path_id(&id, "connection")?;
+    let (access_token, expires_at) = s.hub.access_token(&p, &id).await?;
+    let mut h = axum::http::HeaderMap::new();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok((
+        h,
+        Json(AccessToken {
+            access_token,
+            expires_at,
+        }),
+    ))
 }

@@ -13,6 +13,7 @@ mod hostile;
 mod isolation;
 mod malformed;
 mod meta;
+mod oauth_flow;
 mod oauth_start;
 mod peers;
 mod providers;

@@ -98,3 +98,19 @@ pub fn mcp_everything() -> Peer {
     );
     Peer { child, port }
 }
+
+/// oidc-provider with one client (`patchbay` / `patchbay-secret`) redirecting to `redirect`.
+pub fn oidc(redirect: &str) -> Peer {
+    let port = free_port();
+    let mut child = Command::new("node")
+        .arg(repo_dir().join("tests/peers/oidc_server.mjs"))
+        .arg(tools_dir())
+        .arg(port.to_string())
+        .arg(redirect)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node");
+    wait_for(child.stdout.take().unwrap(), "READY", "oidc-provider");
+    Peer { child, port }
+}

@@ -1,0 +1,348 @@
+//! The end of the authorization-code flow: `GET /v1/oauth/callback`. The state must exist, be
+//! unexpired and unused (consumed atomically, so a replay fails on every replica); `iss` must
+//! match the expected issuer when one is known (RFC 9207); the code is exchanged with the PKCE
+//! verifier through the outbound gate; the tokens are sealed into the connection.
+
+use std::collections::BTreeMap;
+
+use patchbay_domain::validate::RESERVED_PREFIX;
+use patchbay_domain::{ConnectionId, Principal, Role, Status};
+use patchbay_store::SecretRow;
+use serde_json::{Value, json};
+
+use crate::connections::field_aad;
+use crate::oauth::state_hash;
+use crate::{EngineError, Hub, Result};
+
+/// Token fields kept among a connection's secrets.
+pub const ACCESS_TOKEN: &str = "__access_token";
+pub const REFRESH_TOKEN: &str = "__refresh_token";
+
+/// What the callback page tells the user (and its opener).
+#[derive(Debug, Clone)]
+pub struct CallbackOutcome {
+    pub success: bool,
+    pub connection: Option<ConnectionId>,
+    pub message: String,
+    pub return_to: Option<String>,
+}
+
+impl CallbackOutcome {
+    fn failed(connection: Option<ConnectionId>, message: impl Into<String>) -> Self {
+        Self {
+            success: false,
+            connection,
+            message: message.into(),
+            return_to: None,
+        }
+    }
+}
+
+impl Hub {
+    /// Handles the provider's redirect; never fails outright — every problem is a page.
+    pub async fn oauth_callback(&self, q: &BTreeMap<String, String>) -> CallbackOutcome {
+        match self.callback_inner(q).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let message = match &e {
+                    EngineError::Internal(_) => {
+                        "an internal error occurred; it has been logged".to_owned()
+                    }
+                    other => other.to_string(),
+                };
+                if let EngineError::Internal(cause) = &e {
+                    tracing::error!(%cause, "OAuth callback failed");
+                }
+                CallbackOutcome::failed(None, message)
+            }
+        }
+    }
+
+    async fn callback_inner(&self, q: &BTreeMap<String, String>) -> Result<CallbackOutcome> {
+        let Some(state) = q.get("state").filter(|s| !s.is_empty()) else {
+            return Ok(CallbackOutcome::failed(
+                None,
+                "the callback carries no state",
+            ));
+        };
+        let hash = state_hash(state);
+        let Some(record) = self.store().find_state(&hash).await? else {
+            return Ok(CallbackOutcome::failed(
+                None,
+                "unknown authorization request (bad or forged state)",
+            ));
+        };
+        let connection = Some(record.connection_id.clone());
+        let now = self.now();
+        let mut tx = self.store().begin().await?;
+        let fresh = tx.consume_state(&hash, now).await?;
+        tx.commit().await?;
+        if !fresh {
+            return Ok(CallbackOutcome::failed(
+                connection,
+                "this authorization request was already used",
+            ));
+        }
+        if record.expires_at < now {
+            return Ok(CallbackOutcome::failed(
+                connection,
+                "this authorization request expired; start again",
+            ));
+        }
+        let p = Principal {
+            token_id: record
+                .principal
+                .parse()
+                .map_err(|_| EngineError::Internal("state principal".into()))?,
+            org_id: record.org_id.clone(),
+            role: Role::Admin,
+            project_id: None,
+            operator: false,
+        };
+        if let (Some(expected), Some(iss)) = (&record.issuer, q.get("iss"))
+            && expected.trim_end_matches('/') != iss.trim_end_matches('/')
+        {
+            self.audit_link(
+                &p,
+                &record.connection_id,
+                "failure",
+                json!({"error": "issuer_mismatch"}),
+            )
+            .await?;
+            return Ok(CallbackOutcome::failed(
+                connection,
+                "the authorization response came from an unexpected issuer",
+            ));
+        }
+        if let Some(error) = q.get("error") {
+            // The user declined or the provider refused: the connection stays as it was.
+            let code: String = error
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(64)
+                .collect();
+            self.audit_link(&p, &record.connection_id, "failure", json!({"error": code}))
+                .await?;
+            return Ok(CallbackOutcome::failed(
+                connection,
+                format!("the provider answered {code}"),
+            ));
+        }
+        let Some(code) = q.get("code").filter(|c| !c.is_empty()) else {
+            return Ok(CallbackOutcome::failed(
+                connection,
+                "the callback carries no code",
+            ));
+        };
+        let c = self.visible_connection(&p, &record.connection_id).await?;
+        let flow = self.flow(&p, &c).await?;
+        let object = format!(
+            "oauth_state:{}",
+            hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let verifier = self
+            .open_ciphertext(
+                &field_aad(p.org_id.as_str(), &object, "code_verifier"),
+                &record.code_verifier,
+            )
+            .await?;
+        let mut form: Vec<(String, String)> = vec![
+            ("grant_type".into(), "authorization_code".into()),
+            ("code".into(), code.clone()),
+            ("redirect_uri".into(), record.redirect_uri.clone()),
+        ];
+        if flow.pkce {
+            form.push((
+                "code_verifier".into(),
+                String::from_utf8_lossy(&verifier).into_owned(),
+            ));
+        }
+        let tokens = match self.token_request(&flow, form).await {
+            Ok(t) => t,
+            Err(message) => {
+                self.audit_link(&p, &c.id, "failure", json!({"error": message}))
+                    .await?;
+                return Ok(CallbackOutcome::failed(
+                    connection,
+                    format!("the token exchange failed: {message}"),
+                ));
+            }
+        };
+        let mut config = c.config.clone();
+        for name in &flow.callback_params {
+            if let Some(v) = q.get(name) {
+                config.insert(name.clone(), Value::String(v.clone()));
+            }
+        }
+        self.store_tokens(&p, &c.id, &tokens, &config).await?;
+        self.audit_link(&p, &c.id, "success", json!({"scopes": tokens.get("scope"), "refreshable": tokens.get("refresh_token").is_some()}))
+            .await?;
+        Ok(CallbackOutcome {
+            success: true,
+            connection,
+            message: "Connected".into(),
+            return_to: record.return_to,
+        })
+    }
+
+    async fn audit_link(
+        &self,
+        p: &Principal,
+        id: &ConnectionId,
+        outcome: &str,
+        details: Value,
+    ) -> Result<()> {
+        self.store()
+            .audit(&self.event(p, "oauth.link", Some(id.to_string()), outcome, details))
+            .await?;
+        Ok(())
+    }
+
+    /// Posts a token request with the client's authentication; the answer's JSON, or a message
+    /// naming the OAuth error (never a token or secret).
+    pub(crate) async fn token_request(
+        &self,
+        flow: &crate::oauth::Flow,
+        mut form: Vec<(String, String)>,
+    ) -> std::result::Result<serde_json::Map<String, Value>, String> {
+        let url =
+            url::Url::parse(&flow.token_url).map_err(|e| format!("invalid token URL: {e}"))?;
+        for (k, v) in &flow.token_params {
+            form.push((k.clone(), v.clone()));
+        }
+        let http = self.connectors().http();
+        let mut builder = http
+            .client()
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        let secret = flow.client_secret.as_ref().map(|s| s.as_str());
+        if flow.auth_method == "client_secret_post" || secret.is_none() {
+            form.push(("client_id".into(), flow.client_id.clone()));
+            if let Some(s) = secret {
+                form.push(("client_secret".into(), s.to_owned()));
+            }
+        } else {
+            builder = builder.basic_auth(&flow.client_id, secret);
+        }
+        let req = builder
+            .form(&form)
+            .build()
+            .map_err(|e| e.without_url().to_string())?;
+        let resp = http.execute(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let error = body.get("error").and_then(Value::as_str).map(|e| {
+            e.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(64)
+                .collect::<String>()
+        });
+        match (status, body, error) {
+            (200..=299, Value::Object(map), None)
+                if map.get("access_token").and_then(Value::as_str).is_some() =>
+            {
+                Ok(map)
+            }
+            (_, _, Some(error)) => Err(error),
+            (status, _, None) => Err(format!("the token endpoint answered HTTP {status}")),
+        }
+    }
+
+    /// Seals the tokens of a token response into the connection and records its state.
+    pub(crate) async fn store_tokens(
+        &self,
+        p: &Principal,
+        id: &ConnectionId,
+        tokens: &serde_json::Map<String, Value>,
+        config: &serde_json::Map<String, Value>,
+    ) -> Result<()> {
+        let ring = self.vault().keyring()?;
+        let version = i64::from(ring.current_version());
+        let mut rows = Vec::new();
+        for (field, key) in [
+            (ACCESS_TOKEN, "access_token"),
+            (REFRESH_TOKEN, "refresh_token"),
+        ] {
+            if let Some(v) = tokens.get(key).and_then(Value::as_str) {
+                debug_assert!(field.starts_with(RESERVED_PREFIX));
+                rows.push(SecretRow {
+                    field: field.to_owned(),
+                    key_version: Some(version),
+                    ciphertext: Some(ring.seal(
+                        &field_aad(p.org_id.as_str(), id.as_str(), field),
+                        v.as_bytes(),
+                    )?),
+                    secret_ref: None,
+                });
+            }
+        }
+        let now = self.now();
+        let expires_at = tokens
+            .get("expires_in")
+            .and_then(Value::as_i64)
+            .map(|s| now + chrono::Duration::seconds(s));
+        let scopes: Vec<&str> = tokens
+            .get("scope")
+            .and_then(Value::as_str)
+            .map(|s| s.split([' ', ',']).filter(|x| !x.is_empty()).collect())
+            .unwrap_or_default();
+        let oauth = json!({
+            "scopes": scopes,
+            "expires_at": expires_at,
+            "refreshable": tokens.get("refresh_token").is_some(),
+            "token_type": tokens.get("token_type"),
+            "linked_at": now,
+            "last_refresh_at": null,
+            "last_refresh_error": null,
+        });
+        let mut tx = self.store().begin().await?;
+        tx.record_oauth(
+            &p.org_id,
+            id,
+            &oauth,
+            expires_at,
+            Status::Active,
+            config,
+            &rows,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A usable access token of an OAuth connection (executor or admin; audited).
+    pub async fn access_token(
+        &self,
+        p: &Principal,
+        id: &ConnectionId,
+    ) -> Result<(String, Option<chrono::DateTime<chrono::Utc>>)> {
+        let c = self.visible_connection(p, id).await?;
+        if !p.can_read_credentials() {
+            return Err(EngineError::forbidden(
+                "reading tokens needs an executor or admin token",
+            ));
+        }
+        let fields = self.open_fields(p, id).await?;
+        let token = fields.get(ACCESS_TOKEN).cloned().ok_or_else(|| {
+            EngineError::Conflict(
+                "the connection is not authorized yet: complete the OAuth flow".into(),
+            )
+        })?;
+        self.store()
+            .audit(&self.event(
+                p,
+                "connection.token.read",
+                Some(id.to_string()),
+                "success",
+                json!({}),
+            ))
+            .await?;
+        let expires = c
+            .oauth
+            .as_ref()
+            .and_then(|o| o.get("expires_at"))
+            .and_then(|v| serde_json::from_value(v.clone()).ok());
+        Ok((token, expires))
+    }
+}

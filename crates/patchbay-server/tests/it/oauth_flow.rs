@@ -1,0 +1,277 @@
+//! The authorization-code flow end to end against a real authorization server (oidc-provider):
+//! consent scripted at the server, code + PKCE, token exchange, and the state attacks.
+
+use std::sync::Arc;
+
+use patchbay_domain::api::CreateConnection;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, Tweak};
+use crate::peers;
+
+fn allow_loopback() -> Tweak {
+    Arc::new(|s| s.allow_net = vec!["127.0.0.0/8".parse().unwrap()])
+}
+
+fn oidc_connection(name: &str, port: u16) -> CreateConnection {
+    let base = format!("http://127.0.0.1:{port}");
+    serde_json::from_value(json!({"name": name, "kind": "http", "auth": {"type": "oauth2",
+        "authorization_url": format!("{base}/auth"), "token_url": format!("{base}/token"), "issuer": base,
+        "scopes": ["openid", "offline_access"], "authorization_params": {"prompt": "consent"}},
+        "config": {"base_url": base}, "secrets": {"client_id": "patchbay", "client_secret": "patchbay-secret"}}))
+    .unwrap()
+}
+
+/// Plays the browser: follows the authorization server's redirects (with its cookies) until it
+/// is sent to Patchbay's callback, and returns that URL.
+async fn consent(authorization_url: &str, callback_prefix: &str) -> String {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let mut url = authorization_url.to_owned();
+    for _ in 0..10 {
+        let r = browser.get(&url).send().await.unwrap();
+        let location = r
+            .headers()
+            .get("location")
+            .unwrap_or_else(|| panic!("no redirect from {url}: {}", r.status()))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let next = reqwest::Url::parse(&url)
+            .unwrap()
+            .join(&location)
+            .unwrap()
+            .to_string();
+        if next.starts_with(callback_prefix) {
+            return next;
+        }
+        url = next;
+    }
+    panic!("the authorization server never redirected back");
+}
+
+async fn stats(port: u16) -> Value {
+    reqwest::get(format!("http://127.0.0.1:{port}/_stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn with_param(url: &str, key: &str, value: &str) -> String {
+    let mut u = reqwest::Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .filter(|(k, _)| k != key)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    u.query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair(key, value);
+    u.to_string()
+}
+
+#[tokio::test]
+async fn code_flow_with_pkce_and_state_attacks() {
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+    let callback = format!("{}/v1/oauth/callback", app.url);
+    let idp = peers::oidc(&callback);
+    let anon = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+
+    let c = app
+        .admin
+        .create_connection(&oidc_connection("idp", idp.port))
+        .await
+        .unwrap();
+    assert_eq!(c.status.as_str(), "pending");
+    let started = app.admin.start_oauth(c.id.as_str()).await.unwrap();
+    let back = consent(started["authorization_url"].as_str().unwrap(), &callback).await;
+    assert!(back.contains("code=") && back.contains("iss="), "{back}");
+    let page = anon.get(&back).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("oauth_success") && html.contains(c.id.as_str()),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("\"{}\"", app.url)),
+        "postMessage names its target origin"
+    );
+    assert_eq!(stats(idp.port).await["token_requests"], 1);
+    let linked = app.admin.get_connection(c.id.as_str()).await.unwrap();
+    assert_eq!(linked.status.as_str(), "active");
+    let oauth = linked.oauth.unwrap();
+    assert_eq!(oauth["refreshable"], true);
+    assert!(oauth["expires_at"].is_string());
+    assert!(
+        linked.secrets.keys().all(|k| !k.starts_with("__")),
+        "tokens are not listed as secrets"
+    );
+    let token = app
+        .admin
+        .raw(
+            Method::GET,
+            &format!("/v1/connections/{}/token", c.id),
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(token.status.as_u16(), 200);
+    let access = token.json()["access_token"].as_str().unwrap().to_owned();
+    assert!(access.len() > 20);
+    assert!(
+        !serde_json::to_string(&app.admin.get_connection(c.id.as_str()).await.unwrap())
+            .unwrap()
+            .contains(&access)
+    );
+
+    // Replaying the same callback: the state was used.
+    let replay = anon.get(&back).send().await.unwrap();
+    assert_eq!(replay.status().as_u16(), 400);
+    assert!(replay.text().await.unwrap().contains("already used"));
+    assert_eq!(
+        stats(idp.port).await["token_requests"],
+        1,
+        "no second exchange"
+    );
+
+    // A forged state.
+    let forged = anon
+        .get(with_param(&back, "state", "forged-state-value"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 400);
+    assert!(
+        forged
+            .text()
+            .await
+            .unwrap()
+            .contains("unknown authorization request")
+    );
+
+    // A wrong issuer on a fresh flow.
+    let fresh = app.admin.start_oauth(c.id.as_str()).await.unwrap();
+    let back2 = consent(fresh["authorization_url"].as_str().unwrap(), &callback).await;
+    let wrong_iss = anon
+        .get(with_param(&back2, "iss", "http://evil.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_iss.status().as_u16(), 400);
+    assert!(
+        wrong_iss
+            .text()
+            .await
+            .unwrap()
+            .contains("unexpected issuer")
+    );
+    assert_eq!(stats(idp.port).await["token_requests"], 1);
+
+    // An expired state.
+    let late = app.admin.start_oauth(c.id.as_str()).await.unwrap();
+    let back3 = consent(late["authorization_url"].as_str().unwrap(), &callback).await;
+    let pool = app.db().await;
+    sqlx::query("UPDATE oauth_states SET expires_at = 0 WHERE used_at IS NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let expired = anon.get(&back3).send().await.unwrap();
+    assert_eq!(expired.status().as_u16(), 400);
+    assert!(expired.text().await.unwrap().contains("expired"));
+
+    // The user declines: a new connection stays pending.
+    let d = app
+        .admin
+        .create_connection(&oidc_connection("declined", idp.port))
+        .await
+        .unwrap();
+    let declined_start = app.admin.start_oauth(d.id.as_str()).await.unwrap();
+    let state = reqwest::Url::parse(declined_start["authorization_url"].as_str().unwrap())
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let denied = anon
+        .get(format!("{callback}?error=access_denied&state={state}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status().as_u16(), 400);
+    assert!(denied.text().await.unwrap().contains("access_denied"));
+    assert_eq!(
+        app.admin
+            .get_connection(d.id.as_str())
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "pending"
+    );
+
+    // A state minted in another organization links only that organization's connection.
+    let other = app.org("other").await;
+    let theirs = other
+        .create_connection(&oidc_connection("theirs", idp.port))
+        .await
+        .unwrap();
+    let their_start = other.start_oauth(theirs.id.as_str()).await.unwrap();
+    let their_back = consent(
+        their_start["authorization_url"].as_str().unwrap(),
+        &callback,
+    )
+    .await;
+    assert_eq!(
+        anon.get(&their_back)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        other
+            .get_connection(theirs.id.as_str())
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "active"
+    );
+    assert_eq!(
+        app.admin
+            .get_connection(d.id.as_str())
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "pending"
+    );
+    assert_eq!(
+        crate::helpers::err_status(app.admin.get_connection(theirs.id.as_str()).await).0,
+        404
+    );
+
+    let links = app.admin.audit("action=oauth.link").await.unwrap();
+    assert!(
+        links.items.iter().any(|e| e.outcome == "success")
+            && links.items.iter().any(|e| e.outcome == "failure")
+    );
+}
