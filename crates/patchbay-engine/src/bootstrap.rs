@@ -46,6 +46,7 @@ impl Hub {
                 rotation: Mutex::new(None),
                 token_touches: Mutex::new(Default::default()),
                 test_limiter: crate::testing::limiter(settings.test_rate_per_minute),
+                refresh_locks: Mutex::new(Default::default()),
                 settings,
             }),
         };

@@ -248,14 +248,16 @@ impl Hub {
         }
     }
 
-    /// Seals the tokens of a token response into the connection and records its state.
-    pub(crate) async fn store_tokens(
+    /// Seals the tokens of a token response and builds the connection's `oauth` state.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn sealed_tokens(
         &self,
         p: &Principal,
         id: &ConnectionId,
         tokens: &serde_json::Map<String, Value>,
-        config: &serde_json::Map<String, Value>,
-    ) -> Result<()> {
+        now: chrono::DateTime<chrono::Utc>,
+        previous: Option<&Value>,
+    ) -> Result<(Vec<SecretRow>, Value, Option<chrono::DateTime<chrono::Utc>>)> {
         let ring = self.vault().keyring()?;
         let version = i64::from(ring.current_version());
         let mut rows = Vec::new();
@@ -276,25 +278,47 @@ impl Hub {
                 });
             }
         }
-        let now = self.now();
         let expires_at = tokens
             .get("expires_in")
             .and_then(Value::as_i64)
             .map(|s| now + chrono::Duration::seconds(s));
-        let scopes: Vec<&str> = tokens
-            .get("scope")
-            .and_then(Value::as_str)
-            .map(|s| s.split([' ', ',']).filter(|x| !x.is_empty()).collect())
-            .unwrap_or_default();
+        let scopes: Vec<String> = match tokens.get("scope").and_then(Value::as_str) {
+            Some(s) => s
+                .split([' ', ','])
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => previous
+                .and_then(|o| o.get("scopes"))
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default(),
+        };
+        let linked_at = previous
+            .and_then(|o| o.get("linked_at"))
+            .cloned()
+            .unwrap_or_else(|| json!(now));
         let oauth = json!({
             "scopes": scopes,
             "expires_at": expires_at,
             "refreshable": tokens.get("refresh_token").is_some(),
             "token_type": tokens.get("token_type"),
-            "linked_at": now,
-            "last_refresh_at": null,
+            "linked_at": linked_at,
+            "last_refresh_at": if previous.is_some() { json!(now) } else { Value::Null },
             "last_refresh_error": null,
         });
+        Ok((rows, oauth, expires_at))
+    }
+
+    /// Stores the tokens of a first link.
+    pub(crate) async fn store_tokens(
+        &self,
+        p: &Principal,
+        id: &ConnectionId,
+        tokens: &serde_json::Map<String, Value>,
+        config: &serde_json::Map<String, Value>,
+    ) -> Result<()> {
+        let now = self.now();
+        let (rows, oauth, expires_at) = self.sealed_tokens(p, id, tokens, now, None)?;
         let mut tx = self.store().begin().await?;
         tx.record_oauth(
             &p.org_id,
@@ -311,7 +335,8 @@ impl Hub {
         Ok(())
     }
 
-    /// A usable access token of an OAuth connection (executor or admin; audited).
+    /// A usable access token of an OAuth connection, refreshed when due (executor or admin;
+    /// audited).
     pub async fn access_token(
         &self,
         p: &Principal,
@@ -323,26 +348,17 @@ impl Hub {
                 "reading tokens needs an executor or admin token",
             ));
         }
-        let fields = self.open_fields(p, id).await?;
-        let token = fields.get(ACCESS_TOKEN).cloned().ok_or_else(|| {
-            EngineError::Conflict(
-                "the connection is not authorized yet: complete the OAuth flow".into(),
-            )
-        })?;
+        let result = self.fresh_token(p, c).await;
+        let outcome = if result.is_ok() { "success" } else { "failure" };
         self.store()
             .audit(&self.event(
                 p,
                 "connection.token.read",
                 Some(id.to_string()),
-                "success",
+                outcome,
                 json!({}),
             ))
             .await?;
-        let expires = c
-            .oauth
-            .as_ref()
-            .and_then(|o| o.get("expires_at"))
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
-        Ok((token, expires))
+        result
     }
 }

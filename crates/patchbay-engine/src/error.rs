@@ -32,6 +32,9 @@ pub enum EngineError {
     /// this message, which names the object and field but never a value).
     #[error("{0}")]
     Integrity(String),
+    /// An upstream (the provider's token endpoint) failed; retrying later may help (502).
+    #[error("{0}")]
+    Upstream(String),
     /// Too many requests of a limited kind; retry after this many seconds (429).
     #[error("too many requests: retry in {0} s")]
     RateLimited(u64),

@@ -17,6 +17,7 @@ mod keys;
 mod oauth;
 mod orgs;
 mod providers;
+mod refresh;
 mod secrets;
 mod testing;
 mod tokens;
@@ -67,6 +68,7 @@ struct Inner {
     token_touches: Mutex<std::collections::HashMap<String, DateTime<Utc>>>,
     settings: EngineSettings,
     test_limiter: testing::Limiter,
+    refresh_locks: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Hub {

@@ -97,6 +97,7 @@ impl ApiError {
                     vec![],
                     None,
                 ),
+                E::Upstream(m) => (StatusCode::BAD_GATEWAY, "upstream_failed", m, vec![], None),
                 e @ E::RateLimited(_) => (
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",

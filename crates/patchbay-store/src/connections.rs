@@ -423,6 +423,19 @@ impl Tx {
         Ok(())
     }
 
+    /// The secret rows of a connection, read inside this transaction (under its lock).
+    pub async fn secret_rows(&mut self, id: &ConnectionId) -> Result<Vec<SecretRow>> {
+        sqlx::query(
+            "SELECT connection_id, field, key_version, ciphertext, secret_ref FROM connection_secrets WHERE connection_id = $1",
+        )
+        .bind(id.as_str().to_owned())
+        .fetch_all(&mut *self.inner)
+        .await?
+        .iter()
+        .map(|r| secret_row(r).map(|(_, s)| s))
+        .collect()
+    }
+
     /// Records an OAuth link or refresh: token fields (sealed), the `oauth` state, the token's
     /// expiry, the status, and config values the provider returned (QuickBooks' `realmId`).
     /// Not an edit: the version stays.

@@ -275,3 +275,151 @@ async fn code_flow_with_pkce_and_state_attacks() {
             && links.items.iter().any(|e| e.outcome == "failure")
     );
 }
+
+/// Links a connection through the full flow and returns its id.
+async fn linked(app: &TestApp, idp_port: u16, name: &str) -> String {
+    let callback = format!("{}/v1/oauth/callback", app.url);
+    let c = app
+        .admin
+        .create_connection(&oidc_connection(name, idp_port))
+        .await
+        .unwrap();
+    let started = app.admin.start_oauth(c.id.as_str()).await.unwrap();
+    let back = consent(started["authorization_url"].as_str().unwrap(), &callback).await;
+    let anon = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    assert_eq!(anon.get(&back).send().await.unwrap().status().as_u16(), 200);
+    c.id.to_string()
+}
+
+/// Makes the stored access token look expired.
+async fn expire(app: &TestApp, id: &str) {
+    let c = app.admin.get_connection(id).await.unwrap();
+    let mut oauth = c.oauth.unwrap();
+    oauth["expires_at"] = json!("2000-01-01T00:00:00Z");
+    let pool = app.db().await;
+    sqlx::query("UPDATE connections SET oauth = $1, oauth_expires_at = 0 WHERE id = $2")
+        .bind(oauth.to_string())
+        .bind(id.to_owned())
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
+async fn token_of(client: &patchbay_client::Client, id: &str) -> (u16, Value) {
+    let r = client
+        .raw(
+            Method::GET,
+            &format!("/v1/connections/{id}/token"),
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    (r.status.as_u16(), r.json())
+}
+
+async fn refresh_storm_reaches_the_server_once(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
+    let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));
+    let id = linked(&app, idp.port, "storm").await;
+    let (_, first) = token_of(&app.admin, &id).await;
+    expire(&app, &id).await;
+    let before = stats(idp.port).await["token_requests"].as_i64().unwrap();
+    // 500 callers at once; on PostgreSQL half of them ask a second replica.
+    let clients = match backend {
+        Backend::Sqlite => vec![app.admin.clone()],
+        Backend::Postgres => vec![app.admin.clone(), app.replica().await],
+    };
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..500 {
+        let client = clients[i % clients.len()].clone();
+        let id = id.clone();
+        calls.spawn(async move { token_of(&client, &id).await });
+    }
+    let mut tokens = std::collections::BTreeSet::new();
+    while let Some(r) = calls.join_next().await {
+        let (status, body) = r.unwrap();
+        assert_eq!(status, 200, "{body}");
+        tokens.insert(body["access_token"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        stats(idp.port).await["token_requests"].as_i64().unwrap(),
+        before + 1,
+        "exactly one refresh reached the server"
+    );
+    assert_eq!(tokens.len(), 1, "every caller got the same new token");
+    assert_ne!(
+        tokens.iter().next().unwrap(),
+        first["access_token"].as_str().unwrap()
+    );
+    let c = app.admin.get_connection(&id).await.unwrap();
+    assert!(c.oauth.as_ref().unwrap()["last_refresh_at"].is_string());
+    // The rotated refresh token was kept: a second refresh works (a reused one would not).
+    expire(&app, &id).await;
+    assert_eq!(token_of(&app.admin, &id).await.0, 200);
+    assert_eq!(
+        stats(idp.port).await["token_requests"].as_i64().unwrap(),
+        before + 2
+    );
+}
+
+crate::both_backends!(refresh_storm_reaches_the_server_once);
+
+#[tokio::test]
+async fn outages_keep_active_and_invalid_grant_expires() {
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+    let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));
+    let id = linked(&app, idp.port, "outage").await;
+    let http = reqwest::Client::new();
+    // The token endpoint answers 503: bounded retries, then 502; the connection stays active.
+    http.post(format!("http://127.0.0.1:{}/_mode?token=503", idp.port))
+        .send()
+        .await
+        .unwrap();
+    expire(&app, &id).await;
+    let before = stats(idp.port).await["token_requests"].as_i64().unwrap();
+    let (status, body) = token_of(&app.admin, &id).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(
+        stats(idp.port).await["token_requests"].as_i64().unwrap(),
+        before + 3,
+        "three attempts"
+    );
+    let c = app.admin.get_connection(&id).await.unwrap();
+    assert_eq!(c.status.as_str(), "active");
+    assert!(c.oauth.unwrap()["last_refresh_error"].is_string());
+    // Back up: it recovers.
+    http.post(format!("http://127.0.0.1:{}/_mode?token=ok", idp.port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token_of(&app.admin, &id).await.0, 200);
+    // The grant is revoked at the provider: invalid_grant expires the connection.
+    let creds = app.admin.credentials(&id).await.unwrap();
+    let refresh = creds.secrets["__refresh_token"].clone();
+    let revoked = http
+        .post(format!("http://127.0.0.1:{}/token/revocation", idp.port))
+        .basic_auth("patchbay", Some("patchbay-secret"))
+        .form(&[
+            ("token", refresh.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success());
+    expire(&app, &id).await;
+    let (status, body) = token_of(&app.admin, &id).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        app.admin.get_connection(&id).await.unwrap().status.as_str(),
+        "expired"
+    );
+    let expired = app.admin.audit("action=connection.expired").await.unwrap();
+    assert_eq!(expired.items.len(), 1);
+    assert!(!serde_json::to_string(&expired).unwrap().contains(&refresh));
+}

@@ -1,0 +1,211 @@
+//! Fresh access tokens (SPEC §4, OAuth): a token expiring within the provider's margin is
+//! refreshed before use — exactly once per connection at a time, across threads (a single
+//! flight per connection) and replicas (the connection's row lock, then a re-read). A rotated
+//! refresh token is stored in the same transaction as the new access token, before anyone can
+//! use it. `invalid_grant` marks the connection `expired`; timeouts and 5xx are retried with
+//! backoff and leave it `active`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use patchbay_domain::connection::Connection;
+use patchbay_domain::{ConnectionId, Principal, Status};
+use serde_json::{Value, json};
+
+use crate::callback::{ACCESS_TOKEN, REFRESH_TOKEN};
+use crate::connections::field_aad;
+use crate::{EngineError, Hub, Result};
+
+const RETRIES: u32 = 3;
+
+fn expiry(c: &Connection) -> Option<DateTime<Utc>> {
+    c.oauth
+        .as_ref()
+        .and_then(|o| o.get("expires_at"))
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+impl Hub {
+    fn refresh_margin(&self, c: &Connection) -> chrono::Duration {
+        let secs = self
+            .catalog()
+            .get(&c.provider)
+            .map_or(300, |e| e.refresh_margin_s);
+        chrono::Duration::seconds(i64::try_from(secs).unwrap_or(300))
+    }
+
+    fn needs_refresh(&self, c: &Connection) -> bool {
+        expiry(c).is_some_and(|at| at - self.refresh_margin(c) <= self.now())
+    }
+
+    fn single_flight(&self, id: &ConnectionId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .inner
+            .refresh_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(id.to_string()).or_default().clone()
+    }
+
+    /// A usable access token, refreshed first when it expires within the margin.
+    pub(crate) async fn fresh_token(
+        &self,
+        p: &Principal,
+        c: Connection,
+    ) -> Result<(String, Option<DateTime<Utc>>)> {
+        let c = if self.needs_refresh(&c) {
+            self.refresh(p, c).await?
+        } else {
+            c
+        };
+        let fields = self.open_fields(p, &c.id).await?;
+        let token = fields.get(ACCESS_TOKEN).cloned().ok_or_else(|| {
+            EngineError::Conflict(
+                "the connection is not authorized yet: complete the OAuth flow".into(),
+            )
+        })?;
+        Ok((token, expiry(&c)))
+    }
+
+    /// Refreshes under the single flight and the row lock; returns the connection as stored.
+    async fn refresh(&self, p: &Principal, stale: Connection) -> Result<Connection> {
+        let flight = self.single_flight(&stale.id);
+        let _guard = flight.lock().await;
+        let mut tx = self.store().begin().await?;
+        let current = tx
+            .lock_connection(&p.org_id, &stale.id)
+            .await?
+            .ok_or(EngineError::NotFound("connection"))?;
+        if !self.needs_refresh(&current) {
+            // Another task or replica refreshed while this one waited.
+            tx.commit().await?;
+            return Ok(current);
+        }
+        let rows = tx.secret_rows(&current.id).await?;
+        let sealed = rows
+            .iter()
+            .find(|r| r.field == REFRESH_TOKEN)
+            .and_then(|r| r.ciphertext.clone())
+            .ok_or_else(|| {
+                EngineError::Conflict(
+                    "the access token expired and the provider gave no refresh token: reconnect"
+                        .into(),
+                )
+            })?;
+        let refresh_token = self
+            .open_ciphertext(
+                &field_aad(p.org_id.as_str(), current.id.as_str(), REFRESH_TOKEN),
+                &sealed,
+            )
+            .await?;
+        let flow = self.flow(p, &current).await?;
+        let mut attempt = 0;
+        let answer = loop {
+            let form = vec![
+                ("grant_type".to_owned(), "refresh_token".to_owned()),
+                (
+                    "refresh_token".to_owned(),
+                    String::from_utf8_lossy(&refresh_token).into_owned(),
+                ),
+            ];
+            match self.token_request(&flow, form).await {
+                Ok(tokens) => break Ok(tokens),
+                Err(code)
+                    if code == "invalid_grant"
+                        || code == "unauthorized_client"
+                        || code == "invalid_client" =>
+                {
+                    break Err((true, code));
+                }
+                Err(message) if attempt + 1 < RETRIES => {
+                    attempt += 1;
+                    tracing::warn!(connection = %current.id, attempt, error = %message, "token refresh failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+                }
+                Err(message) => break Err((false, message)),
+            }
+        };
+        let now = self.now();
+        match answer {
+            Ok(mut tokens) => {
+                // A provider that does not rotate keeps the refresh token it has.
+                if !tokens.contains_key("refresh_token") {
+                    tokens.insert(
+                        "refresh_token".into(),
+                        Value::String(String::from_utf8_lossy(&refresh_token).into_owned()),
+                    );
+                }
+                let (rows, oauth, expires_at) =
+                    self.sealed_tokens(p, &current.id, &tokens, now, current.oauth.as_ref())?;
+                tx.record_oauth(
+                    &p.org_id,
+                    &current.id,
+                    &oauth,
+                    expires_at,
+                    Status::Active,
+                    &current.config,
+                    &rows,
+                    now,
+                )
+                .await?;
+                tx.append_audit(&self.event(
+                    p,
+                    "oauth.refresh",
+                    Some(current.id.to_string()),
+                    "success",
+                    json!({"rotated": true}),
+                ))
+                .await?;
+                tx.commit().await?;
+                let mut updated = current;
+                updated.oauth = Some(oauth);
+                Ok(updated)
+            }
+            Err((permanent, message)) => {
+                let mut oauth = current.oauth.clone().unwrap_or_else(|| json!({}));
+                oauth["last_refresh_error"] = json!(message);
+                let status = if permanent {
+                    Status::Expired
+                } else {
+                    current.status
+                };
+                tx.record_oauth(
+                    &p.org_id,
+                    &current.id,
+                    &oauth,
+                    expiry(&current),
+                    status,
+                    &current.config,
+                    &[],
+                    now,
+                )
+                .await?;
+                let action = if permanent {
+                    "connection.expired"
+                } else {
+                    "oauth.refresh"
+                };
+                tx.append_audit(&self.event(
+                    p,
+                    action,
+                    Some(current.id.to_string()),
+                    "failure",
+                    json!({"error": message}),
+                ))
+                .await?;
+                tx.commit().await?;
+                Err(if permanent {
+                    EngineError::Conflict(format!(
+                        "the provider refused the refresh ({message}): the connection expired; reconnect it"
+                    ))
+                } else {
+                    EngineError::Upstream(format!(
+                        "the token refresh failed ({message}); the connection stays active, try again"
+                    ))
+                })
+            }
+        }
+    }
+}
