@@ -507,8 +507,13 @@ impl Hub {
     pub async fn delete_connection(&self, p: &Principal, id: &ConnectionId) -> Result<()> {
         let current = self.visible_connection(p, id).await?;
         require_writer(p)?;
+        // OAuth grants are revoked at the provider first (best effort, RFC 7009).
+        let (status, revocation) = match self.revoke_at_provider(p, &current).await {
+            Some(outcome) => (Status::Revoked, Some(outcome)),
+            None => (current.status, None),
+        };
         let mut tx = self.store().begin().await?;
-        tx.delete_connection(&p.org_id, id, current.status, self.now())
+        tx.delete_connection(&p.org_id, id, status, self.now())
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => EngineError::NotFound("connection"),
@@ -521,6 +526,7 @@ impl Hub {
             "success",
             serde_json::json!({
                 "name": current.name.as_str(),
+                "revocation": revocation,
             }),
         ))
         .await?;

@@ -209,3 +209,63 @@ impl Hub {
         }
     }
 }
+
+impl Hub {
+    /// Revokes an OAuth connection's refresh (or access) token at the provider when it has a
+    /// revocation endpoint. `None` when there was nothing to revoke; otherwise what happened.
+    pub(crate) async fn revoke_at_provider(&self, p: &Principal, c: &Connection) -> Option<String> {
+        if c.auth_type() != patchbay_domain::AuthType::Oauth2 {
+            return None;
+        }
+        let url = match c.auth.get("revocation_url").and_then(Value::as_str) {
+            Some(u) => u.to_owned(),
+            None => self
+                .catalog()
+                .get(&c.provider)
+                .and_then(|e| e.revocation_url.clone())?,
+        };
+        let fields = self.open_fields(p, &c.id).await.ok()?;
+        let (token, hint) = match (fields.get(REFRESH_TOKEN), fields.get(ACCESS_TOKEN)) {
+            (Some(r), _) => (r.clone(), "refresh_token"),
+            (None, Some(a)) => (a.clone(), "access_token"),
+            _ => return None,
+        };
+        let flow = match self.flow(p, c).await {
+            Ok(f) => f,
+            Err(e) => return Some(format!("not revoked: {e}")),
+        };
+        let url = match crate::oauth::fill_config_template(&url, &c.config)
+            .ok()
+            .and_then(|u| url::Url::parse(&u).ok())
+        {
+            Some(u) => u,
+            None => return Some("not revoked: invalid revocation URL".into()),
+        };
+        let http = self.connectors().http();
+        let mut form = vec![
+            ("token".to_owned(), token),
+            ("token_type_hint".to_owned(), hint.to_owned()),
+        ];
+        let mut builder = http.client().post(url);
+        match flow.client_secret.as_ref().map(|s| s.as_str()) {
+            Some(secret) if flow.auth_method != "client_secret_post" => {
+                builder = builder.basic_auth(&flow.client_id, Some(secret))
+            }
+            secret => {
+                form.push(("client_id".into(), flow.client_id.clone()));
+                if let Some(s) = secret {
+                    form.push(("client_secret".into(), s.to_owned()));
+                }
+            }
+        }
+        let outcome = match builder.form(&form).build() {
+            Ok(req) => match http.execute(req).await {
+                Ok(r) if r.status().is_success() => "revoked".to_owned(),
+                Ok(r) => format!("the provider answered HTTP {}", r.status().as_u16()),
+                Err(e) => format!("not revoked: {e}"),
+            },
+            Err(_) => "not revoked: request".to_owned(),
+        };
+        Some(outcome)
+    }
+}

@@ -423,3 +423,71 @@ async fn outages_keep_active_and_invalid_grant_expires() {
     assert_eq!(expired.items.len(), 1);
     assert!(!serde_json::to_string(&expired).unwrap().contains(&refresh));
 }
+
+async fn flows_cross_replicas_and_delete_revokes(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
+    let callback = format!("{}/v1/oauth/callback", app.url);
+    let idp = peers::oidc(&callback);
+    let replica = app.replica().await;
+    // Started on one process, completed on another: the state lives in the shared database.
+    let mut body = serde_json::to_value(oidc_connection("shared", idp.port)).unwrap();
+    body["auth"]["revocation_url"] =
+        json!(format!("http://127.0.0.1:{}/token/revocation", idp.port));
+    let c = app
+        .admin
+        .create_connection(&serde_json::from_value(body).unwrap())
+        .await
+        .unwrap();
+    let started = app.admin.start_oauth(c.id.as_str()).await.unwrap();
+    let back = consent(started["authorization_url"].as_str().unwrap(), &callback).await;
+    let on_replica = back.replacen(
+        &app.url,
+        replica.base_url().as_str().trim_end_matches('/'),
+        1,
+    );
+    assert_ne!(on_replica, back);
+    let anon = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    assert_eq!(
+        anon.get(&on_replica)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        app.admin
+            .get_connection(c.id.as_str())
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "active"
+    );
+    // Deleting revokes the refresh token at the provider, then soft-deletes.
+    app.admin.delete_connection(c.id.as_str()).await.unwrap();
+    assert_eq!(stats(idp.port).await["revocations"], 1);
+    let events = app
+        .admin
+        .audit(&format!("action=connection.delete&target={}", c.id))
+        .await
+        .unwrap();
+    assert_eq!(events.items[0].details["revocation"], "revoked");
+    let pool = app.db().await;
+    let status: String = sqlx::Row::get(
+        &sqlx::query("SELECT status FROM connections WHERE id = $1")
+            .bind(c.id.to_string())
+            .fetch_one(&pool)
+            .await
+            .unwrap(),
+        "status",
+    );
+    assert_eq!(status, "revoked");
+}
+
+crate::both_backends!(flows_cross_replicas_and_delete_revokes);
