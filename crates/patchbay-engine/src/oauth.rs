@@ -134,9 +134,8 @@ impl Hub {
                     app.provider
                 ))
             })?;
-            let url = entry.authorization_url.as_deref().ok_or_else(|| {
-                EngineError::Conflict(format!("{} has no authorization endpoint", entry.key))
-            })?;
+            // Client-credentials providers need no authorization endpoint.
+            let url = entry.authorization_url.as_deref().unwrap_or_default();
             let mut all = entry.authorization_params.clone();
             all.extend(params(Some(&app.authorization_params)));
             all.extend(own_params);
@@ -184,7 +183,7 @@ impl Hub {
             .auth
             .get("authorization_url")
             .and_then(Value::as_str)
-            .ok_or_else(|| EngineError::Conflict("auth.authorization_url is not set".into()))?
+            .unwrap_or_default()
             .to_owned();
         let fields = self.open_fields(p, &c.id).await?;
         let client_id = fields
@@ -253,6 +252,11 @@ impl Hub {
             )));
         }
         let flow = self.flow(p, &c).await?;
+        if flow.authorization_url.is_empty() {
+            return Err(EngineError::Conflict(
+                "no authorization endpoint is configured for this connection".into(),
+            ));
+        }
         let state = random_token();
         let verifier = random_token();
         let hash = state_hash(&state);

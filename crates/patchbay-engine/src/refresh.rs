@@ -49,16 +49,19 @@ impl Hub {
         locks.entry(id.to_string()).or_default().clone()
     }
 
-    /// A usable access token, refreshed first when it expires within the margin.
+    /// A usable access token, refreshed first when it expires within the margin; for client
+    /// credentials, obtained on demand and cached until near expiry.
     pub(crate) async fn fresh_token(
         &self,
         p: &Principal,
         c: Connection,
     ) -> Result<(String, Option<DateTime<Utc>>)> {
-        let c = if self.needs_refresh(&c) {
-            self.refresh(p, c).await?
-        } else {
-            c
+        let cc = c.auth_type() == patchbay_domain::AuthType::Oauth2ClientCredentials;
+        let due = self.needs_refresh(&c) || (cc && c.oauth.is_none());
+        let c = match (due, cc) {
+            (false, _) => c,
+            (true, true) => self.client_credentials(p, c).await?,
+            (true, false) => self.refresh(p, c).await?,
         };
         let fields = self.open_fields(p, &c.id).await?;
         let token = fields.get(ACCESS_TOKEN).cloned().ok_or_else(|| {
@@ -67,6 +70,66 @@ impl Hub {
             )
         })?;
         Ok((token, expiry(&c)))
+    }
+
+    /// Obtains a client-credentials token under the single flight and the row lock.
+    async fn client_credentials(&self, p: &Principal, stale: Connection) -> Result<Connection> {
+        let flight = self.single_flight(&stale.id);
+        let _guard = flight.lock().await;
+        let mut tx = self.store().begin().await?;
+        let current = tx
+            .lock_connection(&p.org_id, &stale.id)
+            .await?
+            .ok_or(EngineError::NotFound("connection"))?;
+        if current.oauth.is_some() && !self.needs_refresh(&current) {
+            tx.commit().await?;
+            return Ok(current);
+        }
+        let flow = self.flow(p, &current).await?;
+        let mut form = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
+        if !flow.scopes.is_empty() {
+            form.push(("scope".into(), flow.scopes.join(&flow.separator)));
+        }
+        if let Some(aud) = current.auth.get("audience").and_then(Value::as_str) {
+            form.push(("audience".into(), aud.to_owned()));
+        }
+        let now = self.now();
+        match self.token_request(&flow, form).await {
+            Ok(tokens) => {
+                let (rows, oauth, expires_at) =
+                    self.sealed_tokens(p, &current.id, &tokens, now, current.oauth.as_ref())?;
+                tx.record_oauth(
+                    &p.org_id,
+                    &current.id,
+                    &oauth,
+                    expires_at,
+                    Status::Active,
+                    &current.config,
+                    &rows,
+                    now,
+                )
+                .await?;
+                tx.commit().await?;
+                let mut updated = current;
+                updated.oauth = Some(oauth);
+                Ok(updated)
+            }
+            Err(message) => {
+                tx.commit().await?;
+                if matches!(
+                    message.as_str(),
+                    "invalid_client" | "unauthorized_client" | "invalid_scope"
+                ) {
+                    Err(EngineError::Conflict(format!(
+                        "the provider refused the client credentials ({message})"
+                    )))
+                } else {
+                    Err(EngineError::Upstream(format!(
+                        "the token request failed ({message})"
+                    )))
+                }
+            }
+        }
     }
 
     /// Refreshes under the single flight and the row lock; returns the connection as stored.

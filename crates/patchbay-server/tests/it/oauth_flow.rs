@@ -491,3 +491,56 @@ async fn flows_cross_replicas_and_delete_revokes(backend: Backend) {
 }
 
 crate::both_backends!(flows_cross_replicas_and_delete_revokes);
+
+#[tokio::test]
+async fn client_credentials_are_fetched_once_and_cached() {
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+    let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));
+    let cc = |name: &str, secret: &str| -> CreateConnection {
+        serde_json::from_value(
+            json!({"name": name, "kind": "http", "auth": {"type": "oauth2_client_credentials",
+            "token_url": format!("http://127.0.0.1:{}/token", idp.port), "scopes": ["api"]},
+            "config": {"base_url": format!("http://127.0.0.1:{}", idp.port)},
+            "secrets": {"client_id": "patchbay", "client_secret": secret}}),
+        )
+        .unwrap()
+    };
+    let c = app
+        .admin
+        .create_connection(&cc("machine", "patchbay-secret"))
+        .await
+        .unwrap();
+    let before = stats(idp.port).await["token_requests"].as_i64().unwrap();
+    let (status, first) = token_of(&app.admin, c.id.as_str()).await;
+    assert_eq!(status, 200, "{first}");
+    let (_, second) = token_of(&app.admin, c.id.as_str()).await;
+    assert_eq!(
+        first["access_token"], second["access_token"],
+        "cached until near expiry"
+    );
+    assert_eq!(
+        stats(idp.port).await["token_requests"].as_i64().unwrap(),
+        before + 1
+    );
+    expire(&app, c.id.as_str()).await;
+    let (_, third) = token_of(&app.admin, c.id.as_str()).await;
+    assert_ne!(first["access_token"], third["access_token"]);
+    assert_eq!(
+        stats(idp.port).await["token_requests"].as_i64().unwrap(),
+        before + 2
+    );
+    let bad = app
+        .admin
+        .create_connection(&cc("wrong", "not-the-secret"))
+        .await
+        .unwrap();
+    let (status, body) = token_of(&app.admin, bad.id.as_str()).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("invalid_client"));
+    assert!(!body.to_string().contains("not-the-secret"));
+    // Viewers may not read tokens.
+    let viewer = app
+        .token(&app.admin, patchbay_domain::Role::Viewer, None)
+        .await;
+    assert_eq!(token_of(&viewer, c.id.as_str()).await.0, 403);
+}
