@@ -122,6 +122,17 @@ pub struct ConnectionArgs {
     pub from_file: Option<String>,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum OauthCmd {
+    /// Print the authorization URL of an oauth2 connection and wait until it is connected.
+    Connect {
+        connection: String,
+        /// How long to wait for the browser, in seconds.
+        #[arg(long, default_value_t = 600)]
+        wait: u64,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct ProvidersArgs {
     /// Show one provider in full.
@@ -234,6 +245,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Connections(cmd) => connections(g, *cmd).await,
         Command::Secrets(cmd) => secrets(g, cmd).await,
         Command::Providers(args) => providers(g, args).await,
+        Command::Oauth(OauthCmd::Connect { connection, wait }) => {
+            oauth_connect(g, &connection, wait).await
+        }
         Command::Tokens(cmd) => tokens(g, cmd).await,
         Command::Audit(args) => audit(g, args).await,
         Command::Keys(cmd) => keys(g, cmd).await,
@@ -583,6 +597,42 @@ async fn connections(g: &Global, cmd: ConnectionsCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+async fn oauth_connect(g: &Global, connection: &str, wait: u64) -> Result<()> {
+    let c = client(g)?;
+    let linked_at = |conn: &patchbay_domain::connection::Connection| {
+        conn.oauth
+            .as_ref()
+            .and_then(|o| o.get("linked_at"))
+            .cloned()
+    };
+    let before = linked_at(&c.get_connection(connection).await?);
+    let started = c.start_oauth(connection).await?;
+    let url = started["authorization_url"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the server gave no authorization URL"))?;
+    if g.json {
+        json(&started)?;
+    } else {
+        println!("Open this URL in a browser to connect the account:\n\n  {url}\n");
+        println!("Waiting for the authorization to complete (Ctrl-C to stop)…");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(wait);
+    while std::time::Instant::now() < deadline {
+        let conn = c.get_connection(connection).await?;
+        match conn.status.as_str() {
+            "active" if conn.oauth.is_some() && linked_at(&conn) != before => {
+                if !g.json {
+                    println!("✓ connected");
+                }
+                return Ok(());
+            }
+            "expired" | "revoked" => bail!("the connection is {}", conn.status),
+            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+    bail!("no authorization arrived within {wait} s (the URL stays valid for 10 minutes)")
 }
 
 async fn providers(g: &Global, args: ProvidersArgs) -> Result<()> {

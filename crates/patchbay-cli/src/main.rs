@@ -57,6 +57,9 @@ pub enum Command {
     /// Connections.
     #[command(subcommand, alias = "conn")]
     Connections(Box<commands::ConnectionsCmd>),
+    /// OAuth: connect an account.
+    #[command(subcommand)]
+    Oauth(commands::OauthCmd),
     /// The provider catalog.
     Providers(commands::ProvidersArgs),
     /// Organization secrets (write-only values).

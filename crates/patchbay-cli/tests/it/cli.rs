@@ -348,3 +348,32 @@ fn connections_test_reports_and_exits_non_zero_on_failure() {
         serde_json::from_str(&run_ok(&data, &["connections", "get", id, "--json"], None)).unwrap();
     assert_eq!(shown["test_status"], "failed");
 }
+
+#[test]
+fn oauth_connect_prints_the_authorization_url_and_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = Server::start(&data, &[], &[]);
+    let created: Value = serde_json::from_str(&run_ok(&data, &[
+        "connections", "create", "--name", "idp", "--kind", "http", "--json", "--set", "base_url=https://api.example.com",
+        "--auth", r#"{"type":"oauth2","authorization_url":"https://id.example.com/authorize","token_url":"https://id.example.com/token"}"#,
+        "--secret", "client_id=cli-client",
+    ], None)).unwrap();
+    let id = created["id"].as_str().unwrap();
+    let out = run(&data, &["oauth", "connect", id, "--wait", "1"], None);
+    assert!(!out.status.success(), "nobody consented");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("https://id.example.com/authorize?")
+            && printed.contains("code_challenge_method=S256"),
+        "{printed}"
+    );
+    assert!(printed.contains("client_id=cli-client"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no authorization arrived"));
+    let providers = run_ok(&data, &["providers", "--category", "ai"], None);
+    assert!(
+        providers.contains("openai")
+            && providers.contains("anthropic")
+            && !providers.contains("slack")
+    );
+}
