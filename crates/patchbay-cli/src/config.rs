@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub test_rate_limit: Option<u32>,
     pub retest_interval: Option<String>,
     pub providers_dir: Option<PathBuf>,
+    pub event_webhook_url: Option<String>,
 }
 
 impl FileConfig {
@@ -85,6 +86,9 @@ body_limit_bytes = 1048576
 
 # YAML files of extra providers (or replacements of built-in ones, by key).
 # providers_dir = "/etc/patchbay/providers"
+
+# System events are posted here, signed with PATCHBAY_EVENT_WEBHOOK_SECRET (Standard Webhooks).
+# event_webhook_url = "https://automation.example.com/patchbay-events"
 
 # Connection tests per token per minute (0: unlimited).
 test_rate_limit = 10

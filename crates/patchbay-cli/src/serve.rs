@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// Connection tests per token per minute (0: unlimited) [default: 10].
     #[arg(long, env = "PATCHBAY_TEST_RATE_LIMIT")]
     pub test_rate_limit: Option<u32>,
+    /// Where system events (connection.created, .expired, .refresh_failed, .recovered, .revoked)
+    /// are posted, signed with PATCHBAY_EVENT_WEBHOOK_SECRET.
+    #[arg(long, env = "PATCHBAY_EVENT_WEBHOOK_URL")]
+    pub event_webhook_url: Option<String>,
     /// A directory of YAML provider entries added to (or replacing) the built-in catalog.
     #[arg(long, env = "PATCHBAY_PROVIDERS_DIR")]
     pub providers_dir: Option<PathBuf>,
@@ -177,6 +181,16 @@ pub fn settings(args: &ServeArgs, global: &Global) -> Result<Settings> {
         })
         .collect::<Result<_>>()?;
     s.providers_dir = args.providers_dir.clone().or(file.providers_dir);
+    if let Some(u) = args.event_webhook_url.clone().or(file.event_webhook_url) {
+        s.event_webhook_url = Some(
+            url::Url::parse(&u)
+                .with_context(|| format!("--event-webhook-url {u:?} is not a URL"))?,
+        );
+    }
+    s.event_webhook_secret = std::env::var("PATCHBAY_EVENT_WEBHOOK_SECRET")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(SecretString::from);
     s.test_rate_per_minute = args.test_rate_limit.or(file.test_rate_limit).unwrap_or(10);
     s.retest_interval = parse_interval(
         args.retest_interval

@@ -369,6 +369,12 @@ impl Hub {
         })))
         .await?;
         tx.commit().await?;
+        self.emit(
+            "connection.created",
+            &p.org_id,
+            &id,
+            serde_json::json!({"kind": v.kind, "provider": v.provider}),
+        );
         self.visible_connection(p, &id).await
     }
 
@@ -531,6 +537,14 @@ impl Hub {
         ))
         .await?;
         tx.commit().await?;
+        if revocation.is_some() {
+            self.emit(
+                "connection.revoked",
+                &p.org_id,
+                id,
+                serde_json::json!({"revocation": revocation}),
+            );
+        }
         Ok(())
     }
 }

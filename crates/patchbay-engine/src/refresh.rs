@@ -222,6 +222,14 @@ impl Hub {
                 ))
                 .await?;
                 tx.commit().await?;
+                if current
+                    .oauth
+                    .as_ref()
+                    .and_then(|o| o.get("last_refresh_error"))
+                    .is_some_and(|e| !e.is_null())
+                {
+                    self.emit("connection.recovered", &p.org_id, &current.id, json!({}));
+                }
                 let mut updated = current;
                 updated.oauth = Some(oauth);
                 Ok(updated)
@@ -259,6 +267,12 @@ impl Hub {
                 ))
                 .await?;
                 tx.commit().await?;
+                let event = if permanent {
+                    "connection.expired"
+                } else {
+                    "connection.refresh_failed"
+                };
+                self.emit(event, &p.org_id, &current.id, json!({"error": message}));
                 Err(if permanent {
                     EngineError::Conflict(format!(
                         "the provider refused the refresh ({message}): the connection expired; reconnect it"

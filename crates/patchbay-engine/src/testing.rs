@@ -24,6 +24,8 @@ use crate::{EngineError, Hub, Result};
 pub struct EngineSettings {
     /// Where users and providers reach this deployment (the OAuth callback's base).
     pub public_url: String,
+    /// The operator's event webhook, if any.
+    pub events: Option<crate::EventSink>,
     pub connectors: Connectors,
     /// Known providers (built-in and the operator's).
     pub catalog: std::sync::Arc<patchbay_oauth::Catalog>,
@@ -38,6 +40,7 @@ impl EngineSettings {
     pub fn with_connectors(connectors: Connectors, catalog: patchbay_oauth::Catalog) -> Self {
         Self {
             public_url: "http://127.0.0.1:8750".into(),
+            events: None,
             connectors,
             catalog: std::sync::Arc::new(catalog),
             test_rate_per_minute: 10,

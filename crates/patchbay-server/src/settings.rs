@@ -42,6 +42,9 @@ pub struct Settings {
     pub test_timeout: Duration,
     /// The operator's provider catalog files (`--providers-dir`).
     pub providers_dir: Option<PathBuf>,
+    /// Where system events are posted (`--event-webhook-url`), signed with the secret.
+    pub event_webhook_url: Option<url::Url>,
+    pub event_webhook_secret: Option<SecretString>,
 }
 
 impl Settings {
@@ -66,6 +69,8 @@ impl Settings {
             retest_interval: None,
             test_timeout: Duration::from_secs(15),
             providers_dir: None,
+            event_webhook_url: None,
+            event_webhook_secret: None,
         }
     }
 

@@ -182,8 +182,21 @@ fn engine_settings(settings: &Settings) -> Result<EngineSettings, StartupError> 
         None => patchbay_oauth::Catalog::builtin(),
     }
     .map_err(|e| StartupError::Catalog(e.to_string()))?;
+    let events = match (&settings.event_webhook_url, &settings.event_webhook_secret) {
+        (Some(url), Some(secret)) => Some(patchbay_engine::EventSink {
+            url: url.clone(),
+            secret: secret.clone(),
+        }),
+        (Some(_), None) => {
+            return Err(StartupError::Net(
+                "--event-webhook-url needs PATCHBAY_EVENT_WEBHOOK_SECRET".into(),
+            ));
+        }
+        _ => None,
+    };
     Ok(EngineSettings {
         public_url: String::new(),
+        events,
         connectors,
         catalog: Arc::new(catalog),
         test_rate_per_minute: settings.test_rate_per_minute,

@@ -369,9 +369,78 @@ async fn refresh_storm_reaches_the_server_once(backend: Backend) {
 
 crate::both_backends!(refresh_storm_reaches_the_server_once);
 
+type Received = Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+
+/// A receiver of system events.
+async fn event_receiver() -> (String, Received) {
+    let seen: Received = Arc::default();
+    let record = seen.clone();
+    let app =
+        axum::Router::new().fallback(move |h: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap().push((h, body.to_vec()));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+const EVENT_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Event types received so far, each checked against its Standard Webhooks signature.
+fn verified_events(seen: &Received) -> Vec<String> {
+    use base64::Engine as _;
+    use hmac::Mac;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(EVENT_SECRET.trim_start_matches("whsec_"))
+        .unwrap();
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|(h, body)| {
+            let id = h["webhook-id"].to_str().unwrap();
+            let ts = h["webhook-timestamp"].to_str().unwrap();
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+            mac.update(format!("{id}.{ts}.").as_bytes());
+            mac.update(body);
+            let expected = format!(
+                "v1,{}",
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+            );
+            assert_eq!(
+                h["webhook-signature"].to_str().unwrap(),
+                expected,
+                "event signature"
+            );
+            let v: Value = serde_json::from_slice(body).unwrap();
+            v["type"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+async fn wait_for_event(seen: &Received, kind: &str) {
+    for _ in 0..100 {
+        if verified_events(seen).iter().any(|k| k == kind) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no {kind} event arrived: {:?}", verified_events(seen));
+}
+
 #[tokio::test]
 async fn outages_keep_active_and_invalid_grant_expires() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+    let (events_url, seen) = event_receiver().await;
+    let tweak: Tweak = Arc::new(move |s| {
+        s.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
+        s.event_webhook_url = Some(events_url.parse().unwrap());
+        s.event_webhook_secret = Some(EVENT_SECRET.to_owned().into());
+    });
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak)).await;
     let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));
     let id = linked(&app, idp.port, "outage").await;
     let http = reqwest::Client::new();
@@ -384,6 +453,7 @@ async fn outages_keep_active_and_invalid_grant_expires() {
     let before = stats(idp.port).await["token_requests"].as_i64().unwrap();
     let (status, body) = token_of(&app.admin, &id).await;
     assert_eq!(status, 502, "{body}");
+    wait_for_event(&seen, "connection.refresh_failed").await;
     assert_eq!(
         stats(idp.port).await["token_requests"].as_i64().unwrap(),
         before + 3,
@@ -421,6 +491,18 @@ async fn outages_keep_active_and_invalid_grant_expires() {
     );
     let expired = app.admin.audit("action=connection.expired").await.unwrap();
     assert_eq!(expired.items.len(), 1);
+    wait_for_event(&seen, "connection.expired").await;
+    assert!(verified_events(&seen).contains(&"connection.created".to_owned()));
+    let bodies: String = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert!(
+        !bodies.contains(&refresh) && !bodies.contains("patchbay-secret"),
+        "events carry no secrets"
+    );
     assert!(!serde_json::to_string(&expired).unwrap().contains(&refresh));
 }
 
