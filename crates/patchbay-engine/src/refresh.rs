@@ -346,3 +346,52 @@ impl Hub {
         Some(outcome)
     }
 }
+
+impl Hub {
+    /// One pass of the background refresher: refreshes active OAuth connections whose tokens
+    /// expire within ten minutes, so that idle connections stay usable. Returns how many it
+    /// refreshed.
+    pub async fn refresh_due(&self) -> Result<usize> {
+        if self.vault().sealed_reason().is_some() {
+            return Ok(0);
+        }
+        let horizon = self.now() + chrono::Duration::minutes(10);
+        let mut refreshed = 0;
+        for c in self.store().oauth_due(horizon, 100).await? {
+            let Some(org) = c.org_id.clone() else {
+                continue;
+            };
+            let system = Principal {
+                token_id: patchbay_domain::TokenId::generate(),
+                org_id: org,
+                role: patchbay_domain::Role::Admin,
+                project_id: None,
+                operator: false,
+            };
+            let id = c.id.clone();
+            if !self.needs_refresh(&c) {
+                continue;
+            }
+            match self.refresh(&system, c).await {
+                Ok(_) => refreshed += 1,
+                Err(e) => tracing::warn!(connection = %id, error = %e, "background refresh failed"),
+            }
+        }
+        Ok(refreshed)
+    }
+
+    /// Starts the background refresher (a pass a minute, the first one a minute after start).
+    pub fn spawn_refresher(&self) -> tokio::task::JoinHandle<()> {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let period = Duration::from_secs(60);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                tick.tick().await;
+                if let Err(e) = hub.refresh_due().await {
+                    tracing::warn!(error = %e, "background refresh pass failed");
+                }
+            }
+        })
+    }
+}

@@ -145,6 +145,7 @@ impl Application {
     /// Serves until Ctrl-C or SIGTERM.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let _scheduler = self.hub.spawn_scheduler();
+        let _refresher = self.hub.spawn_refresher();
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown_signal())
             .await

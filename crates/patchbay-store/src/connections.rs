@@ -261,6 +261,23 @@ impl Store {
         .collect()
     }
 
+    /// Active OAuth connections whose access token expires before `before`, across
+    /// organizations: the background refresher's work list.
+    pub async fn oauth_due(&self, before: DateTime<Utc>, limit: i64) -> Result<Vec<Connection>> {
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLS} FROM connections WHERE deleted_at IS NULL AND status = 'active' \
+             AND auth_type = 'oauth2' AND oauth_expires_at IS NOT NULL AND oauth_expires_at < $1 \
+             ORDER BY oauth_expires_at LIMIT $2"
+        )))
+        .bind(ms(before))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(connection)
+        .collect()
+    }
+
     /// Stores a test's outcome. Not an edit: the version stays, so an `If-Match` taken
     /// before the test still holds.
     #[allow(clippy::too_many_arguments)]

@@ -626,3 +626,29 @@ async fn client_credentials_are_fetched_once_and_cached() {
         .await;
     assert_eq!(token_of(&viewer, c.id.as_str()).await.0, 403);
 }
+
+#[tokio::test]
+async fn the_background_refresher_keeps_idle_connections_fresh() {
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+    let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));
+    let id = linked(&app, idp.port, "idle").await;
+    // Fresh tokens are left alone.
+    assert_eq!(app.hub.refresh_due().await.unwrap(), 0);
+    let before = stats(idp.port).await["token_requests"].as_i64().unwrap();
+    expire(&app, &id).await;
+    assert_eq!(app.hub.refresh_due().await.unwrap(), 1);
+    assert_eq!(
+        stats(idp.port).await["token_requests"].as_i64().unwrap(),
+        before + 1
+    );
+    let c = app.admin.get_connection(&id).await.unwrap();
+    let expires: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(c.oauth.unwrap()["expires_at"].clone()).unwrap();
+    assert!(expires > chrono::Utc::now() + chrono::Duration::minutes(30));
+    // A caller now gets the refreshed token without another request.
+    assert_eq!(token_of(&app.admin, &id).await.0, 200);
+    assert_eq!(
+        stats(idp.port).await["token_requests"].as_i64().unwrap(),
+        before + 1
+    );
+}
