@@ -29,6 +29,36 @@ impl Hub {
             .ok_or(EngineError::NotFound("provider"))
     }
 
+    /// What a catalog provider adds when a connection is used: its verify request (for tests)
+    /// and its default headers, unless the connection sets its own.
+    pub(crate) fn catalog_defaults(
+        &self,
+        provider: &str,
+        config: &mut serde_json::Map<String, Value>,
+    ) {
+        let Some(entry) = self.catalog().get(provider) else {
+            return;
+        };
+        if let Some(verify) = &entry.verify
+            && !config.contains_key("verify_path")
+            && !verify.path.contains("${")
+            && verify.method == "GET"
+        {
+            config.insert("verify_path".into(), Value::String(verify.path.clone()));
+        }
+        if !entry.headers.is_empty() {
+            let headers = config
+                .entry("headers")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Value::Object(map) = headers {
+                for (k, v) in &entry.headers {
+                    map.entry(k.clone())
+                        .or_insert_with(|| Value::String(v.clone()));
+                }
+            }
+        }
+    }
+
     /// Checks the provider key and fills catalog defaults into a create body.
     pub(crate) fn apply_catalog(&self, body: &mut CreateConnection) -> Result<()> {
         let key = match &body.provider {

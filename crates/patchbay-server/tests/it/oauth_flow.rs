@@ -652,3 +652,34 @@ async fn the_background_refresher_keeps_idle_connections_fresh() {
         before + 1
     );
 }
+
+#[tokio::test]
+async fn a_linked_connection_tests_with_its_access_token() {
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+    let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));
+    let id = linked(&app, idp.port, "userinfo").await;
+    let patch = patchbay_domain::api::UpdateConnection {
+        config: Some(json!({"verify_path": "/me"})),
+        ..Default::default()
+    };
+    app.admin
+        .update_connection(&id, &patch, None)
+        .await
+        .unwrap();
+    let r = app.admin.test_connection(&id).await.unwrap();
+    assert!(r.success, "{r:?}");
+    assert_eq!(r.status_code, Some(200));
+    // An unlinked one says so.
+    let pending = app
+        .admin
+        .create_connection(&oidc_connection("pending", idp.port))
+        .await
+        .unwrap();
+    let r = app
+        .admin
+        .test_connection(pending.id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(r.error_kind, Some(patchbay_domain::api::ErrorKind::Auth));
+    assert!(r.message.contains("not authorized yet"), "{}", r.message);
+}
