@@ -255,3 +255,36 @@ fn secret_refs_are_parsed() {
         vec!["secrets.token"]
     );
 }
+
+#[test]
+fn reserved_token_fields_cannot_be_written_and_survive_edits() {
+    let got = fields(
+        json!({"name": "c", "kind": "http", "auth": {"type": "custom",
+        "inject": [{"in": "header", "name": "X", "template": "${secrets.k}"}]},
+        "config": {"base_url": "https://x.example"}, "secrets": {"k": "v", "__access_token": "forged"}}),
+    );
+    assert_eq!(got, vec!["secrets.__access_token"]);
+    // An obtained token stays through an edit of an oauth2 connection, and goes with the type.
+    let existing: BTreeSet<String> = ["client_id".to_owned(), "__access_token".to_owned()].into();
+    let keep = draft(
+        json!({"name": "o2", "kind": "http", "auth": {"type": "oauth2",
+        "authorization_url": "https://id.example/a", "token_url": "https://id.example/t"},
+        "config": {"base_url": "https://x.example"}}),
+    );
+    assert!(
+        !validate_connection(&keep, &existing)
+            .unwrap()
+            .remove_secrets
+            .contains("__access_token")
+    );
+    let switch = draft(
+        json!({"name": "o2", "kind": "http", "auth": {"type": "bearer"},
+        "config": {"base_url": "https://x.example"}, "secrets": {"token": "t"}}),
+    );
+    assert!(
+        validate_connection(&switch, &existing)
+            .unwrap()
+            .remove_secrets
+            .contains("__access_token")
+    );
+}
