@@ -27,6 +27,32 @@ fn expiry(c: &Connection) -> Option<DateTime<Utc>> {
 }
 
 impl Hub {
+    /// Seals a token answer into the connection inside `tx` (under its row lock) and marks it
+    /// active; returns the new `oauth` state.
+    async fn persist_tokens(
+        &self,
+        tx: &mut patchbay_store::Tx,
+        p: &Principal,
+        current: &Connection,
+        tokens: &serde_json::Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<Value> {
+        let (rows, oauth, expires_at) =
+            self.sealed_tokens(p, &current.id, tokens, now, current.oauth.as_ref())?;
+        tx.record_oauth(
+            &p.org_id,
+            &current.id,
+            &oauth,
+            expires_at,
+            Status::Active,
+            &current.config,
+            &rows,
+            now,
+        )
+        .await?;
+        Ok(oauth)
+    }
+
     fn refresh_margin(&self, c: &Connection) -> chrono::Duration {
         let secs = self
             .catalog()
@@ -96,19 +122,9 @@ impl Hub {
         let now = self.now();
         match self.token_request(&flow, form).await {
             Ok(tokens) => {
-                let (rows, oauth, expires_at) =
-                    self.sealed_tokens(p, &current.id, &tokens, now, current.oauth.as_ref())?;
-                tx.record_oauth(
-                    &p.org_id,
-                    &current.id,
-                    &oauth,
-                    expires_at,
-                    Status::Active,
-                    &current.config,
-                    &rows,
-                    now,
-                )
-                .await?;
+                let oauth = self
+                    .persist_tokens(&mut tx, p, &current, &tokens, now)
+                    .await?;
                 tx.commit().await?;
                 let mut updated = current;
                 updated.oauth = Some(oauth);
@@ -200,19 +216,9 @@ impl Hub {
                         Value::String(String::from_utf8_lossy(&refresh_token).into_owned()),
                     );
                 }
-                let (rows, oauth, expires_at) =
-                    self.sealed_tokens(p, &current.id, &tokens, now, current.oauth.as_ref())?;
-                tx.record_oauth(
-                    &p.org_id,
-                    &current.id,
-                    &oauth,
-                    expires_at,
-                    Status::Active,
-                    &current.config,
-                    &rows,
-                    now,
-                )
-                .await?;
+                let oauth = self
+                    .persist_tokens(&mut tx, p, &current, &tokens, now)
+                    .await?;
                 tx.append_audit(&self.event(
                     p,
                     "oauth.refresh",
