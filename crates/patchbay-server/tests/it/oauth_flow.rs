@@ -683,3 +683,76 @@ async fn a_linked_connection_tests_with_its_access_token() {
     assert_eq!(r.error_kind, Some(patchbay_domain::api::ErrorKind::Auth));
     assert!(r.message.contains("not authorized yet"), "{}", r.message);
 }
+
+/// A writer collecting every log line of this thread's subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Tokens, the client secret and the PKCE verifier never reach a log line (at TRACE level),
+/// and no URL Patchbay builds carries a token or secret.
+#[tokio::test]
+async fn oauth_secrets_never_reach_logs_or_urls() {
+    let logs = Captured::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+    let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));
+    let c = app
+        .admin
+        .create_connection(&oidc_connection("quiet", idp.port))
+        .await
+        .unwrap();
+    let started = app.admin.start_oauth(c.id.as_str()).await.unwrap();
+    let auth_url = started["authorization_url"].as_str().unwrap().to_owned();
+    let back = consent(&auth_url, &format!("{}/v1/oauth/callback", app.url)).await;
+    let anon = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    assert_eq!(anon.get(&back).send().await.unwrap().status().as_u16(), 200);
+    let id = c.id.to_string();
+    let (_, first) = token_of(&app.admin, &id).await;
+    expire(&app, &id).await;
+    let (_, second) = token_of(&app.admin, &id).await;
+    let creds = app.admin.credentials(&id).await.unwrap();
+    let refresh = creds.secrets["__refresh_token"].clone();
+    app.admin.delete_connection(&id).await.unwrap();
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("/v1/oauth/callback"), "requests were logged");
+    for secret in [
+        first["access_token"].as_str().unwrap(),
+        second["access_token"].as_str().unwrap(),
+        refresh.as_str(),
+        "patchbay-secret",
+    ] {
+        assert!(!text.contains(secret), "a token or secret reached the logs");
+        assert!(!auth_url.contains(secret));
+    }
+    // The authorization code and state travel in the callback URL by design, never in logs.
+    let code = reqwest::Url::parse(&back)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(
+        !text.contains(&code),
+        "the authorization code reached the logs"
+    );
+}
