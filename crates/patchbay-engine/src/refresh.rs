@@ -82,13 +82,7 @@ impl Hub {
         p: &Principal,
         c: Connection,
     ) -> Result<(String, Option<DateTime<Utc>>)> {
-        let cc = c.auth_type() == patchbay_domain::AuthType::Oauth2ClientCredentials;
-        let due = self.needs_refresh(&c) || (cc && c.oauth.is_none());
-        let c = match (due, cc) {
-            (false, _) => c,
-            (true, true) => self.client_credentials(p, c).await?,
-            (true, false) => self.refresh(p, c).await?,
-        };
+        let c = self.ensure_fresh(p, c).await?;
         let fields = self.open_fields(p, &c.id).await?;
         let token = fields.get(ACCESS_TOKEN).cloned().ok_or_else(|| {
             EngineError::Conflict(
@@ -96,6 +90,18 @@ impl Hub {
             )
         })?;
         Ok((token, expiry(&c)))
+    }
+
+    /// The connection with a token that is not due for refresh (refreshing or fetching one
+    /// first when needed), as stored.
+    pub(crate) async fn ensure_fresh(&self, p: &Principal, c: Connection) -> Result<Connection> {
+        let cc = c.auth_type() == patchbay_domain::AuthType::Oauth2ClientCredentials;
+        let due = self.needs_refresh(&c) || (cc && c.oauth.is_none());
+        match (due, cc) {
+            (false, _) => Ok(c),
+            (true, true) => self.client_credentials(p, c).await,
+            (true, false) => self.refresh(p, c).await,
+        }
     }
 
     /// Obtains a client-credentials token under the single flight and the row lock.

@@ -132,16 +132,18 @@ impl Hub {
 
     /// Decrypted material of a stored connection, for one operation.
     pub(crate) async fn material(&self, p: &Principal, c: &Connection) -> Result<Material> {
-        let fields = self.open_fields(p, &c.id).await?;
-        let mut secrets: BTreeMap<String, SecretString> = fields
-            .into_iter()
-            .filter(|(k, _)| !k.starts_with(patchbay_domain::validate::RESERVED_PREFIX))
-            .map(|(k, v)| (k, SecretString::from(v)))
-            .collect();
-        // A linked OAuth connection is used with a fresh access token.
-        if c.auth_type() == patchbay_domain::AuthType::Oauth2 && c.oauth.is_some() {
-            let (token, _) = self.fresh_token(p, c.clone()).await?;
-            secrets.insert("access_token".into(), SecretString::from(token));
+        // A linked OAuth connection is used with a fresh access token, opened with the rest.
+        let linked = c.auth_type() == patchbay_domain::AuthType::Oauth2 && c.oauth.is_some();
+        if linked {
+            self.ensure_fresh(p, c.clone()).await?;
+        }
+        let mut secrets = BTreeMap::new();
+        for (k, v) in self.open_fields(p, &c.id).await? {
+            if k == crate::callback::ACCESS_TOKEN && linked {
+                secrets.insert("access_token".to_owned(), SecretString::from(v));
+            } else if !k.starts_with(patchbay_domain::validate::RESERVED_PREFIX) {
+                secrets.insert(k, SecretString::from(v));
+            }
         }
         let mut config = c.config.clone();
         self.catalog_defaults(&c.provider, &mut config);
