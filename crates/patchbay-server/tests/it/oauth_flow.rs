@@ -55,6 +55,24 @@ async fn consent(authorization_url: &str, callback_prefix: &str) -> String {
     panic!("the authorization server never redirected back");
 }
 
+/// A client that shows redirects instead of following them (the provider's host is never
+/// contacted from here).
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// The callback at `url` answers 400 with a page that says `reason`.
+async fn refused(client: &reqwest::Client, url: &str, reason: &str) {
+    let r = client.get(url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let page = r.text().await.unwrap();
+    assert!(page.contains(reason), "expected {reason:?} in {page}");
+}
+
 async fn stats(port: u16) -> Value {
     reqwest::get(format!("http://127.0.0.1:{port}/_stats"))
         .await
@@ -83,11 +101,7 @@ async fn code_flow_with_pkce_and_state_attacks() {
     let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
     let callback = format!("{}/v1/oauth/callback", app.url);
     let idp = peers::oidc(&callback);
-    let anon = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
+    let anon = no_redirects();
 
     let c = app
         .admin
@@ -140,9 +154,7 @@ async fn code_flow_with_pkce_and_state_attacks() {
     );
 
     // Replaying the same callback: the state was used.
-    let replay = anon.get(&back).send().await.unwrap();
-    assert_eq!(replay.status().as_u16(), 400);
-    assert!(replay.text().await.unwrap().contains("already used"));
+    refused(&anon, &back, "already used").await;
     assert_eq!(
         stats(idp.port).await["token_requests"],
         1,
@@ -150,36 +162,22 @@ async fn code_flow_with_pkce_and_state_attacks() {
     );
 
     // A forged state.
-    let forged = anon
-        .get(with_param(&back, "state", "forged-state-value"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(forged.status().as_u16(), 400);
-    assert!(
-        forged
-            .text()
-            .await
-            .unwrap()
-            .contains("unknown authorization request")
-    );
+    refused(
+        &anon,
+        &with_param(&back, "state", "forged-state-value"),
+        "unknown authorization request",
+    )
+    .await;
 
     // A wrong issuer on a fresh flow.
     let fresh = app.admin.start_oauth(c.id.as_str()).await.unwrap();
     let back2 = consent(fresh["authorization_url"].as_str().unwrap(), &callback).await;
-    let wrong_iss = anon
-        .get(with_param(&back2, "iss", "http://evil.example"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong_iss.status().as_u16(), 400);
-    assert!(
-        wrong_iss
-            .text()
-            .await
-            .unwrap()
-            .contains("unexpected issuer")
-    );
+    refused(
+        &anon,
+        &with_param(&back2, "iss", "http://evil.example"),
+        "unexpected issuer",
+    )
+    .await;
     assert_eq!(stats(idp.port).await["token_requests"], 1);
 
     // An expired state.
@@ -190,9 +188,7 @@ async fn code_flow_with_pkce_and_state_attacks() {
         .execute(&pool)
         .await
         .unwrap();
-    let expired = anon.get(&back3).send().await.unwrap();
-    assert_eq!(expired.status().as_u16(), 400);
-    assert!(expired.text().await.unwrap().contains("expired"));
+    refused(&anon, &back3, "expired").await;
 
     // The user declines: a new connection stays pending.
     let d = app
@@ -208,13 +204,12 @@ async fn code_flow_with_pkce_and_state_attacks() {
         .unwrap()
         .1
         .into_owned();
-    let denied = anon
-        .get(format!("{callback}?error=access_denied&state={state}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(denied.status().as_u16(), 400);
-    assert!(denied.text().await.unwrap().contains("access_denied"));
+    refused(
+        &anon,
+        &format!("{callback}?error=access_denied&state={state}"),
+        "access_denied",
+    )
+    .await;
     assert_eq!(
         app.admin
             .get_connection(d.id.as_str())
@@ -286,11 +281,7 @@ async fn linked(app: &TestApp, idp_port: u16, name: &str) -> String {
         .unwrap();
     let started = app.admin.start_oauth(c.id.as_str()).await.unwrap();
     let back = consent(started["authorization_url"].as_str().unwrap(), &callback).await;
-    let anon = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
+    let anon = no_redirects();
     assert_eq!(anon.get(&back).send().await.unwrap().status().as_u16(), 200);
     c.id.to_string()
 }
@@ -528,11 +519,7 @@ async fn flows_cross_replicas_and_delete_revokes(backend: Backend) {
         1,
     );
     assert_ne!(on_replica, back);
-    let anon = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
+    let anon = no_redirects();
     assert_eq!(
         anon.get(&on_replica)
             .send()
@@ -719,11 +706,7 @@ async fn oauth_secrets_never_reach_logs_or_urls() {
     let started = app.admin.start_oauth(c.id.as_str()).await.unwrap();
     let auth_url = started["authorization_url"].as_str().unwrap().to_owned();
     let back = consent(&auth_url, &format!("{}/v1/oauth/callback", app.url)).await;
-    let anon = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
+    let anon = no_redirects();
     assert_eq!(anon.get(&back).send().await.unwrap().status().as_u16(), 200);
     let id = c.id.to_string();
     let (_, first) = token_of(&app.admin, &id).await;
