@@ -4,8 +4,12 @@
 // One confidential client: patchbay / patchbay-secret (client_secret_basic), PKCE required,
 // refresh tokens rotated on every use, client credentials and revocation enabled. The user
 // interaction is scripted: every authorization request is logged in as "user-1" and consented.
-// GET /_stats answers {token_requests, revocations}; POST /_mode?token=503|slow|ok changes how
-// the token endpoint answers (for outage tests).
+// GET /_stats answers {token_requests, revocations, grace_uses}; /_mode changes behaviour:
+//   token=503|slow|ok   how the token endpoint answers (outage tests);
+//   access_ttl=SECONDS  the lifetime of access tokens issued from now on;
+//   grace=SECONDS       how long a rotated refresh token stays usable after its rotation, as
+//                       Okta, Auth0 and Xero allow (0, the default: reuse is refused and, as
+//                       oidc-provider does, revokes the grant).
 import { pathToFileURL } from "node:url";
 import { join } from "node:path";
 
@@ -13,8 +17,66 @@ const [tools, portArg, redirect] = process.argv.slice(2);
 const { default: Provider } = await import(pathToFileURL(join(tools, "node_modules/oidc-provider/lib/index.js")).href);
 const port = Number(portArg);
 const issuer = `http://127.0.0.1:${port}`;
-const stats = { token_requests: 0, revocations: 0 };
+const stats = { token_requests: 0, revocations: 0, grace_uses: 0 };
 let mode = "ok";
+let accessTtl = 3600;
+let grace = 0;
+
+// oidc-provider's storage, in memory, with the refresh-token grace described above.
+const store = new Map();
+const grants = new Map();
+class Adapter {
+  constructor(name) {
+    this.name = name;
+  }
+  key(id) {
+    return `${this.name}:${id}`;
+  }
+  async upsert(id, payload, expiresIn) {
+    const key = this.key(id);
+    store.set(key, { payload: { ...payload }, expires: expiresIn ? Date.now() + expiresIn * 1000 : Infinity });
+    if (payload.grantId) {
+      if (!grants.has(payload.grantId)) grants.set(payload.grantId, new Set());
+      grants.get(payload.grantId).add(key);
+    }
+  }
+  async find(id) {
+    const entry = store.get(this.key(id));
+    if (!entry || entry.expires < Date.now()) return undefined;
+    const payload = { ...entry.payload };
+    if (this.name === "RefreshToken" && payload.consumed && grace > 0 && Date.now() - entry.consumedAt < grace * 1000) {
+      delete payload.consumed;
+      stats.grace_uses += 1;
+    }
+    return payload;
+  }
+  async findByUid(uid) {
+    for (const [key, entry] of store) {
+      if (key.startsWith(`${this.name}:`) && entry.payload.uid === uid) return this.find(key.slice(this.name.length + 1));
+    }
+    return undefined;
+  }
+  async findByUserCode(userCode) {
+    for (const [key, entry] of store) {
+      if (key.startsWith(`${this.name}:`) && entry.payload.userCode === userCode) return this.find(key.slice(this.name.length + 1));
+    }
+    return undefined;
+  }
+  async consume(id) {
+    const entry = store.get(this.key(id));
+    if (entry) {
+      entry.payload.consumed = Math.floor(Date.now() / 1000);
+      entry.consumedAt = Date.now();
+    }
+  }
+  async destroy(id) {
+    store.delete(this.key(id));
+  }
+  async revokeByGrantId(grantId) {
+    for (const key of grants.get(grantId) || []) store.delete(key);
+    grants.delete(grantId);
+  }
+}
 
 const provider = new Provider(issuer, {
   clients: [
@@ -35,9 +97,10 @@ const provider = new Provider(issuer, {
     revocation: { enabled: true },
     clientCredentials: { enabled: true },
   },
+  adapter: Adapter,
   rotateRefreshToken: true,
   issueRefreshToken: async () => true,
-  ttl: { AccessToken: 3600, ClientCredentials: 600, RefreshToken: 86400, Interaction: 600, Session: 600, Grant: 86400 },
+  ttl: { AccessToken: () => accessTtl, ClientCredentials: 600, RefreshToken: 86400, Interaction: 600, Session: 600, Grant: 86400 },
   findAccount: async (ctx, id) => ({ accountId: id, claims: async () => ({ sub: id, email: `${id}@example.com` }) }),
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
 });
@@ -49,8 +112,10 @@ provider.use(async (ctx, next) => {
     return;
   }
   if (ctx.path === "/_mode") {
-    mode = ctx.query.token || "ok";
-    ctx.body = { mode };
+    if (ctx.query.token) mode = ctx.query.token;
+    if (ctx.query.access_ttl) accessTtl = Number(ctx.query.access_ttl);
+    if (ctx.query.grace) grace = Number(ctx.query.grace);
+    ctx.body = { mode, access_ttl: accessTtl, grace };
     return;
   }
   if (ctx.path === "/token") {

@@ -366,6 +366,11 @@ impl Client {
         .await
     }
 
+    /// A fresh access token of an OAuth connection: `{access_token, expires_at}`.
+    pub async fn access_token(&self, id: &str) -> Result<Value> {
+        self.get(&format!("/v1/connections/{id}/token")).await
+    }
+
     pub async fn credentials(&self, id: &str) -> Result<Credentials> {
         self.get(&format!("/v1/connections/{id}/credentials")).await
     }

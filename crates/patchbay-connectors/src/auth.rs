@@ -155,7 +155,11 @@ pub async fn apply_auth(
                 .insert(AUTHORIZATION, header_value(&v, "the access token")?);
         }
         AuthType::Oauth2ClientCredentials => {
-            let token = client_credentials_token(http, m).await?;
+            // A stored connection comes with the engine's cached token; a draft fetches one.
+            let token = match m.secret("access_token") {
+                Some(t) => t.expose_secret().to_owned(),
+                None => client_credentials_token(http, m).await?,
+            };
             req.headers_mut().insert(
                 AUTHORIZATION,
                 header_value(&format!("Bearer {token}"), "the access token")?,

@@ -13,16 +13,19 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
     let Some(base) = m.config_str("base_url") else {
         return Outcome::fail(ErrorKind::Protocol, "config.base_url is not set");
     };
-    let verify_path = m.config_str("verify_path");
+    let verify = m.verify.as_ref();
     let url = match url::Url::parse(&format!(
         "{}{}",
         base.trim_end_matches('/'),
-        verify_path.unwrap_or("")
+        verify.map_or("", |v| v.path.as_str())
     )) {
         Ok(u) => u,
         Err(e) => return Outcome::fail(ErrorKind::Protocol, format!("invalid URL: {e}")),
     };
-    let mut req = reqwest::Request::new(Method::GET, url);
+    let method = verify
+        .and_then(|v| Method::from_bytes(v.method.as_bytes()).ok())
+        .unwrap_or(Method::GET);
+    let mut req = reqwest::Request::new(method, url);
     *req.timeout_mut() = Some(timeout);
     // The connection's default headers (never credentials: validation keeps those out).
     for (k, v) in m
@@ -42,10 +45,90 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
     if let Err(e) = apply_auth(c.http(), m, &mut req).await {
         return e.into();
     }
-    match c.http().execute_following(req).await {
-        Ok(resp) => verdict(resp.status(), verify_path.is_some()),
-        Err(e) => e.into(),
+    let resp = match c.http().execute_following(req).await {
+        Ok(resp) => resp,
+        Err(e) => return e.into(),
+    };
+    let status = resp.status();
+    let Some(verify) = verify.filter(|_| status.is_success()) else {
+        return verdict(status, verify.is_some());
+    };
+    let scopes = verify.scopes_header.as_deref().and_then(|h| {
+        let listed = resp.headers().get(h)?.to_str().ok()?;
+        Some(
+            listed
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        )
+    });
+    let body: Option<serde_json::Value> = if verify.account.is_some() || verify.ok_field.is_some() {
+        match tokio::time::timeout(timeout, read_capped(resp, MAX_VERIFY_BODY)).await {
+            Ok(Some(b)) => serde_json::from_slice(&b).ok(),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    if let Some(field) = &verify.ok_field {
+        let ok = body
+            .as_ref()
+            .and_then(|b| b.get(field))
+            .and_then(serde_json::Value::as_bool);
+        if ok != Some(true) {
+            let error = body
+                .as_ref()
+                .and_then(|b| b.get("error"))
+                .and_then(serde_json::Value::as_str)
+                .map(|e| {
+                    e.chars()
+                        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .take(64)
+                        .collect::<String>()
+                })
+                .unwrap_or_else(|| format!("{field} is not true"));
+            let kind = if ["auth", "token", "account"]
+                .iter()
+                .any(|w| error.contains(w))
+            {
+                ErrorKind::Auth
+            } else {
+                ErrorKind::Protocol
+            };
+            return Outcome::fail(kind, format!("the provider answered {error}"))
+                .status(status.as_u16());
+        }
     }
+    let mut outcome = verdict(status, true);
+    outcome.account =
+        verify
+            .account
+            .as_deref()
+            .and_then(|pointer| match body.as_ref()?.pointer(pointer)? {
+                serde_json::Value::String(s) if !s.is_empty() => {
+                    Some(s.chars().take(256).collect())
+                }
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+    outcome.scopes = scopes;
+    outcome
+}
+
+/// Bodies of verify answers larger than this are not read for the account.
+const MAX_VERIFY_BODY: usize = 1 << 20;
+
+/// The body, or `None` when it fails or grows beyond `cap` bytes.
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.ok()? {
+        if out.len() + chunk.len() > cap {
+            return None;
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Some(out)
 }
 
 fn verdict(status: StatusCode, explicit_verify: bool) -> Outcome {

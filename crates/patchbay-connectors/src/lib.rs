@@ -29,6 +29,22 @@ pub struct Material {
     pub auth: Map<String, Value>,
     pub config: Map<String, Value>,
     pub secrets: BTreeMap<String, SecretString>,
+    /// The request an HTTP connection test makes (the provider's, or `config.verify_path`).
+    pub verify: Option<VerifyRequest>,
+}
+
+/// A connection test's request for HTTP connections, and what its answer reveals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyRequest {
+    pub method: String,
+    /// Appended to the base URL; templates already filled.
+    pub path: String,
+    /// JSON pointer to the account (user id or e-mail) in the answer.
+    pub account: Option<String>,
+    /// A response header listing the granted scopes.
+    pub scopes_header: Option<String>,
+    /// A boolean field of the answer that must be true (Slack's `ok`).
+    pub ok_field: Option<String>,
 }
 
 impl Material {
@@ -160,6 +176,8 @@ pub(crate) struct Outcome {
     pub kind: Option<ErrorKind>,
     pub message: String,
     pub status: Option<u16>,
+    pub account: Option<String>,
+    pub scopes: Option<Vec<String>>,
 }
 
 impl Outcome {
@@ -169,6 +187,8 @@ impl Outcome {
             kind: None,
             message: message.into(),
             status: None,
+            account: None,
+            scopes: None,
         }
     }
 
@@ -178,6 +198,8 @@ impl Outcome {
             kind: Some(kind),
             message: message.into(),
             status: None,
+            account: None,
+            scopes: None,
         }
     }
 
@@ -197,6 +219,8 @@ impl Outcome {
             )
         };
         r.status_code = self.status;
+        r.account = self.account;
+        r.scopes_granted = self.scopes;
         r
     }
 }

@@ -62,6 +62,13 @@ string_enum!(
     }
 );
 
+impl AuthType {
+    /// Either OAuth 2.0 flavour: tokens kept by Patchbay, renewed when due.
+    pub fn is_oauth(self) -> bool {
+        matches!(self, Self::Oauth2 | Self::Oauth2ClientCredentials)
+    }
+}
+
 string_enum!(
     /// A connection's lifecycle state.
     Status {

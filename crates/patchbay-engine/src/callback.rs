@@ -174,6 +174,14 @@ impl Hub {
                 config.insert(name.clone(), Value::String(v.clone()));
             }
         }
+        // Salesforce names the API's host in its token answer.
+        if let Some(base) = flow
+            .base_url_template
+            .as_deref()
+            .and_then(|t| crate::oauth::fill_token_template(t, &tokens))
+        {
+            config.insert("base_url".into(), Value::String(base));
+        }
         self.store_tokens(&p, &c.id, &tokens, &config).await?;
         self.audit_link(&p, &c.id, "success", json!({"scopes": tokens.get("scope"), "refreshable": tokens.get("refresh_token").is_some()}))
             .await?;
@@ -230,7 +238,10 @@ impl Hub {
             .map_err(|e| e.without_url().to_string())?;
         let resp = http.execute(req).await.map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let mut body: Value = resp.json().await.unwrap_or(Value::Null);
+        if let Some(quirks) = &flow.token_response {
+            quirky_answer(quirks, &mut body);
+        }
         let error = body.get("error").and_then(Value::as_str).map(|e| {
             e.chars()
                 .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
@@ -297,6 +308,7 @@ impl Hub {
             .and_then(|o| o.get("linked_at"))
             .cloned()
             .unwrap_or_else(|| json!(now));
+        let account = previous.and_then(|o| o.get("account")).cloned();
         let oauth = json!({
             "scopes": scopes,
             "expires_at": expires_at,
@@ -306,6 +318,10 @@ impl Hub {
             "last_refresh_at": if previous.is_some() { json!(now) } else { Value::Null },
             "last_refresh_error": null,
         });
+        let mut oauth = oauth;
+        if let Some(account) = account {
+            oauth["account"] = account;
+        }
         Ok((rows, oauth, expires_at))
     }
 
@@ -326,7 +342,7 @@ impl Hub {
             &oauth,
             expires_at,
             Status::Active,
-            config,
+            Some(config),
             &rows,
             now,
         )
@@ -360,5 +376,38 @@ impl Hub {
             ))
             .await?;
         result
+    }
+}
+
+/// Brings a provider's token answer to the RFC 6749 shape: an `ok: false` answer (Slack, HTTP
+/// 200) becomes an error, and when only a user token was granted (Slack's `authed_user`), that
+/// token is the connection's. Nothing else of the nested object is kept.
+fn quirky_answer(quirks: &patchbay_oauth::TokenResponse, body: &mut Value) {
+    let Some(map) = body.as_object_mut() else {
+        return;
+    };
+    if let Some(field) = &quirks.ok_field
+        && map.get(field).and_then(Value::as_bool) == Some(false)
+        && !map.contains_key("error")
+    {
+        map.insert("error".into(), json!("provider_error"));
+    }
+    if let Some(path) = &quirks.user_token_path {
+        let nested = map.remove(path);
+        if !map.contains_key("access_token")
+            && let Some(Value::Object(user)) = nested
+        {
+            for key in [
+                "access_token",
+                "refresh_token",
+                "expires_in",
+                "scope",
+                "token_type",
+            ] {
+                if let Some(v) = user.get(key) {
+                    map.insert(key.into(), v.clone());
+                }
+            }
+        }
     }
 }

@@ -45,6 +45,10 @@ pub(crate) struct Flow {
     pub separator: String,
     pub params: BTreeMap<String, String>,
     pub pkce: bool,
+    /// Quirks of the provider's token answers (Slack's `ok` and `authed_user`).
+    pub token_response: Option<patchbay_oauth::TokenResponse>,
+    /// A base URL the token answer completes (`${token_response.instance_url}`).
+    pub base_url_template: Option<String>,
 }
 
 fn random_token() -> String {
@@ -63,7 +67,10 @@ pub fn code_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-/// Fills `${connection.config.NAME}` from the connection's config.
+/// Fills `${connection.config.NAME}` from the connection's config. A value must be a plain
+/// name or id (letters, digits, `.`, `-`, `_`, `~`, no `..`): templates place it in host names
+/// and paths, where `/`, `@`, `?` or `#` would send the request — and the organization's client
+/// secret with it — somewhere else.
 pub(crate) fn fill_config_template(template: &str, config: &Map<String, Value>) -> Result<String> {
     let mut out = String::new();
     let mut rest = template;
@@ -80,11 +87,53 @@ pub(crate) fn fill_config_template(template: &str, config: &Map<String, Value>) 
                 "is required by this provider",
             ))
         })?;
+        let plain = !value.is_empty()
+            && value.len() <= 253
+            && !value.contains("..")
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-~".contains(c));
+        if !plain {
+            return Err(patchbay_domain::ValidationErrors::single(
+                format!("config.{name}"),
+                "must be a plain name or id (letters, digits, '.', '-', '_', '~')",
+            )
+            .into());
+        }
         out.push_str(value);
         rest = &after[end + 1..];
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// A provider's base URL when the token answer completes it.
+fn token_base_url(entry: &patchbay_oauth::Provider) -> Option<String> {
+    entry
+        .base_url
+        .clone()
+        .filter(|u| u.contains("${token_response."))
+}
+
+/// Fills `${token_response.NAME}` from a token answer; `None` when a value is missing or the
+/// result is not an http(s) URL.
+pub(crate) fn fill_token_template(template: &str, tokens: &Map<String, Value>) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("${token_response.") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "${token_response.".len()..];
+        let end = after.find('}')?;
+        let name = &after[..end];
+        if name.contains("token") {
+            return None;
+        }
+        out.push_str(tokens.get(name)?.as_str()?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    let url = url::Url::parse(&out).ok()?;
+    matches!(url.scheme(), "https" | "http").then(|| out.trim_end_matches('/').to_owned())
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -171,31 +220,47 @@ impl Hub {
                 client_secret,
                 auth_method: entry.token_request_auth_method.clone(),
                 token_params,
-                issuer: None,
+                issuer: entry.issuer.clone(),
                 callback_params: entry.callback_params.clone(),
                 scopes,
                 separator: entry.scope_separator.clone(),
                 params: all,
                 pkce: entry.pkce && pkce_wanted,
+                token_response: entry.token_response.clone(),
+                base_url_template: token_base_url(entry),
             });
         }
-        let url = c
-            .auth
-            .get("authorization_url")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        // The connection's own client; a catalog provider still supplies its endpoints and
+        // quirks unless the connection's auth names its own.
+        let entry = self.catalog().get(&c.provider);
+        let own = |key: &str| c.auth.get(key).and_then(Value::as_str).map(str::to_owned);
+        let url = match own("authorization_url") {
+            Some(u) => u,
+            None => entry
+                .and_then(|e| e.authorization_url.as_deref())
+                .map(|u| fill_config_template(u, &c.config))
+                .transpose()?
+                .unwrap_or_default(),
+        };
+        let token_url = match own("token_url") {
+            Some(u) => u,
+            None => entry
+                .and_then(|e| e.token_url.as_deref())
+                .map(|u| fill_config_template(u, &c.config))
+                .transpose()?
+                .ok_or_else(|| EngineError::Conflict("auth.token_url is not set".into()))?,
+        };
         let fields = self.open_fields(p, &c.id).await?;
         let client_id = fields
             .get("client_id")
             .cloned()
             .ok_or_else(|| EngineError::Conflict("secrets.client_id is not set".into()))?;
-        let token_url = c
-            .auth
-            .get("token_url")
-            .and_then(Value::as_str)
-            .ok_or_else(|| EngineError::Conflict("auth.token_url is not set".into()))?
-            .to_owned();
+        let mut token_params = entry.map(|e| e.token_params.clone()).unwrap_or_default();
+        token_params.extend(params(c.auth.get("token_params")));
+        let mut all = entry
+            .map(|e| e.authorization_params.clone())
+            .unwrap_or_default();
+        all.extend(own_params);
         Ok(Flow {
             authorization_url: url,
             token_url,
@@ -203,23 +268,22 @@ impl Hub {
             client_secret: fields
                 .get("client_secret")
                 .map(|s| zeroize::Zeroizing::new(s.clone())),
-            auth_method: c
-                .auth
-                .get("token_request_auth_method")
-                .and_then(Value::as_str)
-                .unwrap_or("client_secret_basic")
-                .to_owned(),
-            token_params: params(c.auth.get("token_params")),
-            issuer: c
-                .auth
-                .get("issuer")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            callback_params: vec![],
-            scopes: auth_scopes,
-            separator: " ".into(),
-            params: own_params,
-            pkce: pkce_wanted,
+            auth_method: own("token_request_auth_method")
+                .or_else(|| entry.map(|e| e.token_request_auth_method.clone()))
+                .unwrap_or_else(|| "client_secret_basic".into()),
+            token_params,
+            issuer: own("issuer").or_else(|| entry.and_then(|e| e.issuer.clone())),
+            callback_params: entry.map(|e| e.callback_params.clone()).unwrap_or_default(),
+            scopes: if auth_scopes.is_empty() {
+                entry.map(|e| e.default_scopes.clone()).unwrap_or_default()
+            } else {
+                auth_scopes
+            },
+            separator: entry.map_or_else(|| " ".into(), |e| e.scope_separator.clone()),
+            params: all,
+            pkce: entry.is_none_or(|e| e.pkce) && pkce_wanted,
+            token_response: entry.and_then(|e| e.token_response.clone()),
+            base_url_template: entry.and_then(token_base_url),
         })
     }
 
@@ -361,5 +425,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("config.subdomain"), "{err}");
+        for hostile in ["evil.example/x?", "a@evil.example", "x#", "..", "a b", ""] {
+            let config = serde_json::json!({"shop": hostile})
+                .as_object()
+                .unwrap()
+                .clone();
+            let err =
+                fill_config_template("https://${connection.config.shop}.myshopify.com/x", &config)
+                    .unwrap_err();
+            assert!(err.to_string().contains("config.shop"), "{hostile}: {err}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The provider catalog as the API shows it, and what it adds to a connection: a known provider
 //! key is required, and a catalog provider's static base URL fills an omitted `base_url`.
 
+use patchbay_connectors::VerifyRequest;
 use patchbay_domain::api::CreateConnection;
 use patchbay_domain::{Principal, ValidationErrors};
 use patchbay_oauth::Provider;
@@ -29,8 +30,34 @@ impl Hub {
             .ok_or(EngineError::NotFound("provider"))
     }
 
-    /// What a catalog provider adds when a connection is used: its verify request (for tests)
-    /// and its default headers, unless the connection sets its own.
+    /// The request a test of an HTTP connection makes: `config.verify_path` when the
+    /// connection sets one, else its provider's `verify` with `${connection.config.NAME}`
+    /// filled (skipped when the connection lacks a value it needs), else none (the base URL).
+    pub(crate) fn verify_request(
+        &self,
+        provider: &str,
+        config: &serde_json::Map<String, Value>,
+    ) -> Option<VerifyRequest> {
+        if let Some(path) = config.get("verify_path").and_then(Value::as_str) {
+            return Some(VerifyRequest {
+                method: "GET".into(),
+                path: path.to_owned(),
+                ..Default::default()
+            });
+        }
+        let verify = self.catalog().get(provider)?.verify.as_ref()?;
+        let path = crate::oauth::fill_config_template(&verify.path, config).ok()?;
+        Some(VerifyRequest {
+            method: verify.method.clone(),
+            path,
+            account: verify.account.clone(),
+            scopes_header: verify.scopes_header.clone(),
+            ok_field: verify.ok_field.clone(),
+        })
+    }
+
+    /// What a catalog provider adds when a connection is used: its default headers, unless
+    /// the connection sets its own.
     pub(crate) fn catalog_defaults(
         &self,
         provider: &str,
@@ -39,13 +66,6 @@ impl Hub {
         let Some(entry) = self.catalog().get(provider) else {
             return;
         };
-        if let Some(verify) = &entry.verify
-            && !config.contains_key("verify_path")
-            && !verify.path.contains("${")
-            && verify.method == "GET"
-        {
-            config.insert("verify_path".into(), Value::String(verify.path.clone()));
-        }
         if !entry.headers.is_empty() {
             let headers = config
                 .entry("headers")

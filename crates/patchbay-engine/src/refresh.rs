@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use patchbay_domain::connection::Connection;
 use patchbay_domain::{ConnectionId, Principal, Status};
+use patchbay_store::Held;
 use serde_json::{Value, json};
 
 use crate::callback::{ACCESS_TOKEN, REFRESH_TOKEN};
@@ -45,7 +46,7 @@ impl Hub {
             &oauth,
             expires_at,
             Status::Active,
-            &current.config,
+            None,
             &rows,
             now,
         )
@@ -97,26 +98,76 @@ impl Hub {
     pub(crate) async fn ensure_fresh(&self, p: &Principal, c: Connection) -> Result<Connection> {
         let cc = c.auth_type() == patchbay_domain::AuthType::Oauth2ClientCredentials;
         let due = self.needs_refresh(&c) || (cc && c.oauth.is_none());
-        match (due, cc) {
-            (false, _) => Ok(c),
-            (true, true) => self.client_credentials(p, c).await,
-            (true, false) => self.refresh(p, c).await,
+        if due {
+            self.renew(p, &c.id, Renewal::WhenDue).await
+        } else {
+            Ok(c)
         }
     }
 
-    /// Obtains a client-credentials token under the single flight and the row lock.
-    async fn client_credentials(&self, p: &Principal, stale: Connection) -> Result<Connection> {
-        let flight = self.single_flight(&stale.id);
-        let _guard = flight.lock().await;
+    /// Sets one field of a connection's `oauth` state, read and written under its row lock.
+    pub(crate) async fn set_oauth_field(
+        &self,
+        p: &Principal,
+        id: &ConnectionId,
+        field: &str,
+        value: Value,
+    ) -> Result<()> {
         let mut tx = self.store().begin().await?;
-        let current = tx
-            .lock_connection(&p.org_id, &stale.id)
+        if let Some(mut c) = tx.lock_connection(&p.org_id, id).await?
+            && let Some(oauth) = c.oauth.as_mut().and_then(Value::as_object_mut)
+        {
+            oauth.insert(field.to_owned(), value);
+            let state = Value::Object(oauth.clone());
+            tx.set_oauth(&p.org_id, id, &state).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Renews the tokens of `used` after the upstream refused its access token (HTTP 401):
+    /// once, even when many callers saw the refusal — whoever comes second finds the tokens
+    /// already changed and takes them.
+    pub(crate) async fn renew_rejected(
+        &self,
+        p: &Principal,
+        used: &Connection,
+    ) -> Result<Connection> {
+        self.renew(p, &used.id, Renewal::Rejected(used.oauth.clone()))
+            .await
+    }
+
+    /// Renews a connection's tokens under the single flight and the hold (row lock on
+    /// PostgreSQL), after re-reading it: a refresh grant for authorization-code connections, a
+    /// new client-credentials token otherwise.
+    async fn renew(&self, p: &Principal, id: &ConnectionId, why: Renewal) -> Result<Connection> {
+        let flight = self.single_flight(id);
+        let _guard = flight.lock().await;
+        let held = self
+            .store()
+            .hold_connection(&p.org_id, id)
             .await?
             .ok_or(EngineError::NotFound("connection"))?;
-        if current.oauth.is_some() && !self.needs_refresh(&current) {
-            tx.commit().await?;
-            return Ok(current);
+        let current = &held.connection;
+        let cc = current.auth_type() == patchbay_domain::AuthType::Oauth2ClientCredentials;
+        let still_due = match &why {
+            // Another task or replica may have renewed while this one waited.
+            Renewal::WhenDue => self.needs_refresh(current) || (cc && current.oauth.is_none()),
+            Renewal::Rejected(seen) => current.oauth == *seen,
+        };
+        if !still_due {
+            return Ok(held.connection);
         }
+        if cc {
+            self.client_credentials(p, held).await
+        } else {
+            self.refresh(p, held).await
+        }
+    }
+
+    /// Obtains a client-credentials token for a held connection.
+    async fn client_credentials(&self, p: &Principal, held: Held) -> Result<Connection> {
+        let current = held.connection.clone();
         let flow = self.flow(p, &current).await?;
         let mut form = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
         if !flow.scopes.is_empty() {
@@ -128,6 +179,7 @@ impl Hub {
         let now = self.now();
         match self.token_request(&flow, form).await {
             Ok(tokens) => {
+                let mut tx = held.writer(self.store()).await?;
                 let oauth = self
                     .persist_tokens(&mut tx, p, &current, &tokens, now)
                     .await?;
@@ -137,7 +189,6 @@ impl Hub {
                 Ok(updated)
             }
             Err(message) => {
-                tx.commit().await?;
                 if matches!(
                     message.as_str(),
                     "invalid_client" | "unauthorized_client" | "invalid_scope"
@@ -154,22 +205,12 @@ impl Hub {
         }
     }
 
-    /// Refreshes under the single flight and the row lock; returns the connection as stored.
-    async fn refresh(&self, p: &Principal, stale: Connection) -> Result<Connection> {
-        let flight = self.single_flight(&stale.id);
-        let _guard = flight.lock().await;
-        let mut tx = self.store().begin().await?;
-        let current = tx
-            .lock_connection(&p.org_id, &stale.id)
-            .await?
-            .ok_or(EngineError::NotFound("connection"))?;
-        if !self.needs_refresh(&current) {
-            // Another task or replica refreshed while this one waited.
-            tx.commit().await?;
-            return Ok(current);
-        }
-        let rows = tx.secret_rows(&current.id).await?;
-        let sealed = rows
+    /// Runs the refresh grant for a held connection; a rotated refresh token is written in
+    /// the same transaction as the access token it came with.
+    async fn refresh(&self, p: &Principal, held: Held) -> Result<Connection> {
+        let current = held.connection.clone();
+        let sealed = held
+            .secrets
             .iter()
             .find(|r| r.field == REFRESH_TOKEN)
             .and_then(|r| r.ciphertext.clone())
@@ -213,10 +254,12 @@ impl Hub {
             }
         };
         let now = self.now();
+        let mut tx = held.writer(self.store()).await?;
         match answer {
             Ok(mut tokens) => {
                 // A provider that does not rotate keeps the refresh token it has.
-                if !tokens.contains_key("refresh_token") {
+                let rotated = tokens.contains_key("refresh_token");
+                if !rotated {
                     tokens.insert(
                         "refresh_token".into(),
                         Value::String(String::from_utf8_lossy(&refresh_token).into_owned()),
@@ -230,7 +273,7 @@ impl Hub {
                     "oauth.refresh",
                     Some(current.id.to_string()),
                     "success",
-                    json!({"rotated": true}),
+                    json!({"rotated": rotated}),
                 ))
                 .await?;
                 tx.commit().await?;
@@ -260,7 +303,7 @@ impl Hub {
                     &oauth,
                     expiry(&current),
                     status,
-                    &current.config,
+                    None,
                     &[],
                     now,
                 )
@@ -297,6 +340,14 @@ impl Hub {
             }
         }
     }
+}
+
+/// Why tokens are being renewed.
+enum Renewal {
+    /// They expire within the margin (or a client-credentials connection has none).
+    WhenDue,
+    /// The upstream refused the access token of this `oauth` state.
+    Rejected(Option<Value>),
 }
 
 impl Hub {
@@ -384,7 +435,7 @@ impl Hub {
             if !self.needs_refresh(&c) {
                 continue;
             }
-            match self.refresh(&system, c).await {
+            match self.renew(&system, &id, Renewal::WhenDue).await {
                 Ok(_) => refreshed += 1,
                 Err(e) => tracing::warn!(connection = %id, error = %e, "background refresh failed"),
             }

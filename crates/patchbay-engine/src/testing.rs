@@ -89,11 +89,76 @@ impl Hub {
             ));
         }
         self.check_test_rate(p)?;
-        let material = self.material(p, &c).await?;
-        let result = self.connectors().test(&material).await;
-        drop(material);
+        let result = self.run_test(p, c.clone()).await?;
         self.record(p, &c, &result, p.actor()).await?;
         Ok(result)
+    }
+
+    /// Tests a stored connection with a usable token: an OAuth connection's token is refreshed
+    /// first when due, and once more when the upstream answers 401 to it.
+    async fn run_test(&self, p: &Principal, c: Connection) -> Result<TestResult> {
+        let c = match self.usable(p, c).await {
+            Ok(c) => c,
+            Err(e) => return token_failure(e),
+        };
+        let material = self.material(p, &c).await?;
+        let mut result = self.connectors().test(&material).await;
+        drop(material);
+        let mut tested = c;
+        if result.status_code == Some(401) && renewable(&tested) {
+            match self.renew_rejected(p, &tested).await {
+                Ok(renewed) => {
+                    let material = self.material(p, &renewed).await?;
+                    result = self.connectors().test(&material).await;
+                    tested = renewed;
+                }
+                Err(e) => {
+                    tracing::info!(connection = %tested.id, error = %e, "renewal after a 401 failed");
+                    result.message =
+                        format!("{}; the token could not be renewed: {e}", result.message);
+                }
+            }
+        }
+        if tested.auth_type().is_oauth() {
+            self.oauth_findings(p, &tested, &mut result).await?;
+        }
+        Ok(result)
+    }
+
+    /// What a test of an OAuth connection adds: whether the token worked, the scopes granted
+    /// (as the provider's answer or the token response listed them), and the account, which is
+    /// kept on the connection (`oauth.account`).
+    async fn oauth_findings(
+        &self,
+        p: &Principal,
+        c: &Connection,
+        r: &mut TestResult,
+    ) -> Result<()> {
+        r.token_valid = match (r.success, r.error_kind) {
+            (true, _) => Some(true),
+            (false, Some(ErrorKind::Auth)) => Some(false),
+            _ => None,
+        };
+        if r.scopes_granted.is_none() {
+            r.scopes_granted = c
+                .oauth
+                .as_ref()
+                .and_then(|o| o.get("scopes"))
+                .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+                .filter(|s| !s.is_empty());
+        }
+        if let Some(account) = &r.account {
+            let known = c
+                .oauth
+                .as_ref()
+                .and_then(|o| o.get("account"))
+                .and_then(|a| a.as_str());
+            if known != Some(account.as_str()) {
+                self.set_oauth_field(p, &c.id, "account", serde_json::json!(account))
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Tests a draft (the body of a create) without storing anything.
@@ -116,12 +181,16 @@ impl Hub {
             };
             secrets.insert(field.clone(), value);
         }
+        let mut config = v.config.clone();
+        self.catalog_defaults(&v.provider, &mut config);
+        let verify = self.verify_request(&v.provider, &config);
         let material = Material {
             kind: v.kind,
             provider: v.provider.clone(),
             auth: v.auth.clone(),
-            config: v.config.clone(),
+            config,
             secrets,
+            verify,
         };
         let result = self.connectors().test(&material).await;
         drop(material);
@@ -130,16 +199,25 @@ impl Hub {
         Ok(result)
     }
 
-    /// Decrypted material of a stored connection, for one operation.
-    pub(crate) async fn material(&self, p: &Principal, c: &Connection) -> Result<Material> {
-        // A linked OAuth connection is used with a fresh access token, opened with the rest.
+    /// The connection ready for use: an OAuth connection's access token refreshed (or a
+    /// client-credentials token fetched) when due.
+    pub(crate) async fn usable(&self, p: &Principal, c: Connection) -> Result<Connection> {
+        let cc = c.auth_type() == patchbay_domain::AuthType::Oauth2ClientCredentials;
         let linked = c.auth_type() == patchbay_domain::AuthType::Oauth2 && c.oauth.is_some();
-        if linked {
-            self.ensure_fresh(p, c.clone()).await?;
+        if cc || linked {
+            self.ensure_fresh(p, c).await
+        } else {
+            Ok(c)
         }
+    }
+
+    /// Decrypted material of a stored connection (see [`Hub::usable`] for its tokens), for
+    /// one operation.
+    pub(crate) async fn material(&self, p: &Principal, c: &Connection) -> Result<Material> {
+        let oauth = c.auth_type().is_oauth();
         let mut secrets = BTreeMap::new();
         for (k, v) in self.open_fields(p, &c.id).await? {
-            if k == crate::callback::ACCESS_TOKEN && linked {
+            if k == crate::callback::ACCESS_TOKEN && oauth {
                 secrets.insert("access_token".to_owned(), SecretString::from(v));
             } else if !k.starts_with(patchbay_domain::validate::RESERVED_PREFIX) {
                 secrets.insert(k, SecretString::from(v));
@@ -147,12 +225,14 @@ impl Hub {
         }
         let mut config = c.config.clone();
         self.catalog_defaults(&c.provider, &mut config);
+        let verify = self.verify_request(&c.provider, &config);
         Ok(Material {
             kind: c.kind,
             provider: c.provider.clone(),
             auth: c.auth.clone(),
             config,
             secrets,
+            verify,
         })
     }
 
@@ -267,18 +347,39 @@ impl Hub {
                 project_id: None,
                 operator: false,
             };
-            let material = match self.material(&system, &c).await {
-                Ok(m) => m,
+            let result = match self.run_test(&system, c.clone()).await {
+                Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(connection = %c.id, error = %e, "scheduled test skipped");
                     continue;
                 }
             };
-            let result = self.connectors().test(&material).await;
-            drop(material);
             self.record(&system, &c, &result, "system:scheduler".into())
                 .await?;
         }
         Ok(n)
+    }
+}
+
+/// Whether an upstream's 401 may be answered by renewing the connection's tokens.
+fn renewable(c: &Connection) -> bool {
+    match c.auth_type() {
+        patchbay_domain::AuthType::Oauth2ClientCredentials => true,
+        patchbay_domain::AuthType::Oauth2 => c
+            .oauth
+            .as_ref()
+            .and_then(|o| o.get("refreshable"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// A test result for a connection whose token could not be obtained; other errors stay errors.
+fn token_failure(e: EngineError) -> Result<TestResult> {
+    match e {
+        EngineError::Conflict(m) => Ok(TestResult::failed(0, ErrorKind::Auth, m)),
+        EngineError::Upstream(m) => Ok(TestResult::failed(0, ErrorKind::Protocol, m)),
+        other => Err(other),
     }
 }

@@ -135,6 +135,10 @@ pub struct Provider {
     pub token_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_url: Option<String>,
+    /// The authorization server's issuer identifier: the callback's `iss` must equal it
+    /// (RFC 9207) when the provider sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     #[serde(default)]
     pub default_scopes: Vec<String>,
     #[serde(default = "space")]
@@ -221,6 +225,7 @@ impl Provider {
             ("authorization_url", &self.authorization_url),
             ("token_url", &self.token_url),
             ("revocation_url", &self.revocation_url),
+            ("issuer", &self.issuer),
             ("base_url", &self.base_url),
         ] {
             if let Some(u) = url {

@@ -5,4 +5,4 @@
 
 pub mod catalog;
 
-pub use catalog::{Catalog, CatalogError, Provider};
+pub use catalog::{Catalog, CatalogError, Provider, TokenResponse};

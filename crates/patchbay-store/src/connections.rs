@@ -454,7 +454,8 @@ impl Tx {
     }
 
     /// Records an OAuth link or refresh: token fields (sealed), the `oauth` state, the token's
-    /// expiry, the status, and config values the provider returned (QuickBooks' `realmId`).
+    /// expiry, the status, and (on a link) config values the provider returned (QuickBooks'
+    /// `realmId`); a refresh passes no config and leaves it as it is.
     /// Not an edit: the version stays.
     #[allow(clippy::too_many_arguments)]
     pub async fn record_oauth(
@@ -464,18 +465,19 @@ impl Tx {
         oauth: &serde_json::Value,
         expires_at: Option<DateTime<Utc>>,
         status: Status,
-        config: &serde_json::Map<String, serde_json::Value>,
+        config: Option<&serde_json::Map<String, serde_json::Value>>,
         tokens: &[SecretRow],
         now: DateTime<Utc>,
     ) -> Result<()> {
         let res = sqlx::query(
-            "UPDATE connections SET oauth = $1, oauth_expires_at = $2, status = $3, config = $4, updated_at = $5 \
+            "UPDATE connections SET oauth = $1, oauth_expires_at = $2, status = $3, \
+             config = COALESCE($4, config), updated_at = $5 \
              WHERE org_id = $6 AND id = $7 AND deleted_at IS NULL",
         )
         .bind(oauth.to_string())
         .bind(expires_at.map(ms))
         .bind(status.as_str().to_owned())
-        .bind(json_text(config))
+        .bind(config.map(json_text))
         .bind(ms(now))
         .bind(org.as_str().to_owned())
         .bind(id.as_str().to_owned())
@@ -485,6 +487,22 @@ impl Tx {
         for t in tokens {
             self.put_connection_secret(id, t).await?;
         }
+        Ok(())
+    }
+
+    /// Replaces only the `oauth` state (what a test learnt about the account).
+    pub async fn set_oauth(
+        &mut self,
+        org: &OrgId,
+        id: &ConnectionId,
+        oauth: &serde_json::Value,
+    ) -> Result<()> {
+        sqlx::query("UPDATE connections SET oauth = $1 WHERE org_id = $2 AND id = $3 AND deleted_at IS NULL")
+            .bind(oauth.to_string())
+            .bind(org.as_str().to_owned())
+            .bind(id.as_str().to_owned())
+            .execute(&mut *self.inner)
+            .await?;
         Ok(())
     }
 
@@ -531,5 +549,53 @@ impl Tx {
             .execute(&mut *self.inner)
             .await?;
         Ok(())
+    }
+}
+
+/// A connection held for renewing its tokens: on PostgreSQL its row stays locked in an open
+/// transaction until the new tokens are written (so replicas wait, then re-read); on SQLite,
+/// where one process owns the database, it is a plain read and the single writer is taken only
+/// for the short write, never across the call to the provider.
+#[derive(Debug)]
+pub struct Held {
+    pub connection: Connection,
+    pub secrets: Vec<SecretRow>,
+    tx: Option<Tx>,
+}
+
+impl Held {
+    /// The transaction to write the outcome in: the one holding the lock, or a new one.
+    pub async fn writer(self, store: &Store) -> Result<Tx> {
+        match self.tx {
+            Some(tx) => Ok(tx),
+            None => store.begin().await,
+        }
+    }
+}
+
+impl Store {
+    /// Holds a live connection for a token renewal (see [`Held`]); `None` when it is gone.
+    pub async fn hold_connection(&self, org: &OrgId, id: &ConnectionId) -> Result<Option<Held>> {
+        if self.dialect() == Dialect::Postgres {
+            let mut tx = self.begin().await?;
+            let Some(connection) = tx.lock_connection(org, id).await? else {
+                return Ok(None);
+            };
+            let secrets = tx.secret_rows(id).await?;
+            return Ok(Some(Held {
+                connection,
+                secrets,
+                tx: Some(tx),
+            }));
+        }
+        let Some(connection) = self.get_connection(org, id).await? else {
+            return Ok(None);
+        };
+        let secrets = self.connection_secrets(org, id).await?;
+        Ok(Some(Held {
+            connection,
+            secrets,
+            tx: None,
+        }))
     }
 }

@@ -20,7 +20,7 @@ mod util;
 
 pub use apps::AppRecord;
 pub use audit::{AuditFilter, AuditRecord, NewAudit};
-pub use connections::{ConnectionFilter, ConnectionRecord, NewConnection, SecretRow};
+pub use connections::{ConnectionFilter, ConnectionRecord, Held, NewConnection, SecretRow};
 pub use keys::{CiphertextRef, VaultKeyRow};
 pub use orgs::{OrgRecord, ProjectRecord};
 pub use pool::{Dialect, Store, Tx};

@@ -62,13 +62,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `patchbay serve` and waits for its start-up lines.
+    /// Starts `patchbay serve` (on a free port unless `extra_args` name `--listen`) and waits
+    /// for its start-up lines.
     pub fn start(data_dir: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Self {
         let log_path = data_dir.with_extension(format!("{}.log", ulid_like()));
         let log = std::fs::File::create(&log_path).unwrap();
         let mut cmd = patchbay(data_dir);
-        cmd.args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra_args);
+        cmd.arg("serve");
+        if !extra_args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(extra_args);
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -16,6 +16,7 @@ mod meta;
 mod oauth_flow;
 mod oauth_start;
 mod peers;
+mod provider_quirks;
 mod providers;
 mod scheduler;
 mod vault;

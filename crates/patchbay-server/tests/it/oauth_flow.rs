@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, Tweak};
-use crate::peers;
+use crate::peers::{self, consent, no_redirects};
 
 fn allow_loopback() -> Tweak {
     Arc::new(|s| s.allow_net = vec!["127.0.0.0/8".parse().unwrap()])
@@ -21,48 +21,6 @@ fn oidc_connection(name: &str, port: u16) -> CreateConnection {
         "scopes": ["openid", "offline_access"], "authorization_params": {"prompt": "consent"}},
         "config": {"base_url": base}, "secrets": {"client_id": "patchbay", "client_secret": "patchbay-secret"}}))
     .unwrap()
-}
-
-/// Plays the browser: follows the authorization server's redirects (with its cookies) until it
-/// is sent to Patchbay's callback, and returns that URL.
-async fn consent(authorization_url: &str, callback_prefix: &str) -> String {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
-    let mut url = authorization_url.to_owned();
-    for _ in 0..10 {
-        let r = browser.get(&url).send().await.unwrap();
-        let location = r
-            .headers()
-            .get("location")
-            .unwrap_or_else(|| panic!("no redirect from {url}: {}", r.status()))
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let next = reqwest::Url::parse(&url)
-            .unwrap()
-            .join(&location)
-            .unwrap()
-            .to_string();
-        if next.starts_with(callback_prefix) {
-            return next;
-        }
-        url = next;
-    }
-    panic!("the authorization server never redirected back");
-}
-
-/// A client that shows redirects instead of following them (the provider's host is never
-/// contacted from here).
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap()
 }
 
 /// The callback at `url` answers 400 with a page that says `reason`.
@@ -669,6 +627,100 @@ async fn a_linked_connection_tests_with_its_access_token() {
         .unwrap();
     assert_eq!(r.error_kind, Some(patchbay_domain::api::ErrorKind::Auth));
     assert!(r.message.contains("not authorized yet"), "{}", r.message);
+}
+
+/// An API that refuses the bearer tokens listed in its set (a token invalidated at the provider
+/// before it expires, as after a password change), or every token once `*` is listed.
+async fn strict_api() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let refused = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let list = refused.clone();
+    let app = axum::Router::new().route(
+        "/me",
+        axum::routing::get(move |h: axum::http::HeaderMap| {
+            let auth = h
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let ok = auth.starts_with("Bearer ")
+                && !list
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|t| t == "*" || auth == format!("Bearer {t}"));
+            async move {
+                if ok {
+                    (axum::http::StatusCode::OK, "{}")
+                } else {
+                    (axum::http::StatusCode::UNAUTHORIZED, "{}")
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, refused)
+}
+
+/// The upstream refusing a token that has not expired gets one refresh and a retry, however
+/// many callers saw the refusal at once.
+#[tokio::test]
+async fn a_401_from_the_upstream_refreshes_once_and_retries() {
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+    let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));
+    let (api, refused) = strict_api().await;
+    let id = linked(&app, idp.port, "refused-access").await;
+    let patch = patchbay_domain::api::UpdateConnection {
+        config: Some(json!({"base_url": api, "verify_path": "/me"})),
+        ..Default::default()
+    };
+    app.admin
+        .update_connection(&id, &patch, None)
+        .await
+        .unwrap();
+    let (_, old) = token_of(&app.admin, &id).await;
+    let old = old["access_token"].as_str().unwrap().to_owned();
+    refused.lock().unwrap().push(old.clone());
+    let before = stats(idp.port).await["token_requests"].as_i64().unwrap();
+    let mut tests = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (client, id) = (app.admin.clone(), id.clone());
+        tests.spawn(async move { client.test_connection(&id).await.unwrap() });
+    }
+    while let Some(r) = tests.join_next().await {
+        let r = r.unwrap();
+        assert!(r.success, "{r:?}");
+        assert_eq!(r.status_code, Some(200));
+        assert_eq!(r.token_valid, Some(true));
+    }
+    assert_eq!(
+        stats(idp.port).await["token_requests"].as_i64().unwrap(),
+        before + 1,
+        "one refresh for every caller that saw the 401"
+    );
+    let (_, new) = token_of(&app.admin, &id).await;
+    let new = new["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    // A token the upstream accepts is not refreshed again.
+    assert!(app.admin.test_connection(&id).await.unwrap().success);
+    assert_eq!(
+        stats(idp.port).await["token_requests"].as_i64().unwrap(),
+        before + 1
+    );
+    // When the renewed token is refused too, the test fails as `auth` after one refresh more.
+    refused.lock().unwrap().push("*".into());
+    let r = app.admin.test_connection(&id).await.unwrap();
+    assert_eq!(
+        r.error_kind,
+        Some(patchbay_domain::api::ErrorKind::Auth),
+        "{r:?}"
+    );
+    assert_eq!(r.token_valid, Some(false));
+    assert_eq!(
+        stats(idp.port).await["token_requests"].as_i64().unwrap(),
+        before + 2
+    );
 }
 
 /// A writer collecting every log line of this thread's subscriber.

@@ -1,4 +1,4 @@
-//! Real peers for connection tests: an SMTP server (aiosmtpd), the MCP reference server
+//! Real peers for tests: an SMTP server (aiosmtpd), the MCP reference server
 //! (`@modelcontextprotocol/server-everything`, Streamable HTTP), and an HTTP upstream. The
 //! first two come from `.tools/`, which `scripts/test.sh` fills.
 
@@ -113,4 +113,46 @@ pub fn oidc(redirect: &str) -> Peer {
         .expect("node");
     wait_for(child.stdout.take().unwrap(), "READY", "oidc-provider");
     Peer { child, port }
+}
+
+/// Plays the browser: follows the authorization server's redirects (with its cookies) until it
+/// is sent to Patchbay's callback, and returns that URL.
+pub async fn consent(authorization_url: &str, callback_prefix: &str) -> String {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let mut url = authorization_url.to_owned();
+    for _ in 0..10 {
+        let r = browser.get(&url).send().await.unwrap();
+        let location = r
+            .headers()
+            .get("location")
+            .unwrap_or_else(|| panic!("no redirect from {url}: {}", r.status()))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let next = reqwest::Url::parse(&url)
+            .unwrap()
+            .join(&location)
+            .unwrap()
+            .to_string();
+        if next.starts_with(callback_prefix) {
+            return next;
+        }
+        url = next;
+    }
+    panic!("the authorization server never redirected back");
+}
+
+/// A client that shows redirects instead of following them (the provider's host is never
+/// contacted from here).
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
 }
