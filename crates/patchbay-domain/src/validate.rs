@@ -39,6 +39,9 @@ pub struct Draft {
     pub config: Option<Value>,
     /// Field name → string value, `{"ref": name}`, or `null` to remove the field.
     pub secrets: Option<Value>,
+    /// The provider names the base URL in its token answer (Salesforce's `instance_url`), so
+    /// an OAuth connection may be created without one.
+    pub base_url_from_token: bool,
 }
 
 /// A draft that passed validation, normalised and with defaults filled.
@@ -138,7 +141,7 @@ pub fn validate_connection(
         }
     };
 
-    check_config(kind, &mut config, &mut errs);
+    check_config(kind, &mut config, draft.base_url_from_token, &mut errs);
     let Some(auth_type) = auth_type else {
         return Err(errs);
     };
@@ -703,7 +706,12 @@ fn is_local_host(host: &str) -> bool {
         || host.ends_with(".localhost")
 }
 
-fn check_config(kind: Kind, config: &mut Map<String, Value>, errs: &mut ValidationErrors) {
+fn check_config(
+    kind: Kind,
+    config: &mut Map<String, Value>,
+    base_url_from_token: bool,
+    errs: &mut ValidationErrors,
+) {
     let before = errs.0.len();
     let rules = match kind {
         Kind::Http => HTTP_CONFIG,
@@ -720,7 +728,9 @@ fn check_config(kind: Kind, config: &mut Map<String, Value>, errs: &mut Validati
     };
     match kind {
         Kind::Http => {
-            require(config, "config", "base_url", errs, "");
+            if !base_url_from_token {
+                require(config, "config", "base_url", errs, "");
+            }
             set_default(config, "timeout_ms", 30_000.into());
             set_default(config, "retries", 2.into());
             set_default(config, "backoff_ms", 250.into());

@@ -303,6 +303,8 @@ impl Hub {
             auth: body.auth.clone(),
             config: body.config.clone(),
             secrets: body.secrets.clone(),
+            base_url_from_token: self
+                .base_url_from_token(body.provider.as_ref(), body.auth.as_ref()),
         };
         let project = self.resolve_project(p, body.project.as_deref());
         let valid = validate_connection(&draft, &BTreeSet::new());
@@ -428,7 +430,7 @@ impl Hub {
                 None
             }
         };
-        let draft = Draft {
+        let mut draft = Draft {
             name: Some(
                 patch
                     .name
@@ -445,7 +447,10 @@ impl Hub {
             auth: Some(Value::Object(auth)),
             config: Some(Value::Object(config)),
             secrets: patch.secrets.clone(),
+            base_url_from_token: false,
         };
+        draft.base_url_from_token =
+            self.base_url_from_token(draft.provider.as_ref(), draft.auth.as_ref());
         let existing: BTreeSet<String> = current.secrets.keys().cloned().collect();
         let valid = validate_connection(&draft, &existing);
         let v = match valid {

@@ -79,6 +79,24 @@ impl Hub {
         }
     }
 
+    /// Whether an OAuth connection's base URL will come from its provider's token answer.
+    pub(crate) fn base_url_from_token(
+        &self,
+        provider: Option<&Value>,
+        auth: Option<&Value>,
+    ) -> bool {
+        let oauth = auth
+            .and_then(|a| a.get("type"))
+            .and_then(Value::as_str)
+            .is_some_and(|t| t == "oauth2");
+        oauth
+            && provider
+                .and_then(Value::as_str)
+                .and_then(|k| self.catalog().get(k))
+                .and_then(|e| e.base_url.as_deref())
+                .is_some_and(|u| u.contains("${token_response."))
+    }
+
     /// Checks the provider key and fills catalog defaults into a create body.
     pub(crate) fn apply_catalog(&self, body: &mut CreateConnection) -> Result<()> {
         let key = match &body.provider {

@@ -10,6 +10,7 @@ fn draft(v: Value) -> Draft {
         auth: v.get("auth").cloned(),
         config: v.get("config").cloned(),
         secrets: v.get("secrets").cloned(),
+        base_url_from_token: false,
     }
 }
 

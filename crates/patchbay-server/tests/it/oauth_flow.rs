@@ -417,6 +417,7 @@ async fn outages_keep_active_and_invalid_grant_expires() {
         .await
         .unwrap();
     assert_eq!(token_of(&app.admin, &id).await.0, 200);
+    wait_for_event(&seen, "connection.recovered").await;
     // The grant is revoked at the provider: invalid_grant expires the connection.
     let creds = app.admin.credentials(&id).await.unwrap();
     let refresh = creds.secrets["__refresh_token"].clone();
@@ -453,6 +454,23 @@ async fn outages_keep_active_and_invalid_grant_expires() {
         "events carry no secrets"
     );
     assert!(!serde_json::to_string(&expired).unwrap().contains(&refresh));
+    // Deleting it revokes at the provider and says so.
+    let mut auth = app.admin.get_connection(&id).await.unwrap().auth;
+    auth.insert(
+        "revocation_url".into(),
+        json!(format!("http://127.0.0.1:{}/token/revocation", idp.port)),
+    );
+    let patch = patchbay_domain::api::UpdateConnection {
+        auth: Some(serde_json::Value::Object(auth)),
+        ..Default::default()
+    };
+    app.admin
+        .update_connection(&id, &patch, None)
+        .await
+        .unwrap();
+    app.admin.delete_connection(&id).await.unwrap();
+    wait_for_event(&seen, "connection.revoked").await;
+    assert!(verified_events(&seen).contains(&"connection.revoked".to_owned()));
 }
 
 async fn flows_cross_replicas_and_delete_revokes(backend: Backend) {

@@ -242,3 +242,70 @@ async fn slack_token_answers_and_verify() {
         assert!(app.admin.access_token(&id).await.is_err());
     }
 }
+
+/// Salesforce names each org's API host in its token answer (`instance_url`): the connection's
+/// base URL comes from it, and the catalog's verify request goes there.
+#[tokio::test]
+async fn salesforce_base_url_comes_from_the_token_answer() {
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let instance = format!("{base}/instance-42");
+    let answer = json!({"access_token": "sf-access", "refresh_token": "sf-refresh", "token_type": "Bearer",
+        "scope": "api refresh_token", "instance_url": instance, "id": "https://login.example/id/00D/005"});
+    let server = axum::Router::new()
+        .route(
+            "/services/oauth2/authorize",
+            get(|Query(q): Query<HashMap<String, String>>| async move {
+                Redirect::to(&format!(
+                    "{}?code=sf-code&state={}",
+                    q["redirect_uri"], q["state"]
+                ))
+            }),
+        )
+        .route(
+            "/services/oauth2/token",
+            post(move || {
+                let answer = answer.clone();
+                async move { axum::Json(answer) }
+            }),
+        )
+        .route(
+            "/instance-42/services/data/v60.0/limits",
+            get(|h: HeaderMap| async move {
+                if h.get("authorization")
+                    .is_some_and(|v| v == "Bearer sf-access")
+                {
+                    (StatusCode::OK, "{}")
+                } else {
+                    (StatusCode::UNAUTHORIZED, "{}")
+                }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, server).await.unwrap() });
+    let c = app
+        .admin
+        .create_connection(
+            &serde_json::from_value(json!({"name": "sf", "kind": "http", "provider": "salesforce",
+                "auth": {"type": "oauth2", "authorization_url": format!("{base}/services/oauth2/authorize"),
+                    "token_url": format!("{base}/services/oauth2/token")},
+                "secrets": {"client_id": "sf-client", "client_secret": "sf-secret"}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let id = c.id.to_string();
+    assert!(
+        c.config.get("base_url").is_none(),
+        "no base URL before the link"
+    );
+    assert_eq!(link(&app, &id).await.0, 200);
+    let c = app.admin.get_connection(&id).await.unwrap();
+    assert_eq!(
+        c.config["base_url"],
+        format!("{instance}/services/data/v60.0")
+    );
+    let r = app.admin.test_connection(&id).await.unwrap();
+    assert!(r.success, "{r:?}");
+    assert_eq!(r.status_code, Some(200));
+}
