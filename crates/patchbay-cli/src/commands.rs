@@ -245,6 +245,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Connections(cmd) => connections(g, *cmd).await,
         Command::Secrets(cmd) => secrets(g, cmd).await,
         Command::Providers(args) => providers(g, args).await,
+        Command::Proxy(args) => crate::act::proxy(g, args).await,
         Command::Oauth(OauthCmd::Connect { connection, wait }) => {
             oauth_connect(g, &connection, wait).await
         }
@@ -254,7 +255,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn client(g: &Global) -> Result<Client> {
+pub(crate) fn client(g: &Global) -> Result<Client> {
     let found = discover::read(
         &g.data_dir
             .clone()

@@ -1,5 +1,6 @@
 //! `patchbay`: the server (`serve`, `init`) and a client for its API (everything else).
 
+mod act;
 mod commands;
 mod config;
 mod discover;
@@ -60,6 +61,8 @@ pub enum Command {
     /// OAuth: connect an account.
     #[command(subcommand)]
     Oauth(commands::OauthCmd),
+    /// Send a request through a connection: `patchbay proxy con_… GET /user`.
+    Proxy(act::ProxyArgs),
     /// The provider catalog.
     Providers(commands::ProvidersArgs),
     /// Organization secrets (write-only values).

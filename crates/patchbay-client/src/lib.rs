@@ -10,7 +10,7 @@ use patchbay_domain::api::{
     RotationProgress, SecretMeta, TestResult, Token, UpdateConnection,
 };
 use patchbay_domain::connection::Connection;
-use reqwest::{Method, StatusCode};
+pub use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -73,6 +73,26 @@ impl RawResponse {
     }
 }
 
+/// Sends a request and reads the whole answer.
+async fn send(req: reqwest::RequestBuilder, url: String) -> Result<RawResponse> {
+    let resp = req.send().await.map_err(|source| ClientError::Transport {
+        url: url.clone(),
+        source,
+    })?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|source| ClientError::Transport { url, source })?
+        .to_vec();
+    Ok(RawResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
@@ -111,6 +131,33 @@ impl Client {
         format!("{}{}", self.base.as_str().trim_end_matches('/'), path)
     }
 
+    /// A request through the proxy: `path` under the connection's base URL; the upstream's
+    /// answer as it came (a problem document when Patchbay itself refused).
+    pub async fn proxy(
+        &self,
+        connection: &str,
+        method: Method,
+        path: &str,
+        headers: &[(String, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<RawResponse> {
+        let url = self.url(&format!("/v1/proxy/{}", path.trim_start_matches('/')));
+        let mut req = self
+            .http
+            .request(method, &url)
+            .header("Patchbay-Connection", connection);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        send(req, url).await
+    }
+
     /// Sends any request; `body` is sent as JSON when given.
     pub async fn raw(
         &self,
@@ -130,22 +177,7 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|source| ClientError::Transport {
-            url: url.clone(),
-            source,
-        })?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|source| ClientError::Transport { url, source })?
-            .to_vec();
-        Ok(RawResponse {
-            status,
-            headers,
-            body,
-        })
+        send(req, url).await
     }
 
     async fn call<T: DeserializeOwned>(

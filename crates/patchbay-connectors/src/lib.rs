@@ -3,6 +3,7 @@
 //! length of one call, never read storage, and reach the network only through the gate.
 
 mod auth;
+pub mod call;
 mod database;
 mod http;
 mod mcp;

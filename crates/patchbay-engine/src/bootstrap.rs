@@ -47,6 +47,9 @@ impl Hub {
                 token_touches: Mutex::new(Default::default()),
                 test_limiter: crate::testing::limiter(settings.test_rate_per_minute),
                 refresh_locks: Mutex::new(Default::default()),
+                prepared: crate::calls::prepared_cache(),
+                usage: Mutex::new(Default::default()),
+                principals: crate::tokens::principal_cache(),
                 settings,
             }),
         };

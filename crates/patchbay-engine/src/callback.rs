@@ -348,6 +348,7 @@ impl Hub {
         )
         .await?;
         tx.commit().await?;
+        self.forget_prepared(id);
         Ok(())
     }
 

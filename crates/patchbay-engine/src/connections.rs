@@ -512,6 +512,7 @@ impl Hub {
         ))
         .await?;
         tx.commit().await?;
+        self.forget_prepared(id);
         self.visible_connection(p, id).await
     }
 
@@ -542,6 +543,7 @@ impl Hub {
         ))
         .await?;
         tx.commit().await?;
+        self.forget_prepared(id);
         if revocation.is_some() {
             self.emit(
                 "connection.revoked",

@@ -35,6 +35,12 @@ pub enum EngineError {
     /// An upstream (the provider's token endpoint) failed; retrying later may help (502).
     #[error("{0}")]
     Upstream(String),
+    /// The outbound gate refused the destination (403).
+    #[error("{0}")]
+    Blocked(String),
+    /// The upstream did not answer within the connection's timeout (504).
+    #[error("{0}")]
+    Timeout(String),
     /// Too many requests of a limited kind; retry after this many seconds (429).
     #[error("too many requests: retry in {0} s")]
     RateLimited(u64),

@@ -10,6 +10,7 @@ mod apps;
 mod audit;
 mod bootstrap;
 mod callback;
+mod calls;
 mod connections;
 mod credentials;
 mod error;
@@ -32,6 +33,7 @@ use patchbay_vault::{RootKey, Vault};
 
 pub use bootstrap::{KeyChoice, Started};
 pub use callback::CallbackOutcome;
+pub use calls::{ProxyCall, caller_label};
 pub use connections::ListQuery;
 pub use error::{EngineError, Result};
 pub use events::EventSink;
@@ -71,6 +73,9 @@ struct Inner {
     settings: EngineSettings,
     test_limiter: testing::Limiter,
     refresh_locks: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    prepared: calls::PreparedCache,
+    usage: Mutex<calls::UsageLog>,
+    principals: tokens::PrincipalCache,
 }
 
 impl Hub {

@@ -62,7 +62,7 @@ impl Hub {
         chrono::Duration::seconds(i64::try_from(secs).unwrap_or(300))
     }
 
-    fn needs_refresh(&self, c: &Connection) -> bool {
+    pub(crate) fn needs_refresh(&self, c: &Connection) -> bool {
         expiry(c).is_some_and(|at| at - self.refresh_margin(c) <= self.now())
     }
 
@@ -184,6 +184,7 @@ impl Hub {
                     .persist_tokens(&mut tx, p, &current, &tokens, now)
                     .await?;
                 tx.commit().await?;
+                self.forget_prepared(&current.id);
                 let mut updated = current;
                 updated.oauth = Some(oauth);
                 Ok(updated)
@@ -277,6 +278,7 @@ impl Hub {
                 ))
                 .await?;
                 tx.commit().await?;
+                self.forget_prepared(&current.id);
                 if current
                     .oauth
                     .as_ref()
@@ -322,6 +324,7 @@ impl Hub {
                 ))
                 .await?;
                 tx.commit().await?;
+                self.forget_prepared(&current.id);
                 let event = if permanent {
                     "connection.expired"
                 } else {

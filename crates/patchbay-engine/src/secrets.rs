@@ -101,6 +101,7 @@ impl Hub {
         ))
         .await?;
         tx.commit().await?;
+        self.forget_all_prepared();
         let stored = self
             .store()
             .get_secret(&p.org_id, name.as_str())
@@ -138,6 +139,7 @@ impl Hub {
         ))
         .await?;
         tx.commit().await?;
+        self.forget_all_prepared();
         Ok(())
     }
 

@@ -267,6 +267,9 @@ impl Hub {
                 status,
             )
             .await?;
+        if status != c.status {
+            self.forget_prepared(&c.id);
+        }
         self.audit_test(p, c.id.as_str(), r, actor).await
     }
 
@@ -362,7 +365,7 @@ impl Hub {
 }
 
 /// Whether an upstream's 401 may be answered by renewing the connection's tokens.
-fn renewable(c: &Connection) -> bool {
+pub(crate) fn renewable(c: &Connection) -> bool {
     match c.auth_type() {
         patchbay_domain::AuthType::Oauth2ClientCredentials => true,
         patchbay_domain::AuthType::Oauth2 => c

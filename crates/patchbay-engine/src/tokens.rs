@@ -1,6 +1,8 @@
 //! API tokens: minting (`pb_` + 43 URL-safe base64 characters), hashing, authentication, and
 //! the admin's token management.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -75,17 +77,28 @@ impl Hub {
         if !looks_like_token(value) {
             return Err(EngineError::Unauthenticated);
         }
-        let t = self
-            .store()
-            .token_by_hash(&hash_token(value))
-            .await?
-            .ok_or(EngineError::Unauthenticated)?;
+        let hash = hash_token(value);
+        // Tokens are cached for a few seconds: a revocation here evicts at once, one on another
+        // replica takes effect within PRINCIPAL_TTL.
+        let t = match self.inner.principals.get(&hash) {
+            Some(t) => t,
+            None => {
+                let t = Arc::new(
+                    self.store()
+                        .token_by_hash(&hash)
+                        .await?
+                        .ok_or(EngineError::Unauthenticated)?,
+                );
+                self.inner.principals.insert(hash, t.clone());
+                t
+            }
+        };
         self.touch(&t).await;
         Ok(Principal {
-            token_id: t.id,
-            org_id: t.org_id,
+            token_id: t.id.clone(),
+            org_id: t.org_id.clone(),
             role: t.role,
-            project_id: t.project_id,
+            project_id: t.project_id.clone(),
             operator: t.operator,
         })
     }
@@ -179,6 +192,7 @@ impl Hub {
         require_admin(p)?;
         let mut tx = self.store().begin().await?;
         tx.revoke_token(&p.org_id, id, self.now()).await?;
+        self.inner.principals.invalidate_all();
         tx.append_audit(&self.event(
             p,
             "token.revoke",
@@ -190,6 +204,18 @@ impl Hub {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// How long an authenticated token is trusted without reading it again.
+pub(crate) const PRINCIPAL_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+pub(crate) type PrincipalCache = moka::sync::Cache<Vec<u8>, Arc<TokenRecord>>;
+
+pub(crate) fn principal_cache() -> PrincipalCache {
+    moka::sync::Cache::builder()
+        .max_capacity(10_000)
+        .time_to_live(PRINCIPAL_TTL)
+        .build()
 }
 
 pub(crate) fn require_admin(p: &Principal) -> Result<()> {

@@ -98,6 +98,14 @@ impl ApiError {
                     None,
                 ),
                 E::Upstream(m) => (StatusCode::BAD_GATEWAY, "upstream_failed", m, vec![], None),
+                E::Blocked(m) => (StatusCode::FORBIDDEN, "egress_blocked", m, vec![], None),
+                E::Timeout(m) => (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    m,
+                    vec![],
+                    None,
+                ),
                 e @ E::RateLimited(_) => (
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",

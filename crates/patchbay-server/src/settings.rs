@@ -26,6 +26,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Largest accepted JSON request body.
     pub body_limit: usize,
+    /// The largest body the proxy passes in either direction.
+    pub proxy_body_limit: usize,
     /// Ranges the outbound gate opens despite the deny-list (`--allow-net`).
     pub allow_net: Vec<IpNet>,
     /// Directories SQLite connections may use (`--allow-sqlite-dir`).
@@ -61,6 +63,7 @@ impl Settings {
             master_key_file: None,
             log_format: LogFormat::Text,
             body_limit: 1024 * 1024,
+            proxy_body_limit: 16 * 1024 * 1024,
             allow_net: Vec::new(),
             allow_sqlite_dirs: Vec::new(),
             allow_commands: Vec::new(),

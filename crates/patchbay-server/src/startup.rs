@@ -19,6 +19,8 @@ use crate::settings::Settings;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub hub: Hub,
+    /// The largest body the proxy passes in either direction.
+    pub proxy_body_limit: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +100,10 @@ impl Application {
             first_run_token,
             sealed,
         } = Hub::start(store, key, Arc::new(SystemClock), engine).await?;
-        let state = AppState { hub: hub.clone() };
+        let state = AppState {
+            hub: hub.clone(),
+            proxy_body_limit: settings.proxy_body_limit,
+        };
         let router = crate::api::router(state, settings.body_limit);
         Ok(Self {
             listener,
@@ -146,9 +151,16 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let _scheduler = self.hub.spawn_scheduler();
         let _refresher = self.hub.spawn_refresher();
-        axum::serve(self.listener, self.router)
+        let usage = self.hub.spawn_usage_flusher();
+        let hub = self.hub.clone();
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown_signal())
-            .await
+            .await;
+        usage.abort();
+        if let Err(e) = hub.flush_usage().await {
+            tracing::warn!(error = %e, "could not record connection use at shutdown");
+        }
+        served
     }
 
     /// Serves until `stop` resolves (tests).
@@ -156,9 +168,12 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
+        let usage = self.hub.spawn_usage_flusher();
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(stop)
-            .await
+            .await;
+        usage.abort();
+        served
     }
 }
 

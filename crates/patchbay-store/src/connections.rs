@@ -490,6 +490,49 @@ impl Tx {
         Ok(())
     }
 
+    /// Records use: `last_used_at` moves forward, `callers` join `used_by` (distinct, at most
+    /// `max` kept; the newest win when full).
+    pub async fn record_use(
+        &mut self,
+        org: &OrgId,
+        id: &ConnectionId,
+        at: DateTime<Utc>,
+        callers: &[String],
+        max: usize,
+    ) -> Result<()> {
+        let current: Option<String> = sqlx::query_scalar(
+            "SELECT used_by FROM connections WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL",
+        )
+        .bind(org.as_str().to_owned())
+        .bind(id.as_str().to_owned())
+        .fetch_optional(&mut *self.inner)
+        .await?;
+        let Some(current) = current else {
+            return Ok(());
+        };
+        let mut used_by: Vec<String> = serde_json::from_str(&current).unwrap_or_default();
+        for c in callers {
+            if !used_by.contains(c) {
+                used_by.push(c.clone());
+            }
+        }
+        if used_by.len() > max {
+            used_by.drain(..used_by.len() - max);
+        }
+        sqlx::query(
+            "UPDATE connections SET used_by = $1, \
+             last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $2 THEN $2 ELSE last_used_at END \
+             WHERE org_id = $3 AND id = $4",
+        )
+        .bind(serde_json::Value::from(used_by).to_string())
+        .bind(ms(at))
+        .bind(org.as_str().to_owned())
+        .bind(id.as_str().to_owned())
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
     /// Replaces only the `oauth` state (what a test learnt about the account).
     pub async fn set_oauth(
         &mut self,

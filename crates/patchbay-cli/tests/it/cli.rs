@@ -377,3 +377,84 @@ fn oauth_connect_prints_the_authorization_url_and_waits() {
             && !providers.contains("slack")
     );
 }
+
+/// `patchbay proxy` sends a request through a connection and prints the upstream's answer.
+#[test]
+fn proxy_sends_through_a_connection() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(|req: axum::extract::Request| async move {
+        let auth = req
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let caller = req.headers().get("patchbay-caller").is_some();
+        let path = req.uri().to_string();
+        let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let status = if path.contains("missing") { 404 } else { 200 };
+        (
+            axum::http::StatusCode::from_u16(status).unwrap(),
+            axum::Json(
+                json!({"path": path, "authorization": auth, "caller_leaked": caller,
+                "body": String::from_utf8_lossy(&body)}),
+            ),
+        )
+    });
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = Server::start(&data, &["--allow-net", "127.0.0.0/8"], &[]);
+    let created: Value = serde_json::from_str(&run_ok(
+        &data,
+        &[
+            "connections",
+            "create",
+            "--name",
+            "echo",
+            "--kind",
+            "http",
+            "--json",
+            "--set",
+            &format!("base_url={upstream}/api"),
+            "--auth",
+            r#"{"type":"bearer"}"#,
+            "--secret",
+            "token=cli-upstream-token",
+        ],
+        None,
+    ))
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let out = run_ok(
+        &data,
+        &[
+            "proxy",
+            id,
+            "post",
+            "/things?x=1",
+            "-d",
+            "@-",
+            "-H",
+            "Content-Type: application/json",
+            "--caller",
+            "cli-test",
+        ],
+        Some(r#"{"a":1}"#),
+    );
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["path"], "/api/things?x=1");
+    assert_eq!(answer["authorization"], "Bearer cli-upstream-token");
+    assert_eq!(answer["body"], r#"{"a":1}"#);
+    assert_eq!(answer["caller_leaked"], false);
+    let out = run(&data, &["proxy", id, "GET", "/missing"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 404"));
+    let out = run(&data, &["proxy", id, "GET", "/x", "-H", "no-colon"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Name: value"));
+}

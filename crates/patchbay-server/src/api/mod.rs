@@ -11,6 +11,7 @@ mod openapi;
 mod orgs;
 mod projects;
 mod providers;
+mod proxy;
 mod secrets;
 mod tokens;
 
@@ -35,6 +36,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(connections::router())
         .merge(audit::router())
         .merge(keys::router())
+        .merge(proxy::router())
         .merge(openapi::router());
     Router::new()
         .nest("/v1", v1)

@@ -18,5 +18,7 @@ mod oauth_start;
 mod peers;
 mod provider_quirks;
 mod providers;
+mod proxy;
 mod scheduler;
+mod upstream;
 mod vault;

@@ -14,7 +14,7 @@ fn allow_loopback() -> Tweak {
     Arc::new(|s| s.allow_net = vec!["127.0.0.0/8".parse().unwrap()])
 }
 
-fn oidc_connection(name: &str, port: u16) -> CreateConnection {
+pub(crate) fn oidc_connection(name: &str, port: u16) -> CreateConnection {
     let base = format!("http://127.0.0.1:{port}");
     serde_json::from_value(json!({"name": name, "kind": "http", "auth": {"type": "oauth2",
         "authorization_url": format!("{base}/auth"), "token_url": format!("{base}/token"), "issuer": base,
@@ -31,7 +31,7 @@ async fn refused(client: &reqwest::Client, url: &str, reason: &str) {
     assert!(page.contains(reason), "expected {reason:?} in {page}");
 }
 
-async fn stats(port: u16) -> Value {
+pub(crate) async fn stats(port: u16) -> Value {
     reqwest::get(format!("http://127.0.0.1:{port}/_stats"))
         .await
         .unwrap()
@@ -230,7 +230,7 @@ async fn code_flow_with_pkce_and_state_attacks() {
 }
 
 /// Links a connection through the full flow and returns its id.
-async fn linked(app: &TestApp, idp_port: u16, name: &str) -> String {
+pub(crate) async fn linked(app: &TestApp, idp_port: u16, name: &str) -> String {
     let callback = format!("{}/v1/oauth/callback", app.url);
     let c = app
         .admin

@@ -1,0 +1,352 @@
+//! Acting through connections: the proxy's hot path and what every action shares.
+//!
+//! A connection about to be used is *prepared* — read, its token made fresh, its secrets
+//! opened — and kept in a short-lived cache (entries zeroize their secrets when dropped; any
+//! change to the connection in this process evicts it), so a proxied request normally costs no
+//! database read. Use is recorded in memory and written once a second: `last_used_at`,
+//! `used_by`, and one audit entry per principal, connection and second summarising the
+//! requests (count, status classes, latency) — never a write per request.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use patchbay_connectors::Material;
+use patchbay_connectors::call::{CallBody, CallError, CallRequest, RetryPolicy};
+use patchbay_domain::connection::Connection;
+use patchbay_domain::{ConnectionId, Kind, Principal, Status};
+use serde_json::json;
+
+use crate::{EngineError, Hub, Result};
+
+/// How long a prepared connection is reused before it is read again.
+const PREPARED_TTL: Duration = Duration::from_secs(30);
+/// Distinct caller labels kept per connection.
+const MAX_CALLERS: usize = 50;
+
+/// A connection ready to act through: as stored, and its decrypted material.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub connection: Connection,
+    pub material: Material,
+}
+
+pub(crate) type PreparedCache = moka::sync::Cache<String, Arc<Prepared>>;
+
+pub(crate) fn prepared_cache() -> PreparedCache {
+    moka::sync::Cache::builder()
+        .max_capacity(10_000)
+        .time_to_live(PREPARED_TTL)
+        .build()
+}
+
+/// Uses waiting to be written, by principal and connection.
+#[derive(Debug, Default)]
+pub(crate) struct UsageLog {
+    entries: HashMap<(String, String), Usage>,
+}
+
+#[derive(Debug)]
+struct Usage {
+    principal: Principal,
+    connection: ConnectionId,
+    action: &'static str,
+    last: chrono::DateTime<chrono::Utc>,
+    callers: BTreeSet<String>,
+    count: u64,
+    classes: BTreeMap<String, u64>,
+    latency_total_ms: u64,
+    latency_max_ms: u64,
+}
+
+/// A validated `Patchbay-Caller` label: 1–128 visible ASCII characters.
+pub fn caller_label(raw: &str) -> Result<String> {
+    let ok = !raw.is_empty() && raw.len() <= 128 && raw.chars().all(|c| c.is_ascii_graphic());
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(EngineError::BadRequest {
+            code: "bad_header",
+            message: "Patchbay-Caller must be 1-128 visible ASCII characters".into(),
+        })
+    }
+}
+
+/// A proxied request.
+#[derive(Debug)]
+pub struct ProxyCall {
+    pub connection: ConnectionId,
+    /// `Patchbay-Caller`: who uses the connection (a workflow id), kept in `used_by`.
+    pub caller: Option<String>,
+    pub request: CallRequest,
+}
+
+/// Only `active` connections (and `invalid` ones, whose last test may be stale) act.
+fn usable_status(c: &Connection) -> Result<()> {
+    match c.status {
+        Status::Active | Status::Invalid => Ok(()),
+        other => Err(EngineError::Conflict(format!(
+            "the connection is {}: it cannot be used until it is active",
+            other.as_str()
+        ))),
+    }
+}
+
+pub(crate) fn call_error(e: CallError) -> EngineError {
+    use patchbay_net::{HttpError, NetError};
+    match e {
+        CallError::Invalid(m) => EngineError::BadRequest {
+            code: "bad_request",
+            message: m,
+        },
+        CallError::Unusable(m) => EngineError::Conflict(m),
+        CallError::Http(HttpError::Net(n @ NetError::Blocked { .. })) => {
+            EngineError::Blocked(n.to_string())
+        }
+        CallError::Http(HttpError::Timeout) => {
+            EngineError::Timeout("the upstream did not answer in time".into())
+        }
+        CallError::Http(h) => EngineError::Upstream(format!("the upstream failed: {h}")),
+    }
+}
+
+impl Hub {
+    /// The connection `id`, prepared for `p` to act through (see the module docs).
+    pub(crate) async fn prepared(&self, p: &Principal, id: &ConnectionId) -> Result<Arc<Prepared>> {
+        if !p.can_use() {
+            return Err(EngineError::forbidden(
+                "acting through connections needs an admin, member or executor token",
+            ));
+        }
+        let cached = self.inner.prepared.get(id.as_str());
+        let prepared = match cached {
+            Some(c) => c,
+            None => self.prepare(p, id).await?,
+        };
+        let c = &prepared.connection;
+        if c.org_id.as_ref() != Some(&p.org_id) || !p.sees_project(&c.project) {
+            return Err(EngineError::NotFound("connection"));
+        }
+        usable_status(c)?;
+        if self.token_due(c) {
+            self.forget_prepared(id);
+            return self.prepare(p, id).await;
+        }
+        Ok(prepared)
+    }
+
+    async fn prepare(&self, p: &Principal, id: &ConnectionId) -> Result<Arc<Prepared>> {
+        let c = self.visible_connection(p, id).await?;
+        usable_status(&c)?;
+        let c = self.usable(p, c).await?;
+        let material = self.material(p, &c).await?;
+        let prepared = Arc::new(Prepared {
+            connection: c,
+            material,
+        });
+        self.inner.prepared.insert(id.to_string(), prepared.clone());
+        Ok(prepared)
+    }
+
+    /// Drops a prepared connection: it changed, or its tokens did.
+    pub(crate) fn forget_prepared(&self, id: &ConnectionId) {
+        self.inner.prepared.invalidate(id.as_str());
+    }
+
+    /// Drops every prepared connection (an organization secret they may reference changed).
+    pub(crate) fn forget_all_prepared(&self) {
+        self.inner.prepared.invalidate_all();
+    }
+
+    /// The prepared connection after its token was refused (401): renewed once, prepared again.
+    pub(crate) async fn prepared_after_rejection(
+        &self,
+        p: &Principal,
+        used: &Prepared,
+    ) -> Result<Arc<Prepared>> {
+        let id = used.connection.id.clone();
+        self.renew_rejected(p, &used.connection).await?;
+        self.forget_prepared(&id);
+        self.prepare(p, &id).await
+    }
+
+    /// `ANY /v1/proxy/{path}`: the request sent through an HTTP connection with its auth; the
+    /// upstream's answer as it came (a 401 first renews an OAuth token once and tries again).
+    pub async fn proxy(&self, p: &Principal, call: ProxyCall) -> Result<reqwest::Response> {
+        let started = Instant::now();
+        let prepared = self.prepared(p, &call.connection).await?;
+        if prepared.connection.kind != Kind::Http {
+            return Err(EngineError::BadRequest {
+                code: "not_http",
+                message: "the proxy serves http connections; use the actions for other kinds"
+                    .into(),
+            });
+        }
+        let (resp, used) = self.send(p, prepared, call.request).await?;
+        self.record_use(
+            p,
+            &used.connection.id,
+            "proxy.request",
+            call.caller,
+            Some(resp.status().as_u16()),
+            started,
+        );
+        Ok(resp)
+    }
+
+    /// Sends `request` through a prepared HTTP connection; on a 401 to a renewable token, renews
+    /// once and sends again when the body can be replayed.
+    pub(crate) async fn send(
+        &self,
+        p: &Principal,
+        prepared: Arc<Prepared>,
+        request: CallRequest,
+    ) -> Result<(reqwest::Response, Arc<Prepared>)> {
+        let policy = RetryPolicy::of(&prepared.material);
+        let again = match &request.body {
+            CallBody::Bytes(b) if crate::testing::renewable(&prepared.connection) => {
+                Some(CallRequest {
+                    method: request.method.clone(),
+                    path: request.path.clone(),
+                    query: request.query.clone(),
+                    headers: request.headers.clone(),
+                    body: CallBody::Bytes(b.clone()),
+                })
+            }
+            _ => None,
+        };
+        let resp = self
+            .connectors()
+            .call(&prepared.material, request, policy)
+            .await
+            .map_err(call_error)?;
+        let Some(again) = again.filter(|_| resp.status() == reqwest::StatusCode::UNAUTHORIZED)
+        else {
+            return Ok((resp, prepared));
+        };
+        drop(resp);
+        let renewed = self.prepared_after_rejection(p, &prepared).await?;
+        let resp = self
+            .connectors()
+            .call(&renewed.material, again, policy)
+            .await
+            .map_err(call_error)?;
+        Ok((resp, renewed))
+    }
+
+    /// Notes one use for the next flush.
+    pub(crate) fn record_use(
+        &self,
+        p: &Principal,
+        id: &ConnectionId,
+        action: &'static str,
+        caller: Option<String>,
+        status: Option<u16>,
+        started: Instant,
+    ) {
+        let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let class = match status {
+            Some(s) => format!("{}xx", s / 100),
+            None => "failed".into(),
+        };
+        let now = self.now();
+        let mut log = self.inner.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = log
+            .entries
+            .entry((p.token_id.to_string(), id.to_string()))
+            .or_insert_with(|| Usage {
+                principal: p.clone(),
+                connection: id.clone(),
+                action,
+                last: now,
+                callers: BTreeSet::new(),
+                count: 0,
+                classes: BTreeMap::new(),
+                latency_total_ms: 0,
+                latency_max_ms: 0,
+            });
+        entry.last = now;
+        entry.count += 1;
+        *entry.classes.entry(class).or_default() += 1;
+        entry.latency_total_ms = entry.latency_total_ms.saturating_add(latency);
+        entry.latency_max_ms = entry.latency_max_ms.max(latency);
+        if let Some(c) = caller
+            && entry.callers.len() < MAX_CALLERS
+        {
+            entry.callers.insert(c);
+        }
+    }
+
+    /// Writes the uses noted since the last flush: `last_used_at`, `used_by` and a summary audit
+    /// entry each, in one transaction.
+    pub async fn flush_usage(&self) -> Result<usize> {
+        let entries: Vec<Usage> = {
+            let mut log = self.inner.usage.lock().unwrap_or_else(|e| e.into_inner());
+            log.entries.drain().map(|(_, u)| u).collect()
+        };
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.store().begin().await?;
+        for u in &entries {
+            let callers: Vec<String> = u.callers.iter().cloned().collect();
+            tx.record_use(
+                &u.principal.org_id,
+                &u.connection,
+                u.last,
+                &callers,
+                MAX_CALLERS,
+            )
+            .await?;
+            let failed = u
+                .classes
+                .iter()
+                .filter(|(k, _)| !k.starts_with('2') && !k.starts_with('3'))
+                .map(|(_, n)| n)
+                .sum::<u64>();
+            let outcome = if failed == 0 { "success" } else { "failure" };
+            let mut event = self.event(
+                &u.principal,
+                u.action,
+                Some(u.connection.to_string()),
+                outcome,
+                json!({
+                    "count": u.count,
+                    "statuses": u.classes,
+                    "latency_ms_avg": u.latency_total_ms / u.count.max(1),
+                    "latency_ms_max": u.latency_max_ms,
+                    "callers": callers,
+                }),
+            );
+            event.at = u.last;
+            tx.append_audit(&event).await?;
+        }
+        tx.commit().await?;
+        Ok(entries.len())
+    }
+
+    /// Writes noted uses once a second until the hub is dropped.
+    pub fn spawn_usage_flusher(&self) -> tokio::task::JoinHandle<()> {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = hub.flush_usage().await {
+                    tracing::warn!(error = %e, "could not record connection use");
+                }
+            }
+        })
+    }
+
+    fn token_due(&self, c: &Connection) -> bool {
+        match c.auth_type() {
+            patchbay_domain::AuthType::Oauth2ClientCredentials => {
+                c.oauth.is_none() || self.needs_refresh(c)
+            }
+            patchbay_domain::AuthType::Oauth2 => c.oauth.is_some() && self.needs_refresh(c),
+            _ => false,
+        }
+    }
+}

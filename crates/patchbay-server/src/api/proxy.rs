@@ -1,0 +1,155 @@
+//! `ANY /v1/proxy/{path}` with `Patchbay-Connection: <id>`: the caller's request, with the
+//! connection's auth, to the connection's base URL; the upstream's answer streamed back. Small
+//! bodies are buffered so that idempotent requests can be retried and a 401 answered by a token
+//! renewal; larger ones stream through once. Both directions are capped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{OriginalUri, Request, State};
+use axum::http::header;
+use axum::response::Response;
+use axum::routing::any;
+use futures::StreamExt;
+use patchbay_connectors::call::{CallBody, CallRequest, connection_listed, hop_by_hop};
+use patchbay_domain::ConnectionId;
+use patchbay_engine::{EngineError, ProxyCall, caller_label};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Auth;
+use crate::startup::AppState;
+
+/// Bodies up to this size are buffered (and so can be replayed).
+const BUFFERED: u64 = 256 * 1024;
+
+pub const CONNECTION_HEADER: &str = "patchbay-connection";
+pub const CALLER_HEADER: &str = "patchbay-caller";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/proxy", any(forward))
+        .route("/proxy/", any(forward))
+        .route("/proxy/{*path}", any(forward))
+}
+
+/// The path after `/v1/proxy`, still percent-encoded as the caller sent it (decoding it here
+/// would turn `%3F` into a query and `%2F` into a segment).
+fn upstream_path(req: &Request) -> String {
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path(), |u| u.0.path());
+    path.strip_prefix("/v1/proxy")
+        .or_else(|| path.strip_prefix("/proxy"))
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn header_str<'a>(req: &'a Request, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match req.headers().get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim()))
+            .map_err(|_| ApiError::BadHeader(format!("{name} is not visible ASCII"))),
+    }
+}
+
+async fn forward(State(s): State<AppState>, Auth(p): Auth, req: Request) -> ApiResult<Response> {
+    let limit = s.proxy_body_limit;
+    let path = upstream_path(&req);
+    let id = header_str(&req, CONNECTION_HEADER)?
+        .ok_or_else(|| {
+            ApiError::BadHeader(format!(
+                "the {CONNECTION_HEADER} header must name the connection to use"
+            ))
+        })?
+        .parse::<ConnectionId>()
+        .map_err(|_| ApiError::BadHeader(format!("{CONNECTION_HEADER} is not a connection id")))?;
+    let caller = header_str(&req, CALLER_HEADER)?
+        .map(caller_label)
+        .transpose()?;
+    let (parts, body) = req.into_parts();
+    let length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|l| l > limit as u64) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let too_large = Arc::new(AtomicBool::new(false));
+    let body = if length.is_some_and(|l| l <= BUFFERED) || (length.is_none() && !chunked) {
+        let bytes = axum::body::to_bytes(body, BUFFERED as usize)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge(BUFFERED as usize))?;
+        CallBody::Bytes(bytes)
+    } else {
+        CallBody::Stream(reqwest::Body::wrap_stream(capped(
+            body.into_data_stream(),
+            limit,
+            too_large.clone(),
+        )))
+    };
+    let request = CallRequest {
+        method: parts.method,
+        path,
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        body,
+    };
+    let call = ProxyCall {
+        connection: id,
+        caller,
+        request,
+    };
+    let upstream = match s.hub.proxy(&p, call).await {
+        Ok(r) => r,
+        Err(_) if too_large.load(Ordering::Relaxed) => {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Response::builder().status(upstream.status());
+    let listed = connection_listed(upstream.headers());
+    for (name, value) in upstream.headers() {
+        if !hop_by_hop(name, &listed) {
+            out = out.header(name, value);
+        }
+    }
+    if let Some(len) = upstream.content_length() {
+        out = out.header(header::CONTENT_LENGTH, len);
+    }
+    let stream = capped(
+        upstream.bytes_stream(),
+        limit,
+        Arc::new(AtomicBool::new(false)),
+    );
+    out.body(Body::from_stream(stream))
+        .map_err(|e| EngineError::Internal(format!("proxy response: {e}")).into())
+}
+
+/// Passes a byte stream through until it exceeds `limit` bytes, then fails it.
+fn capped<S, E>(
+    stream: S,
+    limit: usize,
+    exceeded: Arc<AtomicBool>,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let mut seen = 0usize;
+    stream.map(move |chunk| {
+        let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()))?;
+        seen = seen.saturating_add(chunk.len());
+        if seen > limit {
+            exceeded.store(true, Ordering::Relaxed);
+            return Err(std::io::Error::other("the body exceeds the proxy's limit"));
+        }
+        Ok(chunk)
+    })
+}
