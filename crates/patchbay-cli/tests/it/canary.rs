@@ -169,6 +169,37 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         "{kinds:?}"
     );
 
+    // The proxy, through every auth type, to the refusing upstream (with retries of its 401s
+    // and a token renewal where one applies).
+    let proxied = vec![
+        json!({"name": "p-bearer", "kind": "http", "auth": {"type": "bearer"}, "config": {"base_url": upstream}, "secrets": {"token": plant("proxybearer")}}),
+        json!({"name": "p-query", "kind": "http", "auth": {"type": "api_key", "in": "query", "name": "key"}, "config": {"base_url": upstream}, "secrets": {"api_key": plant("proxyquery")}}),
+        json!({"name": "p-cookie", "kind": "http", "auth": {"type": "api_key", "in": "cookie", "name": "sid"}, "config": {"base_url": upstream}, "secrets": {"api_key": plant("proxycookie")}}),
+        json!({"name": "p-basic", "kind": "http", "auth": {"type": "basic", "username": "u"}, "config": {"base_url": upstream}, "secrets": {"password": plant("proxybasic")}}),
+        json!({"name": "p-custom", "kind": "http", "auth": {"type": "custom", "inject": [{"in": "query", "name": "sig", "template": "${secrets.k}"}]}, "config": {"base_url": upstream}, "secrets": {"k": plant("proxycustom")}}),
+        json!({"name": "p-closed", "kind": "http", "auth": {"type": "api_key", "in": "query", "name": "key"}, "config": {"base_url": format!("http://127.0.0.1:{closed}")}, "secrets": {"api_key": plant("proxyclosed")}}),
+    ];
+    for b in proxied {
+        let (_, c) = r.call(Method::POST, "/v1/connections", Some(b), None).await;
+        let id = c["id"].as_str().unwrap().to_owned();
+        for method in [Method::GET, Method::POST] {
+            let resp = r
+                .http
+                .request(method, format!("{}/v1/proxy/things?q=1", r.url))
+                .bearer_auth(&r.token)
+                .header("Patchbay-Connection", &id)
+                .header("Patchbay-Caller", "canary-run")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            assert!(status == 401 || status == 502, "{status}");
+            r.seen.push_str(&format!("{:?}", resp.headers()));
+            r.seen.push_str(&resp.text().await.unwrap());
+        }
+    }
+
     // Failure paths that carry canaries in places where they do not belong.
     let (s, _) = r.call(Method::POST, "/v1/connections", Some(json!({"name": "leak", "kind": "http", "config": {"base_url": "https://a.example", "password": plant("inconfig")}})), None).await;
     assert_eq!(s, 422);
