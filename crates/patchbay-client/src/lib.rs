@@ -398,6 +398,30 @@ impl Client {
         .await
     }
 
+    /// `POST /v1/actions/http`.
+    pub async fn http_action(
+        &self,
+        a: &patchbay_domain::actions::HttpAction,
+    ) -> Result<patchbay_domain::actions::HttpActionResult> {
+        self.send(Method::POST, "/v1/actions/http", a).await
+    }
+
+    /// `POST /v1/actions/sql`.
+    pub async fn sql_action(
+        &self,
+        a: &patchbay_domain::actions::SqlAction,
+    ) -> Result<patchbay_domain::actions::SqlActionResult> {
+        self.send(Method::POST, "/v1/actions/sql", a).await
+    }
+
+    /// `POST /v1/actions/email`.
+    pub async fn email_action(
+        &self,
+        a: &patchbay_domain::actions::EmailAction,
+    ) -> Result<patchbay_domain::actions::EmailActionResult> {
+        self.send(Method::POST, "/v1/actions/email", a).await
+    }
+
     /// A fresh access token of an OAuth connection: `{access_token, expires_at}`.
     pub async fn access_token(&self, id: &str) -> Result<Value> {
         self.get(&format!("/v1/connections/{id}/token")).await

@@ -17,8 +17,7 @@ use crate::{Connectors, Material, Outcome};
 
 pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
     match m.config_str("driver") {
-        Some("postgresql") => network(c, m, timeout, Driver::Postgres).await,
-        Some("mysql") => network(c, m, timeout, Driver::Mysql).await,
+        Some("postgresql" | "mysql") => network(c, m, timeout).await,
         Some("sqlite") => sqlite(c, m).await,
         Some("mssql") => mssql(c, m, timeout).await,
         _ => Outcome::fail(ErrorKind::Protocol, "config.driver is not set"),
@@ -31,15 +30,34 @@ enum Driver {
     Mysql,
 }
 
-async fn network(c: &Connectors, m: &Material, timeout: Duration, driver: Driver) -> Outcome {
+/// An open connection to a network database.
+pub(crate) enum NetworkConn {
+    Postgres(sqlx::PgConnection),
+    Mysql(sqlx::MySqlConnection),
+}
+
+/// Connects to a PostgreSQL or MySQL connection at an address the gate checked, trying the
+/// next address only when one refuses.
+pub(crate) async fn connect_network(
+    c: &Connectors,
+    m: &Material,
+    timeout: Duration,
+) -> Result<NetworkConn, Outcome> {
+    let driver = match m.config_str("driver") {
+        Some("postgresql") => Driver::Postgres,
+        Some("mysql") => Driver::Mysql,
+        _ => {
+            return Err(Outcome::fail(
+                ErrorKind::Protocol,
+                "config.driver is not a network database",
+            ));
+        }
+    };
     let default_port = match driver {
         Driver::Postgres => 5432,
         Driver::Mysql => 3306,
     };
-    let (port, addrs) = match c.endpoint(m, default_port).await {
-        Ok(e) => e,
-        Err(o) => return o,
-    };
+    let (port, addrs) = c.endpoint(m, default_port).await?;
     let user = m.config_str("username").unwrap_or_default();
     let password = m
         .secret("password")
@@ -73,9 +91,9 @@ async fn network(c: &Connectors, m: &Material, timeout: Duration, driver: Driver
                     if let Some(ca) = &ca {
                         o = o.ssl_root_cert_from_pem(ca.clone());
                     }
-                    let mut conn = sqlx::PgConnection::connect_with(&o).await?;
-                    sqlx::query("SELECT 1").execute(&mut conn).await?;
-                    conn.close().await
+                    sqlx::PgConnection::connect_with(&o)
+                        .await
+                        .map(NetworkConn::Postgres)
                 }
                 Driver::Mysql => {
                     use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
@@ -93,30 +111,57 @@ async fn network(c: &Connectors, m: &Material, timeout: Duration, driver: Driver
                     if let Some(ca) = &ca {
                         o = o.ssl_ca_from_pem(ca.clone());
                     }
-                    let mut conn = sqlx::MySqlConnection::connect_with(&o).await?;
-                    sqlx::query("SELECT 1").execute(&mut conn).await?;
-                    conn.close().await
+                    sqlx::MySqlConnection::connect_with(&o)
+                        .await
+                        .map(NetworkConn::Mysql)
                 }
             }
         };
         match tokio::time::timeout(timeout, attempt).await {
-            Ok(Ok(())) => return Outcome::ok("Connected (SELECT 1)"),
+            Ok(Ok(conn)) => return Ok(conn),
             Ok(Err(e)) => {
                 last = classify(&e);
                 // Only a refused address is worth trying the next one for.
                 if last.kind != Some(ErrorKind::Refused) {
-                    return last;
+                    return Err(last);
                 }
             }
             Err(_) => {
-                return Outcome::fail(
+                return Err(Outcome::fail(
                     ErrorKind::Timeout,
                     format!("no answer within {} ms", timeout.as_millis()),
-                );
+                ));
             }
         }
     }
-    last
+    Err(last)
+}
+
+async fn network(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
+    let conn = match connect_network(c, m, timeout).await {
+        Ok(conn) => conn,
+        Err(o) => return o,
+    };
+    let run = async {
+        match conn {
+            NetworkConn::Postgres(mut pg) => {
+                sqlx::query("SELECT 1").execute(&mut pg).await?;
+                pg.close().await
+            }
+            NetworkConn::Mysql(mut my) => {
+                sqlx::query("SELECT 1").execute(&mut my).await?;
+                my.close().await
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(())) => Outcome::ok("Connected (SELECT 1)"),
+        Ok(Err(e)) => classify(&e),
+        Err(_) => Outcome::fail(
+            ErrorKind::Timeout,
+            format!("no answer within {} ms", timeout.as_millis()),
+        ),
+    }
 }
 
 /// SQL Server over TDS (tiberius): connect to the checked address; TLS verifies the configured
@@ -201,7 +246,7 @@ fn classify_mssql(e: &tiberius::error::Error) -> Outcome {
 }
 
 /// Sorts sqlx errors; messages come from the server or the driver and carry no password.
-fn classify(e: &sqlx::Error) -> Outcome {
+pub(crate) fn classify(e: &sqlx::Error) -> Outcome {
     match e {
         sqlx::Error::Database(db) => {
             let code = db.code().map(|c| c.to_string()).unwrap_or_default();
@@ -274,22 +319,34 @@ pub(crate) fn allowed_sqlite_path(
     Ok(real)
 }
 
-async fn sqlite(c: &Connectors, m: &Material) -> Outcome {
+/// Opens a SQLite connection's file (which must exist under an allowed directory).
+pub(crate) async fn open_sqlite(
+    c: &Connectors,
+    m: &Material,
+    read_only: bool,
+) -> Result<sqlx::SqliteConnection, Outcome> {
     let raw = m.config_str("database").unwrap_or_default();
-    let path = match allowed_sqlite_path(
+    let path = allowed_sqlite_path(
         raw,
         &c.settings.allow_sqlite_dirs,
         &c.settings.protected_dirs,
-    ) {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
+    )?;
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(&path)
-        .read_only(true)
-        .create_if_missing(false);
+        .read_only(read_only)
+        .create_if_missing(false)
+        .busy_timeout(Duration::from_secs(5));
+    sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|e| classify(&e))
+}
+
+async fn sqlite(c: &Connectors, m: &Material) -> Outcome {
+    let mut conn = match open_sqlite(c, m, true).await {
+        Ok(conn) => conn,
+        Err(o) => return o,
+    };
     let result = async {
-        let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
         sqlx::query("SELECT 1 FROM sqlite_master LIMIT 1")
             .execute(&mut conn)
             .await?;

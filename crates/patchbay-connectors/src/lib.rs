@@ -7,7 +7,8 @@ pub mod call;
 mod database;
 mod http;
 mod mcp;
-mod smtp;
+pub mod smtp;
+pub mod sql;
 pub mod webhook;
 
 use std::collections::BTreeMap;

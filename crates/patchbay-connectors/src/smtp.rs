@@ -11,7 +11,12 @@ use secrecy::ExposeSecret;
 
 use crate::{Connectors, Material, Outcome};
 
-pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
+/// A transport to the connection's server, at the address the gate checked.
+async fn transport(
+    c: &Connectors,
+    m: &Material,
+    timeout: Duration,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, Outcome> {
     let host = m.config_str("host").unwrap_or_default();
     let encryption = m.config_str("encryption").unwrap_or("starttls");
     let default_port = match encryption {
@@ -19,10 +24,7 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
         "none" => 25,
         _ => 587,
     };
-    let (port, addrs) = match c.endpoint(m, default_port).await {
-        Ok(e) => e,
-        Err(o) => return o,
-    };
+    let (port, addrs) = c.endpoint(m, default_port).await?;
     let addr = addrs[0];
     let tls = match encryption {
         "none" => Tls::None,
@@ -33,7 +35,7 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
         ) {
             Ok(params) if mode == "tls" => Tls::Wrapper(params),
             Ok(params) => Tls::Required(params),
-            Err(e) => return Outcome::fail(ErrorKind::Tls, e.to_string()),
+            Err(e) => return Err(Outcome::fail(ErrorKind::Tls, e.to_string())),
         },
     };
     let mut builder =
@@ -41,8 +43,7 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
             .port(port)
             .tls(tls)
             .timeout(Some(timeout));
-    let auth_type = m.auth_str("type").unwrap_or("none");
-    if auth_type == "basic" {
+    if m.auth_str("type").unwrap_or("none") == "basic" {
         let user = m.config_str("username").unwrap_or_default().to_owned();
         let password = m
             .secret("password")
@@ -50,15 +51,130 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
             .unwrap_or_default();
         builder = builder.credentials(Credentials::new(user, password));
     }
-    let transport: AsyncSmtpTransport<Tokio1Executor> = builder.build();
+    Ok(builder.build())
+}
+
+pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
+    let transport = match transport(c, m, timeout).await {
+        Ok(t) => t,
+        Err(o) => return o,
+    };
     match transport.test_connection().await {
-        Ok(true) => Outcome::ok(if auth_type == "basic" {
+        Ok(true) => Outcome::ok(if m.auth_str("type") == Some("basic") {
             "Connected and authenticated"
         } else {
             "Connected"
         }),
         Ok(false) => Outcome::fail(ErrorKind::Protocol, "the server did not answer NOOP"),
         Err(e) => classify(&e),
+    }
+}
+
+/// Why a mail was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// A bad address or an empty message (the field is named).
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// The server could not be reached or refused (auth, blocked, timeout, …).
+    #[error("{message}")]
+    Server { kind: ErrorKind, message: String },
+}
+
+/// One message; `from` is the connection's `from_address`.
+#[derive(Debug)]
+pub struct Mail<'a> {
+    pub to: Vec<&'a str>,
+    pub cc: Vec<&'a str>,
+    pub bcc: Vec<&'a str>,
+    pub reply_to: Option<&'a str>,
+    pub subject: &'a str,
+    pub text: Option<&'a str>,
+    pub html: Option<&'a str>,
+}
+
+fn mailbox(field: &str, raw: &str) -> Result<lettre::message::Mailbox, MailError> {
+    raw.parse().map_err(|e| MailError::Invalid {
+        field: field.to_owned(),
+        reason: format!("{raw:?} is not an e-mail address ({e})"),
+    })
+}
+
+impl Connectors {
+    /// Sends `mail` through an SMTP connection; the `Message-ID` it went out with.
+    pub async fn send_mail(&self, m: &Material, mail: Mail<'_>) -> Result<String, MailError> {
+        use lettre::AsyncTransport as _;
+        use lettre::message::{MultiPart, SinglePart, header::ContentType};
+        let from = m
+            .config_str("from_address")
+            .ok_or_else(|| MailError::Invalid {
+                field: "connection".into(),
+                reason: "the SMTP connection has no config.from_address".into(),
+            })?;
+        if mail.to.is_empty() {
+            return Err(MailError::Invalid {
+                field: "to".into(),
+                reason: "needs at least one address".into(),
+            });
+        }
+        let message_id = format!(
+            "<{}@patchbay>",
+            crate::webhook::message_id().trim_start_matches("msg_")
+        );
+        let mut b = lettre::Message::builder()
+            .from(mailbox("from_address", from)?)
+            .subject(mail.subject)
+            .message_id(Some(message_id.clone()));
+        for (field, list) in [("to", &mail.to), ("cc", &mail.cc), ("bcc", &mail.bcc)] {
+            for (i, a) in list.iter().enumerate() {
+                let mb = mailbox(&format!("{field}[{i}]"), a)?;
+                b = match field {
+                    "to" => b.to(mb),
+                    "cc" => b.cc(mb),
+                    _ => b.bcc(mb),
+                };
+            }
+        }
+        if let Some(r) = mail.reply_to {
+            b = b.reply_to(mailbox("reply_to", r)?);
+        }
+        let built = match (mail.text, mail.html) {
+            (Some(t), Some(h)) => b.multipart(MultiPart::alternative_plain_html(
+                t.to_owned(),
+                h.to_owned(),
+            )),
+            (Some(t), None) => b.singlepart(SinglePart::plain(t.to_owned())),
+            (None, Some(h)) => b.singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(h.to_owned()),
+            ),
+            (None, None) => {
+                return Err(MailError::Invalid {
+                    field: "text".into(),
+                    reason: "a message needs text or html".into(),
+                });
+            }
+        };
+        let message = built.map_err(|e| MailError::Invalid {
+            field: "message".into(),
+            reason: e.to_string(),
+        })?;
+        let timeout = self.settings.test_timeout.max(Duration::from_secs(30));
+        let transport = transport(self, m, timeout)
+            .await
+            .map_err(|o| MailError::Server {
+                kind: o.kind.unwrap_or(ErrorKind::Protocol),
+                message: o.message,
+            })?;
+        transport.send(message).await.map_err(|e| {
+            let o = classify(&e);
+            MailError::Server {
+                kind: o.kind.unwrap_or(ErrorKind::Protocol),
+                message: o.message,
+            }
+        })?;
+        Ok(message_id)
     }
 }
 

@@ -4,6 +4,7 @@
 //! This crate does no I/O: no tokio, no database, no HTTP. Everything here is plain data and pure
 //! functions, so the rules can be unit-tested without a running server.
 
+pub mod actions;
 pub mod api;
 pub mod connection;
 pub mod error;

@@ -50,7 +50,8 @@ pub(crate) struct UsageLog {
 struct Usage {
     principal: Principal,
     connection: ConnectionId,
-    action: &'static str,
+    /// The summary audit entry's action; `None` when each use is audited on its own.
+    action: Option<&'static str>,
     last: chrono::DateTime<chrono::Utc>,
     callers: BTreeSet<String>,
     count: u64,
@@ -186,7 +187,7 @@ impl Hub {
         self.record_use(
             p,
             &used.connection.id,
-            "proxy.request",
+            Some("proxy.request"),
             call.caller,
             Some(resp.status().as_u16()),
             started,
@@ -239,7 +240,7 @@ impl Hub {
         &self,
         p: &Principal,
         id: &ConnectionId,
-        action: &'static str,
+        action: Option<&'static str>,
         caller: Option<String>,
         status: Option<u16>,
         started: Instant,
@@ -298,6 +299,9 @@ impl Hub {
                 MAX_CALLERS,
             )
             .await?;
+            let Some(action) = u.action else {
+                continue;
+            };
             let failed = u
                 .classes
                 .iter()
@@ -307,7 +311,7 @@ impl Hub {
             let outcome = if failed == 0 { "success" } else { "failure" };
             let mut event = self.event(
                 &u.principal,
-                u.action,
+                action,
                 Some(u.connection.to_string()),
                 outcome,
                 json!({

@@ -6,6 +6,7 @@
 //! Together with the vault, this is the only crate that holds plaintext secrets, and only for
 //! as long as a call needs them.
 
+mod actions;
 mod apps;
 mod audit;
 mod bootstrap;

@@ -1,6 +1,7 @@
 //! The JSON API under `/v1` (SPEC §3). Each resource module exports `router()`; this module
 //! assembles them with the fallbacks, the body limit and the request log.
 
+mod actions;
 mod apps;
 mod audit;
 mod connections;
@@ -37,6 +38,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(audit::router())
         .merge(keys::router())
         .merge(proxy::router())
+        .merge(actions::router())
         .merge(openapi::router());
     Router::new()
         .nest("/v1", v1)

@@ -26,6 +26,7 @@ use crate::startup::AppState;
         super::connections::test_saved, super::connections::test_unsaved,
         super::audit::list, super::audit::verify,
         super::keys::status, super::keys::rotate,
+        super::actions::http, super::actions::sql, super::actions::email,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),

@@ -15,7 +15,7 @@ use axum::routing::any;
 use futures::StreamExt;
 use patchbay_connectors::call::{CallBody, CallRequest, connection_listed, hop_by_hop};
 use patchbay_domain::ConnectionId;
-use patchbay_engine::{EngineError, ProxyCall, caller_label};
+use patchbay_engine::{EngineError, ProxyCall};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
@@ -25,7 +25,6 @@ use crate::startup::AppState;
 const BUFFERED: u64 = 256 * 1024;
 
 pub const CONNECTION_HEADER: &str = "patchbay-connection";
-pub const CALLER_HEADER: &str = "patchbay-caller";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -68,9 +67,7 @@ async fn forward(State(s): State<AppState>, Auth(p): Auth, req: Request) -> ApiR
         })?
         .parse::<ConnectionId>()
         .map_err(|_| ApiError::BadHeader(format!("{CONNECTION_HEADER} is not a connection id")))?;
-    let caller = header_str(&req, CALLER_HEADER)?
-        .map(caller_label)
-        .transpose()?;
+    let caller = super::actions::caller(req.headers())?;
     let (parts, body) = req.into_parts();
     let length = parts
         .headers

@@ -15,7 +15,7 @@ use sqlx::{Connection as _, Executor as _};
 use crate::helpers::{Backend, TestApp, Tweak, err_status, postgres_admin_url};
 use crate::peers;
 
-const RIGHT: &str = "pw-right-5b1e";
+pub(crate) const RIGHT: &str = "pw-right-5b1e";
 
 fn loopback_allowed(sqlite_dir: Option<std::path::PathBuf>) -> Tweak {
     Arc::new(move |s| {
@@ -59,7 +59,7 @@ async fn ensure_postgres_role() {
     .unwrap();
 }
 
-async fn ensure_mariadb_user() {
+pub(crate) async fn ensure_mariadb_user() {
     let mut conn = sqlx::MySqlConnection::connect("mysql://root@127.0.0.1:3306/test")
         .await
         .expect(

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod actions;
 mod apps;
 mod audit;
 mod connection_tests;

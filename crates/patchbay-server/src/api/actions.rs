@@ -1,0 +1,76 @@
+//! `/v1/actions/*`: one operation through a connection. `Patchbay-Caller` names who acts (kept in
+//! the connection's `used_by`).
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use patchbay_domain::actions::{
+    EmailAction, EmailActionResult, HttpAction, HttpActionResult, SqlAction, SqlActionResult,
+};
+use patchbay_engine::caller_label;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Auth};
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/actions/http", post(http))
+        .route("/actions/sql", post(sql))
+        .route("/actions/email", post(email))
+}
+
+/// The `Patchbay-Caller` label, checked.
+pub(crate) fn caller(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("patchbay-caller") {
+        None => Ok(None),
+        Some(v) => {
+            let s = v
+                .to_str()
+                .map_err(|_| ApiError::BadHeader("Patchbay-Caller is not visible ASCII".into()))?;
+            Ok(Some(caller_label(s.trim())?))
+        }
+    }
+}
+
+/// An HTTP call through a connection; `map` picks values out of a JSON answer.
+#[utoipa::path(post, path = "/v1/actions/http", tag = "actions", request_body = HttpAction,
+    responses((status = 200, body = HttpActionResult), (status = 422, description = "invalid fields, each named"),
+        (status = 403, description = "the destination is blocked"), (status = 504, description = "the upstream timed out")))]
+pub async fn http(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    ApiJson(a): ApiJson<HttpAction>,
+) -> ApiResult<Json<HttpActionResult>> {
+    let caller = caller(&headers)?;
+    Ok(Json(s.hub.http_action(&p, a, caller).await?))
+}
+
+/// One parameterized SQL statement (`$1` / `?` placeholders only).
+#[utoipa::path(post, path = "/v1/actions/sql", tag = "actions", request_body = SqlAction,
+    responses((status = 200, body = SqlActionResult), (status = 400, description = "the database refused the statement"),
+        (status = 422, description = "invalid fields, each named")))]
+pub async fn sql(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    ApiJson(a): ApiJson<SqlAction>,
+) -> ApiResult<Json<SqlActionResult>> {
+    let caller = caller(&headers)?;
+    Ok(Json(s.hub.sql_action(&p, a, caller).await?))
+}
+
+/// An e-mail through an SMTP connection, from its `from_address`.
+#[utoipa::path(post, path = "/v1/actions/email", tag = "actions", request_body = EmailAction,
+    responses((status = 200, body = EmailActionResult), (status = 422, description = "invalid fields, each named")))]
+pub async fn email(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    ApiJson(a): ApiJson<EmailAction>,
+) -> ApiResult<Json<EmailActionResult>> {
+    let caller = caller(&headers)?;
+    Ok(Json(s.hub.email_action(&p, a, caller).await?))
+}
