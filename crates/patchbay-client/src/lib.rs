@@ -422,6 +422,36 @@ impl Client {
         self.send(Method::POST, "/v1/actions/email", a).await
     }
 
+    /// `POST /v1/actions/webhook`.
+    pub async fn webhook_action(
+        &self,
+        a: &patchbay_domain::actions::WebhookAction,
+    ) -> Result<patchbay_domain::actions::WebhookActionResult> {
+        self.send(Method::POST, "/v1/actions/webhook", a).await
+    }
+
+    /// `GET /v1/deliveries` with a query such as `status=failed&limit=10`.
+    pub async fn list_deliveries(
+        &self,
+        query: &str,
+    ) -> Result<Page<patchbay_domain::actions::Delivery>> {
+        self.get(&format!("/v1/deliveries?{query}")).await
+    }
+
+    pub async fn get_delivery(&self, id: &str) -> Result<patchbay_domain::actions::Delivery> {
+        self.get(&format!("/v1/deliveries/{id}")).await
+    }
+
+    pub async fn replay_delivery(&self, id: &str) -> Result<patchbay_domain::actions::Delivery> {
+        self.call(
+            Method::POST,
+            &format!("/v1/deliveries/{id}/replay"),
+            None,
+            &[],
+        )
+        .await
+    }
+
     /// A fresh access token of an OAuth connection: `{access_token, expires_at}`.
     pub async fn access_token(&self, id: &str) -> Result<Value> {
         self.get(&format!("/v1/connections/{id}/token")).await

@@ -149,3 +149,101 @@ pub struct EmailActionResult {
     /// Recipients the server accepted.
     pub accepted: usize,
 }
+
+/// How often and how patiently a delivery is tried.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Attempts in all (default 5, at most 20).
+    #[serde(default, alias = "maxAttempts")]
+    pub attempts: Option<u32>,
+    /// The first wait; it doubles each time, with jitter (default 1,000 ms).
+    #[serde(default, alias = "backoffMs")]
+    pub backoff_ms: Option<u64>,
+}
+
+/// `blocking` (the answer comes back) or `fire_and_forget` (queued; a delivery id at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryMode {
+    #[default]
+    Blocking,
+    #[serde(alias = "fire-and-forget")]
+    FireAndForget,
+}
+
+/// `POST /v1/actions/webhook`: to a webhook connection (signed with its secret) or a URL.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookAction {
+    #[serde(default)]
+    pub connection: Option<ConnectionId>,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// POST, PUT or PATCH (default the connection's, else POST).
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub body: Option<Value>,
+    #[serde(default)]
+    pub mode: DeliveryMode,
+    #[serde(default, alias = "retryPolicy")]
+    pub retry: Option<RetryPolicy>,
+    /// A CEL expression over `context`; when false nothing is sent.
+    #[serde(default)]
+    pub condition: Option<String>,
+    /// Variables for `condition` and for `${var}` / `{{var}}` in `body` and `headers`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<Map<String, Value>>,
+}
+
+/// What a webhook action answers.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookActionResult {
+    /// `delivered`, `failed` (blocking), `pending` (queued) or `skipped` (condition false).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<crate::ids::DeliveryId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<String>,
+    /// The receiver's answer (blocking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub response_body: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A queued webhook delivery as the API shows it (never its body or full URL).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Delivery {
+    pub id: crate::ids::DeliveryId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectionId>,
+    pub webhook_id: String,
+    pub method: String,
+    /// The receiver's host.
+    pub target: String,
+    /// `pending`, `delivering`, `delivered` or `failed` (dead letter).
+    pub status: String,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub next_attempt_at: chrono::DateTime<chrono::Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<chrono::DateTime<chrono::Utc>>,
+}

@@ -107,6 +107,7 @@ define_id!(TokenId, "tok", "token");
 define_id!(SecretId, "sec", "secret");
 define_id!(AuditId, "aud", "audit event");
 define_id!(AppId, "app", "OAuth app");
+define_id!(DeliveryId, "dlv", "delivery");
 
 #[cfg(test)]
 mod tests {

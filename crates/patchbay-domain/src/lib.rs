@@ -15,6 +15,6 @@ pub mod validate;
 
 pub use connection::{AuthType, Kind, Status, TestStatus};
 pub use error::{FieldError, ValidationErrors};
-pub use ids::{AppId, AuditId, ConnectionId, OrgId, ProjectId, SecretId, TokenId};
+pub use ids::{AppId, AuditId, ConnectionId, DeliveryId, OrgId, ProjectId, SecretId, TokenId};
 pub use names::{Name, SecretName};
 pub use principal::{Principal, Role};

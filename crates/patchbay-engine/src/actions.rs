@@ -17,7 +17,7 @@ use patchbay_domain::actions::{
     SqlActionResult,
 };
 use patchbay_domain::api::ErrorKind;
-use patchbay_domain::{ConnectionId, Kind, Principal, ValidationErrors};
+use patchbay_domain::{Kind, Principal, ValidationErrors};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
@@ -250,7 +250,7 @@ impl Hub {
         self.audit_action(
             p,
             "action.http",
-            &a.connection,
+            a.connection.as_str(),
             status.is_some_and(|s| s < 400),
             json!({"method": method.as_str(), "path": path, "status": status,
                 "error": result.as_ref().err().map(ToString::to_string)}),
@@ -267,7 +267,7 @@ impl Hub {
         &self,
         p: &Principal,
         action: &str,
-        connection: &ConnectionId,
+        target: &str,
         success: bool,
         mut details: Value,
         started: Instant,
@@ -275,7 +275,7 @@ impl Hub {
         details["latency_ms"] =
             json!(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
         let outcome = if success { "success" } else { "failure" };
-        let event = self.event(p, action, Some(connection.to_string()), outcome, details);
+        let event = self.event(p, action, Some(target.to_owned()), outcome, details);
         if let Err(e) = self.store().audit(&event).await {
             tracing::error!(error = %e, action, "could not write an action's audit entry");
         }
@@ -339,7 +339,7 @@ impl Hub {
         self.audit_action(
             p,
             "action.sql",
-            &a.connection,
+            a.connection.as_str(),
             result.is_ok(),
             json!({"statement": verb, "read_only": a.read_only,
                 "rows": result.as_ref().ok().map(|r| r.count),
@@ -396,7 +396,7 @@ impl Hub {
         self.audit_action(
             p,
             "action.email",
-            &a.connection,
+            a.connection.as_str(),
             result.is_ok(),
             json!({"recipients": recipients, "error": result.as_ref().err().map(ToString::to_string)}),
             started,

@@ -50,6 +50,7 @@ impl Hub {
                 prepared: crate::calls::prepared_cache(),
                 usage: Mutex::new(Default::default()),
                 principals: crate::tokens::principal_cache(),
+                outbox_wake: tokio::sync::Notify::new(),
                 settings,
             }),
         };

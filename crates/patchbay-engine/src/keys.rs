@@ -210,6 +210,16 @@ impl Hub {
                         "client_secret",
                         ciphertext,
                     ),
+                    CiphertextRef::Delivery {
+                        org_id,
+                        delivery_id,
+                        ciphertext,
+                    } => (
+                        org_id.as_str(),
+                        format!("delivery:{delivery_id}"),
+                        "payload",
+                        ciphertext,
+                    ),
                 };
                 // Every binding is (org, object, field): secrets use the field "value".
                 let aad = field_aad(org, &object, field);

@@ -19,9 +19,11 @@ mod events;
 mod keys;
 mod oauth;
 mod orgs;
+mod outbox;
 mod providers;
 mod refresh;
 mod secrets;
+mod templates;
 mod testing;
 mod tokens;
 
@@ -77,6 +79,7 @@ struct Inner {
     prepared: calls::PreparedCache,
     usage: Mutex<calls::UsageLog>,
     principals: tokens::PrincipalCache,
+    outbox_wake: tokio::sync::Notify,
 }
 
 impl Hub {

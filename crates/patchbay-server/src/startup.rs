@@ -152,11 +152,13 @@ impl Application {
         let _scheduler = self.hub.spawn_scheduler();
         let _refresher = self.hub.spawn_refresher();
         let usage = self.hub.spawn_usage_flusher();
+        let outbox = self.hub.spawn_outbox();
         let hub = self.hub.clone();
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown_signal())
             .await;
         usage.abort();
+        outbox.abort();
         if let Err(e) = hub.flush_usage().await {
             tracing::warn!(error = %e, "could not record connection use at shutdown");
         }
@@ -169,10 +171,12 @@ impl Application {
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let usage = self.hub.spawn_usage_flusher();
+        let outbox = self.hub.spawn_outbox();
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(stop)
             .await;
         usage.abort();
+        outbox.abort();
         served
     }
 }

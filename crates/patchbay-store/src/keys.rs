@@ -33,6 +33,11 @@ pub enum CiphertextRef {
         app_id: String,
         ciphertext: Vec<u8>,
     },
+    Delivery {
+        org_id: String,
+        delivery_id: String,
+        ciphertext: Vec<u8>,
+    },
 }
 
 impl Store {
@@ -59,6 +64,7 @@ impl Store {
                SELECT key_version FROM connection_secrets WHERE key_version IS NOT NULL \
                UNION ALL SELECT key_version FROM secrets WHERE deleted_at IS NULL \
                UNION ALL SELECT key_version FROM oauth_apps WHERE key_version IS NOT NULL AND deleted_at IS NULL \
+               UNION ALL SELECT key_version FROM deliveries \
              ) t GROUP BY key_version ORDER BY key_version",
         )
         .fetch_all(&self.read)
@@ -121,6 +127,23 @@ impl Store {
                     org_id: r.try_get("org_id")?,
                     app_id: r.try_get("id")?,
                     ciphertext: r.try_get("client_secret")?,
+                });
+            }
+        }
+        let rest = limit - out.len() as i64;
+        if rest > 0 {
+            for r in sqlx::query(
+                "SELECT org_id, id, payload FROM deliveries WHERE key_version <> $1 LIMIT $2",
+            )
+            .bind(current)
+            .bind(rest)
+            .fetch_all(&self.read)
+            .await?
+            {
+                out.push(CiphertextRef::Delivery {
+                    org_id: r.try_get("org_id")?,
+                    delivery_id: r.try_get("id")?,
+                    ciphertext: r.try_get("payload")?,
                 });
             }
         }
@@ -193,6 +216,21 @@ impl Tx {
                 .bind(new_ciphertext)
                 .bind(new_version)
                 .bind(app_id.clone())
+                .bind(ciphertext.clone())
+                .execute(&mut *self.inner)
+                .await?
+            }
+            CiphertextRef::Delivery {
+                delivery_id,
+                ciphertext,
+                ..
+            } => {
+                sqlx::query(
+                    "UPDATE deliveries SET payload = $1, key_version = $2 WHERE id = $3 AND payload = $4",
+                )
+                .bind(new_ciphertext)
+                .bind(new_version)
+                .bind(delivery_id.clone())
                 .bind(ciphertext.clone())
                 .execute(&mut *self.inner)
                 .await?

@@ -10,6 +10,7 @@
 mod apps;
 mod audit;
 mod connections;
+mod deliveries;
 mod keys;
 mod orgs;
 mod pool;
@@ -21,6 +22,7 @@ mod util;
 pub use apps::AppRecord;
 pub use audit::{AuditFilter, AuditRecord, NewAudit};
 pub use connections::{ConnectionFilter, ConnectionRecord, Held, NewConnection, SecretRow};
+pub use deliveries::{Completion, DeliveryRecord};
 pub use keys::{CiphertextRef, VaultKeyRow};
 pub use orgs::{OrgRecord, ProjectRecord};
 pub use pool::{Dialect, Store, Tx};

@@ -3,10 +3,12 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use patchbay_domain::actions::{
-    EmailAction, EmailActionResult, HttpAction, HttpActionResult, SqlAction, SqlActionResult,
+    DeliveryMode, EmailAction, EmailActionResult, HttpAction, HttpActionResult, SqlAction,
+    SqlActionResult, WebhookAction, WebhookActionResult,
 };
 use patchbay_engine::caller_label;
 
@@ -19,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/actions/http", post(http))
         .route("/actions/sql", post(sql))
         .route("/actions/email", post(email))
+        .route("/actions/webhook", post(webhook))
 }
 
 /// The `Patchbay-Caller` label, checked.
@@ -73,4 +76,26 @@ pub async fn email(
 ) -> ApiResult<Json<EmailActionResult>> {
     let caller = caller(&headers)?;
     Ok(Json(s.hub.email_action(&p, a, caller).await?))
+}
+
+/// A webhook: `blocking` answers with the receiver's response; `fire_and_forget` queues it
+/// (202 with the delivery id).
+#[utoipa::path(post, path = "/v1/actions/webhook", tag = "actions", request_body = WebhookAction,
+    responses((status = 200, body = WebhookActionResult), (status = 202, body = WebhookActionResult),
+        (status = 422, description = "invalid fields, each named")))]
+pub async fn webhook(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    ApiJson(a): ApiJson<WebhookAction>,
+) -> ApiResult<(StatusCode, Json<WebhookActionResult>)> {
+    let caller = caller(&headers)?;
+    let queued = a.mode == DeliveryMode::FireAndForget;
+    let r = s.hub.webhook_action(&p, a, caller).await?;
+    let status = if queued && r.delivery.is_some() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(r)))
 }

@@ -5,6 +5,7 @@ mod actions;
 mod apps;
 mod audit;
 mod connections;
+mod deliveries;
 mod health;
 mod keys;
 mod oauth;
@@ -39,6 +40,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(keys::router())
         .merge(proxy::router())
         .merge(actions::router())
+        .merge(deliveries::router())
         .merge(openapi::router());
     Router::new()
         .nest("/v1", v1)

@@ -23,3 +23,4 @@ mod proxy;
 mod scheduler;
 mod upstream;
 mod vault;
+mod webhooks;
