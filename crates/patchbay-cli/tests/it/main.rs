@@ -7,6 +7,7 @@
 mod canary;
 mod cli;
 mod kill;
+mod outbox;
 #[path = "../../../patchbay-server/tests/it/peers.rs"]
 #[allow(dead_code)]
 mod peers;
