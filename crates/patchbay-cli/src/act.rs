@@ -1,9 +1,11 @@
-//! Acting through connections from the command line: `patchbay proxy`.
+//! Acting through connections from the command line: `patchbay proxy`, `patchbay deliveries`.
 
 use std::io::{Read, Write};
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, Subcommand};
+
+use crate::output::{json, table, when};
 
 use crate::Global;
 
@@ -77,6 +79,87 @@ pub async fn proxy(g: &Global, args: ProxyArgs) -> Result<()> {
     out.flush()?;
     if !r.status.is_success() {
         bail!("the answer was HTTP {}", r.status);
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCmd {
+    /// Queued and past webhook deliveries, newest first.
+    List {
+        /// pending, delivering, delivered or failed.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this connection's.
+        #[arg(long)]
+        connection: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// One delivery.
+    Get { id: String },
+    /// Send a delivered or failed delivery again (same webhook-id).
+    Replay { id: String },
+}
+
+fn delivery_rows(items: &[patchbay_domain::actions::Delivery]) {
+    table(
+        &[
+            "ID", "STATUS", "TARGET", "ATTEMPTS", "LAST", "CREATED", "ERROR",
+        ],
+        items
+            .iter()
+            .map(|d| {
+                vec![
+                    d.id.to_string(),
+                    d.status.clone(),
+                    d.target.clone(),
+                    format!("{}/{}", d.attempts, d.max_attempts),
+                    d.last_status.map_or("-".into(), |s| s.to_string()),
+                    when(Some(d.created_at)),
+                    d.last_error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect(),
+    );
+}
+
+pub async fn deliveries(g: &Global, cmd: DeliveriesCmd) -> Result<()> {
+    let c = crate::commands::client(g)?;
+    match cmd {
+        DeliveriesCmd::List {
+            status,
+            connection,
+            limit,
+        } => {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            q.append_pair("limit", &limit.to_string());
+            if let Some(s) = &status {
+                q.append_pair("status", s);
+            }
+            if let Some(c) = &connection {
+                q.append_pair("connection", c);
+            }
+            let page = c.list_deliveries(&q.finish()).await?;
+            if g.json {
+                return json(&page.items);
+            }
+            delivery_rows(&page.items);
+        }
+        DeliveriesCmd::Get { id } => {
+            let d = c.get_delivery(&id).await?;
+            if g.json {
+                return json(&d);
+            }
+            delivery_rows(std::slice::from_ref(&d));
+        }
+        DeliveriesCmd::Replay { id } => {
+            let d = c.replay_delivery(&id).await?;
+            if g.json {
+                return json(&d);
+            }
+            println!("{} queued again (webhook-id {})", d.id, d.webhook_id);
+        }
     }
     Ok(())
 }

@@ -63,6 +63,9 @@ pub enum Command {
     Oauth(commands::OauthCmd),
     /// Send a request through a connection: `patchbay proxy con_… GET /user`.
     Proxy(act::ProxyArgs),
+    /// Webhook deliveries (the outbox).
+    #[command(subcommand)]
+    Deliveries(act::DeliveriesCmd),
     /// The provider catalog.
     Providers(commands::ProvidersArgs),
     /// Organization secrets (write-only values).

@@ -458,3 +458,78 @@ fn proxy_sends_through_a_connection() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Name: value"));
 }
+
+/// `patchbay deliveries list|get|replay` over a dead-lettered delivery.
+#[test]
+fn deliveries_list_and_replay() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let receiver = format!("http://{}", listener.local_addr().unwrap());
+    let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = up.clone();
+    let app = axum::Router::new().fallback(move || {
+        let ok = flag.load(std::sync::atomic::Ordering::Relaxed);
+        async move {
+            if ok {
+                axum::http::StatusCode::OK
+            } else {
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    });
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--allow-net", "127.0.0.0/8"], &[]);
+    let api = patchbay_client::Client::new(&server.url, server.token.clone()).unwrap();
+    let queued = rt.block_on(async {
+        let hook = api
+            .create_connection(
+                &serde_json::from_value(json!({"name": "sink", "kind": "webhook",
+                "config": {"url": format!("{receiver}/in")}}))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        api.webhook_action(
+            &serde_json::from_value(json!({"connection": hook.id, "mode": "fire_and_forget",
+            "retry": {"attempts": 1}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+    });
+    let id = queued.delivery.unwrap().to_string();
+    let status = |data: &std::path::Path| -> String {
+        let out = run_ok(data, &["deliveries", "get", &id, "--json"], None);
+        serde_json::from_str::<Value>(&out).unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for _ in 0..100 {
+        if status(&data) == "failed" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let listed = run_ok(&data, &["deliveries", "list", "--status", "failed"], None);
+    assert!(
+        listed.contains(&id) && listed.contains("1/1") && listed.contains("500"),
+        "{listed}"
+    );
+    up.store(true, std::sync::atomic::Ordering::Relaxed);
+    let replayed = run_ok(&data, &["deliveries", "replay", &id], None);
+    assert!(replayed.contains("queued again"), "{replayed}");
+    for _ in 0..100 {
+        if status(&data) == "delivered" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(status(&data), "delivered");
+    let out = run(&data, &["deliveries", "replay", "dlv_nope"], None);
+    assert!(!out.status.success());
+}
