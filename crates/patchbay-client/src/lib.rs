@@ -430,6 +430,12 @@ impl Client {
         self.send(Method::POST, "/v1/actions/webhook", a).await
     }
 
+    /// `POST /v1/nodes/run`.
+    pub async fn run_node(&self, node: &Value) -> Result<patchbay_domain::actions::NodeRunResult> {
+        self.call(Method::POST, "/v1/nodes/run", Some(node), &[])
+            .await
+    }
+
     /// `GET /v1/deliveries` with a query such as `status=failed&limit=10`.
     pub async fn list_deliveries(
         &self,

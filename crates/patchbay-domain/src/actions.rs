@@ -247,3 +247,32 @@ pub struct Delivery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// `POST /v1/nodes/run`: one workflow node in the seeds' shape, `{type, label, config}`, with
+/// the variables its templates and condition read. Other fields of the node (`id`,
+/// `position`, …) are ignored.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeRun {
+    /// `http`, `webhook`, `sql`, `email`, `integration`, `llm` or `mcp_tool`.
+    #[serde(rename = "type")]
+    pub node_type: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[schema(value_type = Object)]
+    pub config: Map<String, Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<Map<String, Value>>,
+}
+
+/// What a node produced: its outputs by variable name (`outputVariable`, or the node's own
+/// names such as `rows` and `count`), and the raw result of the action it ran.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeRunResult {
+    #[serde(rename = "type")]
+    pub node_type: String,
+    #[schema(value_type = Object)]
+    pub outputs: Map<String, Value>,
+    #[schema(value_type = Object)]
+    pub result: Value,
+}

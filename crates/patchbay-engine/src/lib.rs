@@ -17,6 +17,7 @@ mod credentials;
 mod error;
 mod events;
 mod keys;
+mod nodes;
 mod oauth;
 mod orgs;
 mod outbox;

@@ -113,6 +113,19 @@ impl Hub {
             )
             .into());
         };
+        // An API key goes where the provider wants it, unless the connection says otherwise.
+        if let (Some(rule), Some(Value::Object(auth))) = (&entry.api_key, body.auth.as_mut())
+            && auth.get("type").and_then(Value::as_str) == Some("api_key")
+            && !auth.contains_key("in")
+            && !auth.contains_key("name")
+        {
+            auth.insert("in".into(), Value::String(rule.location.clone()));
+            auth.insert("name".into(), Value::String(rule.name.clone()));
+            if let Some(prefix) = &rule.prefix {
+                auth.entry("prefix")
+                    .or_insert_with(|| Value::String(prefix.clone()));
+            }
+        }
         if body.kind.as_str() == Some("http")
             && let Some(base) = entry.static_base_url()
         {

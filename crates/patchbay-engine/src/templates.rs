@@ -105,6 +105,62 @@ pub fn fill(value: &Value, ctx: &Map<String, Value>, field: &str) -> Result<Valu
     })
 }
 
+/// Fills the templates of a URL path, each value percent-encoded as one path segment (so a
+/// value cannot add segments, a query or a fragment).
+pub fn fill_path(path: &str, ctx: &Map<String, Value>, field: &str) -> Result<String> {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let mut out = String::with_capacity(path.len());
+    let mut last = 0;
+    for (start, end, name) in placeholders(path) {
+        out.push_str(&path[last..start]);
+        let v = lookup(ctx, name).ok_or_else(|| {
+            EngineError::from(patchbay_domain::ValidationErrors::single(
+                format!("context.{name}"),
+                format!("is used by {field} but not set"),
+            ))
+        })?;
+        let text = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.extend(percent_encoding::utf8_percent_encode(&text, SEGMENT));
+        last = end;
+    }
+    out.push_str(&path[last..]);
+    Ok(out)
+}
+
+/// Like [`fill`] for an operation's body: a key whose value is a lone placeholder for a
+/// variable that is not set is left out (an optional parameter such as `temperature`).
+pub fn fill_optional(value: &Value, ctx: &Map<String, Value>, field: &str) -> Result<Value> {
+    match value {
+        Value::Object(m) => {
+            let mut out = Map::new();
+            for (k, v) in m {
+                if let Value::String(s) = v
+                    && let [(0, end, name)] = placeholders(s).as_slice()
+                    && *end == s.len()
+                    && lookup(ctx, name).is_none()
+                {
+                    continue;
+                }
+                out.insert(k.clone(), fill_optional(v, ctx, &format!("{field}.{k}"))?);
+            }
+            Ok(Value::Object(out))
+        }
+        other => fill(other, ctx, field),
+    }
+}
+
+/// Whether a text holds a template placeholder.
+pub fn has_placeholder(s: &str) -> bool {
+    !placeholders(s).is_empty()
+}
+
 /// Evaluates a CEL condition over the context (each key is a variable; `context` is all of
 /// them). Anything but `true` or `false` is an error naming `field`.
 pub fn condition(expr: &str, ctx: &Map<String, Value>, field: &str) -> Result<bool> {
@@ -165,6 +221,24 @@ mod tests {
         let err = fill(&json!({"a": ["${missing.x}"]}), &ctx(), "body").unwrap_err();
         assert!(err.to_string().contains("context.missing.x"), "{err}");
         assert!(err.to_string().contains("body.a[0]"), "{err}");
+    }
+
+    #[test]
+    fn paths_encode_values_and_optional_keys_drop() {
+        let ctx = json!({"owner": "acme", "repo": "a/b?c#d", "n": 2})
+            .as_object()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            fill_path("/repos/${owner}/${repo}/issues/{{n}}", &ctx, "path").unwrap(),
+            "/repos/acme/a%2Fb%3Fc%23d/issues/2"
+        );
+        let body = json!({"model": "${owner}", "temperature": "${temperature}", "text": "x ${n}"});
+        assert_eq!(
+            fill_optional(&body, &ctx, "body").unwrap(),
+            json!({"model": "acme", "text": "x 2"})
+        );
+        assert!(fill_optional(&json!({"t": "a ${missing}"}), &ctx, "body").is_err());
     }
 
     #[test]

@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use patchbay_domain::actions::{
-    DeliveryMode, EmailAction, EmailActionResult, HttpAction, HttpActionResult, SqlAction,
-    SqlActionResult, WebhookAction, WebhookActionResult,
+    DeliveryMode, EmailAction, EmailActionResult, HttpAction, HttpActionResult, NodeRun,
+    NodeRunResult, SqlAction, SqlActionResult, WebhookAction, WebhookActionResult,
 };
 use patchbay_engine::caller_label;
 
@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/actions/sql", post(sql))
         .route("/actions/email", post(email))
         .route("/actions/webhook", post(webhook))
+        .route("/nodes/run", post(run_node))
 }
 
 /// The `Patchbay-Caller` label, checked.
@@ -98,4 +99,17 @@ pub async fn webhook(
         StatusCode::OK
     };
     Ok((status, Json(r)))
+}
+
+/// One workflow node in the seeds' format (`{type, config}`) with `context` variables.
+#[utoipa::path(post, path = "/v1/nodes/run", tag = "actions", request_body = NodeRun,
+    responses((status = 200, body = NodeRunResult), (status = 422, description = "invalid fields, each named")))]
+pub async fn run_node(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    ApiJson(node): ApiJson<NodeRun>,
+) -> ApiResult<Json<NodeRunResult>> {
+    let caller = caller(&headers)?;
+    Ok(Json(s.hub.run_node(&p, node, caller).await?))
 }

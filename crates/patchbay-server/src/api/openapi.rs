@@ -26,7 +26,7 @@ use crate::startup::AppState;
         super::connections::test_saved, super::connections::test_unsaved,
         super::audit::list, super::audit::verify,
         super::keys::status, super::keys::rotate,
-        super::actions::http, super::actions::sql, super::actions::email, super::actions::webhook,
+        super::actions::http, super::actions::sql, super::actions::email, super::actions::webhook, super::actions::run_node,
         super::deliveries::list, super::deliveries::read, super::deliveries::replay,
     ),
     components(schemas(crate::error::Problem)),

@@ -14,6 +14,7 @@ mod hostile;
 mod isolation;
 mod malformed;
 mod meta;
+mod nodes;
 mod oauth_flow;
 mod oauth_start;
 mod peers;
