@@ -86,6 +86,11 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
+/// mimalloc: the proxy's many small, short-lived allocations across threads contend on glibc's
+/// arenas.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

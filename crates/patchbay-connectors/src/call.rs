@@ -120,9 +120,17 @@ pub fn forwardable(from: &HeaderMap) -> HeaderMap {
 
 /// `base_url` + `path` + `query`; a path that would climb out of the base URL is refused.
 pub fn call_url(m: &Material, path: &str, query: Option<&str>) -> Result<url::Url, CallError> {
-    let base = m
-        .config_str("base_url")
-        .ok_or_else(|| CallError::Unusable("the connection has no config.base_url".into()))?;
+    let base = match m.parsed_base.get() {
+        Some(u) => u,
+        None => {
+            let raw = m.config_str("base_url").ok_or_else(|| {
+                CallError::Unusable("the connection has no config.base_url".into())
+            })?;
+            let parsed = url::Url::parse(raw)
+                .map_err(|e| CallError::Unusable(format!("config.base_url: {e}")))?;
+            m.parsed_base.get_or_init(|| parsed)
+        }
+    };
     let trimmed = path.trim_start_matches('/');
     let decoded = percent_encoding::percent_decode_str(trimmed).decode_utf8_lossy();
     if decoded
@@ -134,15 +142,22 @@ pub fn call_url(m: &Material, path: &str, query: Option<&str>) -> Result<url::Ur
             "the path may not contain '.' or '..' segments".into(),
         ));
     }
-    let mut joined = format!("{}/{}", base.trim_end_matches('/'), trimmed);
-    if trimmed.is_empty() {
-        joined = base.to_owned();
+    let mut url = base.clone();
+    if !trimmed.is_empty() {
+        url.set_path(&format!(
+            "{}/{}",
+            base.path().trim_end_matches('/'),
+            trimmed
+        ));
     }
     if let Some(q) = query.filter(|q| !q.is_empty()) {
-        joined.push(if joined.contains('?') { '&' } else { '?' });
-        joined.push_str(q);
+        let joined = match base.query() {
+            Some(own) if !own.is_empty() => format!("{own}&{q}"),
+            _ => q.to_owned(),
+        };
+        url.set_query(Some(&joined));
     }
-    url::Url::parse(&joined).map_err(|e| CallError::Invalid(format!("invalid URL: {e}")))
+    Ok(url)
 }
 
 /// How a connection retries: `config.retries` extra attempts (default 2), `config.backoff_ms`
@@ -293,6 +308,7 @@ mod tests {
                 .clone(),
             secrets: Default::default(),
             verify: None,
+            parsed_base: Default::default(),
         }
     }
 
@@ -306,6 +322,17 @@ mod tests {
         assert_eq!(
             call_url(&m, "", None).unwrap().as_str(),
             "https://api.example.com/v2/"
+        );
+        assert_eq!(
+            call_url(&m, "files/a%3Fb%2Fc", Some("x=%26"))
+                .unwrap()
+                .as_str(),
+            "https://api.example.com/v2/files/a%3Fb%2Fc?x=%26"
+        );
+        let keyed = material("https://api.example.com/v1?key=k1");
+        assert_eq!(
+            call_url(&keyed, "/items", Some("page=2")).unwrap().as_str(),
+            "https://api.example.com/v1/items?key=k1&page=2"
         );
         for bad in [
             "../admin",

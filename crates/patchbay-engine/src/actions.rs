@@ -161,6 +161,7 @@ impl Hub {
             config: prepared.material.config.clone(),
             secrets,
             verify: None,
+            parsed_base: Default::default(),
         })
     }
 

@@ -191,6 +191,7 @@ impl Hub {
             config,
             secrets,
             verify,
+            parsed_base: Default::default(),
         };
         let result = self.connectors().test(&material).await;
         drop(material);
@@ -233,6 +234,7 @@ impl Hub {
             config,
             secrets,
             verify,
+            parsed_base: Default::default(),
         })
     }
 

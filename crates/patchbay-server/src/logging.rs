@@ -46,6 +46,11 @@ pub(crate) async fn log_requests(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(%method, %path, status, latency_ms, "request");
+    // Proxied requests are many; their use is summarised in the audit log every second.
+    if path.starts_with("/v1/proxy") {
+        tracing::debug!(%method, %path, status, latency_ms, "request");
+    } else {
+        tracing::info!(%method, %path, status, latency_ms, "request");
+    }
     response
 }
