@@ -425,14 +425,23 @@ async fn use_is_recorded_in_batches(backend: Backend) {
     let c = app.admin.get_connection(&id).await.unwrap();
     assert!(c.last_used_at.is_some());
     assert_eq!(c.used_by, ["wf-a", "wf-b"]);
+    // One summary per flush (the background flusher may have cut the batch in two).
     let audit = app.admin.audit("action=proxy.request").await.unwrap();
-    assert_eq!(audit.items.len(), 1, "one summary for the batch");
-    let e = &audit.items[0];
-    assert_eq!(e.target.as_deref(), Some(id.as_str()));
-    assert_eq!(e.details["count"], 4);
-    assert_eq!(e.details["statuses"]["2xx"], 3);
-    assert_eq!(e.details["statuses"]["5xx"], 1);
-    assert_eq!(e.outcome, "failure");
+    assert!(
+        !audit.items.is_empty() && audit.items.len() <= 2,
+        "{audit:?}"
+    );
+    let sum = |f: &dyn Fn(&Value) -> i64| audit.items.iter().map(|e| f(&e.details)).sum::<i64>();
+    assert_eq!(sum(&|d| d["count"].as_i64().unwrap()), 4);
+    assert_eq!(sum(&|d| d["statuses"]["2xx"].as_i64().unwrap_or(0)), 3);
+    assert_eq!(sum(&|d| d["statuses"]["5xx"].as_i64().unwrap_or(0)), 1);
+    assert!(
+        audit
+            .items
+            .iter()
+            .all(|e| e.target.as_deref() == Some(id.as_str()))
+    );
+    assert!(audit.items.iter().any(|e| e.outcome == "failure"));
     // Nothing new to write: nothing written.
     assert_eq!(app.hub.flush_usage().await.unwrap(), 0);
     assert!(app.admin.verify_audit().await.unwrap().ok);
