@@ -154,7 +154,7 @@ impl Application {
         let usage = self.hub.spawn_usage_flusher();
         let outbox = self.hub.spawn_outbox();
         let hub = self.hub.clone();
-        let served = axum::serve(self.listener, self.router)
+        let served = axum::serve(nodelay(self.listener), self.router)
             .with_graceful_shutdown(shutdown_signal())
             .await;
         usage.abort();
@@ -172,7 +172,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let usage = self.hub.spawn_usage_flusher();
         let outbox = self.hub.spawn_outbox();
-        let served = axum::serve(self.listener, self.router)
+        let served = axum::serve(nodelay(self.listener), self.router)
             .with_graceful_shutdown(stop)
             .await;
         usage.abort();
@@ -286,4 +286,16 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+}
+
+/// Answers go out as soon as they are written (no Nagle delay behind a previous packet).
+fn nodelay(
+    listener: TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt as _;
+    listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    })
 }

@@ -117,15 +117,29 @@ async fn forward(State(s): State<AppState>, Auth(p): Auth, req: Request) -> ApiR
             out = out.header(name, value);
         }
     }
-    if let Some(len) = upstream.content_length() {
+    let length = upstream.content_length();
+    if let Some(len) = length {
         out = out.header(header::CONTENT_LENGTH, len);
     }
-    let stream = capped(
-        upstream.bytes_stream(),
-        limit,
-        Arc::new(AtomicBool::new(false)),
-    );
-    out.body(Body::from_stream(stream))
+    // A small answer goes back whole, head and body in one write; a large one streams.
+    let body = match length {
+        Some(len) if len <= BUFFERED => match upstream.bytes().await {
+            Ok(bytes) => Body::from(bytes),
+            Err(e) => {
+                return Err(EngineError::Upstream(format!(
+                    "reading the upstream's answer failed: {}",
+                    e.without_url()
+                ))
+                .into());
+            }
+        },
+        _ => Body::from_stream(capped(
+            upstream.bytes_stream(),
+            limit,
+            Arc::new(AtomicBool::new(false)),
+        )),
+    };
+    out.body(body)
         .map_err(|e| EngineError::Internal(format!("proxy response: {e}")).into())
 }
 
