@@ -60,6 +60,18 @@ impl Clock for SystemClock {
     }
 }
 
+/// The principal of Patchbay's own background work in an organization (the scheduler, the
+/// refresher, the outbox): an admin of no project, with a fresh id for each task.
+pub(crate) fn system(org: patchbay_domain::OrgId) -> Principal {
+    Principal {
+        token_id: patchbay_domain::TokenId::generate(),
+        org_id: org,
+        role: patchbay_domain::Role::Admin,
+        project_id: None,
+        operator: false,
+    }
+}
+
 /// The services, shared by all requests.
 #[derive(Debug, Clone)]
 pub struct Hub {

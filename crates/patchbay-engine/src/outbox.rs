@@ -63,16 +63,6 @@ enum Attempt {
     Permanent(Option<u16>, String),
 }
 
-pub(crate) fn system(org: OrgId) -> Principal {
-    Principal {
-        token_id: patchbay_domain::TokenId::generate(),
-        org_id: org,
-        role: patchbay_domain::Role::Admin,
-        project_id: None,
-        operator: false,
-    }
-}
-
 /// The object a delivery's payload is bound to (with its organization and the field `payload`).
 fn delivery_object(id: &DeliveryId) -> String {
     format!("delivery:{id}")
@@ -380,7 +370,7 @@ impl Hub {
         let body = out.sealed.body.clone().into_bytes();
         let mut req = match &out.connection {
             Some(id) => {
-                let prepared = match self.prepared(&system(out.org.clone()), id).await {
+                let prepared = match self.prepared(&crate::system(out.org.clone()), id).await {
                     Ok(p) => p,
                     Err(e @ (EngineError::Conflict(_) | EngineError::NotFound(_))) => {
                         return Attempt::Permanent(None, e.to_string());
@@ -453,7 +443,7 @@ impl Hub {
         let Some(id) = &out.connection else {
             return;
         };
-        let p = system(out.org.clone());
+        let p = crate::system(out.org.clone());
         let result = async {
             let mut tx = self.store().begin().await?;
             tx.set_status(&p.org_id, id, Status::Disabled, self.now())

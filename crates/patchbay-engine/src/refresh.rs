@@ -427,13 +427,7 @@ impl Hub {
             let Some(org) = c.org_id.clone() else {
                 continue;
             };
-            let system = Principal {
-                token_id: patchbay_domain::TokenId::generate(),
-                org_id: org,
-                role: patchbay_domain::Role::Admin,
-                project_id: None,
-                operator: false,
-            };
+            let system = crate::system(org);
             let id = c.id.clone();
             if !self.needs_refresh(&c) {
                 continue;

@@ -345,13 +345,7 @@ impl Hub {
             let Some(org) = c.org_id.clone() else {
                 continue;
             };
-            let system = Principal {
-                token_id: patchbay_domain::TokenId::generate(),
-                org_id: org,
-                role: patchbay_domain::Role::Admin,
-                project_id: None,
-                operator: false,
-            };
+            let system = crate::system(org);
             let result = match self.run_test(&system, c.clone()).await {
                 Ok(r) => r,
                 Err(e) => {
