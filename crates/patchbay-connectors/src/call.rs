@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use patchbay_net::HttpError;
-use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{self, HeaderMap, HeaderName};
 use reqwest::{Method, StatusCode};
 
 use crate::{AuthError, Connectors, Material, apply_auth};
@@ -232,18 +232,9 @@ impl Connectors {
         let url = call_url(m, &req.path, req.query.as_deref())?;
         let timeout = call_timeout(m);
         let mut headers = forwardable(&req.headers);
-        for (k, v) in m
-            .config
-            .get("headers")
-            .and_then(serde_json::Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            if let (Ok(name), Some(Ok(value))) = (
-                HeaderName::from_bytes(k.as_bytes()),
-                v.as_str().map(HeaderValue::from_str),
-            ) && !headers.contains_key(&name)
-            {
+        // The caller's own value of a header wins over the connection's default.
+        for (name, value) in m.default_headers() {
+            if !headers.contains_key(&name) {
                 headers.insert(name, value);
             }
         }

@@ -27,20 +27,8 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
         .unwrap_or(Method::GET);
     let mut req = reqwest::Request::new(method, url);
     *req.timeout_mut() = Some(timeout);
-    // The connection's default headers (never credentials: validation keeps those out).
-    for (k, v) in m
-        .config
-        .get("headers")
-        .and_then(serde_json::Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        if let (Ok(name), Some(Ok(value))) = (
-            reqwest::header::HeaderName::from_bytes(k.as_bytes()),
-            v.as_str().map(reqwest::header::HeaderValue::from_str),
-        ) {
-            req.headers_mut().insert(name, value);
-        }
+    for (name, value) in m.default_headers() {
+        req.headers_mut().insert(name, value);
     }
     if let Err(e) = apply_auth(c.http(), m, &mut req).await {
         return e.into();

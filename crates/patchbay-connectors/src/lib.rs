@@ -73,6 +73,25 @@ impl Material {
             .unwrap_or(default)
     }
 
+    /// The connection's default headers (`config.headers`; never credentials: validation
+    /// keeps those out), those that make valid headers.
+    pub fn default_headers(
+        &self,
+    ) -> impl Iterator<Item = (reqwest::header::HeaderName, reqwest::header::HeaderValue)> + '_
+    {
+        self.config
+            .get("headers")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| {
+                Some((
+                    reqwest::header::HeaderName::from_bytes(k.as_bytes()).ok()?,
+                    reqwest::header::HeaderValue::from_str(v.as_str()?).ok()?,
+                ))
+            })
+    }
+
     /// The connection's own timeout, bounded for tests.
     fn timeout(&self, default: Duration) -> Duration {
         self.config

@@ -7,9 +7,8 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use patchbay_domain::api::ErrorKind;
 use reqwest::Method;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use secrecy::ExposeSecret;
-use serde_json::Value;
 use sha2::Sha256;
 
 use crate::{Connectors, Material, Outcome};
@@ -64,19 +63,8 @@ pub fn signed_request(
     let mut req = reqwest::Request::new(method, url);
     let h = req.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    for (k, v) in m
-        .config
-        .get("headers")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        if let (Ok(name), Some(Ok(value))) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            v.as_str().map(HeaderValue::from_str),
-        ) {
-            h.insert(name, value);
-        }
+    for (name, value) in m.default_headers() {
+        h.insert(name, value);
     }
     let header = |v: &str| HeaderValue::from_str(v).map_err(|_| "header value".to_owned());
     h.insert("webhook-id", header(id)?);
