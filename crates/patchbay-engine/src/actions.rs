@@ -17,12 +17,22 @@ use patchbay_domain::actions::{
     SqlActionResult,
 };
 use patchbay_domain::api::ErrorKind;
-use patchbay_domain::{Kind, Principal, ValidationErrors};
+use patchbay_domain::{ConnectionId, Kind, Principal, ValidationErrors};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
 use crate::calls::{Prepared, call_error};
 use crate::{EngineError, Hub, Result};
+
+/// What an action through a connection did, for its audit entry and use record.
+struct Acted<'a> {
+    action: &'static str,
+    connection: &'a ConnectionId,
+    /// The upstream's status (or 200 for a database or mail server that accepted).
+    status: Option<u16>,
+    success: bool,
+    details: Value,
+}
 
 /// Answers larger than this are not read into an action's result.
 pub(crate) const MAX_ANSWER: usize = 10 * 1024 * 1024;
@@ -248,18 +258,35 @@ impl Hub {
             Err(e) => Err(e),
         };
         let status = result.as_ref().ok().map(|r| r.status);
-        self.audit_action(
+        self.acted(
             p,
-            "action.http",
-            a.connection.as_str(),
-            status.is_some_and(|s| s < 400),
-            json!({"method": method.as_str(), "path": path, "status": status,
-                "error": result.as_ref().err().map(ToString::to_string)}),
+            Acted {
+                action: "action.http",
+                connection: &a.connection,
+                status,
+                success: status.is_some_and(|s| s < 400),
+                details: json!({"method": method.as_str(), "path": path, "status": status,
+                    "error": result.as_ref().err().map(ToString::to_string)}),
+            },
+            caller,
             started,
         )
         .await;
-        self.record_use(p, &a.connection, None, caller, status, started);
         result
+    }
+
+    /// Records an action through a connection: its audit entry and its use of the connection.
+    async fn acted(&self, p: &Principal, a: Acted<'_>, caller: Option<String>, started: Instant) {
+        self.audit_action(
+            p,
+            a.action,
+            a.connection.as_str(),
+            a.success,
+            a.details,
+            started,
+        )
+        .await;
+        self.record_use(p, a.connection, None, caller, a.status, started);
     }
 
     /// Appends an action's audit entry; the action already happened, so a failure to write
@@ -337,26 +364,22 @@ impl Hub {
             .take(16)
             .collect::<String>()
             .to_ascii_uppercase();
-        self.audit_action(
+        self.acted(
             p,
-            "action.sql",
-            a.connection.as_str(),
-            result.is_ok(),
-            json!({"statement": verb, "read_only": a.read_only,
-                "rows": result.as_ref().ok().map(|r| r.count),
-                "rows_affected": result.as_ref().ok().map(|r| r.rows_affected),
-                "error": result.as_ref().err().map(ToString::to_string)}),
+            Acted {
+                action: "action.sql",
+                connection: &a.connection,
+                status: result.as_ref().ok().map(|_| 200),
+                success: result.is_ok(),
+                details: json!({"statement": verb, "read_only": a.read_only,
+                    "rows": result.as_ref().ok().map(|r| r.count),
+                    "rows_affected": result.as_ref().ok().map(|r| r.rows_affected),
+                    "error": result.as_ref().err().map(ToString::to_string)}),
+            },
+            caller,
             started,
         )
         .await;
-        self.record_use(
-            p,
-            &a.connection,
-            None,
-            caller,
-            result.as_ref().ok().map(|_| 200),
-            started,
-        );
         result
     }
 
@@ -394,23 +417,20 @@ impl Hub {
                 }
                 MailError::Server { kind, message } => by_kind(kind, message),
             });
-        self.audit_action(
+        self.acted(
             p,
-            "action.email",
-            a.connection.as_str(),
-            result.is_ok(),
-            json!({"recipients": recipients, "error": result.as_ref().err().map(ToString::to_string)}),
+            Acted {
+                action: "action.email",
+                connection: &a.connection,
+                status: result.as_ref().ok().map(|_| 200),
+                success: result.is_ok(),
+                details: json!({"recipients": recipients,
+                    "error": result.as_ref().err().map(ToString::to_string)}),
+            },
+            caller,
             started,
         )
         .await;
-        self.record_use(
-            p,
-            &a.connection,
-            None,
-            caller,
-            result.as_ref().ok().map(|_| 200),
-            started,
-        );
         result
     }
 }
