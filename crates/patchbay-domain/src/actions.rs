@@ -151,7 +151,7 @@ pub struct EmailActionResult {
 }
 
 /// How often and how patiently a delivery is tried.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Attempts in all (default 5, at most 20).

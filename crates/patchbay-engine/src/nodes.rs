@@ -53,6 +53,13 @@ fn output_variable(config: &Map<String, Value>, default: &str) -> String {
         .to_owned()
 }
 
+/// A node's one output, under its `outputVariable` (or `default`).
+fn output(config: &Map<String, Value>, default: &str, value: Value) -> Map<String, Value> {
+    let mut outputs = Map::new();
+    outputs.insert(output_variable(config, default), value);
+    outputs
+}
+
 /// How a provider's chat answer holds its text.
 fn chat_text(provider: &str, body: &Value) -> Option<String> {
     let pick = |pointer: &str| {
@@ -184,9 +191,7 @@ impl Hub {
         let action: WebhookAction = as_action(a)?;
         let r = self.webhook_action(p, action, caller).await?;
         let value = serde_json::to_value(&r).unwrap_or_default();
-        let mut outputs = Map::new();
-        outputs.insert(output_variable(config, "output"), value.clone());
-        Ok((outputs, value))
+        Ok((output(config, "output", value.clone()), value))
     }
 
     async fn sql_node(
@@ -258,9 +263,7 @@ impl Hub {
         let action: EmailAction = as_action(a)?;
         let r = self.email_action(p, action, caller).await?;
         let value = serde_json::to_value(&r).unwrap_or_default();
-        let mut outputs = Map::new();
-        outputs.insert(output_variable(config, "output"), value.clone());
-        Ok((outputs, value))
+        Ok((output(config, "output", value.clone()), value))
     }
 
     /// Calls a catalog operation with `params` through the connection; the answer's JSON.
@@ -355,9 +358,7 @@ impl Hub {
                 caller,
             )
             .await?;
-        let mut outputs = Map::new();
-        outputs.insert(output_variable(config, "output"), body.clone());
-        Ok((outputs, body))
+        Ok((output(config, "output", body.clone()), body))
     }
 
     async fn llm_node(
@@ -417,9 +418,7 @@ impl Hub {
             .await?;
         let text = chat_text(&provider, &body)
             .ok_or_else(|| EngineError::Upstream(format!("{provider}'s answer holds no text")))?;
-        let mut outputs = Map::new();
-        outputs.insert(output_variable(config, "llmOutput"), json!(text));
-        Ok((outputs, body))
+        Ok((output(config, "llmOutput", json!(text)), body))
     }
 }
 

@@ -136,10 +136,7 @@ impl Hub {
                 None
             }
         };
-        let retry = a.retry.unwrap_or(patchbay_domain::actions::RetryPolicy {
-            attempts: None,
-            backoff_ms: None,
-        });
+        let retry = a.retry.unwrap_or_default();
         let attempts = retry.attempts.unwrap_or(DEFAULT_ATTEMPTS);
         if attempts == 0 || attempts > 20 {
             errs.push("retry.attempts", "must be between 1 and 20");
