@@ -53,7 +53,7 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
     });
     let body: Option<serde_json::Value> = if verify.account.is_some() || verify.ok_field.is_some() {
         match tokio::time::timeout(timeout, read_capped(resp, MAX_VERIFY_BODY)).await {
-            Ok(Some(b)) => serde_json::from_slice(&b).ok(),
+            Ok(Ok(b)) => serde_json::from_slice(&b).ok(),
             _ => None,
         }
     } else {
@@ -107,16 +107,21 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
 /// Bodies of verify answers larger than this are not read for the account.
 const MAX_VERIFY_BODY: usize = 1 << 20;
 
-/// The body, or `None` when it fails or grows beyond `cap` bytes.
-async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Option<Vec<u8>> {
+/// The whole body of an answer, unless reading fails or it grows beyond `cap` bytes (the
+/// error says which, never the URL).
+pub async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.ok()? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("reading the answer failed: {}", e.without_url()))?
+    {
         if out.len() + chunk.len() > cap {
-            return None;
+            return Err(format!("the answer is larger than {cap} bytes"));
         }
         out.extend_from_slice(&chunk);
     }
-    Some(out)
+    Ok(out)
 }
 
 fn verdict(status: StatusCode, explicit_verify: bool) -> Outcome {

@@ -22,6 +22,7 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 pub use auth::{AuthError, apply_auth};
+pub use http::read_capped;
 
 /// A connection's decrypted material, held only for one operation.
 #[derive(Debug)]

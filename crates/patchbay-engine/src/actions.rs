@@ -107,18 +107,9 @@ fn query_of(path: &str, extra: Option<&Map<String, Value>>) -> (String, Option<S
 
 /// Reads an answer (at most [`MAX_ANSWER`] bytes): JSON when it parses, else text.
 pub(crate) async fn read_answer(resp: reqwest::Response) -> Result<Value> {
-    let mut out = Vec::new();
-    let mut resp = resp;
-    while let Some(chunk) = resp.chunk().await.map_err(|e| {
-        EngineError::Upstream(format!("reading the answer failed: {}", e.without_url()))
-    })? {
-        if out.len() + chunk.len() > MAX_ANSWER {
-            return Err(EngineError::Upstream(format!(
-                "the answer is larger than {MAX_ANSWER} bytes"
-            )));
-        }
-        out.extend_from_slice(&chunk);
-    }
+    let out = patchbay_connectors::read_capped(resp, MAX_ANSWER)
+        .await
+        .map_err(EngineError::Upstream)?;
     Ok(serde_json::from_slice(&out)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&out).into_owned())))
 }
