@@ -4,11 +4,42 @@
 use base64::Engine as _;
 use patchbay_domain::AuthType;
 use patchbay_net::{GatedHttp, HttpError};
-use reqwest::header::{AUTHORIZATION, COOKIE, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, COOKIE, HeaderMap, HeaderName, HeaderValue};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use crate::Material;
+
+/// Where credentials go: an outbound request's URL (query parameters) and headers.
+pub trait AuthTarget {
+    fn url_mut(&mut self) -> &mut url::Url;
+    fn headers_mut(&mut self) -> &mut HeaderMap;
+}
+
+impl AuthTarget for reqwest::Request {
+    fn url_mut(&mut self) -> &mut url::Url {
+        reqwest::Request::url_mut(self)
+    }
+    fn headers_mut(&mut self) -> &mut HeaderMap {
+        reqwest::Request::headers_mut(self)
+    }
+}
+
+/// An outbound request's URL and headers while it is assembled.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub url: url::Url,
+    pub headers: HeaderMap,
+}
+
+impl AuthTarget for Outgoing {
+    fn url_mut(&mut self) -> &mut url::Url {
+        &mut self.url
+    }
+    fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -39,9 +70,9 @@ fn secret<'a>(m: &'a Material, field: &str) -> Result<&'a str, AuthError> {
         .ok_or_else(|| AuthError::Unsupported(format!("secret field {field} is not set")))
 }
 
-fn add_cookie(req: &mut reqwest::Request, name: &str, value: &str) -> Result<(), AuthError> {
+fn add_cookie(req: &mut impl AuthTarget, name: &str, value: &str) -> Result<(), AuthError> {
     let pair = format!("{name}={value}");
-    let combined = match req.headers().get(COOKIE).and_then(|v| v.to_str().ok()) {
+    let combined = match req.headers_mut().get(COOKIE).and_then(|v| v.to_str().ok()) {
         Some(existing) => format!("{existing}; {pair}"),
         None => pair,
     };
@@ -71,7 +102,7 @@ pub fn render_template(template: &str, m: &Material) -> Result<String, AuthError
 pub async fn apply_auth(
     http: &GatedHttp,
     m: &Material,
-    req: &mut reqwest::Request,
+    req: &mut impl AuthTarget,
 ) -> Result<(), AuthError> {
     let auth_type = m
         .auth_str("type")

@@ -6,11 +6,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use patchbay_net::HttpError;
+use http_body_util::BodyExt as _;
+use patchbay_net::{Answer, BoxError, HttpError, SendBody};
 use reqwest::header::{self, HeaderMap, HeaderName};
 use reqwest::{Method, StatusCode};
 
-use crate::{AuthError, Connectors, Material, apply_auth};
+use crate::{AuthError, Connectors, Material, Outgoing, apply_auth};
 
 /// Why a call could not be made or answered.
 #[derive(Debug, thiserror::Error)]
@@ -35,15 +36,34 @@ impl From<AuthError> for CallError {
 }
 
 /// A request body: replayable bytes (retries are possible), or a stream sent once.
-#[derive(Debug)]
 pub enum CallBody {
     Bytes(Bytes),
-    Stream(reqwest::Body),
+    Stream(SendBody),
+}
+
+impl std::fmt::Debug for CallBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallBody::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            CallBody::Stream(_) => f.write_str("Stream"),
+        }
+    }
 }
 
 impl CallBody {
     pub fn empty() -> Self {
         CallBody::Bytes(Bytes::new())
+    }
+
+    /// A body streamed once from `stream`.
+    pub fn stream<S, E>(stream: S) -> Self
+    where
+        S: futures::Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        use futures::TryStreamExt as _;
+        let frames = stream.map_ok(http_body::Frame::data).map_err(Into::into);
+        CallBody::Stream(http_body_util::StreamBody::new(frames).boxed_unsync())
     }
 
     fn replayable(&self) -> Option<&Bytes> {
@@ -106,16 +126,23 @@ pub fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-/// Copies the end-to-end headers of `from`.
-pub fn forwardable(from: &HeaderMap) -> HeaderMap {
-    let listed = connection_listed(from);
-    let mut out = HeaderMap::with_capacity(from.len());
-    for (name, value) in from {
-        if !hop_by_hop(name, &listed) {
-            out.append(name.clone(), value.clone());
-        }
+/// Keeps the end-to-end headers of `headers`.
+pub fn forwardable(headers: HeaderMap) -> HeaderMap {
+    strip(headers, |_| false)
+}
+
+/// Removes the headers that are never forwarded from `headers`, except those `keep` names.
+pub fn strip(mut headers: HeaderMap, keep: impl Fn(&HeaderName) -> bool) -> HeaderMap {
+    let listed = connection_listed(&headers);
+    let dropped: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| hop_by_hop(n, &listed) && !keep(n))
+        .cloned()
+        .collect();
+    for name in dropped {
+        headers.remove(name);
     }
-    out
+    headers
 }
 
 /// `base_url` + `path` + `query`; a path that would climb out of the base URL is refused.
@@ -228,10 +255,10 @@ impl Connectors {
         m: &Material,
         req: CallRequest,
         policy: RetryPolicy,
-    ) -> Result<reqwest::Response, CallError> {
+    ) -> Result<http::Response<Answer>, CallError> {
         let url = call_url(m, &req.path, req.query.as_deref())?;
         let timeout = call_timeout(m);
-        let mut headers = forwardable(&req.headers);
+        let mut headers = forwardable(req.headers);
         // The caller's own value of a header wins over the connection's default.
         for (name, value) in m.default_headers() {
             if !headers.contains_key(&name) {
@@ -243,22 +270,32 @@ impl Connectors {
         } else {
             0
         };
+        let mut template = Some(Outgoing { url, headers });
         let mut body = Some(req.body);
         let mut attempt = 0;
         loop {
             let this_body = match body.as_ref().and_then(CallBody::replayable) {
-                Some(b) => reqwest::Body::from(b.clone()),
+                Some(b) => full(b.clone()),
                 None => match body.take() {
                     Some(CallBody::Stream(s)) => s,
-                    _ => reqwest::Body::from(Bytes::new()),
+                    _ => full(Bytes::new()),
                 },
             };
-            let mut out = reqwest::Request::new(req.method.clone(), url.clone());
-            *out.headers_mut() = headers.clone();
-            *out.timeout_mut() = Some(timeout);
-            *out.body_mut() = Some(this_body);
+            // The last attempt takes the request; earlier ones send a copy.
+            let mut out = if attempt >= retries {
+                template.take()
+            } else {
+                template.clone()
+            }
+            .ok_or_else(|| CallError::Invalid("the request was sent already".into()))?;
             apply_auth(self.http(), m, &mut out).await?;
-            let resp = self.http().execute(out).await?;
+            let uri = http::Uri::try_from(out.url.as_str())
+                .map_err(|_| CallError::Invalid("the URL cannot be sent".into()))?;
+            let mut request = http::Request::new(this_body);
+            *request.method_mut() = req.method.clone();
+            *request.uri_mut() = uri;
+            *request.headers_mut() = out.headers;
+            let resp = self.http().upstream().send(request, timeout).await?;
             if attempt >= retries || !retryable(resp.status()) {
                 return Ok(resp);
             }
@@ -273,6 +310,12 @@ impl Connectors {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+fn full(b: Bytes) -> SendBody {
+    http_body_util::Full::new(b)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// Up to a quarter of `d`, at random.
@@ -354,8 +397,9 @@ mod tests {
         h.insert("accept", "application/json".parse().unwrap());
         h.append("x-multi", "a".parse().unwrap());
         h.append("x-multi", "b".parse().unwrap());
-        let out = forwardable(&h);
-        let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        let out = forwardable(h);
+        let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
         assert_eq!(names, ["accept", "x-multi"]);
         assert_eq!(out.get_all("x-multi").iter().count(), 2);
     }

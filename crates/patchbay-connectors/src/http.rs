@@ -52,7 +52,12 @@ pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Out
         )
     });
     let body: Option<serde_json::Value> = if verify.account.is_some() || verify.ok_field.is_some() {
-        match tokio::time::timeout(timeout, read_capped(resp, MAX_VERIFY_BODY)).await {
+        match tokio::time::timeout(
+            timeout,
+            read_capped(reqwest::Body::from(resp), MAX_VERIFY_BODY),
+        )
+        .await
+        {
             Ok(Ok(b)) => serde_json::from_slice(&b).ok(),
             _ => None,
         }
@@ -109,17 +114,28 @@ const MAX_VERIFY_BODY: usize = 1 << 20;
 
 /// The whole body of an answer, unless reading fails or it grows beyond `cap` bytes (the
 /// error says which, never the URL).
-pub async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
+pub async fn read_capped<B>(mut body: B, cap: usize) -> Result<Vec<u8>, String>
+where
+    B: http_body::Body + Unpin,
+    B::Error: std::fmt::Display,
+{
+    use bytes::Buf as _;
+    use http_body_util::BodyExt as _;
     let mut out = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| format!("reading the answer failed: {}", e.without_url()))?
-    {
-        if out.len() + chunk.len() > cap {
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("reading the answer failed: {e}"))?;
+        let Ok(mut data) = frame.into_data() else {
+            continue;
+        };
+        if out.len() + data.remaining() > cap {
             return Err(format!("the answer is larger than {cap} bytes"));
         }
-        out.extend_from_slice(&chunk);
+        while data.has_remaining() {
+            let chunk = data.chunk();
+            out.extend_from_slice(chunk);
+            let n = chunk.len();
+            data.advance(n);
+        }
     }
     Ok(out)
 }

@@ -21,7 +21,7 @@ use patchbay_net::{Gate, GatedHttp, HttpError, NetError};
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-pub use auth::{AuthError, apply_auth};
+pub use auth::{AuthError, AuthTarget, Outgoing, apply_auth};
 pub use http::read_capped;
 
 /// A connection's decrypted material, held only for one operation.

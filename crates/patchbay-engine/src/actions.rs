@@ -106,8 +106,12 @@ fn query_of(path: &str, extra: Option<&Map<String, Value>>) -> (String, Option<S
 }
 
 /// Reads an answer (at most [`MAX_ANSWER`] bytes): JSON when it parses, else text.
-pub(crate) async fn read_answer(resp: reqwest::Response) -> Result<Value> {
-    let out = patchbay_connectors::read_capped(resp, MAX_ANSWER)
+pub(crate) async fn read_answer<B>(body: B) -> Result<Value>
+where
+    B: http_body::Body + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let out = patchbay_connectors::read_capped(body, MAX_ANSWER)
         .await
         .map_err(EngineError::Upstream)?;
     Ok(serde_json::from_slice(&out)
@@ -236,7 +240,7 @@ impl Hub {
                     .iter()
                     .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
                     .collect();
-                read_answer(resp).await.map(|body| {
+                read_answer(resp.into_body()).await.map(|body| {
                     let output = apply_map(&rules, &body);
                     HttpActionResult {
                         status,

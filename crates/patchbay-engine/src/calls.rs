@@ -17,6 +17,9 @@ use patchbay_domain::connection::Connection;
 use patchbay_domain::{ConnectionId, Kind, Principal, Status};
 use serde_json::json;
 
+/// An upstream's answer, its body read as it arrives.
+pub type Answer = http::Response<patchbay_net::Answer>;
+
 use crate::{EngineError, Hub, Result};
 
 /// How long a prepared connection is reused before it is read again.
@@ -40,10 +43,10 @@ pub(crate) fn prepared_cache() -> PreparedCache {
         .build()
 }
 
-/// Uses waiting to be written, by principal and connection.
+/// Uses waiting to be written, by token and connection (looked up without allocating).
 #[derive(Debug, Default)]
 pub(crate) struct UsageLog {
-    entries: HashMap<(String, String), Usage>,
+    entries: HashMap<String, HashMap<String, Usage>>,
 }
 
 #[derive(Debug)]
@@ -55,7 +58,7 @@ struct Usage {
     last: chrono::DateTime<chrono::Utc>,
     callers: BTreeSet<String>,
     count: u64,
-    classes: BTreeMap<String, u64>,
+    classes: BTreeMap<&'static str, u64>,
     latency_total_ms: u64,
     latency_max_ms: u64,
 }
@@ -173,7 +176,7 @@ impl Hub {
 
     /// `ANY /v1/proxy/{path}`: the request sent through an HTTP connection with its auth; the
     /// upstream's answer as it came (a 401 first renews an OAuth token once and tries again).
-    pub async fn proxy(&self, p: &Principal, call: ProxyCall) -> Result<reqwest::Response> {
+    pub async fn proxy(&self, p: &Principal, call: ProxyCall) -> Result<Answer> {
         let started = Instant::now();
         let prepared = self.prepared(p, &call.connection).await?;
         if prepared.connection.kind != Kind::Http {
@@ -202,7 +205,7 @@ impl Hub {
         p: &Principal,
         prepared: Arc<Prepared>,
         request: CallRequest,
-    ) -> Result<(reqwest::Response, Arc<Prepared>)> {
+    ) -> Result<(Answer, Arc<Prepared>)> {
         let policy = RetryPolicy::of(&prepared.material);
         let again = match &request.body {
             CallBody::Bytes(b) if crate::testing::renewable(&prepared.connection) => {
@@ -221,8 +224,7 @@ impl Hub {
             .call(&prepared.material, request, policy)
             .await
             .map_err(call_error)?;
-        let Some(again) = again.filter(|_| resp.status() == reqwest::StatusCode::UNAUTHORIZED)
-        else {
+        let Some(again) = again.filter(|_| resp.status() == http::StatusCode::UNAUTHORIZED) else {
             return Ok((resp, prepared));
         };
         drop(resp);
@@ -246,16 +248,24 @@ impl Hub {
         started: Instant,
     ) {
         let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let class = match status {
-            Some(s) => format!("{}xx", s / 100),
-            None => "failed".into(),
+        let class = match status.map(|s| s / 100) {
+            Some(1) => "1xx",
+            Some(2) => "2xx",
+            Some(3) => "3xx",
+            Some(4) => "4xx",
+            Some(5) => "5xx",
+            Some(_) => "other",
+            None => "failed",
         };
         let now = self.now();
         let mut log = self.inner.usage.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = log
-            .entries
-            .entry((p.token_id.to_string(), id.to_string()))
-            .or_insert_with(|| Usage {
+        let by_token = match log.entries.get_mut(p.token_id.as_str()) {
+            Some(m) => m,
+            None => log.entries.entry(p.token_id.to_string()).or_default(),
+        };
+        let entry = match by_token.get_mut(id.as_str()) {
+            Some(e) => e,
+            None => by_token.entry(id.to_string()).or_insert_with(|| Usage {
                 principal: p.clone(),
                 connection: id.clone(),
                 action,
@@ -265,7 +275,8 @@ impl Hub {
                 classes: BTreeMap::new(),
                 latency_total_ms: 0,
                 latency_max_ms: 0,
-            });
+            }),
+        };
         entry.last = now;
         entry.count += 1;
         *entry.classes.entry(class).or_default() += 1;
@@ -283,7 +294,10 @@ impl Hub {
     pub async fn flush_usage(&self) -> Result<usize> {
         let entries: Vec<Usage> = {
             let mut log = self.inner.usage.lock().unwrap_or_else(|e| e.into_inner());
-            log.entries.drain().map(|(_, u)| u).collect()
+            log.entries
+                .drain()
+                .flat_map(|(_, by_connection)| by_connection.into_values())
+                .collect()
         };
         if entries.is_empty() {
             return Ok(0);

@@ -37,7 +37,7 @@ use patchbay_vault::{RootKey, Vault};
 
 pub use bootstrap::{KeyChoice, Started};
 pub use callback::CallbackOutcome;
-pub use calls::{ProxyCall, caller_label};
+pub use calls::{Answer, ProxyCall, caller_label};
 pub use connections::ListQuery;
 pub use error::{EngineError, Result};
 pub use events::EventSink;

@@ -421,7 +421,9 @@ impl Hub {
                 let code = resp.status().as_u16();
                 match code {
                     200..=299 => {
-                        let body = read_answer(resp).await.unwrap_or(Value::Null);
+                        let body = read_answer(reqwest::Body::from(resp))
+                            .await
+                            .unwrap_or(Value::Null);
                         Attempt::Delivered(code, body)
                     }
                     410 => Attempt::Gone,

@@ -11,6 +11,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use crate::NetError;
 use crate::gate::Gate;
+use crate::upstream::UpstreamClient;
 
 /// Remembers the gate's last refusal during one exchange, for libraries (MCP) that flatten the
 /// errors of the client they are given.
@@ -18,7 +19,7 @@ use crate::gate::Gate;
 pub struct Refusals(Arc<std::sync::Mutex<Option<NetError>>>);
 
 impl Refusals {
-    fn record(&self, e: &NetError) {
+    pub(crate) fn record(&self, e: &NetError) {
         if e.is_blocked() {
             *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
         }
@@ -74,6 +75,7 @@ pub enum HttpError {
 pub struct GatedHttp {
     client: reqwest::Client,
     following: reqwest::Client,
+    upstream: UpstreamClient,
     gate: Gate,
     refusals: Refusals,
     timeout: Duration,
@@ -131,9 +133,11 @@ impl GatedHttp {
             .redirect(checked_redirects(gate.clone(), refusals.clone()))
             .build()
             .map_err(|e| e.to_string())?;
+        let upstream = UpstreamClient::new(gate.clone(), refusals.clone(), timeout)?;
         Ok(Self {
             client,
             following,
+            upstream,
             gate,
             refusals,
             timeout,
@@ -168,6 +172,11 @@ impl GatedHttp {
     ) -> Result<reqwest::Response, HttpError> {
         self.check_url(req.url()).await?;
         self.following.execute(req).await.map_err(classify)
+    }
+
+    /// The lean client that acts through HTTP connections (see [`UpstreamClient`]).
+    pub fn upstream(&self) -> &UpstreamClient {
+        &self.upstream
     }
 
     pub fn gate(&self) -> &Gate {
@@ -290,7 +299,7 @@ pub fn redact_urls(text: &str) -> String {
     }
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![e.to_string()];
     let mut source = e.source();
     while let Some(s) = source {

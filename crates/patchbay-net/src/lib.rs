@@ -8,12 +8,14 @@ mod gate;
 mod host;
 mod http;
 mod ip;
+mod upstream;
 
 pub use gate::{Gate, GateSettings};
 pub use host::{Target, parse_host};
 pub use http::{GatedHttp, HttpError, Refusals, classify_chain, redact_urls};
 pub use ip::denied_reason;
 pub use ipnet::IpNet;
+pub use upstream::{Answer, BoxError, SendBody, UpstreamClient};
 
 /// Why an outbound attempt did not happen or failed before any application traffic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

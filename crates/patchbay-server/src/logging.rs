@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use axum::extract::Request;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing_subscriber::EnvFilter;
@@ -44,13 +45,29 @@ pub(crate) async fn log_requests(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let started = Instant::now();
     let response = next.run(req).await;
-    let status = response.status().as_u16();
+    request_line(
+        &method,
+        &path,
+        response.status(),
+        started,
+        tracing::Level::INFO,
+    );
+    response
+}
+
+/// Logs one request line at `level`.
+pub(crate) fn request_line(
+    method: &Method,
+    path: &str,
+    status: StatusCode,
+    started: Instant,
+    level: tracing::Level,
+) {
+    let status = status.as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    // Proxied requests are many; their use is summarised in the audit log every second.
-    if path.starts_with("/v1/proxy") {
+    if level == tracing::Level::DEBUG {
         tracing::debug!(%method, %path, status, latency_ms, "request");
     } else {
         tracing::info!(%method, %path, status, latency_ms, "request");
     }
-    response
 }

@@ -38,7 +38,6 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(connections::router())
         .merge(audit::router())
         .merge(keys::router())
-        .merge(proxy::router())
         .merge(actions::router())
         .merge(deliveries::router())
         .merge(openapi::router());
@@ -50,5 +49,8 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(Extension(BodyLimit(body_limit)))
         .layer(middleware::from_fn(crate::logging::log_requests))
+        // The proxy is the hot path: at the root, outside the layers above (it needs no JSON
+        // body limit and logs its own requests, at debug level).
+        .merge(proxy::router())
         .with_state(state)
 }

@@ -5,15 +5,17 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::FromRequestParts as _;
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::header;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::any;
 use futures::StreamExt;
-use patchbay_connectors::call::{CallBody, CallRequest, connection_listed, hop_by_hop};
+use patchbay_connectors::call::{CallBody, CallRequest, strip};
 use patchbay_domain::ConnectionId;
 use patchbay_engine::{EngineError, ProxyCall};
 
@@ -28,9 +30,9 @@ pub const CONNECTION_HEADER: &str = "patchbay-connection";
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/proxy", any(forward))
-        .route("/proxy/", any(forward))
-        .route("/proxy/{*path}", any(forward))
+        .route("/v1/proxy", any(forward))
+        .route("/v1/proxy/", any(forward))
+        .route("/v1/proxy/{*path}", any(forward))
 }
 
 /// The path after `/v1/proxy`, still percent-encoded as the caller sent it (decoding it here
@@ -56,7 +58,29 @@ fn header_str<'a>(req: &'a Request, name: &str) -> Result<Option<&'a str>, ApiEr
     }
 }
 
-async fn forward(State(s): State<AppState>, Auth(p): Auth, req: Request) -> ApiResult<Response> {
+async fn forward(State(s): State<AppState>, req: Request) -> Response {
+    // Proxied requests are many: each is logged at debug level only; their use is summarised
+    // in the audit log every second.
+    let line = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| (req.method().clone(), req.uri().path().to_owned()));
+    let started = Instant::now();
+    let response = relay(&s, req).await.into_response();
+    if let Some((method, path)) = line {
+        crate::logging::request_line(
+            &method,
+            &path,
+            response.status(),
+            started,
+            tracing::Level::DEBUG,
+        );
+    }
+    response
+}
+
+async fn relay(s: &AppState, req: Request) -> ApiResult<Response> {
+    let (mut parts, body) = req.into_parts();
+    let Auth(p) = Auth::from_request_parts(&mut parts, s).await?;
+    let req = Request::from_parts(parts, body);
     let limit = s.proxy_body_limit;
     let path = upstream_path(&req);
     let id = header_str(&req, CONNECTION_HEADER)?
@@ -85,11 +109,7 @@ async fn forward(State(s): State<AppState>, Auth(p): Auth, req: Request) -> ApiR
             .map_err(|_| ApiError::PayloadTooLarge(BUFFERED as usize))?;
         CallBody::Bytes(bytes)
     } else {
-        CallBody::Stream(reqwest::Body::wrap_stream(capped(
-            body.into_data_stream(),
-            limit,
-            too_large.clone(),
-        )))
+        CallBody::stream(capped(body.into_data_stream(), limit, too_large.clone()))
     };
     let request = CallRequest {
         method: parts.method,
@@ -110,37 +130,24 @@ async fn forward(State(s): State<AppState>, Auth(p): Auth, req: Request) -> ApiR
         }
         Err(e) => return Err(e.into()),
     };
-    let mut out = Response::builder().status(upstream.status());
-    let listed = connection_listed(upstream.headers());
-    for (name, value) in upstream.headers() {
-        if !hop_by_hop(name, &listed) {
-            out = out.header(name, value);
-        }
+    let (mut head, body) = upstream.into_parts();
+    let declared = head
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|l| *l > limit as u64) {
+        return Err(EngineError::Upstream(format!(
+            "the upstream's answer ({len} bytes) is larger than the proxy's limit of {limit} bytes"
+        ))
+        .into());
     }
-    let length = upstream.content_length();
-    if let Some(len) = length {
-        out = out.header(header::CONTENT_LENGTH, len);
-    }
-    // A small answer goes back whole, head and body in one write; a large one streams.
-    let body = match length {
-        Some(len) if len <= BUFFERED => match upstream.bytes().await {
-            Ok(bytes) => Body::from(bytes),
-            Err(e) => {
-                return Err(EngineError::Upstream(format!(
-                    "reading the upstream's answer failed: {}",
-                    e.without_url()
-                ))
-                .into());
-            }
-        },
-        _ => Body::from_stream(capped(
-            upstream.bytes_stream(),
-            limit,
-            Arc::new(AtomicBool::new(false)),
-        )),
-    };
-    out.body(body)
-        .map_err(|e| EngineError::Internal(format!("proxy response: {e}")).into())
+    // The body passes through unchanged, so its length stays true.
+    head.headers = strip(head.headers, |n| n == header::CONTENT_LENGTH);
+    // The answer streams through as it arrives; one without a declared length is cut off
+    // beyond the limit.
+    let body = Body::new(http_body_util::Limited::new(body, limit));
+    Ok(Response::from_parts(head, body))
 }
 
 /// Passes a byte stream through until it exceeds `limit` bytes, then fails it.

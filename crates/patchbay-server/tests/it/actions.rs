@@ -250,6 +250,7 @@ async fn sql_round_trip(app: &TestApp, id: &str, table: &str, ph: &dyn Fn(usize)
 
 #[tokio::test]
 async fn sql_actions_on_postgresql_mariadb_and_sqlite() {
+    crate::connection_tests::ensure_mariadb_user().await;
     let dir = tempfile::tempdir().unwrap();
     let app =
         TestApp::spawn_with(Backend::Sqlite, Some(tweak(Some(dir.path().to_path_buf())))).await;

@@ -229,7 +229,7 @@ async fn bodies_stream_both_ways_within_the_limit() {
         .unwrap();
     assert_eq!(r.status(), 413);
     assert_eq!(up.seen().len(), before);
-    // An answer over the limit is cut off, never passed whole.
+    // An answer declared over the limit is refused before anything is passed.
     let r = http
         .get(url("big/5000000"))
         .bearer_auth(&app.admin_token)
@@ -237,8 +237,35 @@ async fn bodies_stream_both_ways_within_the_limit() {
         .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), 502);
+    let problem: Value = r.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("larger than the proxy's limit"),
+        "{problem}"
+    );
+    // One that does not declare its length is cut off, never passed whole.
+    let r = http
+        .get(url("chunked/5000000"))
+        .bearer_auth(&app.admin_token)
+        .header("Patchbay-Connection", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let got = r.bytes().await.map(|b| b.len()).unwrap_or(0);
     assert!(got < 5_000_000, "{got} bytes passed");
+    // Within the limit, an undeclared length streams through whole.
+    let r = http
+        .get(url("chunked/3000000"))
+        .bearer_auth(&app.admin_token)
+        .header("Patchbay-Connection", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), 3_000_000);
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 //! the body — and records it, with scripted answers per path for retry and refusal tests:
 //! - a queue of statuses (with optional `Retry-After`) per path, answered in order;
 //! - bearer tokens it refuses (401), or `*` for all;
-//! - `/slow/…` waits two seconds; `/big/N` answers N bytes.
+//! - `/slow/…` waits two seconds; `/big/N` answers N bytes; `/chunked/N` answers N bytes in
+//!   64 KiB chunks without declaring the length.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -126,6 +127,14 @@ async fn answer(state: Arc<Mutex<State>>, req: Request) -> Response {
     if let Some(n) = seen.path.strip_prefix("/big/") {
         let n: usize = n.parse().unwrap_or(0);
         return (StatusCode::OK, vec![b'x'; n]).into_response();
+    }
+    if let Some(n) = seen.path.strip_prefix("/chunked/") {
+        let n: usize = n.parse().unwrap_or(0);
+        let chunks = (0..n.div_ceil(65_536)).map(move |i| {
+            let len = (n - i * 65_536).min(65_536);
+            Ok::<_, std::io::Error>(Bytes::from(vec![b'y'; len]))
+        });
+        return axum::body::Body::from_stream(futures::stream::iter(chunks)).into_response();
     }
     let headers: serde_json::Map<String, Value> = seen
         .headers
