@@ -1,27 +1,36 @@
 #!/usr/bin/env bash
 # Proxy throughput and added latency (SPEC §8), all on loopback, in one run:
-#   direct   wrk → upstream
-#   nginx    wrk → nginx (injects a static Authorization header) → upstream
-#   patchbay wrk → patchbay /v1/proxy (bearer connection) → upstream
-# The upstream is nginx answering a small body from memory. 64 keep-alive connections, a fixed
-# duration per run (bounded). Prints requests/s, p50/p99 latency, and the ratios against nginx
-# and the direct call. Needs wrk and nginx (installed with apt-get when missing) and builds
-# Patchbay in release mode.
+#   direct        wrk → upstream
+#   nginx         wrk → nginx proxy (a process of its own, worker_processes auto) injecting a
+#                 static Authorization header → upstream
+#   nginx-shared  the same proxy served by the upstream's own nginx worker (one event loop on
+#                 both sides of the hop, so nothing has to be woken between them; the setup of
+#                 earlier runs, kept for comparison)
+#   patchbay      wrk → patchbay /v1/proxy (a bearer connection) → upstream
+# The upstream is an nginx instance of its own (one worker) answering a small body from
+# memory. 64 keep-alive connections. This machine's speed drifts (other tenants, scheduling),
+# so the runs are interleaved over several rounds and medians compared. Prints requests/s,
+# p50/p99 latency, and the ratios. Needs wrk and nginx (installed with apt-get when missing)
+# and builds Patchbay in release mode.
 #
-# Usage: bench/proxy.sh [seconds per run, default 10]
+# Usage: bench/proxy.sh [seconds per run, default 5] [rounds, default 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION="${1:-10}"
+DURATION="${1:-5}"
+ROUNDS="${2:-3}"
 CONNECTIONS=64
 THREADS=2
 WORK="$(mktemp -d)"
 UPSTREAM_PORT=18081
-NGINX_PORT=18082
+SHARED_PORT=18082
 PATCHBAY_PORT=18083
+NGINX_PORT=18084
 
 cleanup() {
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  for pid in "$WORK"/*.pid; do
+    [ -f "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true
+  done
   [ -n "${PB_PID:-}" ] && kill "$PB_PID" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$WORK"
@@ -36,31 +45,32 @@ fi
 echo "==> building patchbay (release)" >&2
 cargo build --release -q -p patchbay-cli
 
-mkdir -p "$WORK/nginx/logs"
-cat > "$WORK/nginx.conf" <<EOF
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream app { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; }
-  server {
-    listen 127.0.0.1:$UPSTREAM_PORT;
-    location / { default_type application/json; return 200 '{"ok":true,"user":"octocat"}'; }
-  }
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location / {
+# nginx_instance NAME WORKERS SERVER-BLOCKS: an nginx of its own (master and workers).
+nginx_instance() {
+  mkdir -p "$WORK/$1/logs"
+  {
+    echo "worker_processes $2;"
+    echo "pid $WORK/$1.pid;"
+    echo "error_log $WORK/$1/logs/error.log warn;"
+    echo "events { worker_connections 4096; }"
+    echo "http {"
+    echo "  access_log off;"
+    echo "  upstream app { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; }"
+    echo "  $3"
+    echo "}"
+  } > "$WORK/$1.conf"
+  nginx -c "$WORK/$1.conf" -p "$WORK/$1"
+}
+PROXY='location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Authorization "Bearer static-upstream-token";
-    }
-  }
-}
-EOF
-nginx -c "$WORK/nginx.conf" -p "$WORK/nginx"
+    }'
+ANSWER="location / { default_type application/json; return 200 '{\"ok\":true,\"user\":\"octocat\"}'; }"
+nginx_instance upstream 1 "server { listen 127.0.0.1:$UPSTREAM_PORT; $ANSWER }
+  server { listen 127.0.0.1:$SHARED_PORT; $PROXY }"
+nginx_instance proxy auto "server { listen 127.0.0.1:$NGINX_PORT; $PROXY }"
 
 DATA="$WORK/patchbay"
 PATCHBAY_DATA_DIR="$DATA" ./target/release/patchbay serve --listen "127.0.0.1:$PATCHBAY_PORT" \
@@ -76,9 +86,13 @@ CONNECTION=$(curl -s -X POST "http://127.0.0.1:$PATCHBAY_PORT/v1/connections" \
   -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \
   -d "{\"name\":\"bench\",\"kind\":\"http\",\"auth\":{\"type\":\"bearer\"},\"config\":{\"base_url\":\"http://127.0.0.1:$UPSTREAM_PORT\"},\"secrets\":{\"token\":\"upstream-token\"}}" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-# The same request must work before it is measured.
+# Every target must answer the same before it is measured.
+for url in "http://127.0.0.1:$UPSTREAM_PORT/user" "http://127.0.0.1:$NGINX_PORT/user" \
+  "http://127.0.0.1:$SHARED_PORT/user"; do
+  curl -sf "$url" | grep -q octocat
+done
 curl -sf "http://127.0.0.1:$PATCHBAY_PORT/v1/proxy/user" -H "Authorization: Bearer $TOKEN" \
-  -H "Patchbay-Connection: $CONNECTION" >/dev/null
+  -H "Patchbay-Connection: $CONNECTION" | grep -q octocat
 
 # wrk's report → "requests_per_second p50_ms p99_ms"; WRK_CONNECTIONS/WRK_THREADS override the
 # load (one connection measures the latency a request adds without queueing).
@@ -104,33 +118,50 @@ print(f"{rps:.0f} {p50:.3f} {p99:.3f}")
 PY
 }
 
-echo "==> ${DURATION}s per run, $CONNECTIONS connections, $THREADS wrk threads" >&2
-read -r D_RPS D_P50 D_P99 < <(measure "http://127.0.0.1:$UPSTREAM_PORT/user")
-read -r N_RPS N_P50 N_P99 < <(measure "http://127.0.0.1:$NGINX_PORT/user")
-read -r P_RPS P_P50 P_P99 < <(measure -H "Authorization: Bearer $TOKEN" -H "Patchbay-Connection: $CONNECTION" \
+PROXIED=(-H "Authorization: Bearer $TOKEN" -H "Patchbay-Connection: $CONNECTION"
   "http://127.0.0.1:$PATCHBAY_PORT/v1/proxy/user")
+RESULTS="$WORK/results"
+: > "$RESULTS"
+echo "==> $ROUNDS rounds of ${DURATION}s runs, $CONNECTIONS connections, $THREADS wrk threads" >&2
+for round in $(seq 1 "$ROUNDS"); do
+  echo "direct $(measure "http://127.0.0.1:$UPSTREAM_PORT/user")" >> "$RESULTS"
+  echo "nginx $(measure "http://127.0.0.1:$NGINX_PORT/user")" >> "$RESULTS"
+  echo "nginx-shared $(measure "http://127.0.0.1:$SHARED_PORT/user")" >> "$RESULTS"
+  echo "patchbay $(measure "${PROXIED[@]}")" >> "$RESULTS"
+  echo "    round $round: $(tail -4 "$RESULTS" | awk '{printf "%s %s  ", $1, $2}')" >&2
+done
 echo "==> the same, one connection at a time (latency without queueing)" >&2
 export WRK_CONNECTIONS=1 WRK_THREADS=1
-read -r _ D1_P50 D1_P99 < <(measure "http://127.0.0.1:$UPSTREAM_PORT/user")
-read -r _ N1_P50 N1_P99 < <(measure "http://127.0.0.1:$NGINX_PORT/user")
-read -r _ P1_P50 P1_P99 < <(measure -H "Authorization: Bearer $TOKEN" -H "Patchbay-Connection: $CONNECTION" \
-  "http://127.0.0.1:$PATCHBAY_PORT/v1/proxy/user")
+for round in $(seq 1 "$ROUNDS"); do
+  echo "direct-1 $(measure "http://127.0.0.1:$UPSTREAM_PORT/user")" >> "$RESULTS"
+  echo "nginx-1 $(measure "http://127.0.0.1:$NGINX_PORT/user")" >> "$RESULTS"
+  echo "patchbay-1 $(measure "${PROXIED[@]}")" >> "$RESULTS"
+done
 unset WRK_CONNECTIONS WRK_THREADS
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$PB_PID/status")
 
-python3 - "$D_RPS" "$D_P50" "$D_P99" "$N_RPS" "$N_P50" "$N_P99" "$P_RPS" "$P_P50" "$P_P99" "$RSS_KB" \
-  "$D1_P50" "$D1_P99" "$N1_P50" "$N1_P99" "$P1_P50" "$P1_P99" <<'PY'
-import sys
-d_rps, d50, d99, n_rps, n50, n99, p_rps, p50, p99 = map(float, sys.argv[1:10])
-rss = int(sys.argv[10]) / 1024
-d1_50, d1_99, n1_50, n1_99, p1_50, p1_99 = map(float, sys.argv[11:17])
-print(f"{'':10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
-for name, r, a, b in [("direct", d_rps, d50, d99), ("nginx", n_rps, n50, n99), ("patchbay", p_rps, p50, p99)]:
-    print(f"{name:10} {r:>10.0f} {a:>8.3f} {b:>8.3f}")
-print(f"patchbay / nginx throughput: {p_rps / n_rps:.2f}x   (target >= 0.9x)")
-print(f"patchbay / direct throughput: {p_rps / d_rps:.2f}x")
-print(f"added latency under load: patchbay p50 {p50 - d50:+.3f} ms, p99 {p99 - d99:+.3f} ms; nginx p50 {n50 - d50:+.3f} ms, p99 {n99 - d99:+.3f} ms")
-print(f"one connection: direct p50 {d1_50:.3f} p99 {d1_99:.3f}; nginx p50 {n1_50:.3f} p99 {n1_99:.3f}; patchbay p50 {p1_50:.3f} p99 {p1_99:.3f} ms")
-print(f"added latency, one connection: patchbay p50 {p1_50 - d1_50:+.3f} ms (target <= 0.2), p99 {p1_99 - d1_99:+.3f} ms (target <= 1); nginx p50 {n1_50 - d1_50:+.3f} ms, p99 {n1_99 - d1_99:+.3f} ms")
-print(f"patchbay resident memory after the runs: {rss:.1f} MiB")
+python3 - "$RESULTS" "$RSS_KB" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, rps, p50, p99 = line.split()
+    rows.setdefault(name, []).append((float(rps), float(p50), float(p99)))
+med = {k: tuple(statistics.median(r[i] for r in v) for i in range(3)) for k, v in rows.items()}
+print(f"medians of {len(rows['patchbay'])} interleaved rounds")
+print(f"{'':14} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+for name in ["direct", "nginx", "nginx-shared", "patchbay"]:
+    r, a, b = med[name]
+    print(f"{name:14} {r:>10.0f} {a:>8.3f} {b:>8.3f}")
+for other, note in [("nginx", "   (target >= 0.9x)"), ("nginx-shared", "")]:
+    rs = [p[0] / o[0] for p, o in zip(rows["patchbay"], rows[other])]
+    each = ", ".join(f"{r:.2f}" for r in rs)
+    print(f"patchbay / {other}: {statistics.median(rs):.2f}x, median of the rounds ({each}){note}")
+print(f"patchbay / direct: {med['patchbay'][0] / med['direct'][0]:.2f}x")
+d1, n1, p1 = med["direct-1"], med["nginx-1"], med["patchbay-1"]
+print(f"one connection: direct p50 {d1[1]:.3f} p99 {d1[2]:.3f}; nginx p50 {n1[1]:.3f} "
+      f"p99 {n1[2]:.3f}; patchbay p50 {p1[1]:.3f} p99 {p1[2]:.3f} ms")
+print(f"added latency, one connection: patchbay p50 {p1[1] - d1[1]:+.3f} ms (target <= 0.2), "
+      f"p99 {p1[2] - d1[2]:+.3f} ms (target <= 1); nginx p50 {n1[1] - d1[1]:+.3f} ms, "
+      f"p99 {n1[2] - d1[2]:+.3f} ms")
+print(f"patchbay resident memory after the runs: {int(sys.argv[2]) / 1024:.1f} MiB")
 PY
