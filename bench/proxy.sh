@@ -7,6 +7,9 @@
 #                 both sides of the hop, so nothing has to be woken between them; the setup of
 #                 earlier runs, kept for comparison)
 #   patchbay      wrk → patchbay /v1/proxy (a bearer connection) → upstream
+#   minimal-multi, minimal-per-core
+#                 bench/minimal-proxy, the least a hyper proxy does (a yardstick, not Patchbay),
+#                 on tokio's multi-threaded runtime and with one runtime per core
 # The upstream is an nginx instance of its own (one worker) answering a small body from
 # memory. 64 keep-alive connections. This machine's speed drifts (other tenants, scheduling),
 # so the runs are interleaved over several rounds and medians compared. Prints requests/s,
@@ -26,12 +29,14 @@ UPSTREAM_PORT=18081
 SHARED_PORT=18082
 PATCHBAY_PORT=18083
 NGINX_PORT=18084
+MINIMAL_MULTI_PORT=18085
+MINIMAL_CORE_PORT=18086
 
 cleanup() {
   for pid in "$WORK"/*.pid; do
     [ -f "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true
   done
-  [ -n "${PB_PID:-}" ] && kill "$PB_PID" 2>/dev/null || true
+  for pid in ${PB_PID:-} ${MM_PID:-} ${MC_PID:-}; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
@@ -44,6 +49,8 @@ fi
 
 echo "==> building patchbay (release)" >&2
 cargo build --release -q -p patchbay-cli
+MINIMAL_TARGET="$PWD/target/minimal-proxy"
+(cd bench/minimal-proxy && CARGO_TARGET_DIR="$MINIMAL_TARGET" cargo build --release -q --locked)
 
 # nginx_instance NAME WORKERS SERVER-BLOCKS: an nginx of its own (master and workers).
 nginx_instance() {
@@ -72,6 +79,11 @@ nginx_instance upstream 1 "server { listen 127.0.0.1:$UPSTREAM_PORT; $ANSWER }
   server { listen 127.0.0.1:$SHARED_PORT; $PROXY }"
 nginx_instance proxy auto "server { listen 127.0.0.1:$NGINX_PORT; $PROXY }"
 
+"$MINIMAL_TARGET/release/minimal-proxy" "127.0.0.1:$MINIMAL_MULTI_PORT" "127.0.0.1:$UPSTREAM_PORT" multi &
+MM_PID=$!
+"$MINIMAL_TARGET/release/minimal-proxy" "127.0.0.1:$MINIMAL_CORE_PORT" "127.0.0.1:$UPSTREAM_PORT" per-core &
+MC_PID=$!
+
 DATA="$WORK/patchbay"
 PATCHBAY_DATA_DIR="$DATA" ./target/release/patchbay serve --listen "127.0.0.1:$PATCHBAY_PORT" \
   --allow-net 127.0.0.0/8 >"$WORK/serve.out" 2>"$WORK/serve.err" &
@@ -88,7 +100,8 @@ CONNECTION=$(curl -s -X POST "http://127.0.0.1:$PATCHBAY_PORT/v1/connections" \
   python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 # Every target must answer the same before it is measured.
 for url in "http://127.0.0.1:$UPSTREAM_PORT/user" "http://127.0.0.1:$NGINX_PORT/user" \
-  "http://127.0.0.1:$SHARED_PORT/user"; do
+  "http://127.0.0.1:$SHARED_PORT/user" "http://127.0.0.1:$MINIMAL_MULTI_PORT/user" \
+  "http://127.0.0.1:$MINIMAL_CORE_PORT/user"; do
   curl -sf "$url" | grep -q octocat
 done
 curl -sf "http://127.0.0.1:$PATCHBAY_PORT/v1/proxy/user" -H "Authorization: Bearer $TOKEN" \
@@ -128,7 +141,9 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "nginx $(measure "http://127.0.0.1:$NGINX_PORT/user")" >> "$RESULTS"
   echo "nginx-shared $(measure "http://127.0.0.1:$SHARED_PORT/user")" >> "$RESULTS"
   echo "patchbay $(measure "${PROXIED[@]}")" >> "$RESULTS"
-  echo "    round $round: $(tail -4 "$RESULTS" | awk '{printf "%s %s  ", $1, $2}')" >&2
+  echo "minimal-multi $(measure "http://127.0.0.1:$MINIMAL_MULTI_PORT/user")" >> "$RESULTS"
+  echo "minimal-per-core $(measure "http://127.0.0.1:$MINIMAL_CORE_PORT/user")" >> "$RESULTS"
+  echo "    round $round: $(tail -6 "$RESULTS" | awk '{printf "%s %s  ", $1, $2}')" >&2
 done
 echo "==> the same, one connection at a time (latency without queueing)" >&2
 export WRK_CONNECTIONS=1 WRK_THREADS=1
@@ -148,14 +163,16 @@ for line in open(sys.argv[1]):
     rows.setdefault(name, []).append((float(rps), float(p50), float(p99)))
 med = {k: tuple(statistics.median(r[i] for r in v) for i in range(3)) for k, v in rows.items()}
 print(f"medians of {len(rows['patchbay'])} interleaved rounds")
-print(f"{'':14} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
-for name in ["direct", "nginx", "nginx-shared", "patchbay"]:
+print(f"{'':17} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+for name in ["direct", "nginx", "nginx-shared", "patchbay", "minimal-multi", "minimal-per-core"]:
     r, a, b = med[name]
-    print(f"{name:14} {r:>10.0f} {a:>8.3f} {b:>8.3f}")
-for other, note in [("nginx", "   (target >= 0.9x)"), ("nginx-shared", "")]:
-    rs = [p[0] / o[0] for p, o in zip(rows["patchbay"], rows[other])]
+    print(f"{name:17} {r:>10.0f} {a:>8.3f} {b:>8.3f}")
+for mine, other, note in [("patchbay", "nginx", "   (target >= 0.9x)"),
+                          ("patchbay", "nginx-shared", ""),
+                          ("minimal-multi", "nginx", ""), ("minimal-per-core", "nginx", "")]:
+    rs = [p[0] / o[0] for p, o in zip(rows[mine], rows[other])]
     each = ", ".join(f"{r:.2f}" for r in rs)
-    print(f"patchbay / {other}: {statistics.median(rs):.2f}x, median of the rounds ({each}){note}")
+    print(f"{mine} / {other}: {statistics.median(rs):.2f}x, median of the rounds ({each}){note}")
 print(f"patchbay / direct: {med['patchbay'][0] / med['direct'][0]:.2f}x")
 d1, n1, p1 = med["direct-1"], med["nginx-1"], med["patchbay-1"]
 print(f"one connection: direct p50 {d1[1]:.3f} p99 {d1[2]:.3f}; nginx p50 {n1[1]:.3f} "
