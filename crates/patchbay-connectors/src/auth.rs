@@ -26,7 +26,7 @@ impl AuthTarget for reqwest::Request {
 }
 
 /// An outbound request's URL and headers while it is assembled.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Outgoing {
     pub url: url::Url,
     pub headers: HeaderMap,

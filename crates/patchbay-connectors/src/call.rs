@@ -270,7 +270,12 @@ impl Connectors {
         } else {
             0
         };
-        let mut template = Some(Outgoing { url, headers });
+        // Credentials go in once; every attempt sends the same URL and headers.
+        let mut out = Outgoing { url, headers };
+        apply_auth(self.http(), m, &mut out).await?;
+        let uri = http::Uri::try_from(out.url.as_str())
+            .map_err(|_| CallError::Invalid("the URL cannot be sent".into()))?;
+        let mut headers = Some(out.headers);
         let mut body = Some(req.body);
         let mut attempt = 0;
         loop {
@@ -281,20 +286,17 @@ impl Connectors {
                     _ => full(Bytes::new()),
                 },
             };
-            // The last attempt takes the request; earlier ones send a copy.
-            let mut out = if attempt >= retries {
-                template.take()
+            // The last attempt takes the headers; earlier ones send a copy.
+            let this_headers = if attempt >= retries {
+                headers.take()
             } else {
-                template.clone()
+                headers.clone()
             }
             .ok_or_else(|| CallError::Invalid("the request was sent already".into()))?;
-            apply_auth(self.http(), m, &mut out).await?;
-            let uri = http::Uri::try_from(out.url.as_str())
-                .map_err(|_| CallError::Invalid("the URL cannot be sent".into()))?;
             let mut request = http::Request::new(this_body);
             *request.method_mut() = req.method.clone();
-            *request.uri_mut() = uri;
-            *request.headers_mut() = out.headers;
+            *request.uri_mut() = uri.clone();
+            *request.headers_mut() = this_headers;
             let resp = self.http().upstream().send(request, timeout).await?;
             if attempt >= retries || !retryable(resp.status()) {
                 return Ok(resp);
