@@ -2,7 +2,6 @@
 //! [`Gate::resolve`], with IP-literal URLs checked before sending (reqwest does not resolve
 //! those), no automatic redirects and no environment proxies.
 
-use std::error::Error as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,10 +120,17 @@ fn checked_redirects(gate: Gate, refusals: Refusals) -> reqwest::redirect::Polic
 
 impl GatedHttp {
     pub fn new(gate: Gate, timeout: Duration) -> Result<Self, String> {
-        Self::with_refusals(gate, timeout, Refusals::default())
+        let refusals = Refusals::default();
+        let upstream = UpstreamClient::new(gate.clone(), refusals.clone(), timeout)?;
+        Self::with_refusals(gate, timeout, refusals, upstream)
     }
 
-    fn with_refusals(gate: Gate, timeout: Duration, refusals: Refusals) -> Result<Self, String> {
+    fn with_refusals(
+        gate: Gate,
+        timeout: Duration,
+        refusals: Refusals,
+        upstream: UpstreamClient,
+    ) -> Result<Self, String> {
         let client = builder(&gate, &refusals, timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -133,7 +139,6 @@ impl GatedHttp {
             .redirect(checked_redirects(gate.clone(), refusals.clone()))
             .build()
             .map_err(|e| e.to_string())?;
-        let upstream = UpstreamClient::new(gate.clone(), refusals.clone(), timeout)?;
         Ok(Self {
             client,
             following,
@@ -144,12 +149,18 @@ impl GatedHttp {
         })
     }
 
-    /// A fresh client pair whose refusals are recorded apart, for one exchange through a
-    /// library that hides the errors of its client.
+    /// A fresh reqwest client pair whose refusals are recorded apart, for one exchange through
+    /// a library that hides the errors of its client (the upstream client, which such
+    /// libraries never use, is shared).
     pub fn observed(&self) -> Result<(Self, Refusals), String> {
         let refusals = Refusals::default();
         Ok((
-            Self::with_refusals(self.gate.clone(), self.timeout, refusals.clone())?,
+            Self::with_refusals(
+                self.gate.clone(),
+                self.timeout,
+                refusals.clone(),
+                self.upstream.clone(),
+            )?,
             refusals,
         ))
     }
@@ -213,57 +224,56 @@ impl GatedHttp {
 /// Sorts a reqwest failure into the kinds callers report, without its URL.
 pub fn classify(e: reqwest::Error) -> HttpError {
     let e = e.without_url();
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(net) = s.downcast_ref::<NetError>() {
-            return HttpError::Net(net.clone());
-        }
-        if let Some(HttpError::Net(net)) = s.downcast_ref::<HttpError>() {
-            return HttpError::Net(net.clone());
-        }
-        source = s.source();
+    if let Some(net) = refusal_in(&e) {
+        return HttpError::Net(net);
     }
     if e.is_timeout() {
         return HttpError::Timeout;
     }
-    let chain = error_chain(&e);
+    by_text(&e, e.is_connect())
+}
+
+/// The gate's refusal anywhere in `e`'s source chain, `e` included.
+pub(crate) fn refusal_in(e: &(dyn std::error::Error + 'static)) -> Option<NetError> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(net) = err.downcast_ref::<NetError>() {
+            return Some(net.clone());
+        }
+        if let Some(HttpError::Net(net)) = err.downcast_ref::<HttpError>() {
+            return Some(net.clone());
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// Sorts a failure that holds no refusal by what its messages say: TLS, connect or other.
+pub(crate) fn by_text(e: &(dyn std::error::Error + 'static), connect: bool) -> HttpError {
+    let chain = error_chain(e);
     let lower = chain.to_ascii_lowercase();
     if lower.contains("certificate")
         || lower.contains("tls")
         || lower.contains("handshake")
         || lower.contains("invalid peer")
     {
-        return HttpError::Tls(chain);
+        HttpError::Tls(chain)
+    } else if connect {
+        HttpError::Connect(chain)
+    } else {
+        HttpError::Other(chain)
     }
-    if e.is_connect() {
-        return HttpError::Connect(chain);
-    }
-    HttpError::Other(chain)
 }
 
 /// Classifies any error whose source chain may hold a gate refusal or a reqwest failure (as
 /// libraries that wrap our client report them).
 pub fn classify_chain(e: &(dyn std::error::Error + 'static)) -> Option<HttpError> {
+    if let Some(net) = refusal_in(e) {
+        return Some(HttpError::Net(net));
+    }
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = current {
-        if let Some(net) = err.downcast_ref::<NetError>() {
-            return Some(HttpError::Net(net.clone()));
-        }
-        if let Some(HttpError::Net(net)) = err.downcast_ref::<HttpError>() {
-            return Some(HttpError::Net(net.clone()));
-        }
         if let Some(r) = err.downcast_ref::<reqwest::Error>() {
-            // Look below reqwest first: the gate's refusal hides inside a connect error.
-            let mut inner = r.source();
-            while let Some(i) = inner {
-                if let Some(net) = i.downcast_ref::<NetError>() {
-                    return Some(HttpError::Net(net.clone()));
-                }
-                if let Some(HttpError::Net(net)) = i.downcast_ref::<HttpError>() {
-                    return Some(HttpError::Net(net.clone()));
-                }
-                inner = i.source();
-            }
             if r.is_timeout() {
                 return Some(HttpError::Timeout);
             }

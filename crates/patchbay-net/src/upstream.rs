@@ -21,7 +21,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::NetError;
 use crate::gate::Gate;
-use crate::http::{HttpError, Refusals, error_chain};
+use crate::http::{HttpError, Refusals, by_text, refusal_in};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -151,21 +151,9 @@ impl UpstreamClient {
 
 /// Sorts a client failure into the kinds callers report (the URL is never part of it).
 fn classify(e: &hyper_util::client::legacy::Error) -> HttpError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if let Some(net) = s.downcast_ref::<NetError>() {
-            return HttpError::Net(net.clone());
-        }
-        source = s.source();
-    }
-    let chain = error_chain(e);
-    let lower = chain.to_ascii_lowercase();
-    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-        HttpError::Tls(chain)
-    } else if e.is_connect() {
-        HttpError::Connect(chain)
-    } else {
-        HttpError::Other(chain)
+    match refusal_in(e) {
+        Some(net) => HttpError::Net(net),
+        None => by_text(e, e.is_connect()),
     }
 }
 
