@@ -275,7 +275,7 @@ impl Connectors {
         apply_auth(self.http(), m, &mut out).await?;
         let uri = http::Uri::try_from(out.url.as_str())
             .map_err(|_| CallError::Invalid("the URL cannot be sent".into()))?;
-        let mut headers = Some(out.headers);
+        let mut headers = out.headers;
         let mut body = Some(req.body);
         let mut attempt = 0;
         loop {
@@ -288,11 +288,10 @@ impl Connectors {
             };
             // The last attempt takes the headers; earlier ones send a copy.
             let this_headers = if attempt >= retries {
-                headers.take()
+                std::mem::take(&mut headers)
             } else {
                 headers.clone()
-            }
-            .ok_or_else(|| CallError::Invalid("the request was sent already".into()))?;
+            };
             let mut request = http::Request::new(this_body);
             *request.method_mut() = req.method.clone();
             *request.uri_mut() = uri.clone();

@@ -116,26 +116,20 @@ const MAX_VERIFY_BODY: usize = 1 << 20;
 /// error says which, never the URL).
 pub async fn read_capped<B>(mut body: B, cap: usize) -> Result<Vec<u8>, String>
 where
-    B: http_body::Body + Unpin,
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
-    use bytes::Buf as _;
     use http_body_util::BodyExt as _;
     let mut out = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| format!("reading the answer failed: {e}"))?;
-        let Ok(mut data) = frame.into_data() else {
+        let Ok(data) = frame.into_data() else {
             continue;
         };
-        if out.len() + data.remaining() > cap {
+        if out.len() + data.len() > cap {
             return Err(format!("the answer is larger than {cap} bytes"));
         }
-        while data.has_remaining() {
-            let chunk = data.chunk();
-            out.extend_from_slice(chunk);
-            let n = chunk.len();
-            data.advance(n);
-        }
+        out.extend_from_slice(&data);
     }
     Ok(out)
 }

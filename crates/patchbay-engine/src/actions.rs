@@ -108,7 +108,7 @@ fn query_of(path: &str, extra: Option<&Map<String, Value>>) -> (String, Option<S
 /// Reads an answer (at most [`MAX_ANSWER`] bytes): JSON when it parses, else text.
 pub(crate) async fn read_answer<B>(body: B) -> Result<Value>
 where
-    B: http_body::Body + Unpin,
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
     let out = patchbay_connectors::read_capped(body, MAX_ANSWER)

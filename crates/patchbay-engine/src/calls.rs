@@ -17,10 +17,10 @@ use patchbay_domain::connection::Connection;
 use patchbay_domain::{ConnectionId, Kind, Principal, Status};
 use serde_json::json;
 
+use crate::{EngineError, Hub, Result};
+
 /// An upstream's answer, its body read as it arrives.
 pub type Answer = http::Response<patchbay_net::Answer>;
-
-use crate::{EngineError, Hub, Result};
 
 /// How long a prepared connection is reused before it is read again.
 const PREPARED_TTL: Duration = Duration::from_secs(30);

@@ -10,8 +10,8 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::FromRequestParts as _;
-use axum::extract::{OriginalUri, Request, State};
-use axum::http::header;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::any;
 use futures::StreamExt;
@@ -36,20 +36,25 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The path after `/v1/proxy`, still percent-encoded as the caller sent it (decoding it here
-/// would turn `%3F` into a query and `%2F` into a segment).
-fn upstream_path(req: &Request) -> String {
-    let path = req
-        .extensions()
-        .get::<OriginalUri>()
-        .map_or_else(|| req.uri().path(), |u| u.0.path());
-    path.strip_prefix("/v1/proxy")
-        .or_else(|| path.strip_prefix("/proxy"))
+/// would turn `%3F` into a query and `%2F` into a segment). The routes are not nested, so the
+/// request's URI is the one the caller sent.
+fn upstream_path(uri: &Uri) -> String {
+    uri.path()
+        .strip_prefix("/v1/proxy")
         .unwrap_or("")
         .to_owned()
 }
 
-fn header_str<'a>(req: &'a Request, name: &str) -> Result<Option<&'a str>, ApiError> {
-    match req.headers().get(name) {
+/// The declared `Content-Length`, if it is a number.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match headers.get(name) {
         None => Ok(None),
         Some(v) => v
             .to_str()
@@ -80,10 +85,9 @@ async fn forward(State(s): State<AppState>, req: Request) -> Response {
 async fn relay(s: &AppState, req: Request) -> ApiResult<Response> {
     let (mut parts, body) = req.into_parts();
     let Auth(p) = Auth::from_request_parts(&mut parts, s).await?;
-    let req = Request::from_parts(parts, body);
     let limit = s.proxy_body_limit;
-    let path = upstream_path(&req);
-    let id = header_str(&req, CONNECTION_HEADER)?
+    let path = upstream_path(&parts.uri);
+    let id = header_str(&parts.headers, CONNECTION_HEADER)?
         .ok_or_else(|| {
             ApiError::BadHeader(format!(
                 "the {CONNECTION_HEADER} header must name the connection to use"
@@ -91,13 +95,8 @@ async fn relay(s: &AppState, req: Request) -> ApiResult<Response> {
         })?
         .parse::<ConnectionId>()
         .map_err(|_| ApiError::BadHeader(format!("{CONNECTION_HEADER} is not a connection id")))?;
-    let caller = super::actions::caller(req.headers())?;
-    let (parts, body) = req.into_parts();
-    let length = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let caller = super::actions::caller(&parts.headers)?;
+    let length = content_length(&parts.headers);
     if length.is_some_and(|l| l > limit as u64) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
@@ -131,12 +130,7 @@ async fn relay(s: &AppState, req: Request) -> ApiResult<Response> {
         Err(e) => return Err(e.into()),
     };
     let (mut head, body) = upstream.into_parts();
-    let declared = head
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(len) = declared.filter(|l| *l > limit as u64) {
+    if let Some(len) = content_length(&head.headers).filter(|l| *l > limit as u64) {
         return Err(EngineError::Upstream(format!(
             "the upstream's answer ({len} bytes) is larger than the proxy's limit of {limit} bytes"
         ))
