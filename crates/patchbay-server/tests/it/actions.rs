@@ -21,15 +21,6 @@ fn action<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).unwrap()
 }
 
-async fn create(app: &TestApp, body: Value) -> String {
-    app.admin
-        .create_connection(&serde_json::from_value(body).unwrap())
-        .await
-        .unwrap()
-        .id
-        .to_string()
-}
-
 fn tweak(sqlite_dir: Option<std::path::PathBuf>) -> Tweak {
     Arc::new(move |s| {
         s.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
@@ -43,9 +34,7 @@ fn tweak(sqlite_dir: Option<std::path::PathBuf>) -> Tweak {
 async fn http_actions_send_map_and_override_auth() {
     let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak(None))).await;
     let up = Upstream::start().await;
-    let id = create(
-        &app,
-        json!({"name": "drive", "kind": "http", "auth": {"type": "bearer"},
+    let id = app.connection(json!({"name": "drive", "kind": "http", "auth": {"type": "bearer"},
             "config": {"base_url": format!("{}/drive/v3", up.url)}, "secrets": {"token": "drive-token"}}),
     )
     .await;
@@ -256,13 +245,13 @@ async fn sql_actions_on_postgresql_mariadb_and_sqlite() {
         TestApp::spawn_with(Backend::Sqlite, Some(tweak(Some(dir.path().to_path_buf())))).await;
     let suffix = format!("{:x}", rand::random::<u32>());
 
-    let pg = create(
-        &app,
-        json!({"name": "pg", "kind": "database", "config": {"driver": "postgresql",
+    let pg = app
+        .connection(
+            json!({"name": "pg", "kind": "database", "config": {"driver": "postgresql",
         "host": "127.0.0.1", "port": 5432, "database": "test", "username": "postgres"},
         "secrets": {"password": "loopback-trusts-postgres"}}),
-    )
-    .await;
+        )
+        .await;
     sql_round_trip(&app, &pg, &format!("pb_items_{suffix}"), &|i| {
         format!("${i}")
     })
@@ -298,13 +287,13 @@ async fn sql_actions_on_postgresql_mariadb_and_sqlite() {
     let (status, detail) = err_status(app.admin.sql_action(&a).await);
     assert_eq!(status, 504, "{detail}");
 
-    let maria = create(
-        &app,
-        json!({"name": "maria", "kind": "database", "config": {"driver": "mysql",
+    let maria = app
+        .connection(
+            json!({"name": "maria", "kind": "database", "config": {"driver": "mysql",
         "host": "127.0.0.1", "port": 3306, "database": "test", "username": "patchbay_pw"},
         "secrets": {"password": crate::connection_tests::RIGHT}}),
-    )
-    .await;
+        )
+        .await;
     sql_round_trip(&app, &maria, &format!("pb_items_{suffix}"), &|_| "?".into()).await;
     let a: SqlAction =
         action(json!({"connection": maria, "query": "SELECT SLEEP(3)", "timeout_ms": 300}));
@@ -313,20 +302,20 @@ async fn sql_actions_on_postgresql_mariadb_and_sqlite() {
 
     let file = dir.path().join("app.db");
     std::fs::write(&file, b"").unwrap();
-    let lite = create(
-        &app,
-        json!({"name": "lite", "kind": "database", "config": {"driver": "sqlite",
+    let lite = app
+        .connection(
+            json!({"name": "lite", "kind": "database", "config": {"driver": "sqlite",
         "database": file.to_str().unwrap()}}),
-    )
-    .await;
+        )
+        .await;
     sql_round_trip(&app, &lite, "items", &|_| "?".into()).await;
 
     // Not a database connection; bounds named.
-    let up = create(
-        &app,
-        json!({"name": "web", "kind": "http", "config": {"base_url": "http://127.0.0.1:9"}}),
-    )
-    .await;
+    let up = app
+        .connection(
+            json!({"name": "web", "kind": "http", "config": {"base_url": "http://127.0.0.1:9"}}),
+        )
+        .await;
     let (status, detail) = err_status(
         app.admin
             .sql_action(&action(json!({"connection": up, "query": "SELECT 1"})))
@@ -363,7 +352,7 @@ async fn email_actions_reach_a_real_smtp_server() {
     let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak(None))).await;
     let maildir = tempfile::tempdir().unwrap();
     let smtp = crate::peers::smtp(Some(("mailer", "mail-pass")), Some(maildir.path()));
-    let id = create(&app, json!({"name": "mail", "kind": "smtp", "auth": {"type": "basic"},
+    let id = app.connection(json!({"name": "mail", "kind": "smtp", "auth": {"type": "basic"},
         "config": {"host": "127.0.0.1", "port": smtp.port, "encryption": "none", "from_address": "ops@example.com", "username": "mailer"},
         "secrets": {"password": "mail-pass"}})).await;
     let r = app

@@ -73,6 +73,11 @@ pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> String {
 /// Adjusts the server's settings before start.
 pub type Tweak = std::sync::Arc<dyn Fn(&mut Settings) + Send + Sync>;
 
+/// Settings that let the server reach peers on 127.0.0.0/8.
+pub fn allow_loopback() -> Tweak {
+    std::sync::Arc::new(|s| s.allow_net = vec!["127.0.0.0/8".parse().unwrap()])
+}
+
 pub struct TestApp {
     pub url: String,
     /// The services of the running server, for what has no route (the scheduler's pass).
@@ -204,6 +209,16 @@ impl TestApp {
         AnyPool::connect(&self.db_url)
             .await
             .expect("direct database connection")
+    }
+
+    /// Creates a connection from its JSON body as the admin; its id.
+    pub async fn connection(&self, body: Value) -> String {
+        self.admin
+            .create_connection(&serde_json::from_value(body).unwrap())
+            .await
+            .unwrap()
+            .id
+            .to_string()
     }
 
     pub fn anonymous(&self) -> Client {

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, Tweak};
+use crate::helpers::{Backend, TestApp, allow_loopback};
 use crate::upstream::Upstream;
 
 type Seen = Arc<Mutex<Vec<(String, String, Value)>>>;
@@ -115,24 +115,11 @@ async fn providers() -> (String, Seen) {
     (url, seen)
 }
 
-fn allow_loopback() -> Tweak {
-    Arc::new(|s| s.allow_net = vec!["127.0.0.0/8".parse().unwrap()])
-}
-
-async fn connection(app: &TestApp, body: Value) -> String {
-    app.admin
-        .create_connection(&serde_json::from_value(body).unwrap())
-        .await
-        .unwrap()
-        .id
-        .to_string()
-}
-
 #[tokio::test]
 async fn integration_and_llm_nodes_call_what_the_provider_expects() {
     let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
     let (base, seen) = providers().await;
-    let slack = connection(&app, json!({"name": "slack", "kind": "http", "provider": "slack", "auth": {"type": "bearer"},
+    let slack = app.connection(json!({"name": "slack", "kind": "http", "provider": "slack", "auth": {"type": "bearer"},
         "config": {"base_url": format!("{base}/slack/api")}, "secrets": {"token": "xoxb-slack-bot"}})).await;
     // The seed's node, verbatim but for the connection id.
     let node = json!({"type": "integration", "label": "Send Slack Notification", "config": {
@@ -156,7 +143,7 @@ async fn integration_and_llm_nodes_call_what_the_provider_expects() {
     let e = app.admin.run_node(&missing).await.unwrap_err();
     assert!(e.to_string().contains("channel_not_found"), "{e}");
 
-    let sheets = connection(&app, json!({"name": "sheets", "kind": "http", "provider": "google-sheets", "auth": {"type": "bearer"},
+    let sheets = app.connection(json!({"name": "sheets", "kind": "http", "provider": "google-sheets", "auth": {"type": "bearer"},
         "config": {"base_url": format!("{base}/sheets/v4")}, "secrets": {"token": "ya29.sheets"}})).await;
     let r = app
         .admin
@@ -172,7 +159,7 @@ async fn integration_and_llm_nodes_call_what_the_provider_expects() {
         json!({"values": [["Acme", 1250]]})
     );
 
-    let graph = connection(&app, json!({"name": "graph", "kind": "http", "provider": "microsoft-graph", "auth": {"type": "bearer"},
+    let graph = app.connection(json!({"name": "graph", "kind": "http", "provider": "microsoft-graph", "auth": {"type": "bearer"},
         "config": {"base_url": format!("{base}/graph/v1.0")}, "secrets": {"token": "eyJ.graph"}})).await;
     let r = app
         .admin
@@ -183,12 +170,12 @@ async fn integration_and_llm_nodes_call_what_the_provider_expects() {
         .unwrap();
     assert_eq!(r.outputs["output"]["id"], "AAMkAGI2");
 
-    let github = connection(
-        &app,
-        json!({"name": "gh", "kind": "http", "provider": "github", "auth": {"type": "bearer"},
+    let github = app
+        .connection(
+            json!({"name": "gh", "kind": "http", "provider": "github", "auth": {"type": "bearer"},
         "config": {"base_url": format!("{base}/github")}, "secrets": {"token": "ghp_github"}}),
-    )
-    .await;
+        )
+        .await;
     let r = app
         .admin
         .run_node(&json!({"type": "integration", "config": {"service": "github", "operation": "create_issue",
@@ -203,9 +190,7 @@ async fn integration_and_llm_nodes_call_what_the_provider_expects() {
     );
 
     // The seed's llm node.
-    let openai = connection(
-        &app,
-        json!({"name": "openai", "kind": "http", "provider": "openai", "auth": {"type": "api_key"},
+    let openai = app.connection(json!({"name": "openai", "kind": "http", "provider": "openai", "auth": {"type": "api_key"},
         "config": {"base_url": format!("{base}/openai/v1")}, "secrets": {"api_key": "sk-openai"}}),
     )
     .await;
@@ -227,7 +212,7 @@ async fn integration_and_llm_nodes_call_what_the_provider_expects() {
         json!([{"role": "user", "content": "Summarize: Q3 revenue grew 12%"}])
     );
 
-    let anthropic = connection(&app, json!({"name": "claude", "kind": "http", "provider": "anthropic", "auth": {"type": "api_key"},
+    let anthropic = app.connection(json!({"name": "claude", "kind": "http", "provider": "anthropic", "auth": {"type": "api_key"},
         "config": {"base_url": format!("{base}/anthropic/v1")}, "secrets": {"api_key": "sk-ant-key"}})).await;
     let r = app
         .admin
@@ -291,12 +276,12 @@ async fn http_sql_and_webhook_nodes_in_seed_shapes() {
     )
     .await;
     let up = Upstream::start().await;
-    let drive = connection(
-        &app,
-        json!({"name": "drive", "kind": "http", "auth": {"type": "bearer"},
+    let drive = app
+        .connection(
+            json!({"name": "drive", "kind": "http", "auth": {"type": "bearer"},
         "config": {"base_url": format!("{}/drive/v3", up.url)}, "secrets": {"token": "t"}}),
-    )
-    .await;
+        )
+        .await;
     // 001's http node: a path under the base URL and a JSONPath map.
     let r = app
         .admin
@@ -322,7 +307,7 @@ async fn http_sql_and_webhook_nodes_in_seed_shapes() {
     // 003's SQL node: templates stay out of SQL; parameters carry values.
     let file = dir.path().join("n.db");
     std::fs::write(&file, b"").unwrap();
-    let db = connection(&app, json!({"name": "db", "kind": "database", "config": {"driver": "sqlite", "database": file.to_str().unwrap()}})).await;
+    let db = app.connection(json!({"name": "db", "kind": "database", "config": {"driver": "sqlite", "database": file.to_str().unwrap()}})).await;
     let e = app
         .admin
         .run_node(&json!({"type": "sql", "config": {"connectionId": db, "query": "SELECT * FROM users WHERE created > {{input}}"}}))

@@ -7,12 +7,8 @@ use patchbay_domain::api::CreateConnection;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, Tweak};
+use crate::helpers::{Backend, TestApp, Tweak, allow_loopback};
 use crate::peers::{self, consent, no_redirects};
-
-fn allow_loopback() -> Tweak {
-    Arc::new(|s| s.allow_net = vec!["127.0.0.0/8".parse().unwrap()])
-}
 
 pub(crate) fn oidc_connection(name: &str, port: u16) -> CreateConnection {
     let base = format!("http://127.0.0.1:{port}");

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use patchbay_domain::api::ErrorKind;
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, Tweak};
+use crate::helpers::{Backend, TestApp, allow_loopback};
 use crate::peers::no_redirects;
 
 #[derive(Default)]
@@ -101,10 +101,6 @@ async fn slack() -> (String, Arc<Mutex<Seen>>) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, seen)
-}
-
-fn allow_loopback() -> Tweak {
-    Arc::new(|s| s.allow_net = vec!["127.0.0.0/8".parse().unwrap()])
 }
 
 /// A `slack` connection with its own client, pointed at the local server.

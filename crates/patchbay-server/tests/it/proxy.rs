@@ -8,21 +8,8 @@ use patchbay_domain::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, Tweak};
+use crate::helpers::{Backend, TestApp, allow_loopback};
 use crate::upstream::{Seen, Upstream};
-
-fn allow_loopback() -> Tweak {
-    Arc::new(|s| s.allow_net = vec!["127.0.0.0/8".parse().unwrap()])
-}
-
-async fn create(app: &TestApp, body: Value) -> String {
-    app.admin
-        .create_connection(&serde_json::from_value(body).unwrap())
-        .await
-        .unwrap()
-        .id
-        .to_string()
-}
 
 /// `GET /v1/proxy/{path}` through `connection` with extra headers; (status, headers, body).
 async fn proxied(
@@ -127,7 +114,7 @@ async fn every_auth_type_injects_exactly_its_credential() {
     ];
     for (body, authorization, check) in cases {
         let name = body["name"].as_str().unwrap().to_owned();
-        let id = create(&app, body).await;
+        let id = app.connection(body).await;
         let (status, headers, text) = proxied(
             &app.admin,
             Method::GET,
@@ -174,12 +161,12 @@ async fn bodies_stream_both_ways_within_the_limit() {
     )
     .await;
     let up = Upstream::start().await;
-    let id = create(
-        &app,
-        json!({"name": "files", "kind": "http", "auth": {"type": "bearer"},
+    let id = app
+        .connection(
+            json!({"name": "files", "kind": "http", "auth": {"type": "bearer"},
             "config": {"base_url": up.url}, "secrets": {"token": "t-files"}}),
-    )
-    .await;
+        )
+        .await;
     let http = reqwest::Client::new();
     let url = |p: &str| format!("{}/v1/proxy/{p}", app.url);
     // A JSON body, buffered.
@@ -272,9 +259,7 @@ async fn bodies_stream_both_ways_within_the_limit() {
 async fn idempotent_requests_retry_and_others_do_not() {
     let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
     let up = Upstream::start().await;
-    let id = create(
-        &app,
-        json!({"name": "flaky", "kind": "http", "config": {"base_url": up.url, "backoff_ms": 10}}),
+    let id = app.connection(json!({"name": "flaky", "kind": "http", "config": {"base_url": up.url, "backoff_ms": 10}}),
     )
     .await;
     up.script("/flaky", &[(503, Some("1")), (503, Some("1"))]);
@@ -308,9 +293,7 @@ async fn idempotent_requests_retry_and_others_do_not() {
 async fn refusals_are_clear_and_nothing_leaks() {
     let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
     let up = Upstream::start().await;
-    let id = create(
-        &app,
-        json!({"name": "api", "kind": "http", "auth": {"type": "bearer"},
+    let id = app.connection(json!({"name": "api", "kind": "http", "auth": {"type": "bearer"},
             "config": {"base_url": up.url, "timeout_ms": 500}, "secrets": {"token": "t-api-secret"}}),
     )
     .await;
@@ -381,23 +364,17 @@ async fn refusals_are_clear_and_nothing_leaks() {
     let r = proxied(&app.admin, Method::GET, &id, "slow/x", &[]).await;
     assert_eq!((r.0, code(&r).as_str()), (504, "upstream_timeout"));
     // A destination the gate refuses.
-    let metadata = create(
-        &app,
-        json!({"name": "metadata", "kind": "http", "config": {"base_url": "http://169.254.169.254/latest"}}),
+    let metadata = app.connection(json!({"name": "metadata", "kind": "http", "config": {"base_url": "http://169.254.169.254/latest"}}),
     )
     .await;
     let r = proxied(&app.admin, Method::GET, &metadata, "meta-data", &[]).await;
     assert_eq!((r.0, code(&r).as_str()), (403, "egress_blocked"));
     // Not an HTTP connection; not authorized yet; disabled.
-    let db = create(
-        &app,
-        json!({"name": "db", "kind": "database", "config": {"driver": "sqlite", "database": "/tmp/x.db"}}),
+    let db = app.connection(json!({"name": "db", "kind": "database", "config": {"driver": "sqlite", "database": "/tmp/x.db"}}),
     )
     .await;
     assert_eq!(proxied(&app.admin, Method::GET, &db, "x", &[]).await.0, 400);
-    let pending = create(
-        &app,
-        json!({"name": "pending", "kind": "http", "auth": {"type": "oauth2", "authorization_url": format!("{}/auth", up.url),
+    let pending = app.connection(json!({"name": "pending", "kind": "http", "auth": {"type": "oauth2", "authorization_url": format!("{}/auth", up.url),
             "token_url": format!("{}/token", up.url)}, "config": {"base_url": up.url}, "secrets": {"client_id": "c"}}),
     )
     .await;
@@ -427,11 +404,9 @@ async fn refusals_are_clear_and_nothing_leaks() {
 async fn use_is_recorded_in_batches(backend: Backend) {
     let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let up = Upstream::start().await;
-    let id = create(
-        &app,
-        json!({"name": "used", "kind": "http", "config": {"base_url": up.url}}),
-    )
-    .await;
+    let id = app
+        .connection(json!({"name": "used", "kind": "http", "config": {"base_url": up.url}}))
+        .await;
     for caller in ["wf-a", "wf-b", "wf-a"] {
         let r = proxied(
             &app.admin,
@@ -530,9 +505,7 @@ async fn oauth_tokens_are_injected_and_renewed_once_on_401() {
 
     let up2 = Upstream::start().await;
     let base = format!("http://127.0.0.1:{}", idp.port);
-    let cc = create(
-        &app,
-        json!({"name": "cc-proxied", "kind": "http", "auth": {"type": "oauth2_client_credentials",
+    let cc = app.connection(json!({"name": "cc-proxied", "kind": "http", "auth": {"type": "oauth2_client_credentials",
             "token_url": format!("{base}/token"), "scopes": ["api"]}, "config": {"base_url": up2.url},
             "secrets": {"client_id": "patchbay", "client_secret": "patchbay-secret"}}),
     )

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use patchbay_domain::actions::WebhookAction;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, Tweak};
+use crate::helpers::{Backend, TestApp, allow_loopback};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -78,10 +78,6 @@ fn verify(messages: &[(HeaderMap, String)]) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
-}
-
-fn allow_loopback() -> Tweak {
-    Arc::new(|s| s.allow_net = vec!["127.0.0.0/8".parse().unwrap()])
 }
 
 fn action(v: Value) -> WebhookAction {
