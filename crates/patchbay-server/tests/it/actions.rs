@@ -34,7 +34,8 @@ fn tweak(sqlite_dir: Option<std::path::PathBuf>) -> Tweak {
 async fn http_actions_send_map_and_override_auth() {
     let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak(None))).await;
     let up = Upstream::start().await;
-    let id = app.connection(json!({"name": "drive", "kind": "http", "auth": {"type": "bearer"},
+    let id = app.connection(
+        json!({"name": "drive", "kind": "http", "auth": {"type": "bearer"},
             "config": {"base_url": format!("{}/drive/v3", up.url)}, "secrets": {"token": "drive-token"}}),
     )
     .await;
@@ -352,7 +353,8 @@ async fn email_actions_reach_a_real_smtp_server() {
     let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak(None))).await;
     let maildir = tempfile::tempdir().unwrap();
     let smtp = crate::peers::smtp(Some(("mailer", "mail-pass")), Some(maildir.path()));
-    let id = app.connection(json!({"name": "mail", "kind": "smtp", "auth": {"type": "basic"},
+    let id = app.connection(
+        json!({"name": "mail", "kind": "smtp", "auth": {"type": "basic"},
         "config": {"host": "127.0.0.1", "port": smtp.port, "encryption": "none", "from_address": "ops@example.com", "username": "mailer"},
         "secrets": {"password": "mail-pass"}})).await;
     let r = app

@@ -119,7 +119,8 @@ async fn providers() -> (String, Seen) {
 async fn integration_and_llm_nodes_call_what_the_provider_expects() {
     let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
     let (base, seen) = providers().await;
-    let slack = app.connection(json!({"name": "slack", "kind": "http", "provider": "slack", "auth": {"type": "bearer"},
+    let slack = app.connection(
+        json!({"name": "slack", "kind": "http", "provider": "slack", "auth": {"type": "bearer"},
         "config": {"base_url": format!("{base}/slack/api")}, "secrets": {"token": "xoxb-slack-bot"}})).await;
     // The seed's node, verbatim but for the connection id.
     let node = json!({"type": "integration", "label": "Send Slack Notification", "config": {
@@ -143,7 +144,8 @@ async fn integration_and_llm_nodes_call_what_the_provider_expects() {
     let e = app.admin.run_node(&missing).await.unwrap_err();
     assert!(e.to_string().contains("channel_not_found"), "{e}");
 
-    let sheets = app.connection(json!({"name": "sheets", "kind": "http", "provider": "google-sheets", "auth": {"type": "bearer"},
+    let sheets = app.connection(
+        json!({"name": "sheets", "kind": "http", "provider": "google-sheets", "auth": {"type": "bearer"},
         "config": {"base_url": format!("{base}/sheets/v4")}, "secrets": {"token": "ya29.sheets"}})).await;
     let r = app
         .admin
@@ -159,7 +161,8 @@ async fn integration_and_llm_nodes_call_what_the_provider_expects() {
         json!({"values": [["Acme", 1250]]})
     );
 
-    let graph = app.connection(json!({"name": "graph", "kind": "http", "provider": "microsoft-graph", "auth": {"type": "bearer"},
+    let graph = app.connection(
+        json!({"name": "graph", "kind": "http", "provider": "microsoft-graph", "auth": {"type": "bearer"},
         "config": {"base_url": format!("{base}/graph/v1.0")}, "secrets": {"token": "eyJ.graph"}})).await;
     let r = app
         .admin
@@ -190,7 +193,8 @@ async fn integration_and_llm_nodes_call_what_the_provider_expects() {
     );
 
     // The seed's llm node.
-    let openai = app.connection(json!({"name": "openai", "kind": "http", "provider": "openai", "auth": {"type": "api_key"},
+    let openai = app.connection(
+        json!({"name": "openai", "kind": "http", "provider": "openai", "auth": {"type": "api_key"},
         "config": {"base_url": format!("{base}/openai/v1")}, "secrets": {"api_key": "sk-openai"}}),
     )
     .await;
@@ -212,7 +216,8 @@ async fn integration_and_llm_nodes_call_what_the_provider_expects() {
         json!([{"role": "user", "content": "Summarize: Q3 revenue grew 12%"}])
     );
 
-    let anthropic = app.connection(json!({"name": "claude", "kind": "http", "provider": "anthropic", "auth": {"type": "api_key"},
+    let anthropic = app.connection(
+        json!({"name": "claude", "kind": "http", "provider": "anthropic", "auth": {"type": "api_key"},
         "config": {"base_url": format!("{base}/anthropic/v1")}, "secrets": {"api_key": "sk-ant-key"}})).await;
     let r = app
         .admin
@@ -307,7 +312,8 @@ async fn http_sql_and_webhook_nodes_in_seed_shapes() {
     // 003's SQL node: templates stay out of SQL; parameters carry values.
     let file = dir.path().join("n.db");
     std::fs::write(&file, b"").unwrap();
-    let db = app.connection(json!({"name": "db", "kind": "database", "config": {"driver": "sqlite", "database": file.to_str().unwrap()}})).await;
+    let db = app.connection(
+        json!({"name": "db", "kind": "database", "config": {"driver": "sqlite", "database": file.to_str().unwrap()}})).await;
     let e = app
         .admin
         .run_node(&json!({"type": "sql", "config": {"connectionId": db, "query": "SELECT * FROM users WHERE created > {{input}}"}}))

@@ -168,12 +168,13 @@ async fn bodies_stream_both_ways_within_the_limit() {
         )
         .await;
     let http = reqwest::Client::new();
-    let url = |p: &str| format!("{}/v1/proxy/{p}", app.url);
+    let through = |method: Method, path: &str| {
+        http.request(method, format!("{}/v1/proxy/{path}", app.url))
+            .bearer_auth(&app.admin_token)
+            .header("Patchbay-Connection", &id)
+    };
     // A JSON body, buffered.
-    let r = http
-        .post(url("upload"))
-        .bearer_auth(&app.admin_token)
-        .header("Patchbay-Connection", &id)
+    let r = through(Method::POST, "upload")
         .json(&json!({"a": 1}))
         .send()
         .await
@@ -184,10 +185,7 @@ async fn bodies_stream_both_ways_within_the_limit() {
     // A 3 MB body sent in chunks (no Content-Length) streams through.
     let chunk = vec![b'y'; 64 * 1024];
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..48).map(|_| Ok(chunk.clone())).collect();
-    let r = http
-        .put(url("upload"))
-        .bearer_auth(&app.admin_token)
-        .header("Patchbay-Connection", &id)
+    let r = through(Method::PUT, "upload")
         .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
         .send()
         .await
@@ -195,21 +193,12 @@ async fn bodies_stream_both_ways_within_the_limit() {
     assert_eq!(r.status(), 200);
     assert_eq!(up.last().body.len(), 48 * 64 * 1024);
     // A 3 MB answer comes back whole.
-    let r = http
-        .get(url("big/3000000"))
-        .bearer_auth(&app.admin_token)
-        .header("Patchbay-Connection", &id)
-        .send()
-        .await
-        .unwrap();
+    let r = through(Method::GET, "big/3000000").send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().len(), 3_000_000);
     // Over the limit, declared: 413 before anything is sent.
     let before = up.seen().len();
-    let r = http
-        .post(url("upload"))
-        .bearer_auth(&app.admin_token)
-        .header("Patchbay-Connection", &id)
+    let r = through(Method::POST, "upload")
         .body(vec![b'z'; 5 * 1024 * 1024])
         .send()
         .await
@@ -217,13 +206,7 @@ async fn bodies_stream_both_ways_within_the_limit() {
     assert_eq!(r.status(), 413);
     assert_eq!(up.seen().len(), before);
     // An answer declared over the limit is refused before anything is passed.
-    let r = http
-        .get(url("big/5000000"))
-        .bearer_auth(&app.admin_token)
-        .header("Patchbay-Connection", &id)
-        .send()
-        .await
-        .unwrap();
+    let r = through(Method::GET, "big/5000000").send().await.unwrap();
     assert_eq!(r.status(), 502);
     let problem: Value = r.json().await.unwrap();
     assert!(
@@ -234,10 +217,7 @@ async fn bodies_stream_both_ways_within_the_limit() {
         "{problem}"
     );
     // One that does not declare its length is cut off, never passed whole.
-    let r = http
-        .get(url("chunked/5000000"))
-        .bearer_auth(&app.admin_token)
-        .header("Patchbay-Connection", &id)
+    let r = through(Method::GET, "chunked/5000000")
         .send()
         .await
         .unwrap();
@@ -245,10 +225,7 @@ async fn bodies_stream_both_ways_within_the_limit() {
     let got = r.bytes().await.map(|b| b.len()).unwrap_or(0);
     assert!(got < 5_000_000, "{got} bytes passed");
     // Within the limit, an undeclared length streams through whole.
-    let r = http
-        .get(url("chunked/3000000"))
-        .bearer_auth(&app.admin_token)
-        .header("Patchbay-Connection", &id)
+    let r = through(Method::GET, "chunked/3000000")
         .send()
         .await
         .unwrap();
@@ -259,7 +236,8 @@ async fn bodies_stream_both_ways_within_the_limit() {
 async fn idempotent_requests_retry_and_others_do_not() {
     let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
     let up = Upstream::start().await;
-    let id = app.connection(json!({"name": "flaky", "kind": "http", "config": {"base_url": up.url, "backoff_ms": 10}}),
+    let id = app.connection(
+        json!({"name": "flaky", "kind": "http", "config": {"base_url": up.url, "backoff_ms": 10}}),
     )
     .await;
     up.script("/flaky", &[(503, Some("1")), (503, Some("1"))]);
@@ -293,7 +271,8 @@ async fn idempotent_requests_retry_and_others_do_not() {
 async fn refusals_are_clear_and_nothing_leaks() {
     let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
     let up = Upstream::start().await;
-    let id = app.connection(json!({"name": "api", "kind": "http", "auth": {"type": "bearer"},
+    let id = app.connection(
+        json!({"name": "api", "kind": "http", "auth": {"type": "bearer"},
             "config": {"base_url": up.url, "timeout_ms": 500}, "secrets": {"token": "t-api-secret"}}),
     )
     .await;
@@ -364,17 +343,20 @@ async fn refusals_are_clear_and_nothing_leaks() {
     let r = proxied(&app.admin, Method::GET, &id, "slow/x", &[]).await;
     assert_eq!((r.0, code(&r).as_str()), (504, "upstream_timeout"));
     // A destination the gate refuses.
-    let metadata = app.connection(json!({"name": "metadata", "kind": "http", "config": {"base_url": "http://169.254.169.254/latest"}}),
+    let metadata = app.connection(
+        json!({"name": "metadata", "kind": "http", "config": {"base_url": "http://169.254.169.254/latest"}}),
     )
     .await;
     let r = proxied(&app.admin, Method::GET, &metadata, "meta-data", &[]).await;
     assert_eq!((r.0, code(&r).as_str()), (403, "egress_blocked"));
     // Not an HTTP connection; not authorized yet; disabled.
-    let db = app.connection(json!({"name": "db", "kind": "database", "config": {"driver": "sqlite", "database": "/tmp/x.db"}}),
+    let db = app.connection(
+        json!({"name": "db", "kind": "database", "config": {"driver": "sqlite", "database": "/tmp/x.db"}}),
     )
     .await;
     assert_eq!(proxied(&app.admin, Method::GET, &db, "x", &[]).await.0, 400);
-    let pending = app.connection(json!({"name": "pending", "kind": "http", "auth": {"type": "oauth2", "authorization_url": format!("{}/auth", up.url),
+    let pending = app.connection(
+        json!({"name": "pending", "kind": "http", "auth": {"type": "oauth2", "authorization_url": format!("{}/auth", up.url),
             "token_url": format!("{}/token", up.url)}, "config": {"base_url": up.url}, "secrets": {"client_id": "c"}}),
     )
     .await;
@@ -505,7 +487,8 @@ async fn oauth_tokens_are_injected_and_renewed_once_on_401() {
 
     let up2 = Upstream::start().await;
     let base = format!("http://127.0.0.1:{}", idp.port);
-    let cc = app.connection(json!({"name": "cc-proxied", "kind": "http", "auth": {"type": "oauth2_client_credentials",
+    let cc = app.connection(
+        json!({"name": "cc-proxied", "kind": "http", "auth": {"type": "oauth2_client_credentials",
             "token_url": format!("{base}/token"), "scopes": ["api"]}, "config": {"base_url": up2.url},
             "secrets": {"client_id": "patchbay", "client_secret": "patchbay-secret"}}),
     )
