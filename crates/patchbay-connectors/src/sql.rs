@@ -144,29 +144,38 @@ fn pg_cell(row: &sqlx::postgres::PgRow, i: usize) -> Result<Value, SqlError> {
         return Ok(Value::Null);
     }
     let name = raw.type_info().name().to_owned();
-    let get = |e: sqlx::Error| statement_error(e);
     Ok(match name.as_str() {
-        "BOOL" => json!(row.try_get::<bool, _>(i).map_err(get)?),
-        "INT2" => json!(row.try_get::<i16, _>(i).map_err(get)?),
-        "INT4" => json!(row.try_get::<i32, _>(i).map_err(get)?),
-        "INT8" => json!(row.try_get::<i64, _>(i).map_err(get)?),
-        "FLOAT4" => json!(row.try_get::<f32, _>(i).map_err(get)?),
-        "FLOAT8" => json!(row.try_get::<f64, _>(i).map_err(get)?),
+        "BOOL" => json!(row.try_get::<bool, _>(i).map_err(statement_error)?),
+        "INT2" => json!(row.try_get::<i16, _>(i).map_err(statement_error)?),
+        "INT4" => json!(row.try_get::<i32, _>(i).map_err(statement_error)?),
+        "INT8" => json!(row.try_get::<i64, _>(i).map_err(statement_error)?),
+        "FLOAT4" => json!(row.try_get::<f32, _>(i).map_err(statement_error)?),
+        "FLOAT8" => json!(row.try_get::<f64, _>(i).map_err(statement_error)?),
         "NUMERIC" => json!(
             row.try_get::<rust_decimal::Decimal, _>(i)
-                .map_err(get)?
+                .map_err(statement_error)?
                 .to_string()
         ),
-        "JSON" | "JSONB" => row.try_get::<Value, _>(i).map_err(get)?,
-        "UUID" => json!(row.try_get::<uuid::Uuid, _>(i).map_err(get)?.to_string()),
-        "TIMESTAMPTZ" => json!(row.try_get::<DateTime<Utc>, _>(i).map_err(get)?),
-        "TIMESTAMP" => json!(row.try_get::<NaiveDateTime, _>(i).map_err(get)?),
-        "DATE" => json!(row.try_get::<NaiveDate, _>(i).map_err(get)?),
-        "TIME" => json!(row.try_get::<NaiveTime, _>(i).map_err(get)?),
-        "BYTEA" => b64(&row.try_get::<Vec<u8>, _>(i).map_err(get)?),
-        "TEXT[]" | "VARCHAR[]" => json!(row.try_get::<Vec<String>, _>(i).map_err(get)?),
-        "INT4[]" => json!(row.try_get::<Vec<i32>, _>(i).map_err(get)?),
-        "INT8[]" => json!(row.try_get::<Vec<i64>, _>(i).map_err(get)?),
+        "JSON" | "JSONB" => row.try_get::<Value, _>(i).map_err(statement_error)?,
+        "UUID" => json!(
+            row.try_get::<uuid::Uuid, _>(i)
+                .map_err(statement_error)?
+                .to_string()
+        ),
+        "TIMESTAMPTZ" => json!(
+            row.try_get::<DateTime<Utc>, _>(i)
+                .map_err(statement_error)?
+        ),
+        "TIMESTAMP" => json!(
+            row.try_get::<NaiveDateTime, _>(i)
+                .map_err(statement_error)?
+        ),
+        "DATE" => json!(row.try_get::<NaiveDate, _>(i).map_err(statement_error)?),
+        "TIME" => json!(row.try_get::<NaiveTime, _>(i).map_err(statement_error)?),
+        "BYTEA" => b64(&row.try_get::<Vec<u8>, _>(i).map_err(statement_error)?),
+        "TEXT[]" | "VARCHAR[]" => json!(row.try_get::<Vec<String>, _>(i).map_err(statement_error)?),
+        "INT4[]" => json!(row.try_get::<Vec<i32>, _>(i).map_err(statement_error)?),
+        "INT8[]" => json!(row.try_get::<Vec<i64>, _>(i).map_err(statement_error)?),
         _ => match row.try_get::<String, _>(i) {
             Ok(s) => json!(s),
             Err(_) => {
@@ -185,32 +194,39 @@ fn mysql_cell(row: &sqlx::mysql::MySqlRow, i: usize) -> Result<Value, SqlError> 
         return Ok(Value::Null);
     }
     let name = raw.type_info().name().to_owned();
-    let get = |e: sqlx::Error| statement_error(e);
     Ok(match name.as_str() {
-        "BOOLEAN" => json!(row.try_get::<bool, _>(i).map_err(get)?),
+        "BOOLEAN" => json!(row.try_get::<bool, _>(i).map_err(statement_error)?),
         "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" => {
-            json!(row.try_get::<i64, _>(i).map_err(get)?)
+            json!(row.try_get::<i64, _>(i).map_err(statement_error)?)
         }
         "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED" | "INT UNSIGNED"
-        | "BIGINT UNSIGNED" | "YEAR" => json!(row.try_get::<u64, _>(i).map_err(get)?),
-        "FLOAT" => json!(row.try_get::<f32, _>(i).map_err(get)?),
-        "DOUBLE" => json!(row.try_get::<f64, _>(i).map_err(get)?),
+        | "BIGINT UNSIGNED" | "YEAR" => json!(row.try_get::<u64, _>(i).map_err(statement_error)?),
+        "FLOAT" => json!(row.try_get::<f32, _>(i).map_err(statement_error)?),
+        "DOUBLE" => json!(row.try_get::<f64, _>(i).map_err(statement_error)?),
         "DECIMAL" => json!(
             row.try_get::<rust_decimal::Decimal, _>(i)
-                .map_err(get)?
+                .map_err(statement_error)?
                 .to_string()
         ),
-        "JSON" => row.try_get::<Value, _>(i).map_err(get)?,
-        "TIMESTAMP" => json!(row.try_get::<DateTime<Utc>, _>(i).map_err(get)?),
-        "DATETIME" => json!(row.try_get::<NaiveDateTime, _>(i).map_err(get)?),
-        "DATE" => json!(row.try_get::<NaiveDate, _>(i).map_err(get)?),
-        "TIME" => json!(row.try_get::<NaiveTime, _>(i).map_err(get)?),
+        "JSON" => row.try_get::<Value, _>(i).map_err(statement_error)?,
+        "TIMESTAMP" => json!(
+            row.try_get::<DateTime<Utc>, _>(i)
+                .map_err(statement_error)?
+        ),
+        "DATETIME" => json!(
+            row.try_get::<NaiveDateTime, _>(i)
+                .map_err(statement_error)?
+        ),
+        "DATE" => json!(row.try_get::<NaiveDate, _>(i).map_err(statement_error)?),
+        "TIME" => json!(row.try_get::<NaiveTime, _>(i).map_err(statement_error)?),
         "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BINARY" | "VARBINARY" | "BIT" => {
-            b64(&row.try_get::<Vec<u8>, _>(i).map_err(get)?)
+            b64(&row.try_get::<Vec<u8>, _>(i).map_err(statement_error)?)
         }
         _ => match row.try_get::<String, _>(i) {
             Ok(s) => json!(s),
-            Err(_) => b64(&row.try_get_unchecked::<Vec<u8>, _>(i).map_err(get)?),
+            Err(_) => b64(&row
+                .try_get_unchecked::<Vec<u8>, _>(i)
+                .map_err(statement_error)?),
         },
     })
 }
@@ -222,13 +238,26 @@ fn sqlite_cell(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Value, SqlErro
     }
     // SQLite types values, not columns: go by the value's storage class.
     let name = raw.type_info().name().to_owned();
-    let get = |e: sqlx::Error| statement_error(e);
     Ok(match name.as_str() {
-        "INTEGER" => json!(row.try_get_unchecked::<i64, _>(i).map_err(get)?),
-        "REAL" => json!(row.try_get_unchecked::<f64, _>(i).map_err(get)?),
-        "BLOB" => b64(&row.try_get_unchecked::<Vec<u8>, _>(i).map_err(get)?),
-        "BOOLEAN" => json!(row.try_get_unchecked::<bool, _>(i).map_err(get)?),
-        _ => json!(row.try_get_unchecked::<String, _>(i).map_err(get)?),
+        "INTEGER" => json!(
+            row.try_get_unchecked::<i64, _>(i)
+                .map_err(statement_error)?
+        ),
+        "REAL" => json!(
+            row.try_get_unchecked::<f64, _>(i)
+                .map_err(statement_error)?
+        ),
+        "BLOB" => b64(&row
+            .try_get_unchecked::<Vec<u8>, _>(i)
+            .map_err(statement_error)?),
+        "BOOLEAN" => json!(
+            row.try_get_unchecked::<bool, _>(i)
+                .map_err(statement_error)?
+        ),
+        _ => json!(
+            row.try_get_unchecked::<String, _>(i)
+                .map_err(statement_error)?
+        ),
     })
 }
 
