@@ -35,6 +35,7 @@ pub struct FileConfig {
     pub retest_interval: Option<String>,
     pub providers_dir: Option<PathBuf>,
     pub event_webhook_url: Option<String>,
+    pub serve_threads: Option<usize>,
 }
 
 impl FileConfig {
@@ -95,6 +96,9 @@ test_rate_limit = 10
 
 # How often connections are re-tested in the background ("0" turns it off).
 retest_interval = "24h"
+
+# Threads serving connections, each with a runtime of its own (default: one per core).
+# serve_threads = 4
 "#;
 
 pub fn example() {

@@ -79,6 +79,9 @@ pub struct ServeArgs {
     /// [default: 24h].
     #[arg(long, env = "PATCHBAY_RETEST_INTERVAL")]
     pub retest_interval: Option<String>,
+    /// Threads serving connections, each with a runtime of its own [default: one per core].
+    #[arg(long, env = "PATCHBAY_SERVE_THREADS")]
+    pub serve_threads: Option<usize>,
 }
 
 /// `10.0.0.0/8`, or a single address (`127.0.0.2` = `/32`).
@@ -198,6 +201,11 @@ pub fn settings(args: &ServeArgs, global: &Global) -> Result<Settings> {
             .or(file.retest_interval.as_deref())
             .unwrap_or("24h"),
     )?;
+    match args.serve_threads.or(file.serve_threads) {
+        Some(0) => bail!("--serve-threads must be at least 1"),
+        Some(n) => s.serve_threads = n,
+        None => {}
+    }
     Ok(s)
 }
 

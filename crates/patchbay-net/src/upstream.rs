@@ -1,22 +1,22 @@
-//! The client that acts through HTTP connections (the proxy and HTTP actions): hyper's pooled
-//! HTTP/1.1 client with the gate as its resolver, rustls (aws-lc-rs, the platform's roots) for
-//! `https`, no redirects, no cookies, no environment proxies. It carries requests as they are
-//! given — no URL re-parsing or middleware per request — because every proxied request pays
-//! for what it does.
+//! The client that acts through HTTP connections (the proxy and HTTP actions): hyper's HTTP/1.1
+//! connections, pooled per thread, with the gate as resolver, rustls (aws-lc-rs, the platform's
+//! roots) for `https`, no redirects, no cookies, no environment proxies. It carries requests as
+//! they are given — no URL re-parsing or middleware per request — because every proxied request
+//! pays for what it does.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
-use hyper_util::rt::TokioExecutor;
 use tokio::time::{Instant, Sleep};
 
 use crate::NetError;
@@ -31,7 +31,7 @@ pub type SendBody = UnsyncBoxBody<Bytes, BoxError>;
 /// Resolves names for new connections through the gate. One `Arc`: the client clones its
 /// connector for every request.
 #[derive(Clone)]
-struct GateDns(std::sync::Arc<(Gate, Refusals)>);
+struct GateDns(Arc<(Gate, Refusals)>);
 
 impl tower_service::Service<Name> for GateDns {
     type Response = std::vec::IntoIter<SocketAddr>;
@@ -59,11 +59,80 @@ impl tower_service::Service<Name> for GateDns {
 }
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector<GateDns>>;
+type Sender = hyper::client::conn::http1::SendRequest<SendBody>;
 
-/// The pooled client; cheap to clone.
+/// How long an idle upstream connection is kept for reuse.
+const IDLE_FOR: Duration = Duration::from_secs(90);
+/// Idle connections kept per origin and thread.
+const IDLE_MAX: usize = 128;
+
+/// Where a pooled connection leads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Origin {
+    https: bool,
+    authority: http::uri::Authority,
+}
+
+/// One thread's idle HTTP/1.1 connections. A connection is driven by a task on the runtime that
+/// opened it, so each serving thread keeps its own: a request then never wakes another core.
+/// (The lock is only contended when an answer is read to its end on another thread.)
+#[derive(Default)]
+struct Shard {
+    idle: std::sync::Mutex<HashMap<Origin, Vec<Idle>>>,
+}
+
+struct Idle {
+    sender: Sender,
+    since: Instant,
+}
+
+impl Shard {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Origin, Vec<Idle>>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The most recently used open connection to `origin`; stale and closed ones are dropped.
+    fn checkout(&self, origin: &Origin) -> Option<Sender> {
+        let mut idle = self.lock();
+        let list = idle.get_mut(origin)?;
+        let now = Instant::now();
+        while let Some(entry) = list.pop() {
+            if !entry.sender.is_closed() && now.duration_since(entry.since) < IDLE_FOR {
+                return Some(entry.sender);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, origin: Origin, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = self.lock();
+        let list = idle.entry(origin).or_default();
+        list.retain(|e| now.duration_since(e.since) < IDLE_FOR && !e.sender.is_closed());
+        if list.len() < IDLE_MAX {
+            list.push(Idle { sender, since: now });
+        }
+    }
+}
+
+/// A connection lent to one exchange; back to its thread's pool once the answer was read to its
+/// end (a connection whose answer was abandoned is closed by hyper instead).
+struct Lent {
+    shard: Arc<Shard>,
+    origin: Origin,
+    sender: Sender,
+}
+
+/// The client; cheap to clone.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    client: Client<Connector, SendBody>,
+    shards: Arc<thread_local::ThreadLocal<Arc<Shard>>>,
+    connector: Connector,
     gate: Gate,
     refusals: Refusals,
     user_agent: http::HeaderValue,
@@ -77,7 +146,7 @@ impl std::fmt::Debug for UpstreamClient {
 
 impl UpstreamClient {
     pub(crate) fn new(gate: Gate, refusals: Refusals, timeout: Duration) -> Result<Self, String> {
-        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let tls = rustls_platform_verifier::BuilderVerifierExt::with_platform_verifier(
             rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
@@ -85,23 +154,19 @@ impl UpstreamClient {
         )
         .map_err(|e| e.to_string())?
         .with_no_client_auth();
-        let mut http = HttpConnector::new_with_resolver(GateDns(std::sync::Arc::new((
-            gate.clone(),
-            refusals.clone(),
-        ))));
+        let mut http =
+            HttpConnector::new_with_resolver(GateDns(Arc::new((gate.clone(), refusals.clone()))));
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(https);
         Ok(Self {
-            client,
+            shards: Arc::default(),
+            connector,
             gate,
             refusals,
             user_agent: http::HeaderValue::from_static(concat!(
@@ -119,51 +184,171 @@ impl UpstreamClient {
         mut req: http::Request<SendBody>,
         timeout: Duration,
     ) -> Result<http::Response<Answer>, HttpError> {
-        let uri = req.uri();
-        if !matches!(uri.scheme_str(), Some("http" | "https")) {
-            return Err(HttpError::Url(
-                "only http and https URLs are allowed".into(),
-            ));
-        }
-        let host = uri.host().ok_or_else(|| HttpError::Url("no host".into()))?;
+        let uri = req.uri().clone();
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => {
+                return Err(HttpError::Url(
+                    "only http and https URLs are allowed".into(),
+                ));
+            }
+        };
+        let (Some(authority), Some(host)) = (uri.authority(), uri.host()) else {
+            return Err(HttpError::Url("no host".into()));
+        };
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
             self.gate
                 .check(bare, ip)
                 .inspect_err(|e| self.refusals.record(e))?;
         }
-        req.headers_mut()
+        let origin = Origin {
+            https,
+            authority: authority.clone(),
+        };
+        let headers = req.headers_mut();
+        headers
             .entry(http::header::USER_AGENT)
             .or_insert_with(|| self.user_agent.clone());
+        if let http::header::Entry::Vacant(v) = headers.entry(http::header::HOST) {
+            v.insert(host_header(&uri, https)?);
+        }
+        // HTTP/1.1 asks for the path and query alone; the origin is the connection's.
+        *req.uri_mut() = uri.path_and_query().map_or_else(
+            || http::Uri::from_static("/"),
+            |pq| http::Uri::from(pq.clone()),
+        );
         let deadline = Instant::now() + timeout;
-        let resp = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
+        let shard = self.shard().clone();
+        let exchange = self.exchange(&shard, &origin, &uri, req);
+        let (resp, sender) = match tokio::time::timeout_at(deadline, exchange).await {
             Err(_) => return Err(HttpError::Timeout),
-            Ok(Err(e)) => return Err(classify(&e)),
-            Ok(Ok(r)) => r,
+            Ok(r) => r?,
         };
-        Ok(resp.map(|body| Answer {
-            body,
-            deadline,
-            sleep: None,
+        let lent = Lent {
+            shard,
+            origin,
+            sender,
+        };
+        Ok(resp.map(|body| {
+            let mut answer = Answer {
+                body,
+                deadline,
+                sleep: None,
+                lent: Some(lent),
+            };
+            answer.release_if_done();
+            answer
         }))
+    }
+
+    /// This thread's idle connections.
+    fn shard(&self) -> &Arc<Shard> {
+        self.shards.get_or(Arc::default)
+    }
+
+    /// Sends on an idle connection to `origin` — the next one if it turns out closed before
+    /// the request went out — or on a new one.
+    async fn exchange(
+        &self,
+        shard: &Shard,
+        origin: &Origin,
+        uri: &http::Uri,
+        mut req: http::Request<SendBody>,
+    ) -> Result<(http::Response<hyper::body::Incoming>, Sender), HttpError> {
+        while let Some(mut sender) = shard.checkout(origin) {
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, sender)),
+                Err(mut e) => match e.take_message() {
+                    // Never written: the connection closed in the meantime.
+                    Some(unsent) => req = unsent,
+                    None => return Err(by_text(&e.into_error(), false)),
+                },
+            }
+        }
+        let mut sender = self.connect(uri).await?;
+        sender.ready().await.map_err(|e| by_text(&e, true))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| by_text(&e, false))?;
+        Ok((resp, sender))
+    }
+
+    /// Opens a connection (the gate resolves and judges the name, TLS for `https`) and drives
+    /// it from a task on this thread's runtime.
+    async fn connect(&self, uri: &http::Uri) -> Result<Sender, HttpError> {
+        use tower_service::Service as _;
+        let mut connector = self.connector.clone();
+        let io = match std::future::poll_fn(|cx| connector.poll_ready(cx)).await {
+            Ok(()) => connector.call(uri.clone()).await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| match refusal_in(&*e) {
+            Some(net) => HttpError::Net(net),
+            None => by_text(&*e, true),
+        })?;
+        let (sender, connection) = hyper::client::conn::http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|e| by_text(&e, true))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "an upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
     }
 }
 
-/// Sorts a client failure into the kinds callers report (the URL is never part of it).
-fn classify(e: &hyper_util::client::legacy::Error) -> HttpError {
-    match refusal_in(e) {
-        Some(net) => HttpError::Net(net),
-        None => by_text(e, e.is_connect()),
-    }
+/// The `Host` header for `uri`: its host, and its port unless the scheme's default.
+fn host_header(uri: &http::Uri, https: bool) -> Result<http::HeaderValue, HttpError> {
+    let host = uri.host().unwrap_or_default();
+    let value = match uri.port_u16() {
+        Some(port) if port != if https { 443 } else { 80 } => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    http::HeaderValue::try_from(value).map_err(|_| HttpError::Url("the host is not valid".into()))
 }
 
 /// An upstream's answer body, failed with [`HttpError::Timeout`] once the exchange's deadline
 /// passes. The timer is only armed when the body has to be waited for.
-#[derive(Debug)]
 pub struct Answer {
     body: hyper::body::Incoming,
     deadline: Instant,
     sleep: Option<Pin<Box<Sleep>>>,
+    lent: Option<Lent>,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer").finish_non_exhaustive()
+    }
+}
+
+impl Answer {
+    /// Returns the connection to its pool once the whole answer has arrived.
+    fn release_if_done(&mut self) {
+        if self.body.is_end_stream()
+            && let Some(Lent {
+                shard,
+                origin,
+                sender,
+            }) = self.lent.take()
+        {
+            shard.checkin(origin, sender);
+        }
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        self.release_if_done();
+    }
 }
 
 impl Body for Answer {
@@ -176,9 +361,23 @@ impl Body for Answer {
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
         match Pin::new(&mut this.body).poll_frame(cx) {
-            Poll::Ready(frame) => Poll::Ready(frame.map(|f| {
-                f.map_err(|e| HttpError::Other(format!("reading the answer failed: {e}")))
-            })),
+            Poll::Ready(None) => {
+                if let Some(Lent {
+                    shard,
+                    origin,
+                    sender,
+                }) = this.lent.take()
+                {
+                    shard.checkin(origin, sender);
+                }
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(frame)) => {
+                this.release_if_done();
+                Poll::Ready(Some(frame.map_err(|e| {
+                    HttpError::Other(format!("reading the answer failed: {e}"))
+                })))
+            }
             Poll::Pending => {
                 let deadline = this.deadline;
                 let sleep = this

@@ -6,6 +6,7 @@ pub mod api;
 mod error;
 mod extract;
 mod logging;
+mod serving;
 mod settings;
 mod startup;
 

@@ -47,6 +47,8 @@ pub struct Settings {
     /// Where system events are posted (`--event-webhook-url`), signed with the secret.
     pub event_webhook_url: Option<url::Url>,
     pub event_webhook_secret: Option<SecretString>,
+    /// Threads serving connections (`--serve-threads`), each with a runtime of its own.
+    pub serve_threads: usize,
 }
 
 impl Settings {
@@ -74,6 +76,7 @@ impl Settings {
             providers_dir: None,
             event_webhook_url: None,
             event_webhook_secret: None,
+            serve_threads: crate::serving::default_threads(),
         }
     }
 

@@ -13,6 +13,7 @@ use patchbay_vault::RootKey;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
+use crate::serving::serve;
 use crate::settings::Settings;
 
 /// Shared by every handler.
@@ -58,6 +59,7 @@ pub struct Application {
     sealed: Option<String>,
     key_note: Option<String>,
     store_location: String,
+    threads: usize,
 }
 
 impl Application {
@@ -114,6 +116,7 @@ impl Application {
             sealed,
             key_note,
             store_location,
+            threads: settings.serve_threads,
         })
     }
 
@@ -154,15 +157,13 @@ impl Application {
         let usage = self.hub.spawn_usage_flusher();
         let outbox = self.hub.spawn_outbox();
         let hub = self.hub.clone();
-        let served = axum::serve(nodelay(self.listener), self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await;
+        let served = serve(self.listener, self.router, self.threads, shutdown_signal()).await;
         usage.abort();
         outbox.abort();
         if let Err(e) = hub.flush_usage().await {
             tracing::warn!(error = %e, "could not record connection use at shutdown");
         }
-        served
+        served.map(drop)
     }
 
     /// Serves until `stop` resolves (tests).
@@ -172,12 +173,10 @@ impl Application {
     ) -> std::io::Result<()> {
         let usage = self.hub.spawn_usage_flusher();
         let outbox = self.hub.spawn_outbox();
-        let served = axum::serve(nodelay(self.listener), self.router)
-            .with_graceful_shutdown(stop)
-            .await;
+        let served = serve(self.listener, self.router, self.threads, stop).await;
         usage.abort();
         outbox.abort();
-        served
+        served.map(drop)
     }
 }
 
@@ -286,16 +285,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-}
-
-/// Answers go out as soon as they are written (no Nagle delay behind a previous packet).
-fn nodelay(
-    listener: TcpListener,
-) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
-    use axum::serve::ListenerExt as _;
-    listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    })
 }

@@ -1,0 +1,274 @@
+//! Serving connections: one accepting task hands each new connection, in turn, to one of a few
+//! serving threads, each running a single-threaded runtime of its own. A connection's requests,
+//! its handler and the upstream connections its handler opens (see
+//! `patchbay_net::UpstreamClient`) then stay on one thread: nothing is woken across cores per
+//! request, which on a loaded proxy costs more than the request itself.
+//!
+//! Shared resources (database pools, the resolver) may register I/O with whichever runtime
+//! first needed it, and other runtimes use it from there. Every serving runtime therefore
+//! outlives the serving itself: the threads stop serving when asked, then keep their runtimes
+//! turning until [`Serving`] is dropped — after the last use flush.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Threads serving connections when none are configured: one per core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// The serving threads, once they stopped serving; dropping this lets their runtimes end.
+#[derive(Debug)]
+pub struct Serving {
+    _release: watch::Sender<bool>,
+}
+
+/// Accepts on `listener` until `stop` resolves, each connection served by one of `threads`
+/// threads (at least one), then waits for every open connection to finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    threads: usize,
+    stop: impl Future<Output = ()>,
+) -> std::io::Result<Serving> {
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (release_tx, release_rx) = watch::channel(false);
+    let mut handoffs = Vec::new();
+    let mut finished = Vec::new();
+    for n in 0..threads.max(1) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let router = router.clone();
+        let stop = stop_rx.clone();
+        let release = release_rx.clone();
+        // The threads log where their spawner logs (tests capture a thread's logs).
+        let logs = tracing::dispatcher::get_default(Clone::clone);
+        std::thread::Builder::new()
+            .name(format!("patchbay-serve-{n}"))
+            .spawn(move || {
+                tracing::dispatcher::with_default(&logs, || {
+                    serving_thread(Handoff { rx, addr }, router, stop, release, done_tx);
+                });
+            })?;
+        handoffs.push(tx);
+        finished.push(done_rx);
+    }
+    tokio::select! {
+        () = accept(&listener, &handoffs) => {}
+        () = stop => {}
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let mut outcome = Ok(());
+    for done in finished {
+        let served = done
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("a serving thread ended early")));
+        if outcome.is_ok() {
+            outcome = served;
+        }
+    }
+    outcome.map(|()| Serving {
+        _release: release_tx,
+    })
+}
+
+fn serving_thread(
+    handoff: Handoff,
+    router: Router,
+    stop: watch::Receiver<bool>,
+    release: watch::Receiver<bool>,
+    done: oneshot::Sender<std::io::Result<()>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = done.send(Err(e));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let served = axum::serve(handoff, router)
+            .with_graceful_shutdown(raised(stop))
+            .await;
+        let _ = done.send(served);
+        raised(release).await;
+    });
+}
+
+/// Resolves once the flag is raised or its sender is gone.
+async fn raised(mut flag: watch::Receiver<bool>) {
+    let _ = flag.wait_for(|up| *up).await;
+}
+
+/// Hands accepted connections to the serving threads in turn. Errors that concern one
+/// connection are skipped; others (out of file descriptors) are logged and retried after a
+/// pause, as a listener must not end on them.
+async fn accept(
+    listener: &TcpListener,
+    handoffs: &[mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>],
+) {
+    let mut next = 0usize;
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "accepting a connection failed; retrying in a second");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        // Answers go out as soon as they are written (no Nagle delay behind a previous packet).
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        let tcp = match tcp.into_std() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not hand a connection over");
+                continue;
+            }
+        };
+        let _ = handoffs[next % handoffs.len()].send((tcp, peer));
+        next = next.wrapping_add(1);
+    }
+}
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+/// A serving thread's side of the hand-over: connections registered with its own runtime.
+struct Handoff {
+    rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    addr: SocketAddr,
+}
+
+impl axum::serve::Listener for Handoff {
+    type Io = Lingering;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Some((tcp, peer)) = self.rx.recv().await else {
+                // The accepting side is gone: serving ends with the shutdown signal.
+                return std::future::pending().await;
+            };
+            match tokio::net::TcpStream::from_std(tcp) {
+                Ok(tcp) => return (Lingering(Some(tcp)), peer),
+                Err(e) => tracing::debug!(error = %e, "could not take a connection over"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
+}
+
+/// How long a closed connection's remaining input is read and discarded, per read and in all.
+const LINGER_READ: Duration = Duration::from_secs(1);
+const LINGER_TOTAL: Duration = Duration::from_secs(5);
+
+/// A served connection that closes gracefully: when the server is done with it — say after
+/// answering 413 to a body it did not read — what the client still sends is read and discarded
+/// for a few seconds after the answer. Closing at once would reset the connection, and a
+/// client still writing its body would lose the answer along with it.
+#[derive(Debug)]
+pub struct Lingering(Option<tokio::net::TcpStream>);
+
+impl Lingering {
+    fn stream(&mut self) -> std::io::Result<Pin<&mut tokio::net::TcpStream>> {
+        self.0
+            .as_mut()
+            .map(Pin::new)
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let Some(mut tcp) = self.0.take() else {
+            return;
+        };
+        let mut scratch = [0u8; 1024];
+        // Already closed by the client: nothing to wait for.
+        if matches!(tcp.try_read(&mut scratch), Ok(0)) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let _ = tcp.shutdown().await;
+            let _ = tokio::time::timeout(LINGER_TOTAL, async {
+                let mut scratch = vec![0u8; 16 * 1024];
+                while let Ok(Ok(n)) =
+                    tokio::time::timeout(LINGER_READ, tcp.read(&mut scratch)).await
+                {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+        });
+    }
+}
+
+impl AsyncRead for Lingering {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.stream()?.poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Lingering {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.stream()?.poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.stream()?.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.stream()?.poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.stream()?.poll_shutdown(cx)
+    }
+}
