@@ -24,17 +24,21 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .ok_or(EngineError::Unauthenticated)?;
-        Ok(Auth(state.hub.authenticate(value.trim()).await?))
+        Ok(Auth(state.hub.authenticate(bearer(&parts.headers)?).await?))
     }
+}
+
+/// The bearer token a request carries.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, EngineError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or(EngineError::Unauthenticated)
 }
 
 /// A JSON body; errors name the offending field path.

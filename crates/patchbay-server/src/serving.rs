@@ -9,15 +9,16 @@
 //! outlives the serving itself: the threads stop serving when asked, then keep their runtimes
 //! turning until [`Serving`] is dropped — after the last use flush.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::api::App;
 
 /// Threads serving connections when none are configured: one per core.
 pub fn default_threads() -> usize {
@@ -34,11 +35,10 @@ pub struct Serving {
 /// threads (at least one), then waits for every open connection to finish.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    app: App,
     threads: usize,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<Serving> {
-    let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (release_tx, release_rx) = watch::channel(false);
     let mut handoffs = Vec::new();
@@ -46,7 +46,7 @@ pub async fn serve(
     for n in 0..threads.max(1) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = oneshot::channel();
-        let router = router.clone();
+        let app = app.clone();
         let stop = stop_rx.clone();
         let release = release_rx.clone();
         // The threads log where their spawner logs (tests capture a thread's logs).
@@ -55,7 +55,7 @@ pub async fn serve(
             .name(format!("patchbay-serve-{n}"))
             .spawn(move || {
                 tracing::dispatcher::with_default(&logs, || {
-                    serving_thread(Handoff { rx, addr }, router, stop, release, done_tx);
+                    serving_thread(rx, app, stop, release, done_tx);
                 });
             })?;
         handoffs.push(tx);
@@ -82,8 +82,8 @@ pub async fn serve(
 }
 
 fn serving_thread(
-    handoff: Handoff,
-    router: Router,
+    handoff: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    app: App,
     stop: watch::Receiver<bool>,
     release: watch::Receiver<bool>,
     done: oneshot::Sender<std::io::Result<()>>,
@@ -99,12 +99,55 @@ fn serving_thread(
         }
     };
     runtime.block_on(async move {
-        let served = axum::serve(handoff, router)
-            .with_graceful_shutdown(raised(stop))
-            .await;
-        let _ = done.send(served);
+        serve_handed_over(handoff, app, raised(stop)).await;
+        let _ = done.send(Ok(()));
         raised(release).await;
     });
+}
+
+/// Serves the connections handed to this thread (HTTP/1.1) until `stop`, then lets each
+/// finish the request it is answering.
+async fn serve_handed_over(
+    mut handoff: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    app: App,
+    stop: impl Future<Output = ()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let tcp = tokio::select! {
+            () = &mut stop => break,
+            handed = handoff.recv() => match handed {
+                Some(tcp) => tcp,
+                // The accepting side is gone: serving ends with the stop signal.
+                None => {
+                    stop.as_mut().await;
+                    break;
+                }
+            },
+        };
+        let tcp = match tokio::net::TcpStream::from_std(tcp) {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not take a connection over");
+                continue;
+            }
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let answer = app.call(req);
+            async move { Ok::<_, std::convert::Infallible>(answer.await) }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(Lingering(Some(tcp))), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::trace!(error = %e, "a connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
 }
 
 /// Resolves once the flag is raised or its sender is gone.
@@ -115,13 +158,10 @@ async fn raised(mut flag: watch::Receiver<bool>) {
 /// Hands accepted connections to the serving threads in turn. Errors that concern one
 /// connection are skipped; others (out of file descriptors) are logged and retried after a
 /// pause, as a listener must not end on them.
-async fn accept(
-    listener: &TcpListener,
-    handoffs: &[mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>],
-) {
+async fn accept(listener: &TcpListener, handoffs: &[mpsc::UnboundedSender<std::net::TcpStream>]) {
     let mut next = 0usize;
     loop {
-        let (tcp, peer) = match listener.accept().await {
+        let (tcp, _) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
@@ -141,7 +181,7 @@ async fn accept(
                 continue;
             }
         };
-        let _ = handoffs[next % handoffs.len()].send((tcp, peer));
+        let _ = handoffs[next % handoffs.len()].send(tcp);
         next = next.wrapping_add(1);
     }
 }
@@ -153,34 +193,6 @@ fn is_connection_error(e: &std::io::Error) -> bool {
             | std::io::ErrorKind::ConnectionAborted
             | std::io::ErrorKind::ConnectionReset
     )
-}
-
-/// A serving thread's side of the hand-over: connections registered with its own runtime.
-struct Handoff {
-    rx: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
-    addr: SocketAddr,
-}
-
-impl axum::serve::Listener for Handoff {
-    type Io = Lingering;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Some((tcp, peer)) = self.rx.recv().await else {
-                // The accepting side is gone: serving ends with the shutdown signal.
-                return std::future::pending().await;
-            };
-            match tokio::net::TcpStream::from_std(tcp) {
-                Ok(tcp) => return (Lingering(Some(tcp)), peer),
-                Err(e) => tracing::debug!(error = %e, "could not take a connection over"),
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.addr)
-    }
 }
 
 /// How long a closed connection's remaining input is read and discarded, per read and in all.

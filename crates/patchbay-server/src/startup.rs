@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
 use patchbay_connectors::{ConnectorSettings, Connectors};
 use patchbay_engine::{EngineSettings, Hub, KeyChoice, Started, SystemClock};
 use patchbay_net::{Gate, GateSettings};
@@ -52,7 +51,7 @@ pub enum StartupError {
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
-    router: Router,
+    app: crate::api::App,
     addr: SocketAddr,
     hub: Hub,
     first_run_token: Option<String>,
@@ -106,10 +105,10 @@ impl Application {
             hub: hub.clone(),
             proxy_body_limit: settings.proxy_body_limit,
         };
-        let router = crate::api::router(state, settings.body_limit);
+        let app = crate::api::App::new(state, settings.body_limit);
         Ok(Self {
             listener,
-            router,
+            app,
             addr,
             hub,
             first_run_token,
@@ -157,7 +156,7 @@ impl Application {
         let usage = self.hub.spawn_usage_flusher();
         let outbox = self.hub.spawn_outbox();
         let hub = self.hub.clone();
-        let served = serve(self.listener, self.router, self.threads, shutdown_signal()).await;
+        let served = serve(self.listener, self.app, self.threads, shutdown_signal()).await;
         usage.abort();
         outbox.abort();
         if let Err(e) = hub.flush_usage().await {
@@ -173,7 +172,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let usage = self.hub.spawn_usage_flusher();
         let outbox = self.hub.spawn_outbox();
-        let served = serve(self.listener, self.router, self.threads, stop).await;
+        let served = serve(self.listener, self.app, self.threads, stop).await;
         usage.abort();
         outbox.abort();
         served.map(drop)

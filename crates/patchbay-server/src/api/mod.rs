@@ -17,8 +17,14 @@ mod proxy;
 mod secrets;
 mod tokens;
 
+use std::sync::Arc;
+
 use axum::extract::DefaultBodyLimit;
+use axum::response::Response;
 use axum::{Extension, Router, middleware};
+use futures::future::Either;
+use hyper::body::Incoming;
+use tower::ServiceExt as _;
 
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
@@ -26,7 +32,35 @@ use crate::startup::AppState;
 
 pub use openapi::ApiDoc;
 
-pub fn router(state: AppState, body_limit: usize) -> Router {
+/// What serves every request: the proxy — the hot path — directly, the rest through the router.
+#[derive(Debug, Clone)]
+pub struct App(Arc<(Router, AppState)>);
+
+impl App {
+    pub fn new(state: AppState, body_limit: usize) -> Self {
+        Self(Arc::new((router(state.clone(), body_limit), state)))
+    }
+
+    pub fn call(
+        &self,
+        req: http::Request<Incoming>,
+    ) -> impl Future<Output = Response> + Send + use<> {
+        let this = self.clone();
+        if proxy::is_proxied(req.uri().path()) {
+            Either::Left(async move { proxy::forward(&this.0.1, req).await })
+        } else {
+            let router = this.0.0.clone();
+            Either::Right(async move {
+                match router.oneshot(req).await {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                }
+            })
+        }
+    }
+}
+
+fn router(state: AppState, body_limit: usize) -> Router {
     let v1 = Router::new()
         .merge(orgs::router())
         .merge(apps::router())
@@ -49,8 +83,5 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(Extension(BodyLimit(body_limit)))
         .layer(middleware::from_fn(crate::logging::log_requests))
-        // The proxy is the hot path: at the root, outside the layers above (it needs no JSON
-        // body limit and logs its own requests, at debug level).
-        .merge(proxy::router())
         .with_state(state)
 }

@@ -7,20 +7,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::FromRequestParts as _;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::{HeaderMap, Request, Uri, header};
 use axum::response::{IntoResponse as _, Response};
-use axum::routing::any;
 use futures::StreamExt;
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
 use patchbay_connectors::call::{CallBody, CallRequest, strip};
 use patchbay_domain::ConnectionId;
 use patchbay_engine::{EngineError, ProxyCall};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Auth;
+use crate::extract::bearer;
 use crate::startup::AppState;
 
 /// Bodies up to this size are buffered (and so can be replayed).
@@ -28,16 +26,16 @@ const BUFFERED: u64 = 256 * 1024;
 
 pub const CONNECTION_HEADER: &str = "patchbay-connection";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/proxy", any(forward))
-        .route("/v1/proxy/", any(forward))
-        .route("/v1/proxy/{*path}", any(forward))
+/// Whether a request is for the proxy: `/v1/proxy` and everything under it. The proxy is served
+/// outside the router and its layers (it needs no JSON body limit and logs its own requests, at
+/// debug level).
+pub fn is_proxied(path: &str) -> bool {
+    path.strip_prefix("/v1/proxy")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The path after `/v1/proxy`, still percent-encoded as the caller sent it (decoding it here
-/// would turn `%3F` into a query and `%2F` into a segment). The routes are not nested, so the
-/// request's URI is the one the caller sent.
+/// would turn `%3F` into a query and `%2F` into a segment).
 fn upstream_path(uri: &Uri) -> String {
     uri.path()
         .strip_prefix("/v1/proxy")
@@ -63,13 +61,13 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
     }
 }
 
-async fn forward(State(s): State<AppState>, req: Request) -> Response {
+pub async fn forward(s: &AppState, req: Request<Incoming>) -> Response {
     // Proxied requests are many: each is logged at debug level only; their use is summarised
     // in the audit log every second.
     let line = tracing::enabled!(tracing::Level::DEBUG)
         .then(|| (req.method().clone(), req.uri().path().to_owned()));
     let started = Instant::now();
-    let response = relay(&s, req).await.into_response();
+    let response = relay(s, req).await.into_response();
     if let Some((method, path)) = line {
         crate::logging::request_line(
             &method,
@@ -82,9 +80,9 @@ async fn forward(State(s): State<AppState>, req: Request) -> Response {
     response
 }
 
-async fn relay(s: &AppState, req: Request) -> ApiResult<Response> {
-    let (mut parts, body) = req.into_parts();
-    let Auth(p) = Auth::from_request_parts(&mut parts, s).await?;
+async fn relay(s: &AppState, req: Request<Incoming>) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let p = s.hub.authenticate(bearer(&parts.headers)?).await?;
     let limit = s.proxy_body_limit;
     let path = upstream_path(&parts.uri);
     let id = header_str(&parts.headers, CONNECTION_HEADER)?
@@ -103,12 +101,18 @@ async fn relay(s: &AppState, req: Request) -> ApiResult<Response> {
     let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
     let too_large = Arc::new(AtomicBool::new(false));
     let body = if length.is_some_and(|l| l <= BUFFERED) || (length.is_none() && !chunked) {
-        let bytes = axum::body::to_bytes(body, BUFFERED as usize)
+        let bytes = http_body_util::Limited::new(body, BUFFERED as usize)
+            .collect()
             .await
-            .map_err(|_| ApiError::PayloadTooLarge(BUFFERED as usize))?;
+            .map_err(|_| ApiError::PayloadTooLarge(BUFFERED as usize))?
+            .to_bytes();
         CallBody::Bytes(bytes)
     } else {
-        CallBody::stream(capped(body.into_data_stream(), limit, too_large.clone()))
+        CallBody::stream(capped(
+            http_body_util::BodyDataStream::new(body),
+            limit,
+            too_large.clone(),
+        ))
     };
     let request = CallRequest {
         method: parts.method,
