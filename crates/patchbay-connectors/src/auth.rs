@@ -189,7 +189,7 @@ pub async fn apply_auth(
             // A stored connection comes with the engine's cached token; a draft fetches one.
             let token = match m.secret("access_token") {
                 Some(t) => t.expose_secret().to_owned(),
-                None => client_credentials_token(http, m).await?,
+                None => Box::pin(client_credentials_token(http, m)).await?,
             };
             req.headers_mut().insert(
                 AUTHORIZATION,

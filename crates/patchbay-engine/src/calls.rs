@@ -34,13 +34,10 @@ pub(crate) struct Prepared {
     pub material: Material,
 }
 
-pub(crate) type PreparedCache = moka::sync::Cache<String, Arc<Prepared>>;
+pub(crate) type PreparedCache = crate::cache::Cached<String, Arc<Prepared>>;
 
 pub(crate) fn prepared_cache() -> PreparedCache {
-    moka::sync::Cache::builder()
-        .max_capacity(10_000)
-        .time_to_live(PREPARED_TTL)
-        .build()
+    crate::cache::Cached::new(10_000, PREPARED_TTL)
 }
 
 /// Uses waiting to be written, by token and connection (looked up without allocating).
@@ -123,9 +120,10 @@ impl Hub {
             ));
         }
         let cached = self.inner.prepared.get(id.as_str());
+        // Cache misses read the database: their futures are boxed, so the hot path's stays small.
         let prepared = match cached {
             Some(c) => c,
-            None => self.prepare(p, id).await?,
+            None => Box::pin(self.prepare(p, id)).await?,
         };
         let c = &prepared.connection;
         if c.org_id.as_ref() != Some(&p.org_id) || !p.sees_project(&c.project) {
@@ -134,7 +132,7 @@ impl Hub {
         usable_status(c)?;
         if self.token_due(c) {
             self.forget_prepared(id);
-            return self.prepare(p, id).await;
+            return Box::pin(self.prepare(p, id)).await;
         }
         Ok(prepared)
     }
@@ -228,7 +226,7 @@ impl Hub {
             return Ok((resp, prepared));
         };
         drop(resp);
-        let renewed = self.prepared_after_rejection(p, &prepared).await?;
+        let renewed = Box::pin(self.prepared_after_rejection(p, &prepared)).await?;
         let resp = self
             .connectors()
             .call(&renewed.material, again, policy)

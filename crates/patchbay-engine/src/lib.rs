@@ -10,6 +10,7 @@ mod actions;
 mod apps;
 mod audit;
 mod bootstrap;
+mod cache;
 mod callback;
 mod calls;
 mod connections;

@@ -84,8 +84,7 @@ impl Hub {
             Some(t) => t,
             None => {
                 let t = Arc::new(
-                    self.store()
-                        .token_by_hash(&hash)
+                    Box::pin(self.store().token_by_hash(&hash))
                         .await?
                         .ok_or(EngineError::Unauthenticated)?,
                 );
@@ -119,7 +118,7 @@ impl Hub {
             }
             due
         };
-        if due && let Err(e) = self.store().touch_token(&t.id, now).await {
+        if due && let Err(e) = Box::pin(self.store().touch_token(&t.id, now)).await {
             tracing::warn!(error = %e, "could not record token use");
         }
     }
@@ -209,13 +208,10 @@ impl Hub {
 /// How long an authenticated token is trusted without reading it again.
 pub(crate) const PRINCIPAL_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub(crate) type PrincipalCache = moka::sync::Cache<Vec<u8>, Arc<TokenRecord>>;
+pub(crate) type PrincipalCache = crate::cache::Cached<Vec<u8>, Arc<TokenRecord>>;
 
 pub(crate) fn principal_cache() -> PrincipalCache {
-    moka::sync::Cache::builder()
-        .max_capacity(10_000)
-        .time_to_live(PRINCIPAL_TTL)
-        .build()
+    crate::cache::Cached::new(10_000, PRINCIPAL_TTL)
 }
 
 pub(crate) fn require_admin(p: &Principal) -> Result<()> {

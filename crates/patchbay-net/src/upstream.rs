@@ -270,7 +270,8 @@ impl UpstreamClient {
                 },
             }
         }
-        let mut sender = self.connect(uri).await?;
+        // Boxed: a new connection is the exception, and its future is large.
+        let mut sender = Box::pin(self.connect(uri)).await?;
         sender.ready().await.map_err(|e| by_text(&e, true))?;
         let resp = sender
             .send_request(req)

@@ -99,7 +99,16 @@ fn serving_thread(
         }
     };
     runtime.block_on(async move {
+        // A timer always due within a second: a timer set while none is pending wakes the
+        // runtime's driver with a system call, and every proxied request sets one (its deadline).
+        let ticking = tokio::spawn(async {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+            }
+        });
         serve_handed_over(handoff, app, raised(stop)).await;
+        ticking.abort();
         let _ = done.send(Ok(()));
         raised(release).await;
     });
