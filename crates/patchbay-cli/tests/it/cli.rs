@@ -196,6 +196,30 @@ fn config_example_and_completions_print() {
 }
 
 #[test]
+fn serving_threads_are_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = run(&data, &["serve", "--serve-threads", "0"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--serve-threads must be at least 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One thread serves several clients at once.
+    let _server = Server::start(&data, &["--serve-threads", "1"], &[]);
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let data = data.clone();
+            std::thread::spawn(move || run_ok(&data, &["me"], None))
+        })
+        .collect();
+    for c in clients {
+        assert!(c.join().unwrap().contains("operator:     true"));
+    }
+}
+
+#[test]
 fn commands_without_a_server_explain_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), &["connections", "list"], None);

@@ -47,7 +47,10 @@ impl App {
     ) -> impl Future<Output = Response> + Send + use<> {
         let this = self.clone();
         if proxy::is_proxied(req.uri().path()) {
-            Either::Left(async move { proxy::forward(&this.0.1, req).await })
+            // Boxed: the handler's future is large, and hyper moves the one it is given.
+            Either::Left(Box::pin(
+                async move { proxy::forward(&this.0.1, req).await },
+            ))
         } else {
             let router = this.0.0.clone();
             Either::Right(async move {
