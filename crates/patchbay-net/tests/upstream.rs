@@ -2,6 +2,8 @@
 //! connections it accepts: connections are reused, one the server closed is replaced without
 //! failing the request, and one whose answer was abandoned is not reused.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
