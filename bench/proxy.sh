@@ -79,13 +79,18 @@ nginx_instance upstream 1 "server { listen 127.0.0.1:$UPSTREAM_PORT; $ANSWER }
   server { listen 127.0.0.1:$SHARED_PORT; $PROXY }"
 nginx_instance proxy auto "server { listen 127.0.0.1:$NGINX_PORT; $PROXY }"
 
-"$MINIMAL_TARGET/release/minimal-proxy" "127.0.0.1:$MINIMAL_MULTI_PORT" "127.0.0.1:$UPSTREAM_PORT" multi &
+# Every server runs in a session of its own, as nginx does once it daemonizes: with the kernel's
+# autogroup scheduling, a proxy left in this script's session would share one CPU share with
+# wrk, while nginx gets one of its own.
+setsid "$MINIMAL_TARGET/release/minimal-proxy" "127.0.0.1:$MINIMAL_MULTI_PORT" \
+  "127.0.0.1:$UPSTREAM_PORT" multi &
 MM_PID=$!
-"$MINIMAL_TARGET/release/minimal-proxy" "127.0.0.1:$MINIMAL_CORE_PORT" "127.0.0.1:$UPSTREAM_PORT" per-core &
+setsid "$MINIMAL_TARGET/release/minimal-proxy" "127.0.0.1:$MINIMAL_CORE_PORT" \
+  "127.0.0.1:$UPSTREAM_PORT" per-core &
 MC_PID=$!
 
 DATA="$WORK/patchbay"
-PATCHBAY_DATA_DIR="$DATA" ./target/release/patchbay serve --listen "127.0.0.1:$PATCHBAY_PORT" \
+PATCHBAY_DATA_DIR="$DATA" setsid ./target/release/patchbay serve --listen "127.0.0.1:$PATCHBAY_PORT" \
   --allow-net 127.0.0.0/8 >"$WORK/serve.out" 2>"$WORK/serve.err" &
 PB_PID=$!
 for _ in $(seq 1 100); do

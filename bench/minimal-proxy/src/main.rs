@@ -1,7 +1,7 @@
 //! `minimal-proxy <listen> <upstream host:port> [multi|per-core]`: forwards every request to
 //! the upstream with a static `Authorization` header. `multi` serves on tokio's multi-threaded
-//! runtime (as Patchbay does); `per-core` runs one single-threaded runtime per core, each with
-//! its own `SO_REUSEPORT` listener and upstream pool (nginx's model).
+//! runtime; `per-core` runs one single-threaded runtime per core, each with its own
+//! `SO_REUSEPORT` listener and upstream pool (nginx's model, and Patchbay's).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
