@@ -432,7 +432,7 @@ fn proxy_sends_through_a_connection() {
     rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let _server = Server::start(&data, &["--allow-net", "127.0.0.0/8"], &[]);
+    let mut server = Server::start(&data, &["--allow-net", "127.0.0.0/8"], &[]);
     let created: Value = serde_json::from_str(&run_ok(
         &data,
         &[
@@ -481,6 +481,13 @@ fn proxy_sends_through_a_connection() {
     let out = run(&data, &["proxy", id, "GET", "/x", "-H", "no-colon"], None);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Name: value"));
+    // Stopped at once, the server still writes the use it noted; it is there after a restart.
+    server.stop();
+    let _server = Server::start(&data, &["--allow-net", "127.0.0.0/8"], &[]);
+    let got: Value =
+        serde_json::from_str(&run_ok(&data, &["connections", "get", id, "--json"], None)).unwrap();
+    assert!(got["last_used_at"].is_string(), "{got}");
+    assert_eq!(got["used_by"], json!(["cli-test"]), "{got}");
 }
 
 /// `patchbay deliveries list|get|replay` over a dead-lettered delivery.
