@@ -169,3 +169,29 @@ where
         Ok(chunk)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_proxied;
+
+    #[test]
+    fn only_the_proxy_prefix_and_what_is_under_it_is_proxied() {
+        for path in [
+            "/v1/proxy",
+            "/v1/proxy/",
+            "/v1/proxy/user",
+            "/v1/proxy/a/b%2Fc",
+        ] {
+            assert!(is_proxied(path), "{path}");
+        }
+        for path in [
+            "/v1/proxyx",
+            "/v1/proxies/x",
+            "/v1/connections",
+            "/",
+            "/v1/proxy-x/y",
+        ] {
+            assert!(!is_proxied(path), "{path}");
+        }
+    }
+}
