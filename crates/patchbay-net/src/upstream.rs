@@ -332,16 +332,22 @@ impl std::fmt::Debug for Answer {
 }
 
 impl Answer {
-    /// Returns the connection to its pool once the whole answer has arrived.
-    fn release_if_done(&mut self) {
-        if self.body.is_end_stream()
-            && let Some(Lent {
-                shard,
-                origin,
-                sender,
-            }) = self.lent.take()
+    /// Returns the connection to its pool (the whole answer has arrived).
+    fn release(&mut self) {
+        if let Some(Lent {
+            shard,
+            origin,
+            sender,
+        }) = self.lent.take()
         {
             shard.checkin(origin, sender);
+        }
+    }
+
+    /// Returns the connection to its pool once the whole answer has arrived.
+    fn release_if_done(&mut self) {
+        if self.body.is_end_stream() {
+            self.release();
         }
     }
 }
@@ -363,14 +369,7 @@ impl Body for Answer {
         let this = &mut *self;
         match Pin::new(&mut this.body).poll_frame(cx) {
             Poll::Ready(None) => {
-                if let Some(Lent {
-                    shard,
-                    origin,
-                    sender,
-                }) = this.lent.take()
-                {
-                    shard.checkin(origin, sender);
-                }
+                this.release();
                 Poll::Ready(None)
             }
             Poll::Ready(Some(frame)) => {

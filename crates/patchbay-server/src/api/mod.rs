@@ -45,14 +45,14 @@ impl App {
         &self,
         req: http::Request<Incoming>,
     ) -> impl Future<Output = Response> + Send + use<> {
-        let this = self.clone();
         if proxy::is_proxied(req.uri().path()) {
+            let this = self.clone();
             // Boxed: the handler's future is large, and hyper moves the one it is given.
             Either::Left(Box::pin(
                 async move { proxy::forward(&this.0.1, req).await },
             ))
         } else {
-            let router = this.0.0.clone();
+            let router = self.0.0.clone();
             Either::Right(async move {
                 match router.oneshot(req).await {
                     Ok(r) => r,
