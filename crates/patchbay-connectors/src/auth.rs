@@ -5,7 +5,7 @@ use base64::Engine as _;
 use patchbay_domain::AuthType;
 use patchbay_net::{GatedHttp, HttpError};
 use reqwest::header::{AUTHORIZATION, COOKIE, HeaderMap, HeaderName, HeaderValue};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::Material;
@@ -52,11 +52,29 @@ pub enum AuthError {
     Unsupported(String),
 }
 
-fn header_value(value: &str, what: &str) -> Result<HeaderValue, AuthError> {
-    let mut v = HeaderValue::from_str(value)
+/// A header value carrying a credential: marked sensitive, and its bytes wiped once the last
+/// copy of the value is gone (a connection's plan keeps one while the connection is cached).
+fn header_value(value: String, what: &str) -> Result<HeaderValue, AuthError> {
+    let bytes = bytes::Bytes::from_owner(Wiped(value.into_bytes()));
+    let mut v = HeaderValue::from_maybe_shared(bytes)
         .map_err(|_| AuthError::Unsupported(format!("{what} cannot be sent in an HTTP header")))?;
     v.set_sensitive(true);
     Ok(v)
+}
+
+/// Bytes zeroed when dropped.
+struct Wiped(Vec<u8>);
+
+impl AsRef<[u8]> for Wiped {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Wiped {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
 }
 
 fn header_name(name: &str) -> Result<HeaderName, AuthError> {
@@ -70,15 +88,41 @@ fn secret<'a>(m: &'a Material, field: &str) -> Result<&'a str, AuthError> {
         .ok_or_else(|| AuthError::Unsupported(format!("secret field {field} is not set")))
 }
 
-fn add_cookie(req: &mut impl AuthTarget, name: &str, value: &str) -> Result<(), AuthError> {
+/// Adds `name=value` to the request's `Cookie` header (after the caller's own cookies).
+pub(crate) fn add_cookie(
+    headers: &mut HeaderMap,
+    name: &str,
+    value: &str,
+) -> Result<(), AuthError> {
     let pair = format!("{name}={value}");
-    let combined = match req.headers_mut().get(COOKIE).and_then(|v| v.to_str().ok()) {
+    let combined = match headers.get(COOKIE).and_then(|v| v.to_str().ok()) {
         Some(existing) => format!("{existing}; {pair}"),
         None => pair,
     };
-    req.headers_mut()
-        .insert(COOKIE, header_value(&combined, "a cookie")?);
+    headers.insert(COOKIE, header_value(combined, "a cookie")?);
     Ok(())
+}
+
+/// One credential a request carries.
+#[derive(Debug)]
+pub(crate) enum Inject {
+    Header(HeaderName, HeaderValue),
+    Query(String, SecretString),
+    Cookie(String, SecretString),
+}
+
+impl Inject {
+    /// Adds a header or cookie credential to `headers` (query credentials go in the URL).
+    pub(crate) fn to_headers(&self, headers: &mut HeaderMap) -> Result<(), AuthError> {
+        match self {
+            Inject::Header(name, value) => {
+                headers.insert(name.clone(), value.clone());
+            }
+            Inject::Cookie(name, value) => add_cookie(headers, name, value.expose_secret())?,
+            Inject::Query(..) => {}
+        }
+        Ok(())
+    }
 }
 
 /// Fills `${secrets.NAME}` placeholders of a custom template.
@@ -104,12 +148,43 @@ pub async fn apply_auth(
     m: &Material,
     req: &mut impl AuthTarget,
 ) -> Result<(), AuthError> {
+    let injects = match credentials(m)? {
+        Some(injects) => injects,
+        // A draft client-credentials connection fetches its token first.
+        None => {
+            let token = Box::pin(client_credentials_token(http, m)).await?;
+            vec![bearer(&token, "the access token")?]
+        }
+    };
+    for inject in &injects {
+        match inject {
+            Inject::Query(name, value) => {
+                req.url_mut()
+                    .query_pairs_mut()
+                    .append_pair(name, value.expose_secret());
+            }
+            other => other.to_headers(req.headers_mut())?,
+        }
+    }
+    Ok(())
+}
+
+fn bearer(token: &str, what: &str) -> Result<Inject, AuthError> {
+    Ok(Inject::Header(
+        AUTHORIZATION,
+        header_value(format!("Bearer {token}"), what)?,
+    ))
+}
+
+/// The credentials a request through the connection carries, in order; `None` when a token
+/// has to be fetched first (a client-credentials connection without one).
+pub(crate) fn credentials(m: &Material) -> Result<Option<Vec<Inject>>, AuthError> {
     let auth_type = m
         .auth_str("type")
         .and_then(AuthType::parse)
         .unwrap_or(AuthType::None);
-    match auth_type {
-        AuthType::None | AuthType::Hmac => {}
+    let inject = match auth_type {
+        AuthType::None | AuthType::Hmac => return Ok(Some(Vec::new())),
         AuthType::ApiKey => {
             let key = format!(
                 "{}{}",
@@ -118,34 +193,27 @@ pub async fn apply_auth(
             );
             let name = m.auth_str("name").unwrap_or("X-API-Key");
             match m.auth_str("in").unwrap_or("header") {
-                "query" => {
-                    req.url_mut().query_pairs_mut().append_pair(name, &key);
-                }
-                "cookie" => add_cookie(req, name, &key)?,
-                _ => {
-                    req.headers_mut()
-                        .insert(header_name(name)?, header_value(&key, "the API key")?);
-                }
+                "query" => Inject::Query(name.to_owned(), key.into()),
+                "cookie" => Inject::Cookie(name.to_owned(), key.into()),
+                _ => Inject::Header(header_name(name)?, header_value(key, "the API key")?),
             }
         }
-        AuthType::Bearer => {
-            let v = format!("Bearer {}", secret(m, "token")?);
-            req.headers_mut()
-                .insert(AUTHORIZATION, header_value(&v, "the token")?);
-        }
+        AuthType::Bearer => bearer(secret(m, "token")?, "the token")?,
         AuthType::Basic => {
             let user = m
                 .auth_str("username")
                 .or_else(|| m.config_str("username"))
                 .unwrap_or("");
-            let creds = base64::engine::general_purpose::STANDARD
-                .encode(format!("{user}:{}", secret(m, "password")?));
-            req.headers_mut().insert(
+            let pair = zeroize::Zeroizing::new(format!("{user}:{}", secret(m, "password")?));
+            let creds =
+                zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*pair));
+            Inject::Header(
                 AUTHORIZATION,
-                header_value(&format!("Basic {creds}"), "the password")?,
-            );
+                header_value(format!("Basic {}", *creds), "the password")?,
+            )
         }
         AuthType::Custom => {
+            let mut out = Vec::new();
             for rule in m
                 .auth
                 .get("inject")
@@ -160,20 +228,17 @@ pub async fn apply_auth(
                     .unwrap_or_default();
                 let value = render_template(template, m)?;
                 match rule.get("in").and_then(Value::as_str) {
-                    Some("query") => {
-                        req.url_mut().query_pairs_mut().append_pair(name, &value);
-                    }
-                    Some("cookie") => add_cookie(req, name, &value)?,
-                    Some("header") => {
-                        req.headers_mut().insert(
-                            header_name(name)?,
-                            header_value(&value, "a custom credential")?,
-                        );
-                    }
+                    Some("query") => out.push(Inject::Query(name.to_owned(), value.into())),
+                    Some("cookie") => out.push(Inject::Cookie(name.to_owned(), value.into())),
+                    Some("header") => out.push(Inject::Header(
+                        header_name(name)?,
+                        header_value(value, "a custom credential")?,
+                    )),
                     // Body injection applies to requests that carry a JSON body (actions).
                     _ => {}
                 }
             }
+            return Ok(Some(out));
         }
         AuthType::Oauth2 => {
             let token = m.secret("access_token").ok_or_else(|| {
@@ -181,28 +246,20 @@ pub async fn apply_auth(
                     "not authorized yet: complete the OAuth flow for this connection".into(),
                 )
             })?;
-            let v = format!("Bearer {}", token.expose_secret());
-            req.headers_mut()
-                .insert(AUTHORIZATION, header_value(&v, "the access token")?);
+            bearer(token.expose_secret(), "the access token")?
         }
-        AuthType::Oauth2ClientCredentials => {
-            // A stored connection comes with the engine's cached token; a draft fetches one.
-            let token = match m.secret("access_token") {
-                Some(t) => t.expose_secret().to_owned(),
-                None => Box::pin(client_credentials_token(http, m)).await?,
-            };
-            req.headers_mut().insert(
-                AUTHORIZATION,
-                header_value(&format!("Bearer {token}"), "the access token")?,
-            );
-        }
+        // A stored connection comes with the engine's cached token; a draft fetches one.
+        AuthType::Oauth2ClientCredentials => match m.secret("access_token") {
+            Some(t) => bearer(t.expose_secret(), "the access token")?,
+            None => return Ok(None),
+        },
         AuthType::AwsSigv4 => {
             return Err(AuthError::Unsupported(
                 "aws_sigv4 request signing is not available yet".into(),
             ));
         }
-    }
-    Ok(())
+    };
+    Ok(Some(vec![inject]))
 }
 
 /// RFC 6749 §4.4: exchanges the client's id and secret for an access token.

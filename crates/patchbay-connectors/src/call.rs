@@ -3,14 +3,19 @@
 //! credential headers, the connection's default headers and auth, its timeout, and bounded
 //! retries of idempotent requests on 429/5xx that honour `Retry-After`.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::uri::PathAndQuery;
 use http_body_util::BodyExt as _;
-use patchbay_net::{Answer, BoxError, HttpError, SendBody};
-use reqwest::header::{self, HeaderMap, HeaderName};
+use patchbay_net::{Answer, BoxError, Destination, HttpError, SendBody};
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret as _;
 
+use crate::auth::{Inject, credentials};
 use crate::{AuthError, Connectors, Material, Outgoing, apply_auth};
 
 /// Why a call could not be made or answered.
@@ -88,30 +93,31 @@ pub struct CallRequest {
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), and credentials of the
 /// caller's own that must not reach the upstream.
-const DROPPED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-    "authorization",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-real-ip",
+static DROPPED: [HeaderName; 17] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::AUTHORIZATION,
+    header::FORWARDED,
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-real-ip"),
 ];
 
 /// Whether `name` is never forwarded in either direction.
 pub fn hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
-    let n = name.as_str();
-    DROPPED.contains(&n) || n.starts_with("patchbay-") || connection_listed.iter().any(|l| l == n)
+    DROPPED.iter().any(|d| d == name)
+        || name.as_str().starts_with("patchbay-")
+        || connection_listed.iter().any(|l| l == name.as_str())
 }
 
 /// The header names a `Connection` header lists (they are hop-by-hop too).
@@ -134,12 +140,12 @@ pub fn forwardable(headers: HeaderMap) -> HeaderMap {
 /// Removes the headers that are never forwarded from `headers`, except those `keep` names.
 pub fn strip(mut headers: HeaderMap, keep: impl Fn(&HeaderName) -> bool) -> HeaderMap {
     let listed = connection_listed(&headers);
-    let dropped: Vec<HeaderName> = headers
+    // Few headers go: found one at a time, without collecting them first.
+    while let Some(name) = headers
         .keys()
-        .filter(|n| hop_by_hop(n, &listed) && !keep(n))
+        .find(|n| hop_by_hop(n, &listed) && !keep(n))
         .cloned()
-        .collect();
-    for name in dropped {
+    {
         headers.remove(name);
     }
     headers
@@ -147,28 +153,9 @@ pub fn strip(mut headers: HeaderMap, keep: impl Fn(&HeaderName) -> bool) -> Head
 
 /// `base_url` + `path` + `query`; a path that would climb out of the base URL is refused.
 pub fn call_url(m: &Material, path: &str, query: Option<&str>) -> Result<url::Url, CallError> {
-    let base = match m.parsed_base.get() {
-        Some(u) => u,
-        None => {
-            let raw = m.config_str("base_url").ok_or_else(|| {
-                CallError::Unusable("the connection has no config.base_url".into())
-            })?;
-            let parsed = url::Url::parse(raw)
-                .map_err(|e| CallError::Unusable(format!("config.base_url: {e}")))?;
-            m.parsed_base.get_or_init(|| parsed)
-        }
-    };
+    let base = base_url(m)?;
     let trimmed = path.trim_start_matches('/');
-    let decoded = percent_encoding::percent_decode_str(trimmed).decode_utf8_lossy();
-    if decoded
-        .split(['/', '\\'])
-        .any(|seg| seg == ".." || seg == ".")
-        || decoded.contains('\0')
-    {
-        return Err(CallError::Invalid(
-            "the path may not contain '.' or '..' segments".into(),
-        ));
-    }
+    check_path(trimmed)?;
     let mut url = base.clone();
     if !trimmed.is_empty() {
         url.set_path(&format!(
@@ -187,6 +174,167 @@ pub fn call_url(m: &Material, path: &str, query: Option<&str>) -> Result<url::Ur
     Ok(url)
 }
 
+fn base_url(m: &Material) -> Result<url::Url, CallError> {
+    let raw = m
+        .config_str("base_url")
+        .ok_or_else(|| CallError::Unusable("the connection has no config.base_url".into()))?;
+    url::Url::parse(raw).map_err(|e| CallError::Unusable(format!("config.base_url: {e}")))
+}
+
+/// Refuses a path (under the base URL, without its leading `/`) with `.` or `..` segments,
+/// encoded or not, or a NUL.
+fn check_path(trimmed: &str) -> Result<(), CallError> {
+    let decoded = if trimmed.contains('%') {
+        percent_encoding::percent_decode_str(trimmed).decode_utf8_lossy()
+    } else {
+        Cow::Borrowed(trimmed)
+    };
+    if decoded
+        .split(['/', '\\'])
+        .any(|seg| seg == ".." || seg == ".")
+        || decoded.contains('\0')
+    {
+        return Err(CallError::Invalid(
+            "the path may not contain '.' or '..' segments".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Path characters a URL keeps as they are (RFC 3986 `pchar` and `/`, `%` of an escape).
+fn path_safe(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&b)
+}
+
+/// Query characters a URL keeps as they are.
+fn query_safe(b: u8) -> bool {
+    b != b'\'' && (path_safe(b) || b == b'?')
+}
+
+/// What every call through a connection shares, worked out the first time the connection is
+/// used and kept with its material: where requests go, the base path and query, the default
+/// headers, the credentials (for the auth types that need no request of their own), the
+/// timeout and the retries. A connection whose calls cannot be planned (no or a bad base URL,
+/// credentials missing or fetched per call) takes the general path, which says what is wrong;
+/// so does a request whose path or query a URL would have to encode.
+#[derive(Debug)]
+pub struct Plan {
+    to: Destination,
+    /// The base URL's path, as a URL serialises it.
+    base_path: String,
+    base_query: Option<String>,
+    defaults: Vec<(HeaderName, HeaderValue)>,
+    /// Credentials carried in headers and cookies, in order.
+    headers: Vec<Inject>,
+    /// Credentials carried in the query, encoded.
+    query: Option<secrecy::SecretString>,
+    timeout: Duration,
+    policy: RetryPolicy,
+}
+
+/// A material's plan, made on first use.
+#[derive(Default)]
+pub struct PlanCell(OnceLock<Option<Plan>>);
+
+impl std::fmt::Debug for PlanCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlanCell")
+    }
+}
+
+impl Material {
+    /// How calls through this material are made, if they can be planned.
+    fn plan(&self) -> Option<&Plan> {
+        self.plan.0.get_or_init(|| Plan::of(self)).as_ref()
+    }
+}
+
+impl Plan {
+    fn of(m: &Material) -> Option<Self> {
+        let base = base_url(m).ok()?;
+        // An empty query or a fragment the general path keeps (or refuses) as they are.
+        if base.query() == Some("") || base.fragment().is_some() {
+            return None;
+        }
+        let uri = http::Uri::try_from(base.as_str()).ok()?;
+        let to = Destination::of(&uri).ok()?;
+        let mut headers = Vec::new();
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        let mut queried = false;
+        for inject in credentials(m).ok()?? {
+            match inject {
+                Inject::Query(name, value) => {
+                    query.append_pair(&name, value.expose_secret());
+                    queried = true;
+                }
+                other => headers.push(other),
+            }
+        }
+        Some(Self {
+            to,
+            base_path: base.path().to_owned(),
+            base_query: base.query().map(str::to_owned),
+            defaults: m.default_headers().collect(),
+            headers,
+            query: queried.then(|| query.finish().into()),
+            timeout: timeout_of(m),
+            policy: policy_of(m),
+        })
+    }
+
+    /// The path and query of a call to `path` with `query`; `None` when they hold characters
+    /// a URL would encode (the general path does that).
+    fn path_and_query(
+        &self,
+        path: &str,
+        query: Option<&str>,
+    ) -> Result<Option<PathAndQuery>, CallError> {
+        let trimmed = path.trim_start_matches('/');
+        check_path(trimmed)?;
+        let query = query.filter(|q| !q.is_empty());
+        if !trimmed.bytes().all(path_safe) || !query.unwrap_or("").bytes().all(query_safe) {
+            return Ok(None);
+        }
+        let credentials = self.query.as_ref().map(|q| q.expose_secret());
+        let parts = [self.base_query.as_deref(), query, credentials];
+        let mut out = String::with_capacity(
+            self.base_path.len()
+                + 1
+                + trimmed.len()
+                + parts.iter().flatten().map(|p| p.len() + 1).sum::<usize>(),
+        );
+        if trimmed.is_empty() {
+            out.push_str(&self.base_path);
+        } else {
+            out.push_str(self.base_path.trim_end_matches('/'));
+            out.push('/');
+            out.push_str(trimmed);
+        }
+        let mut separator = '?';
+        for part in parts.into_iter().flatten() {
+            out.push(separator);
+            out.push_str(part);
+            separator = '&';
+        }
+        PathAndQuery::from_maybe_shared(Bytes::from(out))
+            .map(Some)
+            .map_err(|_| CallError::Invalid("the URL cannot be sent".into()))
+    }
+
+    /// Adds the default headers the caller did not set, then the credentials.
+    fn fill(&self, headers: &mut HeaderMap) -> Result<(), CallError> {
+        for (name, value) in &self.defaults {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        for inject in &self.headers {
+            inject.to_headers(headers)?;
+        }
+        Ok(())
+    }
+}
+
 /// How a connection retries: `config.retries` extra attempts (default 2), `config.backoff_ms`
 /// (default 250) doubled each time, `Retry-After` honoured up to `max_wait`.
 #[derive(Debug, Clone, Copy)]
@@ -198,17 +346,21 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     pub fn of(m: &Material) -> Self {
-        let n = |k: &str, d: u64| {
-            m.config
-                .get(k)
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(d)
-        };
-        Self {
-            retries: u32::try_from(n("retries", 2).min(10)).unwrap_or(2),
-            backoff: Duration::from_millis(n("backoff_ms", 250).min(60_000)),
-            max_wait: Duration::from_secs(30),
-        }
+        m.plan().map_or_else(|| policy_of(m), |p| p.policy)
+    }
+}
+
+fn policy_of(m: &Material) -> RetryPolicy {
+    let n = |k: &str, d: u64| {
+        m.config
+            .get(k)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(d)
+    };
+    RetryPolicy {
+        retries: u32::try_from(n("retries", 2).min(10)).unwrap_or(2),
+        backoff: Duration::from_millis(n("backoff_ms", 250).min(60_000)),
+        max_wait: Duration::from_secs(30),
     }
 }
 
@@ -238,6 +390,10 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// The connection's timeout (`config.timeout_ms`, default 30 s).
 pub fn call_timeout(m: &Material) -> Duration {
+    m.plan().map_or_else(|| timeout_of(m), |p| p.timeout)
+}
+
+fn timeout_of(m: &Material) -> Duration {
     Duration::from_millis(
         m.config
             .get("timeout_ms")
@@ -245,6 +401,13 @@ pub fn call_timeout(m: &Material) -> Duration {
             .unwrap_or(30_000)
             .clamp(1, 600_000),
     )
+}
+
+/// A call ready to send: where, the path and query, and every header.
+struct Assembled<'m> {
+    to: Cow<'m, Destination>,
+    path_and_query: PathAndQuery,
+    headers: HeaderMap,
 }
 
 impl Connectors {
@@ -256,26 +419,21 @@ impl Connectors {
         req: CallRequest,
         policy: RetryPolicy,
     ) -> Result<http::Response<Answer>, CallError> {
-        let url = call_url(m, &req.path, req.query.as_deref())?;
         let timeout = call_timeout(m);
-        let mut headers = forwardable(req.headers);
-        // The caller's own value of a header wins over the connection's default.
-        for (name, value) in m.default_headers() {
-            if !headers.contains_key(&name) {
-                headers.insert(name, value);
-            }
-        }
         let retries = if idempotent(&req.method) && req.body.replayable().is_some() {
             policy.retries
         } else {
             0
         };
         // Credentials go in once; every attempt sends the same URL and headers.
-        let mut out = Outgoing { url, headers };
-        apply_auth(self.http(), m, &mut out).await?;
-        let uri = http::Uri::try_from(out.url.as_str())
-            .map_err(|_| CallError::Invalid("the URL cannot be sent".into()))?;
-        let mut headers = out.headers;
+        let Assembled {
+            to,
+            path_and_query,
+            mut headers,
+        } = self
+            .assemble(m, &req.path, req.query.as_deref(), req.headers)
+            .await?;
+        let uri = http::Uri::from(path_and_query);
         let mut body = Some(req.body);
         let mut attempt = 0;
         loop {
@@ -296,7 +454,11 @@ impl Connectors {
             *request.method_mut() = req.method.clone();
             *request.uri_mut() = uri.clone();
             *request.headers_mut() = this_headers;
-            let resp = self.http().upstream().send(request, timeout).await?;
+            let resp = self
+                .http()
+                .upstream()
+                .send_to(&to, request, timeout)
+                .await?;
             if attempt >= retries || !retryable(resp.status()) {
                 return Ok(resp);
             }
@@ -310,6 +472,61 @@ impl Connectors {
             attempt += 1;
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+impl Connectors {
+    /// The request to send for a call to `path` and `query` with the caller's `headers`: the
+    /// material's plan when it has one, otherwise the URL joined, the defaults and the
+    /// credentials applied one by one.
+    async fn assemble<'m>(
+        &self,
+        m: &'m Material,
+        path: &str,
+        query: Option<&str>,
+        headers: HeaderMap,
+    ) -> Result<Assembled<'m>, CallError> {
+        let mut headers = forwardable(headers);
+        if let Some(plan) = m.plan()
+            && let Some(path_and_query) = plan.path_and_query(path, query)?
+        {
+            plan.fill(&mut headers)?;
+            return Ok(Assembled {
+                to: Cow::Borrowed(&plan.to),
+                path_and_query,
+                headers,
+            });
+        }
+        self.assemble_each(m, path, query, headers).await
+    }
+
+    /// [`Self::assemble`] without a plan.
+    async fn assemble_each<'m>(
+        &self,
+        m: &'m Material,
+        path: &str,
+        query: Option<&str>,
+        mut headers: HeaderMap,
+    ) -> Result<Assembled<'m>, CallError> {
+        let url = call_url(m, path, query)?;
+        // The caller's own value of a header wins over the connection's default.
+        for (name, value) in m.default_headers() {
+            if !headers.contains_key(&name) {
+                headers.insert(name, value);
+            }
+        }
+        let mut out = Outgoing { url, headers };
+        Box::pin(apply_auth(self.http(), m, &mut out)).await?;
+        let uri = http::Uri::try_from(out.url.as_str())
+            .map_err(|_| CallError::Invalid("the URL cannot be sent".into()))?;
+        Ok(Assembled {
+            to: Cow::Owned(Destination::of(&uri)?),
+            path_and_query: uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            headers: out.headers,
+        })
     }
 }
 
@@ -343,7 +560,7 @@ mod tests {
                 .clone(),
             secrets: Default::default(),
             verify: None,
-            parsed_base: Default::default(),
+            plan: Default::default(),
         }
     }
 
@@ -381,6 +598,172 @@ mod tests {
                 matches!(call_url(&m, bad, None), Err(CallError::Invalid(_))),
                 "{bad}"
             );
+        }
+    }
+
+    fn with_auth(base: &str, auth: serde_json::Value, secrets: &[(&str, &str)]) -> Material {
+        let mut m = material(base);
+        m.auth = auth.as_object().unwrap().clone();
+        m.config.insert(
+            "headers".into(),
+            serde_json::json!({"Accept": "application/json", "X-Team": "core"}),
+        );
+        m.secrets = secrets
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+            .collect();
+        m
+    }
+
+    /// What a call sends, comparable: the URI and every header.
+    fn sent(a: Assembled<'_>) -> (String, Vec<(String, String)>) {
+        let uri = http::Uri::try_from(format!("{}{}", a.to.root_url(), a.path_and_query.as_str()))
+            .unwrap();
+        let mut headers: Vec<(String, String)> = a
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        headers.sort();
+        (uri.to_string(), headers)
+    }
+
+    /// The planned path sends exactly what the general path sends, for every auth type and
+    /// the paths, queries and caller headers a proxy sees.
+    #[tokio::test]
+    async fn a_planned_call_sends_what_the_general_path_sends() {
+        let gate = patchbay_net::Gate::new(&Default::default()).unwrap();
+        let c = Connectors::new(gate, Default::default()).unwrap();
+        let materials = [
+            with_auth(
+                "https://api.example.com/v2/",
+                serde_json::json!({"type": "none"}),
+                &[],
+            ),
+            with_auth(
+                "http://127.0.0.1:8080",
+                serde_json::json!({"type": "bearer"}),
+                &[("token", "tok-1")],
+            ),
+            with_auth(
+                "https://api.example.com/v1?key=k1",
+                serde_json::json!({"type": "api_key", "in": "query", "name": "api key"}),
+                &[("api_key", "a&b=c d")],
+            ),
+            with_auth(
+                "https://api.example.com",
+                serde_json::json!({"type": "api_key", "in": "cookie", "name": "sid"}),
+                &[("api_key", "sid-secret")],
+            ),
+            with_auth(
+                "https://api.example.com:8443/x",
+                serde_json::json!({"type": "api_key", "name": "X-Key", "prefix": "K "}),
+                &[("api_key", "key-secret")],
+            ),
+            with_auth(
+                "http://[::1]:9000/",
+                serde_json::json!({"type": "basic", "username": "ann"}),
+                &[("password", "pass:word")],
+            ),
+            with_auth(
+                "https://api.example.com",
+                serde_json::json!({"type": "custom", "inject": [
+                    {"in": "header", "name": "X-A", "template": "a-${secrets.one}"},
+                    {"in": "query", "name": "q1", "template": "${secrets.two}"},
+                    {"in": "cookie", "name": "c1", "template": "${secrets.one}"},
+                    {"in": "query", "name": "q2", "template": "x/y"},
+                ]}),
+                &[("one", "one-1"), ("two", "two-2?")],
+            ),
+            with_auth(
+                "https://api.example.com",
+                serde_json::json!({"type": "oauth2"}),
+                &[("access_token", "at-1")],
+            ),
+            with_auth(
+                "https://api.example.com",
+                serde_json::json!({"type": "oauth2_client_credentials"}),
+                &[("access_token", "at-2")],
+            ),
+        ];
+        type Caller<'a> = &'a [(&'a str, &'a str)];
+        let requests: [(&str, Option<&str>, Caller<'_>); 7] = [
+            ("/user", None, &[]),
+            ("", None, &[("accept", "text/plain")]),
+            ("/", Some("a=1&b=2"), &[("cookie", "theirs=1")]),
+            ("repos/o/r/issues", Some(""), &[("x-team", "mine")]),
+            ("files/a%3Fb%2Fc", Some("x=%26&y=:@/?"), &[]),
+            ("/with space/\u{e9}", Some("q=it's"), &[]),
+            (
+                "a//b;c=d",
+                Some("f[]=1"),
+                &[("connection", "x-gone"), ("x-gone", "1")],
+            ),
+        ];
+        let mut planned = 0;
+        for m in &materials {
+            let plan = format!("{:?}", m.plan().expect("planned"));
+            for secret in m.secrets.values() {
+                assert!(!plan.contains(secret.expose_secret()), "{plan}");
+            }
+            for (path, query, caller) in requests {
+                let headers: HeaderMap = caller
+                    .iter()
+                    .map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap()))
+                    .collect();
+                let plan = m.plan().unwrap();
+                if plan.path_and_query(path, query).unwrap().is_some() {
+                    planned += 1;
+                }
+                let fast = c.assemble(m, path, query, headers.clone()).await.unwrap();
+                let each = c
+                    .assemble_each(m, path, query, forwardable(headers))
+                    .await
+                    .unwrap();
+                assert_eq!(sent(fast), sent(each), "{:?} {path} {query:?}", m.auth);
+            }
+        }
+        // Most requests take the planned path; those needing encoding do not.
+        assert_eq!(planned, materials.len() * 5);
+        for bad in ["../admin", "a/%2e%2E/b"] {
+            assert!(matches!(
+                c.assemble(&materials[1], bad, None, HeaderMap::new()).await,
+                Err(CallError::Invalid(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn connections_that_cannot_be_planned_take_the_general_path() {
+        for m in [
+            with_auth(
+                "https://api.example.com",
+                serde_json::json!({"type": "bearer"}),
+                &[],
+            ),
+            with_auth("not a url", serde_json::json!({"type": "none"}), &[]),
+            with_auth(
+                "ftp://files.example.com",
+                serde_json::json!({"type": "none"}),
+                &[],
+            ),
+            with_auth(
+                "https://api.example.com/?",
+                serde_json::json!({"type": "none"}),
+                &[],
+            ),
+            with_auth(
+                "https://api.example.com",
+                serde_json::json!({"type": "oauth2_client_credentials"}),
+                &[],
+            ),
+            with_auth(
+                "https://api.example.com",
+                serde_json::json!({"type": "aws_sigv4"}),
+                &[],
+            ),
+        ] {
+            assert!(m.plan().is_none(), "{:?} {:?}", m.config, m.auth);
         }
     }
 

@@ -34,8 +34,8 @@ pub struct Material {
     pub secrets: BTreeMap<String, SecretString>,
     /// The request an HTTP connection test makes (the provider's, or `config.verify_path`).
     pub verify: Option<VerifyRequest>,
-    /// `config.base_url`, parsed once for the material's lifetime (the proxy reuses it).
-    pub parsed_base: std::sync::OnceLock<url::Url>,
+    /// How calls through the material are made, worked out on first use (see [`call::Plan`]).
+    pub plan: call::PlanCell,
 }
 
 /// A connection test's request for HTTP connections, and what its answer reveals.

@@ -166,7 +166,7 @@ impl Hub {
             config: prepared.material.config.clone(),
             secrets,
             verify: None,
-            parsed_base: Default::default(),
+            plan: Default::default(),
         })
     }
 

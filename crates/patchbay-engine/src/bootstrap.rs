@@ -44,7 +44,6 @@ impl Hub {
                 root,
                 clock,
                 rotation: Mutex::new(None),
-                token_touches: Mutex::new(Default::default()),
                 test_limiter: crate::testing::limiter(settings.test_rate_per_minute),
                 refresh_locks: Mutex::new(Default::default()),
                 prepared: crate::calls::prepared_cache(),

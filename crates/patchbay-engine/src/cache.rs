@@ -22,14 +22,14 @@ pub(crate) struct Cached<K: Send, V: Send> {
 
 struct Front<K, V> {
     epoch: u64,
-    entries: HashMap<K, (V, Instant)>,
+    entries: HashMap<K, (V, Instant), foldhash::fast::RandomState>,
 }
 
 impl<K, V> Default for Front<K, V> {
     fn default() -> Self {
         Self {
             epoch: 0,
-            entries: HashMap::new(),
+            entries: HashMap::default(),
         }
     }
 }

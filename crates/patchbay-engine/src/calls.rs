@@ -40,11 +40,16 @@ pub(crate) fn prepared_cache() -> PreparedCache {
     crate::cache::Cached::new(10_000, PREPARED_TTL)
 }
 
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Uses waiting to be written, by token and connection (looked up without allocating).
 #[derive(Debug, Default)]
 pub(crate) struct UsageLog {
-    entries: HashMap<String, HashMap<String, Usage>>,
+    entries: Map<String, Map<String, Usage>>,
 }
+
+/// Status classes counted per use, in the order of [`CLASSES`].
+const CLASSES: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other", "failed"];
 
 #[derive(Debug)]
 struct Usage {
@@ -55,7 +60,8 @@ struct Usage {
     last: chrono::DateTime<chrono::Utc>,
     callers: BTreeSet<String>,
     count: u64,
-    classes: BTreeMap<&'static str, u64>,
+    /// Uses per status class, indexed as [`CLASSES`].
+    classes: [u64; CLASSES.len()],
     latency_total_ms: u64,
     latency_max_ms: u64,
 }
@@ -247,13 +253,9 @@ impl Hub {
     ) {
         let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let class = match status.map(|s| s / 100) {
-            Some(1) => "1xx",
-            Some(2) => "2xx",
-            Some(3) => "3xx",
-            Some(4) => "4xx",
-            Some(5) => "5xx",
-            Some(_) => "other",
-            None => "failed",
+            Some(c @ 1..=5) => usize::from(c) - 1,
+            Some(_) => 5,
+            None => 6,
         };
         let now = self.now();
         let mut log = self.inner.usage.lock().unwrap_or_else(|e| e.into_inner());
@@ -270,14 +272,14 @@ impl Hub {
                 last: now,
                 callers: BTreeSet::new(),
                 count: 0,
-                classes: BTreeMap::new(),
+                classes: [0; CLASSES.len()],
                 latency_total_ms: 0,
                 latency_max_ms: 0,
             }),
         };
         entry.last = now;
         entry.count += 1;
-        *entry.classes.entry(class).or_default() += 1;
+        entry.classes[class] += 1;
         entry.latency_total_ms = entry.latency_total_ms.saturating_add(latency);
         entry.latency_max_ms = entry.latency_max_ms.max(latency);
         if let Some(c) = caller
@@ -314,8 +316,13 @@ impl Hub {
             let Some(action) = u.action else {
                 continue;
             };
-            let failed = u
-                .classes
+            let statuses: BTreeMap<&str, u64> = CLASSES
+                .iter()
+                .zip(u.classes)
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| (*k, n))
+                .collect();
+            let failed = statuses
                 .iter()
                 .filter(|(k, _)| !k.starts_with('2') && !k.starts_with('3'))
                 .map(|(_, n)| n)
@@ -328,7 +335,7 @@ impl Hub {
                 outcome,
                 json!({
                     "count": u.count,
-                    "statuses": u.classes,
+                    "statuses": statuses,
                     "latency_ms_avg": u.latency_total_ms / u.count.max(1),
                     "latency_ms_max": u.latency_max_ms,
                     "callers": callers,

@@ -86,7 +86,6 @@ struct Inner {
     root: Option<RootKey>,
     clock: Arc<dyn Clock>,
     rotation: Mutex<Option<patchbay_domain::api::RotationProgress>>,
-    token_touches: Mutex<std::collections::HashMap<String, DateTime<Utc>>>,
     settings: EngineSettings,
     test_limiter: testing::Limiter,
     refresh_locks: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,

@@ -191,7 +191,7 @@ impl Hub {
             config,
             secrets,
             verify,
-            parsed_base: Default::default(),
+            plan: Default::default(),
         };
         let result = self.connectors().test(&material).await;
         drop(material);
@@ -234,7 +234,7 @@ impl Hub {
             config,
             secrets,
             verify,
-            parsed_base: Default::default(),
+            plan: Default::default(),
         })
     }
 

@@ -2,6 +2,7 @@
 //! the admin's token management.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,7 +19,20 @@ pub const TOKEN_PREFIX: &str = "pb_";
 
 /// SHA-256 of a token value: tokens carry 256 random bits, so a fast hash is enough.
 pub fn hash_token(value: &str) -> Vec<u8> {
-    Sha256::digest(value.as_bytes()).to_vec()
+    token_digest(value).to_vec()
+}
+
+fn token_digest(value: &str) -> [u8; 32] {
+    Sha256::digest(value.as_bytes()).into()
+}
+
+/// An authenticated token, as the cache keeps it.
+#[derive(Debug)]
+pub(crate) struct Authenticated {
+    id: TokenId,
+    principal: Arc<Principal>,
+    /// When the token's use was last written, in Unix milliseconds (`i64::MIN`: never).
+    touched: AtomicI64,
 }
 
 fn looks_like_token(value: &str) -> bool {
@@ -74,51 +88,59 @@ pub(crate) fn view(t: &TokenRecord) -> Token {
 impl Hub {
     /// The principal behind a bearer token value.
     pub async fn authenticate(&self, value: &str) -> Result<Principal> {
+        Ok(Principal::clone(&*self.authenticated(value).await?))
+    }
+
+    /// [`Self::authenticate`], shared: no copy of the principal is made.
+    pub async fn authenticated(&self, value: &str) -> Result<Arc<Principal>> {
         if !looks_like_token(value) {
             return Err(EngineError::Unauthenticated);
         }
-        let hash = hash_token(value);
+        let digest = token_digest(value);
         // Tokens are cached for a few seconds: a revocation here evicts at once, one on another
         // replica takes effect within PRINCIPAL_TTL.
-        let t = match self.inner.principals.get(&hash) {
+        let t = match self.inner.principals.get(&digest) {
             Some(t) => t,
-            None => {
-                let t = Arc::new(
-                    Box::pin(self.store().token_by_hash(&hash))
-                        .await?
-                        .ok_or(EngineError::Unauthenticated)?,
-                );
-                self.inner.principals.insert(hash, t.clone());
-                t
-            }
+            None => Box::pin(self.stored_token(digest)).await?,
         };
         self.touch(&t).await;
-        Ok(Principal {
-            token_id: t.id.clone(),
-            org_id: t.org_id.clone(),
-            role: t.role,
-            project_id: t.project_id.clone(),
-            operator: t.operator,
-        })
+        Ok(t.principal.clone())
+    }
+
+    async fn stored_token(&self, digest: [u8; 32]) -> Result<Arc<Authenticated>> {
+        let t = self
+            .store()
+            .token_by_hash(&digest)
+            .await?
+            .ok_or(EngineError::Unauthenticated)?;
+        let authenticated = Arc::new(Authenticated {
+            principal: Arc::new(Principal {
+                token_id: t.id.clone(),
+                org_id: t.org_id,
+                role: t.role,
+                project_id: t.project_id,
+                operator: t.operator,
+            }),
+            id: t.id,
+            touched: AtomicI64::new(t.last_used_at.map_or(i64::MIN, |at| at.timestamp_millis())),
+        });
+        self.inner.principals.insert(digest, authenticated.clone());
+        Ok(authenticated)
     }
 
     /// Records `last_used_at` at most once a minute per token, off the request's critical data.
-    async fn touch(&self, t: &TokenRecord) {
+    async fn touch(&self, t: &Authenticated) {
         let now = self.now();
-        let due = {
-            let mut touches = self
-                .inner
-                .token_touches
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let last = touches.get(t.id.as_str()).copied().or(t.last_used_at);
-            let due = last.is_none_or(|l| (now - l).num_seconds() >= 60);
-            if due {
-                touches.insert(t.id.to_string(), now);
-            }
-            due
-        };
-        if due && let Err(e) = Box::pin(self.store().touch_token(&t.id, now)).await {
+        let at = now.timestamp_millis();
+        let last = t.touched.load(Ordering::Relaxed);
+        let due = last == i64::MIN || at.saturating_sub(last) >= 60_000;
+        // One request of those arriving together writes.
+        if due
+            && t.touched
+                .compare_exchange(last, at, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            && let Err(e) = Box::pin(self.store().touch_token(&t.id, now)).await
+        {
             tracing::warn!(error = %e, "could not record token use");
         }
     }
@@ -208,7 +230,7 @@ impl Hub {
 /// How long an authenticated token is trusted without reading it again.
 pub(crate) const PRINCIPAL_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub(crate) type PrincipalCache = crate::cache::Cached<Vec<u8>, Arc<TokenRecord>>;
+pub(crate) type PrincipalCache = crate::cache::Cached<[u8; 32], Arc<Authenticated>>;
 
 pub(crate) fn principal_cache() -> PrincipalCache {
     crate::cache::Cached::new(10_000, PRINCIPAL_TTL)

@@ -15,7 +15,7 @@ pub use host::{Target, parse_host};
 pub use http::{GatedHttp, HttpError, Refusals, classify_chain, redact_urls};
 pub use ip::denied_reason;
 pub use ipnet::IpNet;
-pub use upstream::{Answer, BoxError, SendBody, UpstreamClient};
+pub use upstream::{Answer, BoxError, Destination, SendBody, UpstreamClient};
 
 /// Why an outbound attempt did not happen or failed before any application traffic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

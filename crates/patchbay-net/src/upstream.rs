@@ -184,51 +184,44 @@ impl UpstreamClient {
         mut req: http::Request<SendBody>,
         timeout: Duration,
     ) -> Result<http::Response<Answer>, HttpError> {
-        let uri = req.uri().clone();
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => {
-                return Err(HttpError::Url(
-                    "only http and https URLs are allowed".into(),
-                ));
-            }
-        };
-        let (Some(authority), Some(host)) = (uri.authority(), uri.host()) else {
-            return Err(HttpError::Url("no host".into()));
-        };
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = bare.parse::<IpAddr>() {
+        let to = Destination::of(req.uri())?;
+        // HTTP/1.1 asks for the path and query alone; the origin is the connection's.
+        *req.uri_mut() = req.uri().path_and_query().map_or_else(
+            || http::Uri::from_static("/"),
+            |pq| http::Uri::from(pq.clone()),
+        );
+        self.send_to(&to, req, timeout).await
+    }
+
+    /// Sends `req`, whose URI is the path and query alone, to `to` (see [`Self::send`]).
+    pub async fn send_to(
+        &self,
+        to: &Destination,
+        mut req: http::Request<SendBody>,
+        timeout: Duration,
+    ) -> Result<http::Response<Answer>, HttpError> {
+        if let Some(ip) = to.ip {
             self.gate
-                .check(bare, ip)
+                .check(to.host_name(), ip)
                 .inspect_err(|e| self.refusals.record(e))?;
         }
-        let origin = Origin {
-            https,
-            authority: authority.clone(),
-        };
         let headers = req.headers_mut();
         headers
             .entry(http::header::USER_AGENT)
             .or_insert_with(|| self.user_agent.clone());
         if let http::header::Entry::Vacant(v) = headers.entry(http::header::HOST) {
-            v.insert(host_header(&uri, https)?);
+            v.insert(to.host.clone());
         }
-        // HTTP/1.1 asks for the path and query alone; the origin is the connection's.
-        *req.uri_mut() = uri.path_and_query().map_or_else(
-            || http::Uri::from_static("/"),
-            |pq| http::Uri::from(pq.clone()),
-        );
         let deadline = Instant::now() + timeout;
         let shard = self.shard().clone();
-        let exchange = self.exchange(&shard, &origin, &uri, req);
+        let exchange = self.exchange(&shard, to, req);
         let (resp, sender) = match tokio::time::timeout_at(deadline, exchange).await {
             Err(_) => return Err(HttpError::Timeout),
             Ok(r) => r?,
         };
         let lent = Lent {
             shard,
-            origin,
+            origin: to.origin.clone(),
             sender,
         };
         Ok(resp.map(|body| {
@@ -253,11 +246,10 @@ impl UpstreamClient {
     async fn exchange(
         &self,
         shard: &Shard,
-        origin: &Origin,
-        uri: &http::Uri,
+        to: &Destination,
         mut req: http::Request<SendBody>,
     ) -> Result<(http::Response<hyper::body::Incoming>, Sender), HttpError> {
-        while let Some(mut sender) = shard.checkout(origin) {
+        while let Some(mut sender) = shard.checkout(&to.origin) {
             if sender.ready().await.is_err() {
                 continue;
             }
@@ -271,7 +263,7 @@ impl UpstreamClient {
             }
         }
         // Boxed: a new connection is the exception, and its future is large.
-        let mut sender = Box::pin(self.connect(uri)).await?;
+        let mut sender = Box::pin(self.connect(&to.root)).await?;
         sender.ready().await.map_err(|e| by_text(&e, true))?;
         let resp = sender
             .send_request(req)
@@ -306,14 +298,66 @@ impl UpstreamClient {
     }
 }
 
-/// The `Host` header for `uri`: its host, and its port unless the scheme's default.
-fn host_header(uri: &http::Uri, https: bool) -> Result<http::HeaderValue, HttpError> {
-    let host = uri.host().unwrap_or_default();
-    let value = match uri.port_u16() {
-        Some(port) if port != if https { 443 } else { 80 } => format!("{host}:{port}"),
-        _ => host.to_owned(),
-    };
-    http::HeaderValue::try_from(value).map_err(|_| HttpError::Url("the host is not valid".into()))
+/// Where a request goes: its origin (which connections serve it), the `Host` header it
+/// carries, and the IP address when the host is one. Worked out once per URL, so callers that
+/// send many requests to one base keep it.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    origin: Origin,
+    /// `scheme://authority/`: what a new connection is opened to.
+    root: http::Uri,
+    host: http::HeaderValue,
+    ip: Option<IpAddr>,
+}
+
+impl Destination {
+    /// The destination of an absolute `http` or `https` URI.
+    pub fn of(uri: &http::Uri) -> Result<Self, HttpError> {
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => {
+                return Err(HttpError::Url(
+                    "only http and https URLs are allowed".into(),
+                ));
+            }
+        };
+        let (Some(authority), Some(host)) = (uri.authority(), uri.host()) else {
+            return Err(HttpError::Url("no host".into()));
+        };
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let value = match uri.port_u16() {
+            Some(port) if port != if https { 443 } else { 80 } => format!("{host}:{port}"),
+            _ => host.to_owned(),
+        };
+        let root = http::Uri::builder()
+            .scheme(if https { "https" } else { "http" })
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|_| HttpError::Url("the host is not valid".into()))?;
+        Ok(Self {
+            origin: Origin {
+                https,
+                authority: authority.clone(),
+            },
+            root,
+            host: http::HeaderValue::try_from(value)
+                .map_err(|_| HttpError::Url("the host is not valid".into()))?,
+            ip: bare.parse().ok(),
+        })
+    }
+
+    /// `scheme://authority`, as the destination was given.
+    pub fn root_url(&self) -> String {
+        self.root.to_string().trim_end_matches('/').to_owned()
+    }
+
+    /// The host as the gate names it (an IPv6 address without brackets).
+    fn host_name(&self) -> &str {
+        let host = self.origin.authority.host();
+        host.trim_start_matches('[').trim_end_matches(']')
+    }
 }
 
 /// An upstream's answer body, failed with [`HttpError::Timeout`] once the exchange's deadline

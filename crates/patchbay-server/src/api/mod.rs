@@ -17,12 +17,13 @@ mod proxy;
 mod secrets;
 mod tokens;
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::response::Response;
 use axum::{Extension, Router, middleware};
-use futures::future::Either;
+
 use hyper::body::Incoming;
 use tower::ServiceExt as _;
 
@@ -41,19 +42,18 @@ impl App {
         Self(Arc::new((router(state.clone(), body_limit), state)))
     }
 
+    /// The answer to `req`. Both kinds of future are boxed: the handlers' are large, and hyper
+    /// moves the one it is given.
     pub fn call(
         &self,
         req: http::Request<Incoming>,
-    ) -> impl Future<Output = Response> + Send + use<> {
+    ) -> Pin<Box<dyn Future<Output = Response> + Send>> {
         if proxy::is_proxied(req.uri().path()) {
             let this = self.clone();
-            // Boxed: the handler's future is large, and hyper moves the one it is given.
-            Either::Left(Box::pin(
-                async move { proxy::forward(&this.0.1, req).await },
-            ))
+            Box::pin(async move { proxy::forward(&this.0.1, req).await })
         } else {
             let router = self.0.0.clone();
-            Either::Right(async move {
+            Box::pin(async move {
                 match router.oneshot(req).await {
                     Ok(r) => r,
                     Err(never) => match never {},

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, Request, Uri, header};
 use axum::response::{IntoResponse as _, Response};
 use futures::StreamExt;
 use http_body_util::BodyExt as _;
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use patchbay_connectors::call::{CallBody, CallRequest, strip};
 use patchbay_domain::ConnectionId;
@@ -64,11 +65,15 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
 pub async fn forward(s: &AppState, req: Request<Incoming>) -> Response {
     // Proxied requests are many: each is logged at debug level only; their use is summarised
     // in the audit log every second.
-    let line = tracing::enabled!(tracing::Level::DEBUG)
-        .then(|| (req.method().clone(), req.uri().path().to_owned()));
-    let started = Instant::now();
+    let line = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+        (
+            req.method().clone(),
+            req.uri().path().to_owned(),
+            Instant::now(),
+        )
+    });
     let response = relay(s, req).await.into_response();
-    if let Some((method, path)) = line {
+    if let Some((method, path, started)) = line {
         crate::logging::request_line(
             &method,
             &path,
@@ -82,7 +87,7 @@ pub async fn forward(s: &AppState, req: Request<Incoming>) -> Response {
 
 async fn relay(s: &AppState, req: Request<Incoming>) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
-    let p = s.hub.authenticate(bearer(&parts.headers)?).await?;
+    let p = s.hub.authenticated(bearer(&parts.headers)?).await?;
     let limit = s.proxy_body_limit;
     let path = upstream_path(&parts.uri);
     let id = header_str(&parts.headers, CONNECTION_HEADER)?
@@ -100,7 +105,9 @@ async fn relay(s: &AppState, req: Request<Incoming>) -> ApiResult<Response> {
     }
     let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
     let too_large = Arc::new(AtomicBool::new(false));
-    let body = if length.is_some_and(|l| l <= BUFFERED) || (length.is_none() && !chunked) {
+    let body = if body.is_end_stream() {
+        CallBody::empty()
+    } else if length.is_some_and(|l| l <= BUFFERED) || (length.is_none() && !chunked) {
         let bytes = http_body_util::Limited::new(body, BUFFERED as usize)
             .collect()
             .await
