@@ -223,9 +223,9 @@ impl Hub {
             }
             _ => None,
         };
-        let resp = self
-            .connectors()
-            .call(&prepared.material, request, policy)
+        // Boxed (here and below): the call's future is large, and this one would otherwise
+        // hold and move a copy of it.
+        let resp = Box::pin(self.connectors().call(&prepared.material, request, policy))
             .await
             .map_err(call_error)?;
         let Some(again) = again.filter(|_| resp.status() == http::StatusCode::UNAUTHORIZED) else {
@@ -233,9 +233,7 @@ impl Hub {
         };
         drop(resp);
         let renewed = Box::pin(self.prepared_after_rejection(p, &prepared)).await?;
-        let resp = self
-            .connectors()
-            .call(&renewed.material, again, policy)
+        let resp = Box::pin(self.connectors().call(&renewed.material, again, policy))
             .await
             .map_err(call_error)?;
         Ok((resp, renewed))

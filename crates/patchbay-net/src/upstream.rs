@@ -214,7 +214,9 @@ impl UpstreamClient {
         }
         let deadline = Instant::now() + timeout;
         let shard = self.shard().clone();
-        let exchange = self.exchange(&shard, to, req);
+        // Boxed: hyper's send future is large, and every future awaiting this one would hold
+        // (and move) a copy of its size.
+        let exchange = Box::pin(self.exchange(&shard, to, req));
         let (resp, sender) = match tokio::time::timeout_at(deadline, exchange).await {
             Err(_) => return Err(HttpError::Timeout),
             Ok(r) => r?,

@@ -133,7 +133,8 @@ async fn relay(s: &AppState, req: Request<Incoming>) -> ApiResult<Response> {
         caller,
         request,
     };
-    let upstream = match s.hub.proxy(&p, call).await {
+    // Boxed: the call's future is large, and this one would otherwise hold and move a copy.
+    let upstream = match Box::pin(s.hub.proxy(&p, call)).await {
         Ok(r) => r,
         Err(_) if too_large.load(Ordering::Relaxed) => {
             return Err(ApiError::PayloadTooLarge(limit));
