@@ -91,33 +91,32 @@ pub struct CallRequest {
     pub body: CallBody,
 }
 
-/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), and credentials of the
-/// caller's own that must not reach the upstream.
-static DROPPED: [HeaderName; 17] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::HOST,
-    header::CONTENT_LENGTH,
-    header::AUTHORIZATION,
-    header::FORWARDED,
-    HeaderName::from_static("x-forwarded-for"),
-    HeaderName::from_static("x-forwarded-host"),
-    HeaderName::from_static("x-forwarded-proto"),
-    HeaderName::from_static("x-real-ip"),
-];
-
-/// Whether `name` is never forwarded in either direction.
+/// Whether `name` is never forwarded in either direction: it describes one hop (RFC 9110
+/// §7.6.1), is a credential of the caller's own that must not reach the upstream, is
+/// Patchbay's own, or is listed by the `Connection` header.
 pub fn hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
-    DROPPED.iter().any(|d| d == name)
-        || name.as_str().starts_with("patchbay-")
-        || connection_listed.iter().any(|l| l == name.as_str())
+    let n = name.as_str();
+    matches!(
+        n,
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+            | "authorization"
+            | "forwarded"
+            | "x-forwarded-for"
+            | "x-forwarded-host"
+            | "x-forwarded-proto"
+            | "x-real-ip"
+    ) || n.starts_with("patchbay-")
+        || connection_listed.iter().any(|l| l == n)
 }
 
 /// The header names a `Connection` header lists (they are hop-by-hop too).
@@ -531,6 +530,12 @@ impl Connectors {
 }
 
 fn full(b: Bytes) -> SendBody {
+    if b.is_empty() {
+        // `Empty` has no size: boxing it allocates nothing.
+        return http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed_unsync();
+    }
     http_body_util::Full::new(b)
         .map_err(|never| match never {})
         .boxed_unsync()

@@ -4,7 +4,6 @@
 //! they are given — no URL re-parsing or middleware per request — because every proxied request
 //! pays for what it does.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -78,8 +77,10 @@ struct Origin {
 /// (The lock is only contended when an answer is read to its end on another thread.)
 #[derive(Default)]
 struct Shard {
-    idle: std::sync::Mutex<HashMap<Origin, Vec<Idle>>>,
+    idle: std::sync::Mutex<IdleByOrigin>,
 }
+
+type IdleByOrigin = std::collections::HashMap<Origin, Vec<Idle>, foldhash::fast::RandomState>;
 
 struct Idle {
     sender: Sender,
@@ -87,7 +88,7 @@ struct Idle {
 }
 
 impl Shard {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Origin, Vec<Idle>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdleByOrigin> {
         self.idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
