@@ -322,3 +322,74 @@ pub async fn client_credentials_token(http: &GatedHttp, m: &Material) -> Result<
             ))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn material(auth: serde_json::Value, secrets: &[(&str, &str)]) -> Material {
+        Material {
+            kind: patchbay_domain::Kind::Http,
+            provider: "custom".into(),
+            auth: auth.as_object().unwrap().clone(),
+            config: Default::default(),
+            secrets: secrets
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+                .collect(),
+            verify: None,
+            plan: Default::default(),
+        }
+    }
+
+    #[test]
+    fn credentials_that_cannot_be_headers_are_refused_without_showing_them() {
+        for (auth, secrets, what) in [
+            (
+                serde_json::json!({"type": "bearer"}),
+                &[("token", "tok\nen-secret")][..],
+                "the token",
+            ),
+            (
+                serde_json::json!({"type": "api_key"}),
+                &[("api_key", "key\r-secret")][..],
+                "the API key",
+            ),
+            (
+                serde_json::json!({"type": "api_key", "in": "cookie", "name": "sid"}),
+                &[("api_key", "cookie\n-secret")][..],
+                "a cookie",
+            ),
+        ] {
+            let m = material(auth, secrets);
+            let mut headers = HeaderMap::new();
+            let err = match credentials(&m) {
+                Err(e) => e,
+                Ok(injects) => injects
+                    .unwrap()
+                    .iter()
+                    .try_for_each(|i| i.to_headers(&mut headers))
+                    .unwrap_err(),
+            };
+            let text = err.to_string();
+            assert!(text.contains(what), "{text}");
+            assert!(!text.contains("secret"), "{text}");
+        }
+    }
+
+    #[test]
+    fn credential_header_values_are_sensitive() {
+        let m = material(
+            serde_json::json!({"type": "basic", "username": "ann"}),
+            &[("password", "pw-secret")],
+        );
+        let injects = credentials(&m).unwrap().unwrap();
+        let [Inject::Header(name, value)] = injects.as_slice() else {
+            panic!("one header: {injects:?}");
+        };
+        assert_eq!(name, AUTHORIZATION);
+        assert!(value.is_sensitive());
+        assert_eq!(value.to_str().unwrap(), "Basic YW5uOnB3LXNlY3JldA==");
+        assert!(!format!("{injects:?}").contains("YW5u"));
+    }
+}
