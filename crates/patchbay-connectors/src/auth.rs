@@ -89,11 +89,7 @@ fn secret<'a>(m: &'a Material, field: &str) -> Result<&'a str, AuthError> {
 }
 
 /// Adds `name=value` to the request's `Cookie` header (after the caller's own cookies).
-pub(crate) fn add_cookie(
-    headers: &mut HeaderMap,
-    name: &str,
-    value: &str,
-) -> Result<(), AuthError> {
+fn add_cookie(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), AuthError> {
     let pair = format!("{name}={value}");
     let combined = match headers.get(COOKIE).and_then(|v| v.to_str().ok()) {
         Some(existing) => format!("{existing}; {pair}"),
@@ -328,18 +324,7 @@ mod tests {
     use super::*;
 
     fn material(auth: serde_json::Value, secrets: &[(&str, &str)]) -> Material {
-        Material {
-            kind: patchbay_domain::Kind::Http,
-            provider: "custom".into(),
-            auth: auth.as_object().unwrap().clone(),
-            config: Default::default(),
-            secrets: secrets
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).into()))
-                .collect(),
-            verify: None,
-            plan: Default::default(),
-        }
+        crate::test_material(serde_json::json!({}), auth, secrets)
     }
 
     #[test]

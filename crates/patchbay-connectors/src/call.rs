@@ -322,11 +322,7 @@ impl Plan {
 
     /// Adds the default headers the caller did not set, then the credentials.
     fn fill(&self, headers: &mut HeaderMap) -> Result<(), CallError> {
-        for (name, value) in &self.defaults {
-            if !headers.contains_key(name) {
-                headers.insert(name.clone(), value.clone());
-            }
-        }
+        add_defaults(headers, self.defaults.iter().cloned());
         for inject in &self.headers {
             inject.to_headers(headers)?;
         }
@@ -508,12 +504,7 @@ impl Connectors {
         mut headers: HeaderMap,
     ) -> Result<Assembled<'m>, CallError> {
         let url = call_url(m, path, query)?;
-        // The caller's own value of a header wins over the connection's default.
-        for (name, value) in m.default_headers() {
-            if !headers.contains_key(&name) {
-                headers.insert(name, value);
-            }
-        }
+        add_defaults(&mut headers, m.default_headers());
         let mut out = Outgoing { url, headers };
         Box::pin(apply_auth(self.http(), m, &mut out)).await?;
         let uri = http::Uri::try_from(out.url.as_str())
@@ -526,6 +517,18 @@ impl Connectors {
                 .unwrap_or_else(|| PathAndQuery::from_static("/")),
             headers: out.headers,
         })
+    }
+}
+
+/// Adds the connection's default headers the caller did not set (the caller's own value wins).
+fn add_defaults(
+    headers: &mut HeaderMap,
+    defaults: impl Iterator<Item = (HeaderName, HeaderValue)>,
+) {
+    for (name, value) in defaults {
+        if let header::Entry::Vacant(slot) = headers.entry(name) {
+            slot.insert(value);
+        }
     }
 }
 
@@ -555,18 +558,11 @@ mod tests {
     use super::*;
 
     fn material(base: &str) -> Material {
-        Material {
-            kind: patchbay_domain::Kind::Http,
-            provider: "custom".into(),
-            auth: Default::default(),
-            config: serde_json::json!({"base_url": base})
-                .as_object()
-                .unwrap()
-                .clone(),
-            secrets: Default::default(),
-            verify: None,
-            plan: Default::default(),
-        }
+        crate::test_material(
+            serde_json::json!({"base_url": base}),
+            serde_json::json!({}),
+            &[],
+        )
     }
 
     #[test]
@@ -607,30 +603,22 @@ mod tests {
     }
 
     fn with_auth(base: &str, auth: serde_json::Value, secrets: &[(&str, &str)]) -> Material {
-        let mut m = material(base);
-        m.auth = auth.as_object().unwrap().clone();
-        m.config.insert(
-            "headers".into(),
-            serde_json::json!({"Accept": "application/json", "X-Team": "core"}),
-        );
-        m.secrets = secrets
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).into()))
-            .collect();
-        m
+        let config = serde_json::json!({
+            "base_url": base,
+            "headers": {"Accept": "application/json", "X-Team": "core"},
+        });
+        crate::test_material(config, auth, secrets)
     }
 
-    /// What a call sends, comparable: the URI and every header.
-    fn sent(a: Assembled<'_>) -> (String, Vec<(String, String)>) {
-        let uri = http::Uri::try_from(format!("{}{}", a.to.root_url(), a.path_and_query.as_str()))
-            .unwrap();
+    /// What a call sends, comparable: where to, the path and query, and every header.
+    fn sent(a: Assembled<'_>) -> (Destination, String, Vec<(String, String)>) {
         let mut headers: Vec<(String, String)> = a
             .headers
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
             .collect();
         headers.sort();
-        (uri.to_string(), headers)
+        (a.to.into_owned(), a.path_and_query.to_string(), headers)
     }
 
     /// The planned path sends exactly what the general path sends, for every auth type and

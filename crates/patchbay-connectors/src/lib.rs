@@ -102,6 +102,24 @@ impl Material {
     }
 }
 
+/// An HTTP material with `config`, `auth` and `secrets`, for tests.
+#[cfg(test)]
+pub(crate) fn test_material(config: Value, auth: Value, secrets: &[(&str, &str)]) -> Material {
+    let object = |v: Value| v.as_object().cloned().unwrap_or_default();
+    Material {
+        kind: Kind::Http,
+        provider: "custom".into(),
+        auth: object(auth),
+        config: object(config),
+        secrets: secrets
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+            .collect(),
+        verify: None,
+        plan: Default::default(),
+    }
+}
+
 /// What the operator allows beyond the network gate.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectorSettings {

@@ -304,7 +304,7 @@ impl UpstreamClient {
 /// Where a request goes: its origin (which connections serve it), the `Host` header it
 /// carries, and the IP address when the host is one. Worked out once per URL, so callers that
 /// send many requests to one base keep it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
     origin: Origin,
     /// `scheme://authority/`: what a new connection is opened to.
@@ -349,11 +349,6 @@ impl Destination {
                 .map_err(|_| HttpError::Url("the host is not valid".into()))?,
             ip: bare.parse().ok(),
         })
-    }
-
-    /// `scheme://authority`, as the destination was given.
-    pub fn root_url(&self) -> String {
-        self.root.to_string().trim_end_matches('/').to_owned()
     }
 
     /// The host as the gate names it (an IPv6 address without brackets).
