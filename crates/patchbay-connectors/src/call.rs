@@ -93,8 +93,8 @@ pub struct CallRequest {
 
 /// Whether `name` is never forwarded in either direction: it describes one hop (RFC 9110
 /// §7.6.1), is a credential of the caller's own that must not reach the upstream, is
-/// Patchbay's own, or is listed by the `Connection` header.
-pub fn hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
+/// Patchbay's own, or is `listed` by the `Connection` header.
+fn hop_by_hop(name: &HeaderName, listed: &[&str]) -> bool {
     let n = name.as_str();
     matches!(
         n,
@@ -116,17 +116,17 @@ pub fn hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
             | "x-forwarded-proto"
             | "x-real-ip"
     ) || n.starts_with("patchbay-")
-        || connection_listed.iter().any(|l| l == n)
+        || listed.iter().any(|l| l.eq_ignore_ascii_case(n))
 }
 
-/// The header names a `Connection` header lists (they are hop-by-hop too).
-pub fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+/// The header names the `Connection` header lists (they are hop-by-hop too).
+fn connection_listed(headers: &HeaderMap) -> smallvec::SmallVec<[&str; 4]> {
     headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
+        .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect()
 }
@@ -138,16 +138,37 @@ pub fn forwardable(headers: HeaderMap) -> HeaderMap {
 
 /// Removes the headers that are never forwarded from `headers`, except those `keep` names.
 pub fn strip(mut headers: HeaderMap, keep: impl Fn(&HeaderName) -> bool) -> HeaderMap {
-    let listed = connection_listed(&headers);
-    // Few headers go: found one at a time, without collecting them first.
-    while let Some(name) = headers
-        .keys()
-        .find(|n| hop_by_hop(n, &listed) && !keep(n))
-        .cloned()
-    {
-        headers.remove(name);
+    // Names are cloned out before removal (the map cannot change while it is read); a request
+    // rarely has more to drop than fit on the stack.
+    let gone: smallvec::SmallVec<[HeaderName; 8]> = {
+        let listed = connection_listed(&headers);
+        headers
+            .keys()
+            .filter(|n| hop_by_hop(n, &listed) && !keep(n))
+            .cloned()
+            .collect()
+    };
+    if gone.len() * 2 <= headers.keys_len() {
+        for name in gone {
+            headers.remove(name);
+        }
+        return headers;
     }
-    headers
+    // Most names go (a proxied request often carries little beside its host and credentials):
+    // what stays is moved to a new map, which costs less than removing the rest one by one.
+    let mut kept = HeaderMap::new();
+    let mut stays = false;
+    let mut current = None;
+    for (name, value) in headers {
+        if let Some(name) = name {
+            stays = !gone.contains(&name);
+            current = Some(name);
+        }
+        if stays && let Some(name) = &current {
+            kept.append(name, value);
+        }
+    }
+    kept
 }
 
 /// `base_url` + `path` + `query`; a path that would climb out of the base URL is refused.
@@ -779,6 +800,39 @@ mod tests {
         names.sort_unstable();
         assert_eq!(names, ["accept", "x-multi"]);
         assert_eq!(out.get_all("x-multi").iter().count(), 2);
+    }
+
+    #[test]
+    fn headers_that_mostly_stay_keep_every_value_in_order() {
+        // Few names go: they are removed in place (most going is the test above).
+        let sorted = |m: &HeaderMap| {
+            let mut names: Vec<String> = m.keys().map(|n| n.as_str().to_owned()).collect();
+            names.sort_unstable();
+            names
+        };
+        let mut h = HeaderMap::new();
+        h.insert("accept", "application/json".parse().unwrap());
+        h.append("x-multi", "a".parse().unwrap());
+        h.append("x-multi", "b".parse().unwrap());
+        h.insert("host", "proxy.local".parse().unwrap());
+        h.insert("user-agent", "client/1".parse().unwrap());
+        h.insert("x-request-id", "r-1".parse().unwrap());
+        let out = strip(h, |n| n == header::USER_AGENT);
+        assert_eq!(
+            sorted(&out),
+            ["accept", "user-agent", "x-multi", "x-request-id"]
+        );
+        let multi: Vec<_> = out.get_all("x-multi").iter().collect();
+        assert_eq!(multi, ["a", "b"]);
+        // A name the Connection header lists goes, whatever its case there.
+        let mut h = HeaderMap::new();
+        h.insert("connection", "X-Trace , keep-alive".parse().unwrap());
+        h.insert("x-trace", "1".parse().unwrap());
+        h.insert("content-type", "text/plain".parse().unwrap());
+        h.insert("content-length", "4".parse().unwrap());
+        h.insert("date", "today".parse().unwrap());
+        let out = strip(h, |n| n == header::CONTENT_LENGTH);
+        assert_eq!(sorted(&out), ["content-length", "content-type", "date"]);
     }
 
     #[test]

@@ -57,7 +57,6 @@ struct Usage {
     connection: ConnectionId,
     /// The summary audit entry's action; `None` when each use is audited on its own.
     action: Option<&'static str>,
-    last: chrono::DateTime<chrono::Utc>,
     callers: BTreeSet<String>,
     count: u64,
     /// Uses per status class, indexed as [`CLASSES`].
@@ -255,7 +254,6 @@ impl Hub {
             Some(_) => 5,
             None => 6,
         };
-        let now = self.now();
         let mut log = self.inner.usage.lock().unwrap_or_else(|e| e.into_inner());
         let by_token = match log.entries.get_mut(p.token_id.as_str()) {
             Some(m) => m,
@@ -267,7 +265,6 @@ impl Hub {
                 principal: p.clone(),
                 connection: id.clone(),
                 action,
-                last: now,
                 callers: BTreeSet::new(),
                 count: 0,
                 classes: [0; CLASSES.len()],
@@ -275,7 +272,6 @@ impl Hub {
                 latency_max_ms: 0,
             }),
         };
-        entry.last = now;
         entry.count += 1;
         entry.classes[class] += 1;
         entry.latency_total_ms = entry.latency_total_ms.saturating_add(latency);
@@ -300,13 +296,15 @@ impl Hub {
         if entries.is_empty() {
             return Ok(0);
         }
+        // The uses are at most a flush interval old: they are dated when written.
+        let now = self.now();
         let mut tx = self.store().begin().await?;
         for u in &entries {
             let callers: Vec<String> = u.callers.iter().cloned().collect();
             tx.record_use(
                 &u.principal.org_id,
                 &u.connection,
-                u.last,
+                now,
                 &callers,
                 MAX_CALLERS,
             )
@@ -326,7 +324,7 @@ impl Hub {
                 .map(|(_, n)| n)
                 .sum::<u64>();
             let outcome = if failed == 0 { "success" } else { "failure" };
-            let mut event = self.event(
+            let event = self.event(
                 &u.principal,
                 action,
                 Some(u.connection.to_string()),
@@ -339,7 +337,6 @@ impl Hub {
                     "callers": callers,
                 }),
             );
-            event.at = u.last;
             tx.append_audit(&event).await?;
         }
         tx.commit().await?;

@@ -65,12 +65,10 @@ const IDLE_FOR: Duration = Duration::from_secs(90);
 /// Idle connections kept per origin and thread.
 const IDLE_MAX: usize = 128;
 
-/// Where a pooled connection leads.
+/// Where a pooled connection leads: `scheme://authority` in lower case (an authority's own
+/// comparisons ignore case byte by byte, which costs more than the lookup they serve).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Origin {
-    https: bool,
-    authority: http::uri::Authority,
-}
+struct Origin(Arc<str>);
 
 /// One thread's idle HTTP/1.1 connections. A connection is driven by a task on the runtime that
 /// opened it, so each serving thread keeps its own: a request then never wakes another core.
@@ -95,10 +93,9 @@ impl Shard {
     }
 
     /// The most recently used open connection to `origin`; stale and closed ones are dropped.
-    fn checkout(&self, origin: &Origin) -> Option<Sender> {
+    fn checkout(&self, origin: &Origin, now: Instant) -> Option<Sender> {
         let mut idle = self.lock();
         let list = idle.get_mut(origin)?;
-        let now = Instant::now();
         while let Some(entry) = list.pop() {
             if !entry.sender.is_closed() && now.duration_since(entry.since) < IDLE_FOR {
                 return Some(entry.sender);
@@ -107,14 +104,25 @@ impl Shard {
         None
     }
 
-    fn checkin(&self, origin: Origin, sender: Sender) {
+    /// Keeps `sender` for reuse, as idle since `now`: when its exchange began, so a connection
+    /// is retired early rather than late.
+    fn checkin(&self, origin: Origin, sender: Sender, now: Instant) {
         if sender.is_closed() {
             return;
         }
-        let now = Instant::now();
         let mut idle = self.lock();
-        let list = idle.entry(origin).or_default();
-        list.retain(|e| now.duration_since(e.since) < IDLE_FOR && !e.sender.is_closed());
+        let list = match idle.get_mut(&origin) {
+            Some(list) => list,
+            None => idle.entry(origin).or_default(),
+        };
+        // The oldest connections are first: once the first has idled too long, those that did
+        // (or closed meanwhile) go; until then, checkouts skip the closed ones.
+        if list
+            .first()
+            .is_some_and(|e| now.duration_since(e.since) >= IDLE_FOR)
+        {
+            list.retain(|e| now.duration_since(e.since) < IDLE_FOR && !e.sender.is_closed());
+        }
         if list.len() < IDLE_MAX {
             list.push(Idle { sender, since: now });
         }
@@ -127,6 +135,8 @@ struct Lent {
     shard: Arc<Shard>,
     origin: Origin,
     sender: Sender,
+    /// When the exchange began.
+    sent: Instant,
 }
 
 /// The client; cheap to clone.
@@ -201,9 +211,9 @@ impl UpstreamClient {
         mut req: http::Request<SendBody>,
         timeout: Duration,
     ) -> Result<http::Response<Answer>, HttpError> {
-        if let Some(ip) = to.ip {
+        if let Some((ip, name)) = &to.ip {
             self.gate
-                .check(to.host_name(), ip)
+                .check(name, *ip)
                 .inspect_err(|e| self.refusals.record(e))?;
         }
         let headers = req.headers_mut();
@@ -213,11 +223,14 @@ impl UpstreamClient {
         if let http::header::Entry::Vacant(v) = headers.entry(http::header::HOST) {
             v.insert(to.host.clone());
         }
-        let deadline = Instant::now() + timeout;
+        // The one clock read of an exchange: its deadline, and the age of the connections it
+        // takes from and returns to the pool.
+        let sent = Instant::now();
+        let deadline = sent + timeout;
         let shard = self.shard().clone();
         // Boxed: hyper's send future is large, and every future awaiting this one would hold
         // (and move) a copy of its size.
-        let exchange = Box::pin(self.exchange(&shard, to, req));
+        let exchange = Box::pin(self.exchange(&shard, to, req, sent));
         let (resp, sender) = match tokio::time::timeout_at(deadline, exchange).await {
             Err(_) => return Err(HttpError::Timeout),
             Ok(r) => r?,
@@ -226,6 +239,7 @@ impl UpstreamClient {
             shard,
             origin: to.origin.clone(),
             sender,
+            sent,
         };
         Ok(resp.map(|body| {
             let mut answer = Answer {
@@ -251,8 +265,9 @@ impl UpstreamClient {
         shard: &Shard,
         to: &Destination,
         mut req: http::Request<SendBody>,
+        sent: Instant,
     ) -> Result<(http::Response<hyper::body::Incoming>, Sender), HttpError> {
-        while let Some(mut sender) = shard.checkout(&to.origin) {
+        while let Some(mut sender) = shard.checkout(&to.origin, sent) {
             if sender.ready().await.is_err() {
                 continue;
             }
@@ -310,7 +325,9 @@ pub struct Destination {
     /// `scheme://authority/`: what a new connection is opened to.
     root: http::Uri,
     host: http::HeaderValue,
-    ip: Option<IpAddr>,
+    /// The IP address the host is, with its text as the gate names it (an IPv6 address without
+    /// brackets).
+    ip: Option<(IpAddr, Box<str>)>,
 }
 
 impl Destination {
@@ -340,21 +357,16 @@ impl Destination {
             .build()
             .map_err(|_| HttpError::Url("the host is not valid".into()))?;
         Ok(Self {
-            origin: Origin {
-                https,
-                authority: authority.clone(),
-            },
+            origin: Origin(
+                format!("{}://{authority}", if https { "https" } else { "http" })
+                    .to_ascii_lowercase()
+                    .into(),
+            ),
             root,
             host: http::HeaderValue::try_from(value)
                 .map_err(|_| HttpError::Url("the host is not valid".into()))?,
-            ip: bare.parse().ok(),
+            ip: bare.parse().ok().map(|ip| (ip, bare.into())),
         })
-    }
-
-    /// The host as the gate names it (an IPv6 address without brackets).
-    fn host_name(&self) -> &str {
-        let host = self.origin.authority.host();
-        host.trim_start_matches('[').trim_end_matches(']')
     }
 }
 
@@ -380,9 +392,10 @@ impl Answer {
             shard,
             origin,
             sender,
+            sent,
         }) = self.lent.take()
         {
-            shard.checkin(origin, sender);
+            shard.checkin(origin, sender, sent);
         }
     }
 

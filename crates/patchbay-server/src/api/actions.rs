@@ -2,8 +2,8 @@
 //! the connection's `used_by`).
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName};
 use axum::routing::post;
 use axum::{Json, Router};
 use patchbay_domain::actions::{
@@ -27,7 +27,8 @@ pub fn router() -> Router<AppState> {
 
 /// The `Patchbay-Caller` label, checked.
 pub(crate) fn caller(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    match headers.get("patchbay-caller") {
+    const CALLER: HeaderName = HeaderName::from_static("patchbay-caller");
+    match headers.get(CALLER) {
         None => Ok(None),
         Some(v) => {
             let s = v

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, Uri, header};
+use axum::http::{HeaderMap, HeaderName, Request, Uri, header};
 use axum::response::{IntoResponse as _, Response};
 use futures::StreamExt;
 use http_body_util::BodyExt as _;
@@ -52,7 +52,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ApiError> {
     match headers.get(name) {
         None => Ok(None),
         Some(v) => v
@@ -90,7 +90,8 @@ async fn relay(s: &AppState, req: Request<Incoming>) -> ApiResult<Response> {
     let p = s.hub.authenticated(bearer(&parts.headers)?).await?;
     let limit = s.proxy_body_limit;
     let path = upstream_path(&parts.uri);
-    let id = header_str(&parts.headers, CONNECTION_HEADER)?
+    const CONNECTION: HeaderName = HeaderName::from_static(CONNECTION_HEADER);
+    let id = header_str(&parts.headers, &CONNECTION)?
         .ok_or_else(|| {
             ApiError::BadHeader(format!(
                 "the {CONNECTION_HEADER} header must name the connection to use"
@@ -104,7 +105,8 @@ async fn relay(s: &AppState, req: Request<Incoming>) -> ApiResult<Response> {
         return Err(ApiError::PayloadTooLarge(limit));
     }
     let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
-    let too_large = Arc::new(AtomicBool::new(false));
+    // Set when a streamed body turns out larger than the limit.
+    let mut too_large = None;
     let body = if body.is_end_stream() {
         CallBody::empty()
     } else if length.is_some_and(|l| l <= BUFFERED) || (length.is_none() && !chunked) {
@@ -115,10 +117,12 @@ async fn relay(s: &AppState, req: Request<Incoming>) -> ApiResult<Response> {
             .to_bytes();
         CallBody::Bytes(bytes)
     } else {
+        let exceeded = Arc::new(AtomicBool::new(false));
+        too_large = Some(exceeded.clone());
         CallBody::stream(capped(
             http_body_util::BodyDataStream::new(body),
             limit,
-            too_large.clone(),
+            exceeded,
         ))
     };
     let request = CallRequest {
@@ -136,7 +140,7 @@ async fn relay(s: &AppState, req: Request<Incoming>) -> ApiResult<Response> {
     // Boxed: the call's future is large, and this one would otherwise hold and move a copy.
     let upstream = match Box::pin(s.hub.proxy(&p, call)).await {
         Ok(r) => r,
-        Err(_) if too_large.load(Ordering::Relaxed) => {
+        Err(_) if too_large.is_some_and(|t| t.load(Ordering::Relaxed)) => {
             return Err(ApiError::PayloadTooLarge(limit));
         }
         Err(e) => return Err(e.into()),
