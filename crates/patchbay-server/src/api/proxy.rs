@@ -146,7 +146,9 @@ async fn relay(s: &AppState, req: Request<Incoming>) -> ApiResult<Response> {
         Err(e) => return Err(e.into()),
     };
     let (mut head, body) = upstream.into_parts();
-    if let Some(len) = content_length(&head.headers).filter(|l| *l > limit as u64) {
+    // The length the answer's framing declares (none for a HEAD or a 304, whatever their
+    // Content-Length says).
+    if let Some(len) = body.size_hint().exact().filter(|l| *l > limit as u64) {
         return Err(EngineError::Upstream(format!(
             "the upstream's answer ({len} bytes) is larger than the proxy's limit of {limit} bytes"
         ))
