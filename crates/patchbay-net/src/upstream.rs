@@ -115,8 +115,9 @@ impl Shard {
             Some(list) => list,
             None => idle.entry(origin).or_default(),
         };
-        // The oldest connections are first: once the first has idled too long, those that did
-        // (or closed meanwhile) go; until then, checkouts skip the closed ones.
+        // Connections return in about the order their exchanges began, so the oldest are
+        // first: once the first has idled too long, every one that did (or closed meanwhile)
+        // goes; until then, checkouts skip the stale and closed ones.
         if list
             .first()
             .is_some_and(|e| now.duration_since(e.since) >= IDLE_FOR)
