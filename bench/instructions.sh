@@ -9,6 +9,8 @@
 # Usage: bench/instructions.sh [requests, default 2000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 REQUESTS="${1:-2000}"
 WORK="$(mktemp -d)"
@@ -62,16 +64,8 @@ MC_PID=$!
 PATCHBAY_DATA_DIR="$WORK/data" under_callgrind patchbay ./target/release/patchbay serve \
   --listen "127.0.0.1:$PATCHBAY_PORT" --allow-net 127.0.0.0/8
 PB_PID=$!
-for _ in $(seq 1 600); do
-  grep -q "Admin token" "$WORK/patchbay.stdout" 2>/dev/null && break
-  sleep 0.2
-done
-TOKEN=$(sed -n 's/^Admin token[^:]*: //p' "$WORK/patchbay.stdout" | head -1)
-[ -n "$TOKEN" ] || { echo "patchbay did not start:"; cat "$WORK/patchbay.stderr"; exit 1; }
-CONNECTION=$(curl -s -X POST "http://127.0.0.1:$PATCHBAY_PORT/v1/connections" \
-  -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \
-  -d "{\"name\":\"bench\",\"kind\":\"http\",\"auth\":{\"type\":\"bearer\"},\"config\":{\"base_url\":\"http://127.0.0.1:$UPSTREAM_PORT\"},\"secrets\":{\"token\":\"upstream-token\"}}" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+TOKEN=$(admin_token "$WORK/patchbay.stdout" "$WORK/patchbay.stderr" 120)
+CONNECTION=$(bench_connection "$PATCHBAY_PORT" "$TOKEN" "$UPSTREAM_PORT")
 for _ in $(seq 1 100); do
   curl -sf "http://127.0.0.1:$MINIMAL_PORT/user" 2>/dev/null | grep -q octocat && break
   sleep 0.2

@@ -19,6 +19,8 @@
 # Usage: bench/proxy.sh [seconds per run, default 5] [rounds, default 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 DURATION="${1:-5}"
 ROUNDS="${2:-3}"
@@ -93,16 +95,8 @@ DATA="$WORK/patchbay"
 PATCHBAY_DATA_DIR="$DATA" setsid ./target/release/patchbay serve --listen "127.0.0.1:$PATCHBAY_PORT" \
   --allow-net 127.0.0.0/8 >"$WORK/serve.out" 2>"$WORK/serve.err" &
 PB_PID=$!
-for _ in $(seq 1 100); do
-  grep -q "Admin token" "$WORK/serve.out" 2>/dev/null && break
-  sleep 0.1
-done
-TOKEN=$(sed -n 's/^Admin token[^:]*: //p' "$WORK/serve.out" | head -1)
-[ -n "$TOKEN" ] || { echo "patchbay did not start:"; cat "$WORK/serve.err"; exit 1; }
-CONNECTION=$(curl -s -X POST "http://127.0.0.1:$PATCHBAY_PORT/v1/connections" \
-  -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \
-  -d "{\"name\":\"bench\",\"kind\":\"http\",\"auth\":{\"type\":\"bearer\"},\"config\":{\"base_url\":\"http://127.0.0.1:$UPSTREAM_PORT\"},\"secrets\":{\"token\":\"upstream-token\"}}" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+TOKEN=$(admin_token "$WORK/serve.out" "$WORK/serve.err" 10)
+CONNECTION=$(bench_connection "$PATCHBAY_PORT" "$TOKEN" "$UPSTREAM_PORT")
 # Every target must answer the same before it is measured.
 for url in "http://127.0.0.1:$UPSTREAM_PORT/user" "http://127.0.0.1:$NGINX_PORT/user" \
   "http://127.0.0.1:$SHARED_PORT/user" "http://127.0.0.1:$MINIMAL_MULTI_PORT/user" \

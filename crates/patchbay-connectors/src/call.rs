@@ -489,9 +489,7 @@ impl Connectors {
             tokio::time::sleep(wait).await;
         }
     }
-}
 
-impl Connectors {
     /// The request to send for a call to `path` and `query` with the caller's `headers`: the
     /// material's plan when it has one, otherwise the URL joined, the defaults and the
     /// credentials applied one by one.

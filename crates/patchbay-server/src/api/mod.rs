@@ -23,7 +23,6 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::response::Response;
 use axum::{Extension, Router, middleware};
-
 use hyper::body::Incoming;
 use tower::ServiceExt as _;
 
