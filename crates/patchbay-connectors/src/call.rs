@@ -92,14 +92,15 @@ pub struct CallRequest {
 }
 
 /// Whether `name` is never forwarded in either direction: it describes one hop (RFC 9110
-/// §7.6.1), is a credential of the caller's own that must not reach the upstream, is
-/// Patchbay's own, or is `listed` by the `Connection` header.
-fn hop_by_hop(name: &HeaderName, listed: &[&str]) -> bool {
+/// §7.6.1), is a credential of the caller's own that must not reach the upstream, or is
+/// Patchbay's own. (Names the `Connection` header lists are hop-by-hop too: see [`strip`].)
+fn hop_by_hop(name: &HeaderName) -> bool {
     let n = name.as_str();
     matches!(
         n,
         "connection"
             | "keep-alive"
+            | "close"
             | "proxy-authenticate"
             | "proxy-authorization"
             | "proxy-connection"
@@ -116,10 +117,18 @@ fn hop_by_hop(name: &HeaderName, listed: &[&str]) -> bool {
             | "x-forwarded-proto"
             | "x-real-ip"
     ) || n.starts_with("patchbay-")
-        || listed.iter().any(|l| l.eq_ignore_ascii_case(n))
 }
 
-/// The header names the `Connection` header lists (they are hop-by-hop too).
+/// Whether a `Connection` header lists more than the usual `keep-alive` or `close` (which
+/// [`hop_by_hop`] names already).
+fn lists_names(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        let v = v.as_bytes().trim_ascii();
+        !v.eq_ignore_ascii_case(b"keep-alive") && !v.eq_ignore_ascii_case(b"close")
+    })
+}
+
+/// The header names the `Connection` header lists: they are hop-by-hop too.
 fn connection_listed(headers: &HeaderMap) -> smallvec::SmallVec<[&str; 4]> {
     headers
         .get_all(header::CONNECTION)
@@ -136,32 +145,65 @@ pub fn forwardable(headers: HeaderMap) -> HeaderMap {
     strip(headers, |_| false)
 }
 
+/// Room a forwarded request's headers keep for what is added to them (credentials, the user
+/// agent, the host).
+const ADDED: usize = 4;
+
 /// Removes the headers that are never forwarded from `headers`, except those `keep` names.
 pub fn strip(mut headers: HeaderMap, keep: impl Fn(&HeaderName) -> bool) -> HeaderMap {
-    // Names are cloned out before removal (the map cannot change while it is read); a request
-    // rarely has more to drop than fit on the stack.
-    let gone: smallvec::SmallVec<[HeaderName; 8]> = {
+    // The positions of the names that go, in the map's order (which its iterators share).
+    let mut gone: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::new();
+    let mut lists = false;
+    for (i, name) in headers.keys().enumerate() {
+        lists |= name == header::CONNECTION;
+        if hop_by_hop(name) && !keep(name) {
+            gone.push(i);
+        }
+    }
+    // A `Connection` header rarely lists more than `keep-alive` or `close`: only then are the
+    // names read again, for those it lists.
+    if lists && lists_names(&headers) {
         let listed = connection_listed(&headers);
-        headers
+        for (i, name) in headers.keys().enumerate() {
+            if !gone.contains(&i)
+                && !keep(name)
+                && listed.iter().any(|l| l.eq_ignore_ascii_case(name.as_str()))
+            {
+                gone.push(i);
+            }
+        }
+        gone.sort_unstable();
+    }
+    let names = headers.keys_len();
+    if gone.len() == names {
+        // Nothing stays (a proxied request often carries only its host and credentials): the
+        // map is emptied and keeps its room.
+        headers.clear();
+        return headers;
+    }
+    if gone.len() * 2 <= names {
+        let doomed: smallvec::SmallVec<[HeaderName; 8]> = headers
             .keys()
-            .filter(|n| hop_by_hop(n, &listed) && !keep(n))
-            .cloned()
-            .collect()
-    };
-    if gone.len() * 2 <= headers.keys_len() {
-        for name in gone {
+            .enumerate()
+            .filter(|(i, _)| gone.contains(i))
+            .map(|(_, n)| n.clone())
+            .collect();
+        for name in doomed {
             headers.remove(name);
         }
         return headers;
     }
-    // Most names go (a proxied request often carries little beside its host and credentials):
-    // what stays is moved to a new map, which costs less than removing the rest one by one.
-    let mut kept = HeaderMap::new();
+    // Most names go: what stays is moved to a new map, which costs less than removing the rest
+    // one by one.
+    let mut kept = HeaderMap::with_capacity(names - gone.len() + ADDED);
+    let mut gone = gone.into_iter().peekable();
+    let mut position = 0;
     let mut stays = false;
     let mut current = None;
     for (name, value) in headers {
         if let Some(name) = name {
-            stays = !gone.contains(&name);
+            stays = gone.next_if_eq(&position).is_none();
+            position += 1;
             current = Some(name);
         }
         if stays && let Some(name) = &current {
@@ -511,7 +553,8 @@ impl Connectors {
                 headers,
             });
         }
-        self.assemble_each(m, path, query, headers).await
+        // Boxed: the general path is the exception, and its future is large.
+        Box::pin(self.assemble_each(m, path, query, headers)).await
     }
 
     /// [`Self::assemble`] without a plan.
@@ -798,6 +841,16 @@ mod tests {
         names.sort_unstable();
         assert_eq!(names, ["accept", "x-multi"]);
         assert_eq!(out.get_all("x-multi").iter().count(), 2);
+        // Nothing to keep: the map comes back empty, and takes new headers.
+        let mut h = HeaderMap::new();
+        h.insert("host", "proxy.local".parse().unwrap());
+        h.insert("authorization", "Bearer pb_secret".parse().unwrap());
+        h.insert("patchbay-connection", "con_1".parse().unwrap());
+        let mut out = forwardable(h);
+        assert!(out.is_empty());
+        out.insert("authorization", "Bearer upstream".parse().unwrap());
+        assert_eq!(out.len(), 1);
+        assert_eq!(out["authorization"], "Bearer upstream");
     }
 
     #[test]
@@ -831,6 +884,17 @@ mod tests {
         h.insert("date", "today".parse().unwrap());
         let out = strip(h, |n| n == header::CONTENT_LENGTH);
         assert_eq!(sorted(&out), ["content-length", "content-type", "date"]);
+        // Listing only the usual options drops no other name; their own headers still go.
+        let mut h = HeaderMap::new();
+        h.insert("connection", "Keep-Alive, CLOSE".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("close", "1".parse().unwrap());
+        h.insert("x-trace", "1".parse().unwrap());
+        h.insert("content-type", "text/plain".parse().unwrap());
+        h.insert("date", "today".parse().unwrap());
+        h.insert("server", "upstream".parse().unwrap());
+        let out = strip(h, |_| false);
+        assert_eq!(sorted(&out), ["content-type", "date", "server", "x-trace"]);
     }
 
     #[test]

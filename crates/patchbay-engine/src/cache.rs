@@ -22,6 +22,7 @@ pub(crate) struct Cached<K: Send, V: Send> {
 
 struct Front<K, V> {
     epoch: u64,
+    /// Each value with the moment its shared entry expires.
     entries: HashMap<K, (V, Instant), foldhash::fast::RandomState>,
 }
 
@@ -69,8 +70,8 @@ where
         if front.epoch != epoch {
             front.entries.clear();
             front.epoch = epoch;
-        } else if let Some((value, at)) = front.entries.get(key) {
-            if at.elapsed() < self.ttl {
+        } else if let Some((value, expires)) = front.entries.get(key) {
+            if Instant::now() < *expires {
                 return Some(value.clone());
             }
             front.entries.remove(key);
@@ -79,7 +80,9 @@ where
         if front.entries.len() >= FRONT_MAX {
             front.entries.clear();
         }
-        front.entries.insert(key.to_owned(), (value.clone(), at));
+        front
+            .entries
+            .insert(key.to_owned(), (value.clone(), at + self.ttl));
         Some(value)
     }
 

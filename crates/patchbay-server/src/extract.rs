@@ -30,8 +30,12 @@ impl FromRequestParts<AppState> for Auth {
 
 /// The bearer token a request carries.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, EngineError> {
-    headers
-        .get(header::AUTHORIZATION)
+    bearer_in(headers.get(header::AUTHORIZATION))
+}
+
+/// The bearer token in an `Authorization` header's value.
+pub fn bearer_in(authorization: Option<&axum::http::HeaderValue>) -> Result<&str, EngineError> {
+    authorization
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")

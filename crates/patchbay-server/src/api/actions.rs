@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::{HeaderMap, HeaderName};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::routing::post;
 use axum::{Json, Router};
 use patchbay_domain::actions::{
@@ -27,8 +27,15 @@ pub fn router() -> Router<AppState> {
 
 /// The `Patchbay-Caller` label, checked.
 pub(crate) fn caller(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    const CALLER: HeaderName = HeaderName::from_static("patchbay-caller");
-    match headers.get(CALLER) {
+    const CALLER: HeaderName = HeaderName::from_static(CALLER_HEADER);
+    caller_in(headers.get(CALLER))
+}
+
+pub(crate) const CALLER_HEADER: &str = "patchbay-caller";
+
+/// The label in a `Patchbay-Caller` header's value, checked.
+pub(crate) fn caller_in(value: Option<&HeaderValue>) -> Result<Option<String>, ApiError> {
+    match value {
         None => Ok(None),
         Some(v) => {
             let s = v

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, Request, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Request, Uri, header};
 use axum::response::{IntoResponse as _, Response};
 use futures::StreamExt;
 use http_body_util::BodyExt as _;
@@ -18,8 +18,9 @@ use patchbay_connectors::call::{CallBody, CallRequest, strip};
 use patchbay_domain::ConnectionId;
 use patchbay_engine::{EngineError, ProxyCall};
 
+use super::actions::{CALLER_HEADER, caller_in};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::bearer;
+use crate::extract::bearer_in;
 use crate::startup::AppState;
 
 /// Bodies up to this size are buffered (and so can be replayed).
@@ -44,21 +45,56 @@ fn upstream_path(uri: &Uri) -> String {
         .to_owned()
 }
 
-/// The declared `Content-Length`, if it is a number.
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
+/// What the proxy reads from a request's headers, found in one pass over them (the first
+/// value of each, as a lookup by name would give).
+#[derive(Default)]
+struct Asked<'a> {
+    authorization: Option<&'a HeaderValue>,
+    connection: Option<&'a HeaderValue>,
+    caller: Option<&'a HeaderValue>,
+    length: Option<&'a HeaderValue>,
+    chunked: bool,
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ApiError> {
-    match headers.get(name) {
-        None => Ok(None),
-        Some(v) => v
+impl<'a> Asked<'a> {
+    fn of(headers: &'a HeaderMap) -> Self {
+        let mut asked = Self::default();
+        for (name, value) in headers {
+            if name == header::AUTHORIZATION {
+                asked.authorization.get_or_insert(value);
+            } else if name == header::CONTENT_LENGTH {
+                asked.length.get_or_insert(value);
+            } else if name == header::TRANSFER_ENCODING {
+                asked.chunked = true;
+            } else if name.as_str() == CONNECTION_HEADER {
+                asked.connection.get_or_insert(value);
+            } else if name.as_str() == CALLER_HEADER {
+                asked.caller.get_or_insert(value);
+            }
+        }
+        asked
+    }
+
+    /// The declared `Content-Length`, if it is a number.
+    fn content_length(&self) -> Option<u64> {
+        self.length
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// The connection the request names.
+    fn connection(&self) -> Result<ConnectionId, ApiError> {
+        let value = self.connection.ok_or_else(|| {
+            ApiError::BadHeader(format!(
+                "the {CONNECTION_HEADER} header must name the connection to use"
+            ))
+        })?;
+        value
             .to_str()
-            .map(|s| Some(s.trim()))
-            .map_err(|_| ApiError::BadHeader(format!("{name} is not visible ASCII"))),
+            .map_err(|_| ApiError::BadHeader(format!("{CONNECTION_HEADER} is not visible ASCII")))?
+            .trim()
+            .parse::<ConnectionId>()
+            .map_err(|_| ApiError::BadHeader(format!("{CONNECTION_HEADER} is not a connection id")))
     }
 }
 
@@ -87,24 +123,17 @@ pub async fn forward(s: &AppState, req: Request<Incoming>) -> Response {
 
 async fn relay(s: &AppState, req: Request<Incoming>) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
-    let p = s.hub.authenticated(bearer(&parts.headers)?).await?;
+    let asked = Asked::of(&parts.headers);
+    let p = s.hub.authenticated(bearer_in(asked.authorization)?).await?;
     let limit = s.proxy_body_limit;
     let path = upstream_path(&parts.uri);
-    const CONNECTION: HeaderName = HeaderName::from_static(CONNECTION_HEADER);
-    let id = header_str(&parts.headers, &CONNECTION)?
-        .ok_or_else(|| {
-            ApiError::BadHeader(format!(
-                "the {CONNECTION_HEADER} header must name the connection to use"
-            ))
-        })?
-        .parse::<ConnectionId>()
-        .map_err(|_| ApiError::BadHeader(format!("{CONNECTION_HEADER} is not a connection id")))?;
-    let caller = super::actions::caller(&parts.headers)?;
-    let length = content_length(&parts.headers);
+    let id = asked.connection()?;
+    let caller = caller_in(asked.caller)?;
+    let length = asked.content_length();
     if length.is_some_and(|l| l > limit as u64) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let chunked = asked.chunked;
     // Set when a streamed body turns out larger than the limit.
     let mut too_large = None;
     let body = if body.is_end_stream() {
@@ -147,8 +176,9 @@ async fn relay(s: &AppState, req: Request<Incoming>) -> ApiResult<Response> {
     };
     let (mut head, body) = upstream.into_parts();
     // The length the answer's framing declares (none for a HEAD or a 304, whatever their
-    // Content-Length says).
-    if let Some(len) = body.size_hint().exact().filter(|l| *l > limit as u64) {
+    // Content-Length says); the client reads a declared length and no more.
+    let declared = body.size_hint().exact();
+    if let Some(len) = declared.filter(|l| *l > limit as u64) {
         return Err(EngineError::Upstream(format!(
             "the upstream's answer ({len} bytes) is larger than the proxy's limit of {limit} bytes"
         ))
@@ -158,7 +188,10 @@ async fn relay(s: &AppState, req: Request<Incoming>) -> ApiResult<Response> {
     head.headers = strip(head.headers, |n| n == header::CONTENT_LENGTH);
     // The answer streams through as it arrives; one without a declared length is cut off
     // beyond the limit.
-    let body = Body::new(http_body_util::Limited::new(body, limit));
+    let body = match declared {
+        Some(_) => Body::new(body),
+        None => Body::new(http_body_util::Limited::new(body, limit)),
+    };
     Ok(Response::from_parts(head, body))
 }
 
