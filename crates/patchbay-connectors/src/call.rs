@@ -468,73 +468,151 @@ struct Assembled<'m> {
     headers: HeaderMap,
 }
 
+/// A call's request once assembled, with what its attempts need.
+struct Attempts<'a> {
+    to: &'a Destination,
+    uri: http::Uri,
+    headers: HeaderMap,
+    method: Method,
+    body: Option<CallBody>,
+    timeout: Duration,
+    policy: RetryPolicy,
+    /// Attempts after the first that a 429 or 5xx may bring.
+    retries: u32,
+}
+
+/// The future of [`Connectors::call`]: planned calls are sent by a future of their own, small
+/// and not boxed; others (and refusals) are boxed.
+type CallFuture<'a, A> = futures::future::Either<
+    A,
+    std::pin::Pin<Box<dyn Future<Output = Result<http::Response<Answer>, CallError>> + Send + 'a>>,
+>;
+
 impl Connectors {
     /// Sends `req` through the connection: a response of any status (a 401 is for the caller
     /// to judge), after retrying idempotent requests with replayable bodies on 429/5xx.
-    pub async fn call(
-        &self,
-        m: &Material,
+    ///
+    /// What needs no waiting (the plan's URL, headers and credentials) is done before the future
+    /// is made: a proxied request's futures are moved (copied whole) as they start, so their size
+    /// is paid on every request.
+    pub fn call<'a>(
+        &'a self,
+        m: &'a Material,
         req: CallRequest,
         policy: RetryPolicy,
-    ) -> Result<http::Response<Answer>, CallError> {
+    ) -> CallFuture<'a, impl Future<Output = Result<http::Response<Answer>, CallError>> + Send + 'a>
+    {
+        use futures::future::Either;
         let timeout = call_timeout(m);
         let retries = if idempotent(&req.method) && req.body.replayable().is_some() {
             policy.retries
         } else {
             0
         };
+        let CallRequest {
+            method,
+            path,
+            query,
+            headers,
+            body,
+        } = req;
         // Credentials go in once; every attempt sends the same URL and headers.
-        let Assembled {
-            to,
-            path_and_query,
-            mut headers,
-        } = self
-            .assemble(m, &req.path, req.query.as_deref(), req.headers)
-            .await?;
-        let uri = http::Uri::from(path_and_query);
-        let mut body = Some(req.body);
-        let mut attempt = 0;
-        loop {
-            let this_body = match body.as_ref().and_then(CallBody::replayable) {
-                Some(b) => full(b.clone()),
-                None => match body.take() {
-                    Some(CallBody::Stream(s)) => s,
-                    _ => full(Bytes::new()),
-                },
-            };
-            // The last attempt takes the headers; earlier ones send a copy.
-            let this_headers = if attempt >= retries {
-                std::mem::take(&mut headers)
-            } else {
-                headers.clone()
-            };
-            let mut request = http::Request::new(this_body);
-            *request.method_mut() = req.method.clone();
-            *request.uri_mut() = uri.clone();
-            *request.headers_mut() = this_headers;
-            let resp = self
-                .http()
-                .upstream()
-                .send_to(&to, request, timeout)
-                .await?;
-            if attempt >= retries || !retryable(resp.status()) {
-                return Ok(resp);
+        let mut headers = forwardable(headers);
+        let planned = match planned(m, &path, query.as_deref(), &mut headers) {
+            Ok(planned) => planned,
+            Err(e) => return Either::Right(Box::pin(std::future::ready(Err(e)))),
+        };
+        let body = Some(body);
+        match planned {
+            Some((to, path_and_query)) => Either::Left(self.attempts(Attempts {
+                to,
+                uri: http::Uri::from(path_and_query),
+                headers,
+                method,
+                body,
+                timeout,
+                policy,
+                retries,
+            })),
+            None => Either::Right(Box::pin(async move {
+                let Assembled {
+                    to,
+                    path_and_query,
+                    headers,
+                } = self
+                    .assemble_each(m, &path, query.as_deref(), headers)
+                    .await?;
+                self.attempts(Attempts {
+                    to: &to,
+                    uri: http::Uri::from(path_and_query),
+                    headers,
+                    method,
+                    body,
+                    timeout,
+                    policy,
+                    retries,
+                })
+                .await
+            })),
+        }
+    }
+
+    /// Sends a call's request, again after a 429 or 5xx as long as its retries last. A block,
+    /// not an `async fn`, which would keep its argument and a copy of it.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn's future holds its arguments twice; this one holds them once"
+    )]
+    fn attempts<'a>(
+        &'a self,
+        mut a: Attempts<'a>,
+    ) -> impl Future<Output = Result<http::Response<Answer>, CallError>> + Send + 'a {
+        async move {
+            let mut attempt = 0;
+            loop {
+                let wait = {
+                    let body = match a.body.as_ref().and_then(CallBody::replayable) {
+                        Some(b) => full(b.clone()),
+                        None => match a.body.take() {
+                            Some(CallBody::Stream(s)) => s,
+                            _ => full(Bytes::new()),
+                        },
+                    };
+                    // The last attempt takes the headers; earlier ones send a copy.
+                    let headers = if attempt >= a.retries {
+                        std::mem::take(&mut a.headers)
+                    } else {
+                        a.headers.clone()
+                    };
+                    let resp = self
+                        .http()
+                        .upstream()
+                        .send_to(
+                            a.to,
+                            outgoing(a.method.clone(), a.uri.clone(), headers, body),
+                            a.timeout,
+                        )
+                        .await?;
+                    if attempt >= a.retries || !retryable(resp.status()) {
+                        return Ok(resp);
+                    }
+                    let backoff = a.policy.backoff * 2u32.saturating_pow(attempt);
+                    match retry_after(resp.headers()) {
+                        Some(w) if w > a.policy.max_wait => return Ok(resp),
+                        Some(w) => w,
+                        None => backoff + jitter(backoff),
+                    }
+                };
+                attempt += 1;
+                tokio::time::sleep(wait).await;
             }
-            let backoff = policy.backoff * 2u32.saturating_pow(attempt);
-            let wait = match retry_after(resp.headers()) {
-                Some(w) if w > policy.max_wait => return Ok(resp),
-                Some(w) => w,
-                None => backoff + jitter(backoff),
-            };
-            drop(resp);
-            attempt += 1;
-            tokio::time::sleep(wait).await;
         }
     }
 
     /// The request to send for a call to `path` and `query` with the caller's `headers`: the
     /// material's plan when it has one, otherwise the URL joined, the defaults and the
     /// credentials applied one by one.
+    #[cfg(test)]
     async fn assemble<'m>(
         &self,
         m: &'m Material,
@@ -543,12 +621,9 @@ impl Connectors {
         headers: HeaderMap,
     ) -> Result<Assembled<'m>, CallError> {
         let mut headers = forwardable(headers);
-        if let Some(plan) = m.plan()
-            && let Some(path_and_query) = plan.path_and_query(path, query)?
-        {
-            plan.fill(&mut headers)?;
+        if let Some((to, path_and_query)) = planned(m, path, query, &mut headers)? {
             return Ok(Assembled {
-                to: Cow::Borrowed(&plan.to),
+                to: Cow::Borrowed(to),
                 path_and_query,
                 headers,
             });
@@ -580,6 +655,39 @@ impl Connectors {
             headers: out.headers,
         })
     }
+}
+
+/// Where a call to `path` and `query` goes and its path and query, by the material's plan,
+/// with the plan's headers and credentials added to `headers`; `None` when the call cannot be
+/// planned (the general path assembles it).
+fn planned<'m>(
+    m: &'m Material,
+    path: &str,
+    query: Option<&str>,
+    headers: &mut HeaderMap,
+) -> Result<Option<(&'m Destination, PathAndQuery)>, CallError> {
+    let Some(plan) = m.plan() else {
+        return Ok(None);
+    };
+    let Some(path_and_query) = plan.path_and_query(path, query)? else {
+        return Ok(None);
+    };
+    plan.fill(headers)?;
+    Ok(Some((&plan.to, path_and_query)))
+}
+
+/// One attempt's request.
+fn outgoing(
+    method: Method,
+    uri: http::Uri,
+    headers: HeaderMap,
+    body: SendBody,
+) -> http::Request<SendBody> {
+    let mut request = http::Request::new(body);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    request
 }
 
 /// Adds the connection's default headers the caller did not set (the caller's own value wins).

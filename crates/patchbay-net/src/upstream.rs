@@ -206,17 +206,23 @@ impl UpstreamClient {
     }
 
     /// Sends `req`, whose URI is the path and query alone, to `to` (see [`Self::send`]).
-    pub async fn send_to(
-        &self,
-        to: &Destination,
+    ///
+    /// What needs no waiting is done before the future is made, and the future holds the
+    /// request once: a proxied request's futures are moved (copied whole) as they start, so
+    /// their size is paid on every request.
+    pub fn send_to<'a>(
+        &'a self,
+        to: &'a Destination,
         mut req: http::Request<SendBody>,
         timeout: Duration,
-    ) -> Result<http::Response<Answer>, HttpError> {
-        if let Some((ip, name)) = &to.ip {
-            self.gate
+    ) -> impl Future<Output = Result<http::Response<Answer>, HttpError>> + Send + 'a {
+        let checked = match &to.ip {
+            Some((ip, name)) => self
+                .gate
                 .check(name, *ip)
-                .inspect_err(|e| self.refusals.record(e))?;
-        }
+                .inspect_err(|e| self.refusals.record(e)),
+            None => Ok(()),
+        };
         let headers = req.headers_mut();
         headers
             .entry(http::header::USER_AGENT)
@@ -229,29 +235,32 @@ impl UpstreamClient {
         let sent = Instant::now();
         let deadline = sent + timeout;
         let shard = self.shard().clone();
-        // Boxed: hyper's send future is large, and every future awaiting this one would hold
-        // (and move) a copy of its size.
-        let exchange = Box::pin(self.exchange(&shard, to, req, sent));
-        let (resp, sender) = match tokio::time::timeout_at(deadline, exchange).await {
-            Err(_) => return Err(HttpError::Timeout),
-            Ok(r) => r?,
-        };
-        let lent = Lent {
-            shard,
-            origin: to.origin.clone(),
-            sender,
-            sent,
-        };
-        Ok(resp.map(|body| {
-            let mut answer = Answer {
-                body,
-                deadline,
-                sleep: None,
-                lent: Some(lent),
+        async move {
+            checked?;
+            // Boxed: hyper's send future is large, and every future awaiting this one would
+            // hold (and move) a copy of its size.
+            let exchange = Box::pin(self.exchange(&shard, to, req, sent));
+            let (resp, sender) = match tokio::time::timeout_at(deadline, exchange).await {
+                Err(_) => return Err(HttpError::Timeout),
+                Ok(r) => r?,
             };
-            answer.release_if_done();
-            answer
-        }))
+            let lent = Lent {
+                shard,
+                origin: to.origin.clone(),
+                sender,
+                sent,
+            };
+            Ok(resp.map(|body| {
+                let mut answer = Answer {
+                    body,
+                    deadline,
+                    sleep: None,
+                    lent: Some(lent),
+                };
+                answer.release_if_done();
+                answer
+            }))
+        }
     }
 
     /// This thread's idle connections.
@@ -261,34 +270,44 @@ impl UpstreamClient {
 
     /// Sends on an idle connection to `origin` — the next one if it turns out closed before
     /// the request went out — or on a new one.
-    async fn exchange(
-        &self,
-        shard: &Shard,
-        to: &Destination,
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn's future holds its arguments twice; this one holds the request once"
+    )]
+    fn exchange<'a>(
+        &'a self,
+        shard: &'a Shard,
+        to: &'a Destination,
         mut req: http::Request<SendBody>,
         sent: Instant,
-    ) -> Result<(http::Response<hyper::body::Incoming>, Sender), HttpError> {
-        while let Some(mut sender) = shard.checkout(&to.origin, sent) {
-            if sender.ready().await.is_err() {
-                continue;
+    ) -> impl Future<Output = Result<(http::Response<hyper::body::Incoming>, Sender), HttpError>>
+    + Send
+    + 'a {
+        // A block, not an `async fn`: it holds the request once (an `async fn` keeps its
+        // arguments and a copy of them).
+        async move {
+            while let Some(mut sender) = shard.checkout(&to.origin, sent) {
+                if sender.ready().await.is_err() {
+                    continue;
+                }
+                match sender.try_send_request(req).await {
+                    Ok(resp) => return Ok((resp, sender)),
+                    Err(mut e) => match e.take_message() {
+                        // Never written: the connection closed in the meantime.
+                        Some(unsent) => req = unsent,
+                        None => return Err(by_text(&e.into_error(), false)),
+                    },
+                }
             }
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, sender)),
-                Err(mut e) => match e.take_message() {
-                    // Never written: the connection closed in the meantime.
-                    Some(unsent) => req = unsent,
-                    None => return Err(by_text(&e.into_error(), false)),
-                },
-            }
+            // Boxed: a new connection is the exception, and its future is large.
+            let mut sender = Box::pin(self.connect(&to.root)).await?;
+            sender.ready().await.map_err(|e| by_text(&e, true))?;
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| by_text(&e, false))?;
+            Ok((resp, sender))
         }
-        // Boxed: a new connection is the exception, and its future is large.
-        let mut sender = Box::pin(self.connect(&to.root)).await?;
-        sender.ready().await.map_err(|e| by_text(&e, true))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| by_text(&e, false))?;
-        Ok((resp, sender))
     }
 
     /// Opens a connection (the gate resolves and judges the name, TLS for `https`) and drives
