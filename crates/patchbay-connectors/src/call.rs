@@ -609,9 +609,9 @@ impl Connectors {
         }
     }
 
-    /// The request to send for a call to `path` and `query` with the caller's `headers`: the
-    /// material's plan when it has one, otherwise the URL joined, the defaults and the
-    /// credentials applied one by one.
+    /// The request [`Self::call`] sends for a call to `path` and `query` with the caller's
+    /// `headers`: the material's plan when it has one, otherwise the URL joined, the defaults
+    /// and the credentials applied one by one. (The tests hold both ways to the same request.)
     #[cfg(test)]
     async fn assemble<'m>(
         &self,
