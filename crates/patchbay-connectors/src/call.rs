@@ -119,24 +119,23 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     ) || n.starts_with("patchbay-")
 }
 
-/// Whether a `Connection` header lists more than the usual `keep-alive` or `close` (which
-/// [`hop_by_hop`] names already).
-fn lists_names(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
-        let v = v.as_bytes().trim_ascii();
-        !v.eq_ignore_ascii_case(b"keep-alive") && !v.eq_ignore_ascii_case(b"close")
-    })
+/// Whether a `Connection` option is `keep-alive` or `close`, which [`hop_by_hop`] names already.
+fn usual_option(option: &[u8]) -> bool {
+    option.eq_ignore_ascii_case(b"keep-alive") || option.eq_ignore_ascii_case(b"close")
 }
 
-/// The header names the `Connection` header lists: they are hop-by-hop too.
+/// The header names the `Connection` header lists beyond `keep-alive` and `close`: they are
+/// hop-by-hop too. A value that is one of those two alone (the usual answer from an upstream)
+/// is not split.
 fn connection_listed(headers: &HeaderMap) -> smallvec::SmallVec<[&str; 4]> {
     headers
         .get_all(header::CONNECTION)
         .iter()
+        .filter(|v| !usual_option(v.as_bytes().trim_ascii()))
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && !usual_option(s.as_bytes()))
         .collect()
 }
 
@@ -162,17 +161,19 @@ pub fn strip(mut headers: HeaderMap, keep: impl Fn(&HeaderName) -> bool) -> Head
     }
     // A `Connection` header rarely lists more than `keep-alive` or `close`: only then are the
     // names read again, for those it lists.
-    if lists && lists_names(&headers) {
+    if lists {
         let listed = connection_listed(&headers);
-        for (i, name) in headers.keys().enumerate() {
-            if !gone.contains(&i)
-                && !keep(name)
-                && listed.iter().any(|l| l.eq_ignore_ascii_case(name.as_str()))
-            {
-                gone.push(i);
+        if !listed.is_empty() {
+            for (i, name) in headers.keys().enumerate() {
+                if !gone.contains(&i)
+                    && !keep(name)
+                    && listed.iter().any(|l| l.eq_ignore_ascii_case(name.as_str()))
+                {
+                    gone.push(i);
+                }
             }
+            gone.sort_unstable();
         }
-        gone.sort_unstable();
     }
     let names = headers.keys_len();
     if gone.len() == names {
@@ -870,10 +871,7 @@ mod tests {
                 assert!(!plan.contains(secret.expose_secret()), "{plan}");
             }
             for (path, query, caller) in requests {
-                let headers: HeaderMap = caller
-                    .iter()
-                    .map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap()))
-                    .collect();
+                let headers = header_map(caller);
                 let plan = m.plan().unwrap();
                 if plan.path_and_query(path, query).unwrap().is_some() {
                     planned += 1;
@@ -930,30 +928,45 @@ mod tests {
         }
     }
 
+    /// A header map of `pairs`, in order (a repeated name keeps every value).
+    fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.parse::<HeaderName>().unwrap(), v.parse().unwrap()))
+            .collect()
+    }
+
+    /// The names in `m`, sorted.
+    fn sorted_names(m: &HeaderMap) -> Vec<&str> {
+        let mut names: Vec<&str> = m.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
     #[test]
     fn hop_by_hop_and_patchbay_headers_are_dropped() {
-        let mut h = HeaderMap::new();
-        h.insert("authorization", "Bearer pb_secret".parse().unwrap());
-        h.insert("patchbay-connection", "con_1".parse().unwrap());
-        h.insert("patchbay-caller", "wf-1".parse().unwrap());
-        h.insert("connection", "close, x-private".parse().unwrap());
-        h.insert("x-private", "1".parse().unwrap());
-        h.insert("keep-alive", "timeout=5".parse().unwrap());
-        h.insert("te", "trailers".parse().unwrap());
-        h.insert("host", "proxy.local".parse().unwrap());
-        h.insert("accept", "application/json".parse().unwrap());
-        h.append("x-multi", "a".parse().unwrap());
-        h.append("x-multi", "b".parse().unwrap());
+        let h = header_map(&[
+            ("authorization", "Bearer pb_secret"),
+            ("patchbay-connection", "con_1"),
+            ("patchbay-caller", "wf-1"),
+            ("connection", "close, x-private"),
+            ("x-private", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("host", "proxy.local"),
+            ("accept", "application/json"),
+            ("x-multi", "a"),
+            ("x-multi", "b"),
+        ]);
         let out = forwardable(h);
-        let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
-        names.sort_unstable();
-        assert_eq!(names, ["accept", "x-multi"]);
+        assert_eq!(sorted_names(&out), ["accept", "x-multi"]);
         assert_eq!(out.get_all("x-multi").iter().count(), 2);
         // Nothing to keep: the map comes back empty, and takes new headers.
-        let mut h = HeaderMap::new();
-        h.insert("host", "proxy.local".parse().unwrap());
-        h.insert("authorization", "Bearer pb_secret".parse().unwrap());
-        h.insert("patchbay-connection", "con_1".parse().unwrap());
+        let h = header_map(&[
+            ("host", "proxy.local"),
+            ("authorization", "Bearer pb_secret"),
+            ("patchbay-connection", "con_1"),
+        ]);
         let mut out = forwardable(h);
         assert!(out.is_empty());
         out.insert("authorization", "Bearer upstream".parse().unwrap());
@@ -964,45 +977,49 @@ mod tests {
     #[test]
     fn headers_that_mostly_stay_keep_every_value_in_order() {
         // Few names go: they are removed in place (most going is the test above).
-        let sorted = |m: &HeaderMap| {
-            let mut names: Vec<String> = m.keys().map(|n| n.as_str().to_owned()).collect();
-            names.sort_unstable();
-            names
-        };
-        let mut h = HeaderMap::new();
-        h.insert("accept", "application/json".parse().unwrap());
-        h.append("x-multi", "a".parse().unwrap());
-        h.append("x-multi", "b".parse().unwrap());
-        h.insert("host", "proxy.local".parse().unwrap());
-        h.insert("user-agent", "client/1".parse().unwrap());
-        h.insert("x-request-id", "r-1".parse().unwrap());
+        let h = header_map(&[
+            ("accept", "application/json"),
+            ("x-multi", "a"),
+            ("x-multi", "b"),
+            ("host", "proxy.local"),
+            ("user-agent", "client/1"),
+            ("x-request-id", "r-1"),
+        ]);
         let out = strip(h, |n| n == header::USER_AGENT);
         assert_eq!(
-            sorted(&out),
+            sorted_names(&out),
             ["accept", "user-agent", "x-multi", "x-request-id"]
         );
         let multi: Vec<_> = out.get_all("x-multi").iter().collect();
         assert_eq!(multi, ["a", "b"]);
         // A name the Connection header lists goes, whatever its case there.
-        let mut h = HeaderMap::new();
-        h.insert("connection", "X-Trace , keep-alive".parse().unwrap());
-        h.insert("x-trace", "1".parse().unwrap());
-        h.insert("content-type", "text/plain".parse().unwrap());
-        h.insert("content-length", "4".parse().unwrap());
-        h.insert("date", "today".parse().unwrap());
+        let h = header_map(&[
+            ("connection", "X-Trace , keep-alive"),
+            ("x-trace", "1"),
+            ("content-type", "text/plain"),
+            ("content-length", "4"),
+            ("date", "today"),
+        ]);
         let out = strip(h, |n| n == header::CONTENT_LENGTH);
-        assert_eq!(sorted(&out), ["content-length", "content-type", "date"]);
+        assert_eq!(
+            sorted_names(&out),
+            ["content-length", "content-type", "date"]
+        );
         // Listing only the usual options drops no other name; their own headers still go.
-        let mut h = HeaderMap::new();
-        h.insert("connection", "Keep-Alive, CLOSE".parse().unwrap());
-        h.insert("keep-alive", "timeout=5".parse().unwrap());
-        h.insert("close", "1".parse().unwrap());
-        h.insert("x-trace", "1".parse().unwrap());
-        h.insert("content-type", "text/plain".parse().unwrap());
-        h.insert("date", "today".parse().unwrap());
-        h.insert("server", "upstream".parse().unwrap());
+        let h = header_map(&[
+            ("connection", "Keep-Alive, CLOSE"),
+            ("keep-alive", "timeout=5"),
+            ("close", "1"),
+            ("x-trace", "1"),
+            ("content-type", "text/plain"),
+            ("date", "today"),
+            ("server", "upstream"),
+        ]);
         let out = strip(h, |_| false);
-        assert_eq!(sorted(&out), ["content-type", "date", "server", "x-trace"]);
+        assert_eq!(
+            sorted_names(&out),
+            ["content-type", "date", "server", "x-trace"]
+        );
     }
 
     #[test]
