@@ -319,42 +319,23 @@ pub(crate) fn allowed_sqlite_path(
     Ok(real)
 }
 
-/// Opens a SQLite connection's file (which must exist under an allowed directory).
-pub(crate) async fn open_sqlite(
-    c: &Connectors,
-    m: &Material,
-    read_only: bool,
-) -> Result<sqlx::SqliteConnection, Outcome> {
-    let raw = m.config_str("database").unwrap_or_default();
-    let path = allowed_sqlite_path(
-        raw,
+/// A SQLite connection's file, once it is shown to lie under an allowed directory.
+pub(crate) fn allowed_sqlite_file(c: &Connectors, m: &Material) -> Result<PathBuf, Outcome> {
+    allowed_sqlite_path(
+        m.config_str("database").unwrap_or_default(),
         &c.settings.allow_sqlite_dirs,
         &c.settings.protected_dirs,
-    )?;
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&path)
-        .read_only(read_only)
-        .create_if_missing(false)
-        .busy_timeout(Duration::from_secs(5));
-    sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .map_err(|e| classify(&e))
+    )
 }
 
 async fn sqlite(c: &Connectors, m: &Material) -> Outcome {
-    let mut conn = match open_sqlite(c, m, true).await {
-        Ok(conn) => conn,
+    let path = match allowed_sqlite_file(c, m) {
+        Ok(p) => p,
         Err(o) => return o,
     };
-    let result = async {
-        sqlx::query("SELECT 1 FROM sqlite_master LIMIT 1")
-            .execute(&mut conn)
-            .await?;
-        conn.close().await
-    };
-    match result.await {
+    match crate::sql::probe_sqlite(path).await {
         Ok(()) => Outcome::ok("Opened (SELECT 1)"),
-        Err(e) => classify(&e),
+        Err(message) => Outcome::fail(ErrorKind::Protocol, message),
     }
 }
 

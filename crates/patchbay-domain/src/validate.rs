@@ -712,7 +712,7 @@ fn check_config(
     base_url_from_token: bool,
     errs: &mut ValidationErrors,
 ) {
-    let before = errs.0.len();
+    let before = errs.errors().len();
     let rules = match kind {
         Kind::Http => HTTP_CONFIG,
         Kind::Database => DATABASE_CONFIG,
@@ -721,7 +721,10 @@ fn check_config(
         Kind::Mcp => MCP_CONFIG,
     };
     check_fields("config", config, rules, errs);
-    let bad_fields: BTreeSet<String> = errs.0[before..].iter().map(|e| e.field.clone()).collect();
+    let bad_fields: BTreeSet<String> = errs.errors()[before..]
+        .iter()
+        .map(|e| e.field.clone())
+        .collect();
     let ok = |f: &str| !bad_fields.contains(&format!("config.{f}"));
     let set_default = |config: &mut Map<String, Value>, f: &str, v: Value| {
         config.entry(f.to_owned()).or_insert(v);

@@ -310,7 +310,7 @@ impl Hub {
     pub async fn sql_action(
         &self,
         p: &Principal,
-        a: SqlAction,
+        mut a: SqlAction,
         caller: Option<String>,
     ) -> Result<SqlActionResult> {
         let started = Instant::now();
@@ -337,17 +337,25 @@ impl Hub {
                 .unwrap_or(30_000)
         }));
         let statement = patchbay_connectors::sql::SqlStatement {
-            query: &a.query,
-            params: &a.params,
+            query: a.query.clone(),
+            params: std::mem::take(&mut a.params),
             max_rows: max_rows as usize,
             read_only: a.read_only,
             timeout,
         };
-        let result = self
-            .connectors()
-            .run_sql(&prepared.material, statement)
-            .await
-            .map_err(sql_error);
+        // The statement runs in a task of its own, so a caller that goes away cannot stop its
+        // deadline: past it the statement is cancelled on the server.
+        let connectors = self.connectors().clone();
+        let running = prepared.clone();
+        let result =
+            tokio::spawn(async move { connectors.run_sql(&running.material, statement).await })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(SqlError::Statement(format!(
+                        "the statement's task failed: {e}"
+                    )))
+                })
+                .map_err(sql_error);
         // The statement's verb, never its text or parameters.
         let verb: String = a
             .query
@@ -454,6 +462,7 @@ fn sql_error(e: SqlError) -> EngineError {
             EngineError::Timeout(e.to_string())
         }
         SqlError::Unsupported(m) => ValidationErrors::single("connection", m).into(),
+        SqlError::Refused(m) => ValidationErrors::single("query", m).into(),
     }
 }
 

@@ -312,7 +312,7 @@ impl Hub {
         let (project, valid) = match (project.await, valid) {
             (Ok(pr), Ok(v)) => (pr, v),
             (Err(EngineError::Validation(mut a)), Err(b)) => {
-                a.0.extend(b.0);
+                a.append(b);
                 return Err(a.into());
             }
             (Err(e), _) => return Err(e),
@@ -456,7 +456,7 @@ impl Hub {
         let v = match valid {
             Ok(v) => errs.into_result(v)?,
             Err(mut e) => {
-                e.0.splice(0..0, errs.0);
+                e.prepend(errs);
                 return Err(e.into());
             }
         };

@@ -40,8 +40,18 @@ pub struct Problem {
     pub code: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Field errors found beyond the listed ones (at most 100 are listed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors_omitted: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_version: Option<i64>,
+}
+
+/// What a problem document may carry beyond its field errors.
+#[derive(Debug, Clone, Copy)]
+enum Extra {
+    CurrentVersion(i64),
+    Omitted(usize),
 }
 
 impl ApiError {
@@ -52,18 +62,22 @@ impl ApiError {
         &'static str,
         String,
         Vec<FieldError>,
-        Option<i64>,
+        Option<Extra>,
     ) {
         use EngineError as E;
         match self {
             ApiError::Engine(e) => match e {
-                E::Validation(v) => (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation_failed",
-                    v.to_string(),
-                    v.0,
-                    None,
-                ),
+                E::Validation(v) => {
+                    let detail = v.to_string();
+                    let (errors, omitted) = v.into_parts();
+                    (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "validation_failed",
+                        detail,
+                        errors,
+                        (omitted > 0).then_some(Extra::Omitted(omitted)),
+                    )
+                }
                 E::BadRequest { code, message } => {
                     (StatusCode::BAD_REQUEST, code, message, vec![], None)
                 }
@@ -88,7 +102,7 @@ impl ApiError {
                     "version_mismatch",
                     e.to_string(),
                     vec![],
-                    Some(current),
+                    Some(Extra::CurrentVersion(current)),
                 ),
                 E::Sealed(m) => (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -175,7 +189,7 @@ impl IntoResponse for ApiError {
             ApiError::Engine(EngineError::RateLimited(secs)) => Some(*secs),
             _ => None,
         };
-        let (status, code, detail, errors, current_version) = self.parts();
+        let (status, code, detail, errors, extra) = self.parts();
         let problem = Problem {
             kind: format!("urn:patchbay:problem:{code}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
@@ -183,7 +197,14 @@ impl IntoResponse for ApiError {
             detail,
             code: code.to_owned(),
             errors,
-            current_version,
+            errors_omitted: match extra {
+                Some(Extra::Omitted(n)) => Some(n),
+                _ => None,
+            },
+            current_version: match extra {
+                Some(Extra::CurrentVersion(v)) => Some(v),
+                _ => None,
+            },
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();

@@ -21,9 +21,8 @@ fn ok(v: Value) -> ValidConnection {
 fn fields(v: Value) -> Vec<String> {
     validate_connection(&draft(v), &BTreeSet::new())
         .expect_err("invalid")
-        .0
-        .into_iter()
-        .map(|e| e.field)
+        .fields()
+        .map(str::to_owned)
         .collect()
 }
 

@@ -211,10 +211,14 @@ async fn sql_round_trip(app: &TestApp, id: &str, table: &str, ph: &dyn Fn(usize)
         ["id", "name", "score", "active", "note"]
     );
     assert!(r.columns.iter().all(|c| !c.kind.is_empty()));
-    // A write under read_only is refused by the database; nothing changed.
+    // A write under read_only is refused (by the database, or on MySQL and MariaDB before it
+    // is sent, naming the query); nothing changed.
     let (status, detail) =
         err_status(run(insert.clone(), json!([3, "sneaky", 1, true, null]), true).await);
-    assert_eq!(status, 400, "{detail}");
+    assert!(
+        status == 400 || (status == 422 && detail.contains("query")),
+        "{detail}"
+    );
     let r = run(
         format!("SELECT COUNT(*) AS n FROM {table}"),
         json!([]),

@@ -21,6 +21,7 @@ mod peers;
 mod provider_quirks;
 mod providers;
 mod proxy;
+mod sandbox;
 mod scheduler;
 mod upstream;
 mod vault;

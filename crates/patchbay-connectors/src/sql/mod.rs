@@ -1,9 +1,16 @@
 //! SQL actions: one parameterized statement on PostgreSQL, MySQL/MariaDB or SQLite. Values
 //! travel only as bound parameters. `read_only` is the database's own rule for the session
-//! (`SET TRANSACTION READ ONLY`, `START TRANSACTION READ ONLY`, a read-only SQLite handle with
-//! `query_only`), the timeout is the server's statement timeout where it has one, and rows come
-//! back as JSON objects with the columns' types.
+//! (`SET TRANSACTION READ ONLY`; on MySQL and MariaDB a read-only session and transaction behind
+//! a statement classification, see [`readonly`]; SQLite in its sandbox, see [`sqlite`]). A
+//! statement has a deadline that stops the work, not only the wait: the server's own statement
+//! timeout, and past it the statement is cancelled on the server (`pg_cancel_backend`, `KILL
+//! QUERY`) from a second connection, whatever the statement said about its own timeout. Rows
+//! come back as JSON objects with the columns' types.
 
+mod readonly;
+mod sqlite;
+
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -12,18 +19,24 @@ use patchbay_domain::actions::{Column as OutColumn, SqlActionResult};
 use serde_json::{Map, Value, json};
 use sqlx::{Column, Either, Row, TypeInfo, ValueRef};
 
-use crate::database::{NetworkConn, connect_network, open_sqlite};
+use crate::database::{NetworkConn, allowed_sqlite_file, connect_network};
 use crate::{Connectors, Material, Outcome};
 
+pub(crate) use sqlite::probe as probe_sqlite;
+
 /// One statement to run.
-#[derive(Debug)]
-pub struct SqlStatement<'a> {
-    pub query: &'a str,
-    pub params: &'a [Value],
+#[derive(Debug, Clone)]
+pub struct SqlStatement {
+    pub query: String,
+    pub params: Vec<Value>,
     pub max_rows: usize,
     pub read_only: bool,
     pub timeout: Duration,
 }
+
+/// How long past its deadline a statement is given for the server's own timeout to answer
+/// before it is cancelled from outside.
+const CANCEL_GRACE: Duration = Duration::from_millis(200);
 
 /// Why a statement did not run: the connection (refused, auth, blocked, timeout) or the
 /// statement itself (the database's message).
@@ -43,6 +56,9 @@ pub enum SqlError {
     ServerTimeout(String),
     #[error("{0}")]
     Unsupported(String),
+    /// The statement may not run as asked (read_only refuses its kind); nothing was sent.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<Outcome> for SqlError {
@@ -231,36 +247,6 @@ fn mysql_cell(row: &sqlx::mysql::MySqlRow, i: usize) -> Result<Value, SqlError> 
     })
 }
 
-fn sqlite_cell(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Value, SqlError> {
-    let raw = row.try_get_raw(i).map_err(statement_error)?;
-    if raw.is_null() {
-        return Ok(Value::Null);
-    }
-    // SQLite types values, not columns: go by the value's storage class.
-    let name = raw.type_info().name().to_owned();
-    Ok(match name.as_str() {
-        "INTEGER" => json!(
-            row.try_get_unchecked::<i64, _>(i)
-                .map_err(statement_error)?
-        ),
-        "REAL" => json!(
-            row.try_get_unchecked::<f64, _>(i)
-                .map_err(statement_error)?
-        ),
-        "BLOB" => b64(&row
-            .try_get_unchecked::<Vec<u8>, _>(i)
-            .map_err(statement_error)?),
-        "BOOLEAN" => json!(
-            row.try_get_unchecked::<bool, _>(i)
-                .map_err(statement_error)?
-        ),
-        _ => json!(
-            row.try_get_unchecked::<String, _>(i)
-                .map_err(statement_error)?
-        ),
-    })
-}
-
 fn result(
     (columns, rows, affected, truncated): (Vec<OutColumn>, Vec<Map<String, Value>>, u64, bool),
 ) -> SqlActionResult {
@@ -278,87 +264,21 @@ impl Connectors {
     pub async fn run_sql(
         &self,
         m: &Material,
-        s: SqlStatement<'_>,
+        s: SqlStatement,
     ) -> Result<SqlActionResult, SqlError> {
-        let connect_timeout = s.timeout.min(self.settings.test_timeout);
-        let ms = s.timeout.as_millis().max(1);
         match m.config_str("driver") {
-            Some("postgresql" | "mysql") => {
-                match connect_network(self, m, connect_timeout).await? {
-                    NetworkConn::Postgres(mut conn) => {
-                        let run = async {
-                            let mut tx = sqlx::Connection::begin(&mut conn)
-                                .await
-                                .map_err(statement_error)?;
-                            if s.read_only {
-                                sqlx::query("SET TRANSACTION READ ONLY")
-                                    .execute(&mut *tx)
-                                    .await
-                                    .map_err(statement_error)?;
-                            }
-                            sqlx::query(sqlx::AssertSqlSafe(format!(
-                                "SET LOCAL statement_timeout = {ms}"
-                            )))
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(statement_error)?;
-                            let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(s.query)), s.params);
-                            let out = collect!(&mut *tx, q, s.max_rows, pg_cell)?;
-                            tx.commit().await.map_err(statement_error)?;
-                            Ok(result(out))
-                        };
-                        bounded(run, s.timeout).await
-                    }
-                    NetworkConn::Mysql(mut conn) => {
-                        let run = async {
-                            let version: String = sqlx::query_scalar("SELECT VERSION()")
-                                .fetch_one(&mut conn)
-                                .await
-                                .map_err(statement_error)?;
-                            let limit = if version.contains("MariaDB") {
-                                format!("SET SESSION max_statement_time = {}", ms as f64 / 1000.0)
-                            } else {
-                                format!("SET SESSION max_execution_time = {ms}")
-                            };
-                            sqlx::query(sqlx::AssertSqlSafe(limit))
-                                .execute(&mut conn)
-                                .await
-                                .map_err(statement_error)?;
-                            let start = if s.read_only {
-                                "START TRANSACTION READ ONLY"
-                            } else {
-                                "START TRANSACTION"
-                            };
-                            sqlx::raw_sql(sqlx::AssertSqlSafe(start))
-                                .execute(&mut conn)
-                                .await
-                                .map_err(statement_error)?;
-                            let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(s.query)), s.params);
-                            let out = collect!(&mut conn, q, s.max_rows, mysql_cell)?;
-                            sqlx::raw_sql("COMMIT")
-                                .execute(&mut conn)
-                                .await
-                                .map_err(statement_error)?;
-                            Ok(result(out))
-                        };
-                        bounded(run, s.timeout).await
-                    }
+            Some("postgresql") => self.run_postgres(m, &s).await,
+            Some("mysql") => {
+                if s.read_only
+                    && let Some(why) = readonly::refusal(&s.query)
+                {
+                    return Err(SqlError::Refused(why));
                 }
+                self.run_mysql(m, &s).await
             }
             Some("sqlite") => {
-                let mut conn = open_sqlite(self, m, s.read_only).await?;
-                let run = async {
-                    if s.read_only {
-                        sqlx::query("PRAGMA query_only = ON")
-                            .execute(&mut conn)
-                            .await
-                            .map_err(statement_error)?;
-                    }
-                    let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(s.query)), s.params);
-                    let out = collect!(&mut conn, q, s.max_rows, sqlite_cell)?;
-                    Ok(result(out))
-                };
-                bounded(run, s.timeout).await
+                let path = allowed_sqlite_file(self, m)?;
+                sqlite::run(path, s).await
             }
             Some("mssql") => Err(SqlError::Unsupported(
                 "SQL actions run on postgresql, mysql and sqlite connections".into(),
@@ -366,16 +286,154 @@ impl Connectors {
             _ => Err(SqlError::Unsupported("config.driver is not set".into())),
         }
     }
-}
 
-async fn bounded<T>(
-    run: impl std::future::Future<Output = Result<T, SqlError>>,
-    timeout: Duration,
-) -> Result<T, SqlError> {
-    // The server's own timeout fires first; this bounds what it does not cover (SQLite, a
-    // stalled network).
-    match tokio::time::timeout(timeout + Duration::from_millis(500), run).await {
-        Ok(r) => r,
-        Err(_) => Err(SqlError::Timeout(timeout.as_millis())),
+    async fn run_postgres(
+        &self,
+        m: &Material,
+        s: &SqlStatement,
+    ) -> Result<SqlActionResult, SqlError> {
+        let NetworkConn::Postgres(mut conn) =
+            connect_network(self, m, self.connect_timeout(s)).await?
+        else {
+            return Err(SqlError::Unsupported(
+                "config.driver is not postgresql".into(),
+            ));
+        };
+        let ms = s.timeout.as_millis().max(1);
+        let backend = OnceLock::new();
+        let run = async {
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut conn)
+                .await
+                .map_err(statement_error)?;
+            let _ = backend.set(i64::from(pid));
+            let mut tx = sqlx::Connection::begin(&mut conn)
+                .await
+                .map_err(statement_error)?;
+            if s.read_only {
+                sqlx::query("SET TRANSACTION READ ONLY")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(statement_error)?;
+            }
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SET LOCAL statement_timeout = {ms}"
+            )))
+            .execute(&mut *tx)
+            .await
+            .map_err(statement_error)?;
+            let q = bind_all!(
+                sqlx::query(sqlx::AssertSqlSafe(s.query.as_str())),
+                &s.params
+            );
+            let out = collect!(&mut *tx, q, s.max_rows, pg_cell)?;
+            tx.commit().await.map_err(statement_error)?;
+            Ok(result(out))
+        };
+        self.watched(m, s, run, &backend).await
+    }
+
+    async fn run_mysql(&self, m: &Material, s: &SqlStatement) -> Result<SqlActionResult, SqlError> {
+        let NetworkConn::Mysql(mut conn) =
+            connect_network(self, m, self.connect_timeout(s)).await?
+        else {
+            return Err(SqlError::Unsupported("config.driver is not mysql".into()));
+        };
+        let ms = s.timeout.as_millis().max(1);
+        let thread = OnceLock::new();
+        let run = async {
+            let (version, id): (String, u64) = sqlx::query_as("SELECT VERSION(), CONNECTION_ID()")
+                .fetch_one(&mut conn)
+                .await
+                .map_err(statement_error)?;
+            if let Ok(id) = i64::try_from(id) {
+                let _ = thread.set(id);
+            }
+            let limit = if version.contains("MariaDB") {
+                format!("SET SESSION max_statement_time = {}", ms as f64 / 1000.0)
+            } else {
+                format!("SET SESSION max_execution_time = {ms}")
+            };
+            sqlx::query(sqlx::AssertSqlSafe(limit))
+                .execute(&mut conn)
+                .await
+                .map_err(statement_error)?;
+            let start = if s.read_only {
+                "SET SESSION TRANSACTION READ ONLY; START TRANSACTION READ ONLY"
+            } else {
+                "START TRANSACTION"
+            };
+            sqlx::raw_sql(sqlx::AssertSqlSafe(start))
+                .execute(&mut conn)
+                .await
+                .map_err(statement_error)?;
+            let q = bind_all!(
+                sqlx::query(sqlx::AssertSqlSafe(s.query.as_str())),
+                &s.params
+            );
+            let out = collect!(&mut conn, q, s.max_rows, mysql_cell)?;
+            sqlx::raw_sql("COMMIT")
+                .execute(&mut conn)
+                .await
+                .map_err(statement_error)?;
+            Ok(result(out))
+        };
+        self.watched(m, s, run, &thread).await
+    }
+
+    fn connect_timeout(&self, s: &SqlStatement) -> Duration {
+        s.timeout.min(self.settings.test_timeout)
+    }
+
+    /// Runs `run`; past the statement's deadline (and a grace for the server's own timeout to
+    /// answer first) the statement running as `session` is cancelled on the server and the
+    /// call answers a timeout.
+    async fn watched<T>(
+        &self,
+        m: &Material,
+        s: &SqlStatement,
+        run: impl std::future::Future<Output = Result<T, SqlError>>,
+        session: &OnceLock<i64>,
+    ) -> Result<T, SqlError> {
+        let mut run = std::pin::pin!(run);
+        tokio::select! {
+            r = &mut run => r,
+            () = tokio::time::sleep(s.timeout + CANCEL_GRACE) => {
+                if let Some(&id) = session.get() {
+                    self.cancel_on_server(m, id).await;
+                }
+                // The cancelled statement answers at once; its connection then closes cleanly.
+                let _ = tokio::time::timeout(Duration::from_secs(1), &mut run).await;
+                Err(SqlError::Timeout(s.timeout.as_millis()))
+            }
+        }
+    }
+
+    /// Cancels what session `id` runs, from a connection of its own (the same user may cancel
+    /// its own sessions on both servers).
+    async fn cancel_on_server(&self, m: &Material, id: i64) {
+        let outcome = async {
+            match connect_network(self, m, self.settings.test_timeout).await? {
+                NetworkConn::Postgres(mut pg) => {
+                    sqlx::query("SELECT pg_cancel_backend($1)")
+                        .bind(i32::try_from(id).unwrap_or_default())
+                        .execute(&mut pg)
+                        .await
+                        .map_err(statement_error)?;
+                    let _ = sqlx::Connection::close(pg).await;
+                }
+                NetworkConn::Mysql(mut my) => {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL QUERY {id}")))
+                        .execute(&mut my)
+                        .await
+                        .map_err(statement_error)?;
+                    let _ = sqlx::Connection::close(my).await;
+                }
+            }
+            Ok::<_, SqlError>(())
+        };
+        if let Err(e) = outcome.await {
+            tracing::warn!(error = %e, "could not cancel a statement past its deadline");
+        }
     }
 }
