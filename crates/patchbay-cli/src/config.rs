@@ -36,6 +36,8 @@ pub struct FileConfig {
     pub providers_dir: Option<PathBuf>,
     pub event_webhook_url: Option<String>,
     pub serve_threads: Option<usize>,
+    pub header_timeout: Option<String>,
+    pub max_connections: Option<usize>,
 }
 
 impl FileConfig {
@@ -99,6 +101,14 @@ retest_interval = "24h"
 
 # Threads serving connections, each with a runtime of its own (default: one per core).
 # serve_threads = 4
+
+# How long a client may take to send a request's headers, and stay idle between requests,
+# before its connection is closed.
+header_timeout = "20s"
+
+# Open client connections at most; more are answered 503 at once (default: what the open-file
+# limit allows, which start-up raises to its hard limit).
+# max_connections = 10000
 "#;
 
 pub fn example() {

@@ -82,6 +82,14 @@ pub struct ServeArgs {
     /// Threads serving connections, each with a runtime of its own [default: one per core].
     #[arg(long, env = "PATCHBAY_SERVE_THREADS")]
     pub serve_threads: Option<usize>,
+    /// How long a client may take to send a request's headers, and stay idle between
+    /// requests, e.g. 20s [default: 20s].
+    #[arg(long, env = "PATCHBAY_HEADER_TIMEOUT")]
+    pub header_timeout: Option<String>,
+    /// Open client connections at most; more are answered 503 [default: what the open-file
+    /// limit allows].
+    #[arg(long, env = "PATCHBAY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// `10.0.0.0/8`, or a single address (`127.0.0.2` = `/32`).
@@ -97,6 +105,11 @@ fn parse_net(raw: &str) -> Result<patchbay_net::IpNet> {
 
 /// `24h`, `30m`, `45s`, `7d` or seconds; `0` is off.
 fn parse_interval(raw: &str) -> Result<Option<std::time::Duration>> {
+    parse_span("--retest-interval", raw)
+}
+
+/// A span for `flag`: `24h`, `30m`, `45s`, `7d` or seconds; `0` is `None`.
+fn parse_span(flag: &str, raw: &str) -> Result<Option<std::time::Duration>> {
     let raw = raw.trim();
     let (digits, mult) = match raw.chars().last() {
         Some('s') => (&raw[..raw.len() - 1], 1),
@@ -107,7 +120,7 @@ fn parse_interval(raw: &str) -> Result<Option<std::time::Duration>> {
     };
     let n: u64 = digits
         .parse()
-        .with_context(|| format!("--retest-interval {raw:?} is not a span such as 24h"))?;
+        .with_context(|| format!("{flag} {raw:?} is not a span such as 24h or 20s"))?;
     Ok((n > 0).then(|| std::time::Duration::from_secs(n * mult)))
 }
 
@@ -205,6 +218,18 @@ pub fn settings(args: &ServeArgs, global: &Global) -> Result<Settings> {
         Some(0) => bail!("--serve-threads must be at least 1"),
         Some(n) => s.serve_threads = n,
         None => {}
+    }
+    if let Some(raw) = args
+        .header_timeout
+        .as_deref()
+        .or(file.header_timeout.as_deref())
+    {
+        s.header_timeout = parse_span("--header-timeout", raw)?
+            .context("--header-timeout must be longer than 0")?;
+    }
+    match args.max_connections.or(file.max_connections) {
+        Some(0) => bail!("--max-connections must be at least 1"),
+        n => s.max_connections = n.or(s.max_connections),
     }
     Ok(s)
 }

@@ -295,9 +295,9 @@ pub struct Plan {
     policy: RetryPolicy,
 }
 
-/// A material's plan, made on first use.
+/// A material's plan and the redactor of its answers, each made on first use.
 #[derive(Default)]
-pub struct PlanCell(OnceLock<Option<Plan>>);
+pub struct PlanCell(OnceLock<Option<Plan>>, OnceLock<crate::redact::Redactor>);
 
 impl std::fmt::Debug for PlanCell {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -309,6 +309,13 @@ impl Material {
     /// How calls through this material are made, if they can be planned.
     fn plan(&self) -> Option<&Plan> {
         self.plan.0.get_or_init(|| Plan::of(self)).as_ref()
+    }
+
+    /// What keeps this material's credential values out of the answers relayed to callers.
+    pub fn redactor(&self) -> &crate::redact::Redactor {
+        self.plan
+            .1
+            .get_or_init(|| crate::redact::Redactor::of(self))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod call;
 mod database;
 mod http;
 mod mcp;
+pub mod redact;
 pub mod smtp;
 pub mod sql;
 pub mod webhook;

@@ -246,6 +246,17 @@ pub struct Health {
     pub store: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vault: Option<String>,
+    /// Client connections: open now, the cap, and how many were refused since start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnectionCounts>,
+}
+
+/// The server's client connections (`/healthz`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConnectionCounts {
+    pub open: usize,
+    pub limit: usize,
+    pub refused: u64,
 }
 
 /// How a connection test failed.

@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod api;
 pub mod connection;
+pub mod destination;
 pub mod error;
 pub mod ids;
 pub mod names;

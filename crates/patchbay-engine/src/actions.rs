@@ -219,18 +219,33 @@ impl Hub {
             headers,
             body: CallBody::Bytes(body),
         };
-        let outcome = match &a.auth {
-            Some(auth) => {
-                let material = self.overridden(p, &prepared, auth).await?;
-                self.connectors()
-                    .call(&material, request, RetryPolicy::of(&material))
+        let replaced = match &a.auth {
+            Some(auth) => Some(self.overridden(p, &prepared, auth).await?),
+            None => None,
+        };
+        let (outcome, used) = match &replaced {
+            Some(material) => {
+                let resp = self
+                    .connectors()
+                    .call(material, request, RetryPolicy::of(material))
                     .await
                     .map_err(call_error)
+                    .map(|mut resp| {
+                        material.redactor().scrub_headers(resp.headers_mut());
+                        resp
+                    });
+                (resp, None)
             }
-            None => self
-                .send(p, prepared.clone(), request)
-                .await
-                .map(|(r, _)| r),
+            None => match self.send(p, prepared.clone(), request).await {
+                Ok((resp, used)) => (Ok(resp), Some(used)),
+                Err(e) => (Err(e), None),
+            },
+        };
+        // The credentials of the call that answered (a renewal may have replaced them).
+        let redactor = match (&replaced, &used) {
+            (Some(material), _) => material.redactor(),
+            (None, Some(used)) => used.material.redactor(),
+            (None, None) => prepared.material.redactor(),
         };
         let result = match outcome {
             Ok(resp) => {
@@ -240,7 +255,8 @@ impl Hub {
                     .iter()
                     .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
                     .collect();
-                read_answer(resp.into_body()).await.map(|body| {
+                read_answer(resp.into_body()).await.map(|mut body| {
+                    redactor.scrub_json(&mut body);
                     let output = apply_map(&rules, &body);
                     HttpActionResult {
                         status,

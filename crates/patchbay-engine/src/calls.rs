@@ -224,17 +224,26 @@ impl Hub {
         };
         // Boxed (here and below): the call's future is large, and this one would otherwise
         // hold and move a copy of it.
-        let resp = Box::pin(self.connectors().call(&prepared.material, request, policy))
+        let mut resp = Box::pin(self.connectors().call(&prepared.material, request, policy))
             .await
             .map_err(call_error)?;
         let Some(again) = again.filter(|_| resp.status() == http::StatusCode::UNAUTHORIZED) else {
+            // An answer never carries back the credentials that were injected.
+            prepared
+                .material
+                .redactor()
+                .scrub_headers(resp.headers_mut());
             return Ok((resp, prepared));
         };
         drop(resp);
         let renewed = Box::pin(self.prepared_after_rejection(p, &prepared)).await?;
-        let resp = Box::pin(self.connectors().call(&renewed.material, again, policy))
+        let mut resp = Box::pin(self.connectors().call(&renewed.material, again, policy))
             .await
             .map_err(call_error)?;
+        renewed
+            .material
+            .redactor()
+            .scrub_headers(resp.headers_mut());
         Ok((resp, renewed))
     }
 

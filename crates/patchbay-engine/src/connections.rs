@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use patchbay_domain::api::{CreateConnection, Page, UpdateConnection};
 use patchbay_domain::connection::Connection;
+use patchbay_domain::destination;
 use patchbay_domain::validate::{Draft, SecretInput, ValidConnection, validate_connection};
 use patchbay_domain::{
     AuthType, ConnectionId, Kind, Principal, ProjectId, Status, ValidationErrors,
@@ -14,6 +15,7 @@ use patchbay_vault::Aad;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
+use crate::callback::{ACCESS_TOKEN, REFRESH_TOKEN};
 use crate::orgs::conflict_name;
 use crate::{EngineError, Hub, Result};
 
@@ -461,6 +463,25 @@ impl Hub {
             }
         };
         self.check_policy(p, &v).await?;
+        let moved = destination::changed(
+            current.kind,
+            destination::Where {
+                provider: &current.provider,
+                auth: &current.auth,
+                config: &current.config,
+            },
+            destination::Where {
+                provider: &v.provider,
+                auth: &v.auth,
+                config: &v.config,
+            },
+        );
+        // Tokens obtained for the old destination are not sent to a new one by a caller who
+        // could not read them: the connection is authorized again.
+        let drop_tokens = !moved.is_empty() && !p.is_admin();
+        if drop_tokens {
+            check_secrets_resent(&moved, &current, &v)?;
+        }
         let rows = self.seal_fields(p, id, &v.secrets)?;
         let mut updated = current.clone();
         updated.name = v.name.clone();
@@ -474,12 +495,18 @@ impl Hub {
         if let Some(s) = status {
             updated.status = s;
         }
-        let remove: Vec<String> = v
+        let mut remove: Vec<String> = v
             .remove_secrets
             .iter()
             .filter(|f| !v.secrets.contains_key(*f))
             .cloned()
             .collect();
+        if drop_tokens {
+            remove.extend([ACCESS_TOKEN.to_owned(), REFRESH_TOKEN.to_owned()]);
+            if v.auth_type == AuthType::Oauth2 {
+                updated.status = Status::Pending;
+            }
+        }
         tx.update_connection(&p.org_id, &updated, current.version, &rows, &remove)
             .await
             .map_err(|e| match e {
@@ -511,6 +538,20 @@ impl Hub {
             }),
         ))
         .await?;
+        if !moved.is_empty() {
+            tx.append_audit(&self.event(
+                p,
+                "connection.destination_change",
+                Some(id.to_string()),
+                "success",
+                serde_json::json!({
+                    "fields": moved,
+                    "secrets_resent": v.secrets.keys().collect::<Vec<_>>(),
+                    "tokens_dropped": drop_tokens,
+                }),
+            ))
+            .await?;
+        }
         tx.commit().await?;
         self.forget_prepared(id);
         self.visible_connection(p, id).await
@@ -554,6 +595,32 @@ impl Hub {
         }
         Ok(())
     }
+}
+
+/// Refuses a change of destination that would send stored secrets where the caller could not
+/// have sent them: every secret the connection keeps must come with the request. Each moved
+/// field is named, with the secrets to resend.
+fn check_secrets_resent(moved: &[String], current: &Connection, v: &ValidConnection) -> Result<()> {
+    let kept: Vec<String> = current
+        .secrets
+        .keys()
+        .filter(|f| !v.secrets.contains_key(*f) && !v.remove_secrets.contains(*f))
+        .map(|f| format!("secrets.{f}"))
+        .collect();
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let mut errs = ValidationErrors::new();
+    for field in moved {
+        errs.push(
+            field.clone(),
+            format!(
+                "changes where this connection sends its secrets: resend {} with it, or ask an admin",
+                kept.join(", ")
+            ),
+        );
+    }
+    Err(errs.into())
 }
 
 #[cfg(test)]

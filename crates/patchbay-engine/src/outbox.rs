@@ -365,6 +365,7 @@ impl Hub {
     async fn attempt(&self, out: &Outgoing) -> Attempt {
         let ts = chrono::Utc::now().timestamp();
         let body = out.sealed.body.clone().into_bytes();
+        let mut used = None;
         let mut req = match &out.connection {
             Some(id) => {
                 let prepared = match self.prepared(&crate::system(out.org.clone()), id).await {
@@ -374,6 +375,7 @@ impl Hub {
                     }
                     Err(e) => return Attempt::Retry(None, e.to_string()),
                 };
+                let prepared = used.insert(prepared);
                 match patchbay_connectors::webhook::signed_request(
                     &prepared.material,
                     &out.webhook_id,
@@ -421,9 +423,13 @@ impl Hub {
                 let code = resp.status().as_u16();
                 match code {
                     200..=299 => {
-                        let body = read_answer(reqwest::Body::from(resp))
+                        let mut body = read_answer(reqwest::Body::from(resp))
                             .await
                             .unwrap_or(Value::Null);
+                        // A receiver that echoes the connection's token does not hand it over.
+                        if let Some(prepared) = &used {
+                            prepared.material.redactor().scrub_json(&mut body);
+                        }
                         Attempt::Delivered(code, body)
                     }
                     410 => Attempt::Gone,

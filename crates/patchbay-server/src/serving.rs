@@ -8,17 +8,76 @@
 //! first needed it, and other runtimes use it from there. Every serving runtime therefore
 //! outlives the serving itself: the threads stop serving when asked, then keep their runtimes
 //! turning until [`Serving`] is dropped — after the last use flush.
+//!
+//! A client cannot hold the server: a connection that has not sent a whole request head within
+//! the header timeout — idle between requests, or sending its headers a byte at a time — is
+//! closed; open connections are capped (below the open-file limit, which start-up raises), and
+//! one past the cap, or past a serving thread's bounded queue, is answered 503 at once, closed
+//! and counted.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::api::App;
+
+/// What one client may hold of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a connection may take to send a request head, counted from when the server
+    /// is ready for one (so it is also the idle keep-alive timeout).
+    pub header_timeout: Duration,
+    /// Open connections at most; more are refused.
+    pub max_connections: usize,
+}
+
+/// Connections that may wait in one serving thread's queue before refusals start.
+const QUEUE_PER_THREAD: usize = 1024;
+
+/// What the serving counts, for `/healthz`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    open: AtomicUsize,
+    refused: AtomicU64,
+    limit: AtomicUsize,
+}
+
+impl Counters {
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused since start (over the cap, or a full queue).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// The cap on open connections.
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+}
+
+/// One open connection's place under the cap, given back when its socket closes.
+#[derive(Debug)]
+struct Slot(Arc<Counters>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection handed to a serving thread, with its place under the cap.
+type Handed = (std::net::TcpStream, Slot);
 
 /// Threads serving connections when none are configured: one per core.
 pub fn default_threads() -> usize {
@@ -37,14 +96,19 @@ pub async fn serve(
     listener: TcpListener,
     app: App,
     threads: usize,
+    limits: Limits,
+    counters: Arc<Counters>,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<Serving> {
+    counters
+        .limit
+        .store(limits.max_connections, Ordering::Relaxed);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (release_tx, release_rx) = watch::channel(false);
     let mut handoffs = Vec::new();
     let mut finished = Vec::new();
     for n in 0..threads.max(1) {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(QUEUE_PER_THREAD);
         let (done_tx, done_rx) = oneshot::channel();
         let app = app.clone();
         let stop = stop_rx.clone();
@@ -55,14 +119,14 @@ pub async fn serve(
             .name(format!("patchbay-serve-{n}"))
             .spawn(move || {
                 tracing::dispatcher::with_default(&logs, || {
-                    serving_thread(rx, app, stop, release, done_tx);
+                    serving_thread(rx, app, limits, stop, release, done_tx);
                 });
             })?;
         handoffs.push(tx);
         finished.push(done_rx);
     }
     tokio::select! {
-        () = accept(&listener, &handoffs) => {}
+        () = accept(&listener, &handoffs, &counters) => {}
         () = stop => {}
     }
     drop(listener);
@@ -82,8 +146,9 @@ pub async fn serve(
 }
 
 fn serving_thread(
-    handoff: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    handoff: mpsc::Receiver<Handed>,
     app: App,
+    limits: Limits,
     stop: watch::Receiver<bool>,
     release: watch::Receiver<bool>,
     done: oneshot::Sender<std::io::Result<()>>,
@@ -107,7 +172,7 @@ fn serving_thread(
                 tick.tick().await;
             }
         });
-        serve_handed_over(handoff, app, raised(stop)).await;
+        serve_handed_over(handoff, app, limits, raised(stop)).await;
         ticking.abort();
         let _ = done.send(Ok(()));
         raised(release).await;
@@ -117,17 +182,18 @@ fn serving_thread(
 /// Serves the connections handed to this thread (HTTP/1.1) until `stop`, then lets each
 /// finish the request it is answering.
 async fn serve_handed_over(
-    mut handoff: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    mut handoff: mpsc::Receiver<Handed>,
     app: App,
+    limits: Limits,
     stop: impl Future<Output = ()>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
     loop {
-        let tcp = tokio::select! {
+        let (tcp, slot) = tokio::select! {
             () = &mut stop => break,
             handed = handoff.recv() => match handed {
-                Some(tcp) => tcp,
+                Some(handed) => handed,
                 // The accepting side is gone: serving ends with the stop signal.
                 None => {
                     stop.as_mut().await;
@@ -148,7 +214,9 @@ async fn serve_handed_over(
             async move { Ok::<_, std::convert::Infallible>(answer.await) }
         });
         let connection = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(Lingering(Some(tcp))), service);
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .serve_connection(TokioIo::new(Lingering(Some((tcp, slot)))), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -164,11 +232,16 @@ async fn raised(mut flag: watch::Receiver<bool>) {
     let _ = flag.wait_for(|up| *up).await;
 }
 
-/// Hands accepted connections to the serving threads in turn. Errors that concern one
-/// connection are skipped; others (out of file descriptors) are logged and retried after a
-/// pause, as a listener must not end on them.
-async fn accept(listener: &TcpListener, handoffs: &[mpsc::UnboundedSender<std::net::TcpStream>]) {
+/// Hands accepted connections to the serving threads in turn, refusing those over the cap or
+/// behind a full queue. Errors that concern one connection are skipped; others (out of file
+/// descriptors) are logged and retried after a pause, as a listener must not end on them.
+async fn accept(
+    listener: &TcpListener,
+    handoffs: &[mpsc::Sender<Handed>],
+    counters: &Arc<Counters>,
+) {
     let mut next = 0usize;
+    let limit = counters.limit();
     loop {
         let (tcp, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -179,6 +252,12 @@ async fn accept(listener: &TcpListener, handoffs: &[mpsc::UnboundedSender<std::n
                 continue;
             }
         };
+        if counters.open.fetch_add(1, Ordering::Relaxed) >= limit {
+            counters.open.fetch_sub(1, Ordering::Relaxed);
+            refuse(&tcp, counters);
+            continue;
+        }
+        let slot = Slot(counters.clone());
         // Answers go out as soon as they are written (no Nagle delay behind a previous packet).
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
@@ -190,9 +269,27 @@ async fn accept(listener: &TcpListener, handoffs: &[mpsc::UnboundedSender<std::n
                 continue;
             }
         };
-        let _ = handoffs[next % handoffs.len()].send(tcp);
+        match handoffs[next % handoffs.len()].try_send((tcp, slot)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full((tcp, slot))) => {
+                drop(slot);
+                counters.refused.fetch_add(1, Ordering::Relaxed);
+                let _ = std::io::Write::write(&mut &tcp, BUSY);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
         next = next.wrapping_add(1);
     }
+}
+
+/// What a refused connection is told before it is closed, without anything read from it.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\
+    Retry-After: 1\r\nContent-Length: 0\r\n\r\n";
+
+/// Answers 503, counts the refusal, and lets the socket close.
+fn refuse(tcp: &tokio::net::TcpStream, counters: &Counters) {
+    counters.refused.fetch_add(1, Ordering::Relaxed);
+    let _ = tcp.try_write(BUSY);
 }
 
 fn is_connection_error(e: &std::io::Error) -> bool {
@@ -212,21 +309,22 @@ const LINGER_TOTAL: Duration = Duration::from_secs(5);
 /// answering 413 to a body it did not read — what the client still sends is read and discarded
 /// for a few seconds after the answer. Closing at once would reset the connection, and a
 /// client still writing its body would lose the answer along with it.
+/// The connection's place under the cap is held until its socket really closes.
 #[derive(Debug)]
-pub struct Lingering(Option<tokio::net::TcpStream>);
+struct Lingering(Option<(tokio::net::TcpStream, Slot)>);
 
 impl Lingering {
     fn stream(&mut self) -> std::io::Result<Pin<&mut tokio::net::TcpStream>> {
         self.0
             .as_mut()
-            .map(Pin::new)
+            .map(|(tcp, _)| Pin::new(tcp))
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))
     }
 }
 
 impl Drop for Lingering {
     fn drop(&mut self) {
-        let Some(mut tcp) = self.0.take() else {
+        let Some((mut tcp, slot)) = self.0.take() else {
             return;
         };
         let mut scratch = [0u8; 1024];
@@ -238,6 +336,7 @@ impl Drop for Lingering {
             return;
         };
         runtime.spawn(async move {
+            let _slot = slot;
             let _ = tcp.shutdown().await;
             let _ = tokio::time::timeout(LINGER_TOTAL, async {
                 let mut scratch = vec![0u8; 16 * 1024];
@@ -282,7 +381,9 @@ impl AsyncWrite for Lingering {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.as_ref().is_some_and(AsyncWrite::is_write_vectored)
+        self.0
+            .as_ref()
+            .is_some_and(|(tcp, _)| AsyncWrite::is_write_vectored(tcp))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

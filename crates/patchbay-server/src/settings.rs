@@ -49,6 +49,12 @@ pub struct Settings {
     pub event_webhook_secret: Option<SecretString>,
     /// Threads serving connections (`--serve-threads`), each with a runtime of its own.
     pub serve_threads: usize,
+    /// How long a client may take to send a request head, and stay idle between requests
+    /// (`--header-timeout`).
+    pub header_timeout: Duration,
+    /// Open connections at most (`--max-connections`); `None` derives it from the open-file
+    /// limit, which start-up raises to its hard limit.
+    pub max_connections: Option<usize>,
 }
 
 impl Settings {
@@ -77,6 +83,8 @@ impl Settings {
             event_webhook_url: None,
             event_webhook_secret: None,
             serve_threads: crate::serving::default_threads(),
+            header_timeout: Duration::from_secs(20),
+            max_connections: None,
         }
     }
 

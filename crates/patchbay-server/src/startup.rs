@@ -12,7 +12,7 @@ use patchbay_vault::RootKey;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
-use crate::serving::serve;
+use crate::serving::{Counters, Limits, serve};
 use crate::settings::Settings;
 
 /// Shared by every handler.
@@ -21,6 +21,8 @@ pub struct AppState {
     pub hub: Hub,
     /// The largest body the proxy passes in either direction.
     pub proxy_body_limit: usize,
+    /// Open and refused connections.
+    pub counters: Arc<Counters>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,8 @@ pub struct Application {
     key_note: Option<String>,
     store_location: String,
     threads: usize,
+    limits: Limits,
+    counters: Arc<Counters>,
 }
 
 impl Application {
@@ -101,9 +105,15 @@ impl Application {
             first_run_token,
             sealed,
         } = Hub::start(store, key, Arc::new(SystemClock), engine).await?;
+        let counters = Arc::new(Counters::default());
         let state = AppState {
             hub: hub.clone(),
             proxy_body_limit: settings.proxy_body_limit,
+            counters: counters.clone(),
+        };
+        let limits = Limits {
+            header_timeout: settings.header_timeout,
+            max_connections: connection_cap(settings.max_connections),
         };
         let app = crate::api::App::new(state, settings.body_limit);
         Ok(Self {
@@ -116,6 +126,8 @@ impl Application {
             key_note,
             store_location,
             threads: settings.serve_threads,
+            limits,
+            counters,
         })
     }
 
@@ -156,7 +168,15 @@ impl Application {
         let usage = self.hub.spawn_usage_flusher();
         let outbox = self.hub.spawn_outbox();
         let hub = self.hub.clone();
-        let served = serve(self.listener, self.app, self.threads, shutdown_signal()).await;
+        let served = serve(
+            self.listener,
+            self.app,
+            self.threads,
+            self.limits,
+            self.counters,
+            shutdown_signal(),
+        )
+        .await;
         usage.abort();
         outbox.abort();
         if let Err(e) = hub.flush_usage().await {
@@ -172,10 +192,51 @@ impl Application {
     ) -> std::io::Result<()> {
         let usage = self.hub.spawn_usage_flusher();
         let outbox = self.hub.spawn_outbox();
-        let served = serve(self.listener, self.app, self.threads, stop).await;
+        let served = serve(
+            self.listener,
+            self.app,
+            self.threads,
+            self.limits,
+            self.counters,
+            stop,
+        )
+        .await;
         usage.abort();
         outbox.abort();
         served.map(drop)
+    }
+}
+
+/// File descriptors kept for everything but client connections: the store's pools, log
+/// files, the resolver, outbound connections made outside the proxy.
+const RESERVED_FILES: u64 = 256;
+
+/// The open-file limit raised to its hard limit, and the cap on client connections kept below
+/// it: each proxied connection may hold one upstream connection too. A configured cap above
+/// what the limit allows is lowered, with a warning.
+fn connection_cap(configured: Option<usize>) -> usize {
+    let files = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
+    let fits = usize::try_from(files.saturating_sub(RESERVED_FILES) / 2)
+        .unwrap_or(usize::MAX)
+        .max(16);
+    match configured {
+        Some(n) if n > fits => {
+            tracing::warn!(
+                configured = n,
+                open_file_limit = files,
+                cap = fits,
+                "max_connections is above what the open-file limit allows; lowered"
+            );
+            fits
+        }
+        Some(n) => n.max(1),
+        None => fits,
     }
 }
 

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use patchbay_domain::api::Health;
+use patchbay_domain::api::{ConnectionCounts, Health};
 
 use crate::startup::AppState;
 
@@ -14,13 +14,19 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
-/// The process is up.
+/// The process is up; with its client connections (open, cap, refused).
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
-pub async fn healthz() -> Json<Health> {
+pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    let c = &state.counters;
     Json(Health {
         status: "ok".into(),
         store: None,
         vault: None,
+        connections: Some(ConnectionCounts {
+            open: c.open(),
+            limit: c.limit(),
+            refused: c.refused(),
+        }),
     })
 }
 
@@ -41,6 +47,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
             status: word.into(),
             store: Some(store),
             vault: Some(vault),
+            connections: None,
         }),
     )
 }

@@ -49,10 +49,12 @@ async fn http_actions_send_map_and_override_auth() {
         .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.output["path"], "/drive/v3/files");
-    assert_eq!(r.output["auth"], "Bearer drive-token");
+    // The echoed credential does not come back to the caller; the upstream got it.
+    assert_eq!(r.output["auth"], "Bearer [REDACTED]");
     assert_eq!(r.output["none"], Value::Null);
     let seen = up.last();
     assert_eq!(seen.method, "POST");
+    assert_eq!(seen.header("authorization"), Some("Bearer drive-token"));
     assert_eq!(
         seen.query.as_deref(),
         Some("fields=id&n=2&q=name+%3D+%27x%27")

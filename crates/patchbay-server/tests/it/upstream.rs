@@ -3,7 +3,9 @@
 //! - a queue of statuses (with optional `Retry-After`) per path, answered in order;
 //! - bearer tokens it refuses (401), or `*` for all;
 //! - `/slow/…` waits two seconds; `/big/N` answers N bytes; `/chunked/N` answers N bytes in
-//!   64 KiB chunks without declaring the length.
+//!   64 KiB chunks without declaring the length;
+//! - `/redirect` answers 302 to `/landed` with the request's query; `/reflect` answers the
+//!   request's `Authorization` and query in headers and body.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -120,6 +122,22 @@ async fn answer(state: Arc<Mutex<State>>, req: Request) -> Response {
             r.headers_mut().insert("retry-after", ra.parse().unwrap());
         }
         return r;
+    }
+    // A redirect that carries the request's query along, and an answer that reflects the
+    // credentials in its headers: what an upstream may echo back to a caller.
+    if seen.path == "/redirect" {
+        let to = format!("/landed?{}", seen.query.clone().unwrap_or_default());
+        return (StatusCode::FOUND, [("location", to)], "moved").into_response();
+    }
+    if seen.path == "/reflect" {
+        let auth = seen.header("authorization").unwrap_or_default().to_owned();
+        let query = seen.query.clone().unwrap_or_default();
+        return (
+            StatusCode::OK,
+            [("x-reflect", auth.clone()), ("x-query", query.clone())],
+            format!("auth={auth} query={query}"),
+        )
+            .into_response();
     }
     if seen.path.starts_with("/slow/") {
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
