@@ -38,6 +38,7 @@ pub struct FileConfig {
     pub serve_threads: Option<usize>,
     pub header_timeout: Option<String>,
     pub max_connections: Option<usize>,
+    pub allow_plaintext_smtp_auth: Option<bool>,
 }
 
 impl FileConfig {
@@ -109,6 +110,9 @@ header_timeout = "20s"
 # Open client connections at most; more are answered 503 at once (default: what the open-file
 # limit allows, which start-up raises to its hard limit).
 # max_connections = 10000
+
+# SMTP AUTH is refused to a non-loopback server without TLS (encryption "none"); this allows it.
+# allow_plaintext_smtp_auth = false
 "#;
 
 pub fn example() {

@@ -90,6 +90,9 @@ pub struct ServeArgs {
     /// limit allows].
     #[arg(long, env = "PATCHBAY_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Let SMTP connections send AUTH to a non-loopback server without TLS.
+    #[arg(long, env = "PATCHBAY_ALLOW_PLAINTEXT_SMTP_AUTH")]
+    pub allow_plaintext_smtp_auth: bool,
 }
 
 /// `10.0.0.0/8`, or a single address (`127.0.0.2` = `/32`).
@@ -231,6 +234,8 @@ pub fn settings(args: &ServeArgs, global: &Global) -> Result<Settings> {
         Some(0) => bail!("--max-connections must be at least 1"),
         n => s.max_connections = n.or(s.max_connections),
     }
+    s.allow_plaintext_smtp_auth =
+        args.allow_plaintext_smtp_auth || file.allow_plaintext_smtp_auth.unwrap_or(false);
     Ok(s)
 }
 

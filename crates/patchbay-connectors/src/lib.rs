@@ -132,6 +132,8 @@ pub struct ConnectorSettings {
     pub allow_commands: Vec<String>,
     /// Upper bound of one connection test.
     pub test_timeout: Duration,
+    /// SMTP `AUTH` may go to a non-loopback server without TLS (`--allow-plaintext-smtp-auth`).
+    pub allow_plaintext_smtp_auth: bool,
 }
 
 #[derive(Debug, Clone)]

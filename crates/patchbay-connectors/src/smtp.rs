@@ -26,6 +26,21 @@ async fn transport(
     };
     let (port, addrs) = c.endpoint(m, default_port).await?;
     let addr = addrs[0];
+    let authenticates = m.auth_str("type").unwrap_or("none") == "basic";
+    if encryption == "none"
+        && authenticates
+        && !addr.ip().is_loopback()
+        && !c.settings.allow_plaintext_smtp_auth
+    {
+        return Err(Outcome::fail(
+            ErrorKind::Tls,
+            format!(
+                "AUTH would send the password to {host} without TLS: use encryption starttls or \
+                 tls (only a loopback server, or an operator's --allow-plaintext-smtp-auth, takes \
+                 it in clear)"
+            ),
+        ));
+    }
     let tls = match encryption {
         "none" => Tls::None,
         mode => match TlsParameters::new(
@@ -43,7 +58,7 @@ async fn transport(
             .port(port)
             .tls(tls)
             .timeout(Some(timeout));
-    if m.auth_str("type").unwrap_or("none") == "basic" {
+    if authenticates {
         let user = m.config_str("username").unwrap_or_default().to_owned();
         let password = m
             .secret("password")

@@ -55,6 +55,8 @@ pub struct Settings {
     /// Open connections at most (`--max-connections`); `None` derives it from the open-file
     /// limit, which start-up raises to its hard limit.
     pub max_connections: Option<usize>,
+    /// SMTP `AUTH` may go to a non-loopback server without TLS.
+    pub allow_plaintext_smtp_auth: bool,
 }
 
 impl Settings {
@@ -85,6 +87,7 @@ impl Settings {
             serve_threads: crate::serving::default_threads(),
             header_timeout: Duration::from_secs(20),
             max_connections: None,
+            allow_plaintext_smtp_auth: false,
         }
     }
 

@@ -80,7 +80,23 @@ impl Application {
                 (Store::sqlite_url(&path), path.display().to_string())
             }
         };
+        let embedded = settings.database_url.is_none();
+        if embedded {
+            private(&settings.data_dir, 0o700);
+            private(&settings.sqlite_path(), 0o600);
+        }
         let store = Store::open(&url).await?;
+        if embedded {
+            // The write-ahead log and its index take the store file's mode when SQLite creates
+            // them again; those of this open are set here.
+            for file in [
+                settings.sqlite_path(),
+                wal(&settings.sqlite_path(), "-wal"),
+                wal(&settings.sqlite_path(), "-shm"),
+            ] {
+                private(&file, 0o600);
+            }
+        }
         let (key, key_note) = resolve_key(&settings)?;
         // Bound first, so that the public URL (and the OAuth callback) know the real port.
         let listener =
@@ -207,6 +223,36 @@ impl Application {
     }
 }
 
+/// Sets `path` (when it exists) to `mode`, warning when it was open to others.
+fn private(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let was = meta.permissions().mode() & 0o777;
+    if was == mode {
+        return;
+    }
+    if was & 0o077 != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            was = format!("{was:o}"),
+            now = format!("{mode:o}"),
+            "the store was readable by other local users; its permissions are now tightened"
+        );
+    }
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        tracing::warn!(path = %path.display(), error = %e, "could not tighten permissions");
+    }
+}
+
+/// The store's `-wal` or `-shm` file.
+fn wal(store: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
 /// File descriptors kept for everything but client connections: the store's pools, log
 /// files, the resolver, outbound connections made outside the proxy.
 const RESERVED_FILES: u64 = 256;
@@ -253,6 +299,7 @@ fn engine_settings(settings: &Settings) -> Result<EngineSettings, StartupError> 
             protected_dirs: vec![settings.data_dir.clone()],
             allow_commands: settings.allow_commands.clone(),
             test_timeout: settings.test_timeout,
+            allow_plaintext_smtp_auth: settings.allow_plaintext_smtp_auth,
         },
     )
     .map_err(StartupError::Net)?;

@@ -21,6 +21,7 @@ mod nodes;
 mod oauth_flow;
 mod oauth_start;
 mod peers;
+mod plaintext;
 mod provider_quirks;
 mod providers;
 mod proxy;
