@@ -152,6 +152,9 @@ pub enum SecretsCmd {
         value_env: Option<String>,
         #[arg(long)]
         description: Option<String>,
+        /// Share it only with these projects (ids or names; repeatable, or comma-separated).
+        #[arg(long = "project", value_delimiter = ',')]
+        projects: Vec<String>,
     },
     Delete {
         name: String,
@@ -687,6 +690,7 @@ async fn secrets(g: &Global, cmd: SecretsCmd) -> Result<()> {
             name,
             value_env,
             description,
+            projects,
         } => {
             let value = match value_env {
                 Some(var) => {
@@ -699,7 +703,14 @@ async fn secrets(g: &Global, cmd: SecretsCmd) -> Result<()> {
                 }
             };
             let meta = c
-                .put_secret(&name, &PutSecret { value, description })
+                .put_secret(
+                    &name,
+                    &PutSecret {
+                        value,
+                        description,
+                        projects: (!projects.is_empty()).then_some(Some(projects)),
+                    },
+                )
                 .await?;
             if g.json {
                 return json(&meta);

@@ -113,6 +113,9 @@ pub struct SecretMeta {
     pub name: String,
     pub description: Option<String>,
     pub set: bool,
+    /// The projects it is shared with; absent when it is organization-wide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projects: Option<Vec<String>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -123,6 +126,24 @@ pub struct PutSecret {
     pub value: String,
     #[serde(default)]
     pub description: Option<String>,
+    /// The projects (ids or names) whose connections and tokens may use it; `null` makes it
+    /// organization-wide again; absent keeps what it was (organization-wide when new).
+    #[serde(
+        default,
+        deserialize_with = "sent",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub projects: Option<Option<Vec<String>>>,
+}
+
+/// A field that was sent, `null` included (`Some(None)`); an absent one stays `None`.
+fn sent<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Body of `POST /v1/connections` and `POST /v1/connections/test`. `name` and `kind` are

@@ -147,10 +147,14 @@ impl Hub {
                 .or_else(|| map.get("tokenRef"))
                 .and_then(Value::as_str)
                 .ok_or_else(|| invalid("secret_ref", "names the organization secret to use"))?;
-            if self.store().get_secret(&p.org_id, name).await?.is_none() {
-                return Err(invalid("secret_ref", "no such organization secret"));
+            let project = &prepared.connection.project;
+            if !self.referable_secret(p, name, project).await? {
+                return Err(invalid(
+                    "secret_ref",
+                    "no such organization secret shared with this connection's project",
+                ));
             }
-            let plain = self.open_org_secret(p, name).await?;
+            let plain = self.open_org_secret(p, name, project).await?;
             secrets.insert(
                 field.to_owned(),
                 SecretString::from(String::from_utf8_lossy(&plain).into_owned()),

@@ -214,7 +214,12 @@ impl Hub {
 
     /// Checks what validation cannot: references name existing secrets, stdio servers are
     /// started only by admins.
-    async fn check_policy(&self, p: &Principal, v: &ValidConnection) -> Result<()> {
+    async fn check_policy(
+        &self,
+        p: &Principal,
+        v: &ValidConnection,
+        project: &ProjectId,
+    ) -> Result<()> {
         let mut errs = ValidationErrors::new();
         if v.kind == Kind::Mcp && v.config.contains_key("command") && !p.is_admin() {
             return Err(EngineError::forbidden(
@@ -238,16 +243,17 @@ impl Hub {
             }
         }
         for (field, input) in &v.secrets {
+            // One message whether the secret is missing or shared elsewhere: a project-scoped
+            // token learns nothing of secrets it may not use.
             if let SecretInput::Ref(name) = input
-                && self
-                    .store()
-                    .get_secret(&p.org_id, name.as_str())
-                    .await?
-                    .is_none()
+                && !self.referable_secret(p, name.as_str(), project).await?
             {
                 errs.push(
                     format!("secrets.{field}"),
-                    format!("refers to secret {:?}, which does not exist", name.as_str()),
+                    format!(
+                        "refers to secret {:?}, which does not exist or is not shared with this connection's project",
+                        name.as_str()
+                    ),
                 );
             }
         }
@@ -320,7 +326,7 @@ impl Hub {
             (Err(e), _) => return Err(e),
             (_, Err(b)) => return Err(b.into()),
         };
-        self.check_policy(p, &valid).await?;
+        self.check_policy(p, &valid, &project.id).await?;
         Ok((project, valid))
     }
 
@@ -462,7 +468,7 @@ impl Hub {
                 return Err(e.into());
             }
         };
-        self.check_policy(p, &v).await?;
+        self.check_policy(p, &v, &current.project).await?;
         let moved = destination::changed(
             current.kind,
             destination::Where {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use patchbay_domain::api::Credentials;
-use patchbay_domain::{ConnectionId, Principal};
+use patchbay_domain::{ConnectionId, Principal, ProjectId};
 
 use crate::connections::field_aad;
 use crate::{EngineError, Hub, Result};
@@ -17,7 +17,7 @@ impl Hub {
                 "reading credentials needs an executor or admin token",
             ));
         }
-        let result = self.open_fields(p, id).await;
+        let result = self.open_fields(p, id, &c.project).await;
         let (outcome, details) = match &result {
             Ok(s) => (
                 "success",
@@ -51,6 +51,7 @@ impl Hub {
         &self,
         p: &Principal,
         id: &ConnectionId,
+        project: &ProjectId,
     ) -> Result<BTreeMap<String, String>> {
         let rows = self.store().connection_secrets(&p.org_id, id).await?;
         let mut out = BTreeMap::new();
@@ -66,7 +67,7 @@ impl Hub {
                             row.field
                         )),
                     })?,
-                (None, Some(name)) => self.open_org_secret(p, name).await?,
+                (None, Some(name)) => self.open_org_secret(p, name, project).await?,
                 (None, None) => {
                     return Err(EngineError::Integrity(format!(
                         "secret field {:?} of connection {id} is empty",

@@ -250,7 +250,7 @@ impl Hub {
                 .transpose()?
                 .ok_or_else(|| EngineError::Conflict("auth.token_url is not set".into()))?,
         };
-        let fields = self.open_fields(p, &c.id).await?;
+        let fields = self.open_fields(p, &c.id, &c.project).await?;
         let client_id = fields
             .get("client_id")
             .cloned()

@@ -84,7 +84,7 @@ impl Hub {
         c: Connection,
     ) -> Result<(String, Option<DateTime<Utc>>)> {
         let c = self.ensure_fresh(p, c).await?;
-        let fields = self.open_fields(p, &c.id).await?;
+        let fields = self.open_fields(p, &c.id, &c.project).await?;
         let token = fields.get(ACCESS_TOKEN).cloned().ok_or_else(|| {
             EngineError::Conflict(
                 "the connection is not authorized yet: complete the OAuth flow".into(),
@@ -367,7 +367,7 @@ impl Hub {
                 .get(&c.provider)
                 .and_then(|e| e.revocation_url.clone())?,
         };
-        let fields = self.open_fields(p, &c.id).await.ok()?;
+        let fields = self.open_fields(p, &c.id, &c.project).await.ok()?;
         let (token, hint) = match (fields.get(REFRESH_TOKEN), fields.get(ACCESS_TOKEN)) {
             (Some(r), _) => (r.clone(), "refresh_token"),
             (None, Some(a)) => (a.clone(), "access_token"),

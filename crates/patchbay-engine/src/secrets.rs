@@ -1,8 +1,11 @@
-//! Organization secrets: write-only values that connections reference by name.
+//! Organization secrets: write-only values that connections reference by name. A secret may be
+//! shared with a list of projects: then only connections in those projects (and tokens scoped
+//! to them) can use it. One without a list is organization-wide, referenced by unscoped tokens
+//! only; a project-scoped token never learns whether a secret not shared with it exists.
 
 use patchbay_domain::api::{PutSecret, SecretMeta};
 use patchbay_domain::validate::SECRET_MAX_BYTES;
-use patchbay_domain::{Principal, SecretId, SecretName, ValidationErrors};
+use patchbay_domain::{Principal, ProjectId, SecretId, SecretName, ValidationErrors};
 use patchbay_store::SecretRecord;
 use patchbay_vault::Aad;
 use zeroize::Zeroizing;
@@ -23,6 +26,7 @@ fn meta(r: &SecretRecord) -> SecretMeta {
         name: r.name.clone(),
         description: r.description.clone(),
         set: !r.ciphertext.is_empty(),
+        projects: r.projects.clone(),
         created_at: r.created_at,
         updated_at: r.updated_at,
     }
@@ -35,8 +39,61 @@ impl Hub {
             .list_secrets(&p.org_id)
             .await?
             .iter()
+            .filter(|r| visible_to(p, r))
             .map(meta)
             .collect())
+    }
+
+    /// Whether `p` may reference secret `name` from a connection in `project`: it exists, is
+    /// shared with that project, or is organization-wide and `p` is not scoped to a project.
+    pub(crate) async fn referable_secret(
+        &self,
+        p: &Principal,
+        name: &str,
+        project: &ProjectId,
+    ) -> Result<bool> {
+        Ok(match self.store().get_secret(&p.org_id, name).await? {
+            None => false,
+            Some(r) => match &r.projects {
+                None => p.project_id.is_none(),
+                Some(list) => list.iter().any(|id| id == project.as_str()),
+            },
+        })
+    }
+
+    /// The projects a write of a secret leaves it shared with, each checked to exist.
+    async fn shared_with(
+        &self,
+        p: &Principal,
+        asked: Option<Option<Vec<String>>>,
+        current: Option<&patchbay_store::SecretRecord>,
+        errs: &mut ValidationErrors,
+    ) -> Result<Option<Vec<String>>> {
+        let list = match asked {
+            None => return Ok(current.and_then(|r| r.projects.clone())),
+            Some(None) => return Ok(None),
+            Some(Some(list)) => list,
+        };
+        if list.is_empty() {
+            errs.push(
+                "projects",
+                "must name at least one project (null makes the secret organization-wide)",
+            );
+            return Ok(None);
+        }
+        let mut ids: Vec<String> = Vec::new();
+        for (i, asked) in list.iter().enumerate() {
+            let found = match asked.parse::<ProjectId>() {
+                Ok(id) => self.store().get_project(&p.org_id, &id).await?,
+                Err(_) => self.store().find_project(&p.org_id, asked).await?,
+            };
+            match found {
+                Some(r) if !ids.contains(&r.id.to_string()) => ids.push(r.id.to_string()),
+                Some(_) => {}
+                None => errs.push(format!("projects[{i}]"), "no such project"),
+            }
+        }
+        Ok(Some(ids))
     }
 
     /// Creates or replaces a secret; returns its listing and whether it was created.
@@ -65,6 +122,13 @@ impl Hub {
                 "must be at most 1000 characters without control characters",
             );
         }
+        let current = match &name {
+            Some(n) => self.store().get_secret(&p.org_id, n.as_str()).await?,
+            None => None,
+        };
+        let projects = self
+            .shared_with(p, req.projects, current.as_ref(), &mut errs)
+            .await?;
         let name = errs
             .into_result(name)?
             .ok_or_else(|| EngineError::Internal("name".into()))?;
@@ -84,6 +148,7 @@ impl Hub {
             description: req.description,
             key_version: i64::from(ring.current_version()),
             ciphertext,
+            projects,
             created_at: now,
             updated_at: now,
         };
@@ -97,7 +162,7 @@ impl Hub {
             },
             Some(format!("secret:{}", name.as_str())),
             "success",
-            serde_json::json!({"id": id}),
+            serde_json::json!({"id": id, "projects": record.projects}),
         ))
         .await?;
         tx.commit().await?;
@@ -143,11 +208,13 @@ impl Hub {
         Ok(())
     }
 
-    /// Opens the organization secret `name` (for a connection's reference).
+    /// Opens the organization secret `name` for a connection in `project`, which it must be
+    /// shared with (an organization-wide one serves every project).
     pub(crate) async fn open_org_secret(
         &self,
         p: &Principal,
         name: &str,
+        project: &ProjectId,
     ) -> Result<Zeroizing<Vec<u8>>> {
         let record = self
             .store()
@@ -156,6 +223,15 @@ impl Hub {
             .ok_or_else(|| {
                 EngineError::Integrity(format!("referenced secret {name:?} no longer exists"))
             })?;
+        if record
+            .projects
+            .as_ref()
+            .is_some_and(|list| !list.iter().any(|id| id == project.as_str()))
+        {
+            return Err(EngineError::forbidden(format!(
+                "organization secret {name:?} is not shared with this connection's project"
+            )));
+        }
         let object = format!("secret:{}", record.id);
         self.open_ciphertext(&secret_aad(p.org_id.as_str(), &object), &record.ciphertext)
             .await
@@ -180,4 +256,16 @@ fn require_secret_writer(p: &Principal) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Whether `p` sees secret `r` in listings: every secret for unscoped tokens, those shared with
+/// its project for a project-scoped one.
+fn visible_to(p: &Principal, r: &patchbay_store::SecretRecord) -> bool {
+    match &p.project_id {
+        None => true,
+        Some(project) => r
+            .projects
+            .as_ref()
+            .is_some_and(|list| list.iter().any(|id| id == project.as_str())),
+    }
 }

@@ -169,13 +169,13 @@ impl Hub {
             ));
         }
         self.check_test_rate(p)?;
-        let (_, v) = self.validate_new(p, &body).await?;
+        let (project, v) = self.validate_new(p, &body).await?;
         let mut secrets = BTreeMap::new();
         for (field, input) in &v.secrets {
             let value = match input {
                 SecretInput::Value(s) => s.clone(),
                 SecretInput::Ref(name) => {
-                    let plain = self.open_org_secret(p, name.as_str()).await?;
+                    let plain = self.open_org_secret(p, name.as_str(), &project.id).await?;
                     SecretString::from(String::from_utf8_lossy(&plain).into_owned())
                 }
             };
@@ -217,7 +217,7 @@ impl Hub {
     pub(crate) async fn material(&self, p: &Principal, c: &Connection) -> Result<Material> {
         let oauth = c.auth_type().is_oauth();
         let mut secrets = BTreeMap::new();
-        for (k, v) in self.open_fields(p, &c.id).await? {
+        for (k, v) in self.open_fields(p, &c.id, &c.project).await? {
             if k == crate::callback::ACCESS_TOKEN && oauth {
                 secrets.insert("access_token".to_owned(), SecretString::from(v));
             } else if !k.starts_with(patchbay_domain::validate::RESERVED_PREFIX) {

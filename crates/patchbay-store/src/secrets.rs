@@ -16,11 +16,19 @@ pub struct SecretRecord {
     pub description: Option<String>,
     pub key_version: i64,
     pub ciphertext: Vec<u8>,
+    /// The projects it is shared with; `None` is organization-wide.
+    pub projects: Option<Vec<String>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const COLS: &str = "id, org_id, name, description, key_version, ciphertext, created_at, updated_at";
+const COLS: &str =
+    "id, org_id, name, description, key_version, ciphertext, projects, created_at, updated_at";
+
+fn projects_text(p: &Option<Vec<String>>) -> Option<String> {
+    p.as_ref()
+        .map(|list| serde_json::to_string(list).unwrap_or_else(|_| "[]".into()))
+}
 
 fn secret(row: &AnyRow) -> Result<SecretRecord> {
     Ok(SecretRecord {
@@ -30,6 +38,13 @@ fn secret(row: &AnyRow) -> Result<SecretRecord> {
         description: row.try_get("description")?,
         key_version: row.try_get("key_version")?,
         ciphertext: row.try_get("ciphertext")?,
+        projects: row
+            .try_get::<Option<String>, _>("projects")?
+            .map(|t| {
+                serde_json::from_str(&t)
+                    .map_err(|e| StoreError::Corrupt(format!("secret projects: {e}")))
+            })
+            .transpose()?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
@@ -62,11 +77,12 @@ impl Store {
 }
 
 impl Tx {
-    /// Inserts or replaces the secret named `s.name`; returns whether it was created.
+    /// Inserts or replaces the secret named `s.name` (its projects as given: the caller
+    /// decides whether an update keeps them); returns whether it was created.
     pub async fn put_secret(&mut self, s: &SecretRecord) -> Result<bool> {
         let res = sqlx::query(
             "UPDATE secrets SET key_version = $1, ciphertext = $2, description = COALESCE($3, description), \
-             updated_at = $4 WHERE org_id = $5 AND name = $6 AND deleted_at IS NULL",
+             updated_at = $4, projects = $7 WHERE org_id = $5 AND name = $6 AND deleted_at IS NULL",
         )
         .bind(s.key_version)
         .bind(s.ciphertext.clone())
@@ -74,14 +90,15 @@ impl Tx {
         .bind(ms(s.updated_at))
         .bind(s.org_id.as_str().to_owned())
         .bind(s.name.clone())
+        .bind(projects_text(&s.projects))
         .execute(&mut *self.inner)
         .await?;
         if res.rows_affected() == 1 {
             return Ok(false);
         }
         sqlx::query(
-            "INSERT INTO secrets (id, org_id, name, description, key_version, ciphertext, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO secrets (id, org_id, name, description, key_version, ciphertext, created_at, updated_at, projects) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(s.id.as_str().to_owned())
         .bind(s.org_id.as_str().to_owned())
@@ -91,6 +108,7 @@ impl Tx {
         .bind(s.ciphertext.clone())
         .bind(ms(s.created_at))
         .bind(ms(s.updated_at))
+        .bind(projects_text(&s.projects))
         .execute(&mut *self.inner)
         .await?;
         Ok(true)

@@ -25,6 +25,9 @@ pub struct NewSecret {
     pub value: String,
     #[serde(default)]
     pub description: Option<String>,
+    /// The projects (ids or names) that may use it; absent or `null`: organization-wide.
+    #[serde(default)]
+    pub projects: Option<Vec<String>>,
 }
 
 #[utoipa::path(get, path = "/v1/secrets", tag = "secrets", responses((status = 200, body = Vec<SecretMeta>)))]
@@ -42,6 +45,7 @@ pub async fn create(
     let body = PutSecret {
         value: req.value,
         description: req.description,
+        projects: req.projects.map(Some),
     };
     let (meta, created) = s.hub.put_secret(&p, &req.name, body).await?;
     Ok((

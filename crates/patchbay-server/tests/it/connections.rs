@@ -352,6 +352,7 @@ async fn secret_references_resolve_and_pin_the_secret(backend: Backend) {
             &PutSecret {
                 value: "sk_live_canary_ref".into(),
                 description: Some("Stripe".into()),
+                projects: None,
             },
         )
         .await
@@ -388,6 +389,7 @@ async fn secret_references_resolve_and_pin_the_secret(backend: Backend) {
             &PutSecret {
                 value: "sk_live_rotated".into(),
                 description: None,
+                projects: None,
             },
         )
         .await

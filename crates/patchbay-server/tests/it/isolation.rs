@@ -25,6 +25,7 @@ async fn other_orgs_objects_are_not_found(backend: Backend) {
         &PutSecret {
             value: "alpha-secret-value".into(),
             description: None,
+            projects: None,
         },
     )
     .await
@@ -162,7 +163,8 @@ async fn roles_limit_what_tokens_do(backend: Backend) {
                     "x",
                     &PutSecret {
                         value: "v".into(),
-                        description: None
+                        description: None,
+                        projects: None,
                     }
                 )
                 .await

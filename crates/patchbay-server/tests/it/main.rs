@@ -27,6 +27,7 @@ mod providers;
 mod proxy;
 mod sandbox;
 mod scheduler;
+mod secret_scope;
 mod upstream;
 mod vault;
 mod webhooks;

@@ -180,6 +180,7 @@ async fn rotation_moves_every_ciphertext_to_the_new_version(backend: Backend) {
             &patchbay_domain::api::PutSecret {
                 value: "shared-value".into(),
                 description: None,
+                projects: None,
             },
         )
         .await

@@ -349,13 +349,19 @@ async fn org_secrets(backend: Backend) {
         description: Some("d".into()),
         key_version: 1,
         ciphertext: b"v1".to_vec(),
+        projects: None,
         created_at: now,
         updated_at: now,
     };
     let mut tx = store.begin().await.unwrap();
     assert!(tx.put_secret(&s).await.unwrap(), "created");
+    assert_eq!(
+        tx.secret_id(&org, "stripe").await.unwrap(),
+        Some(s.id.clone())
+    );
     s.ciphertext = b"v2".to_vec();
     s.description = None;
+    s.projects = Some(vec![project.to_string()]);
     assert!(!tx.put_secret(&s).await.unwrap(), "replaced");
     assert_eq!(
         tx.secret_id(&org, "stripe").await.unwrap(),
@@ -367,6 +373,7 @@ async fn org_secrets(backend: Backend) {
         (got.ciphertext.as_slice(), got.description.as_deref()),
         (b"v2".as_slice(), Some("d"))
     );
+    assert_eq!(got.projects, Some(vec![project.to_string()]));
     // A referenced secret can't be deleted.
     let c = connection(&org, &project, "uses", Kind::Http);
     let reference = SecretRow {
