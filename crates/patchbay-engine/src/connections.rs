@@ -607,9 +607,11 @@ impl Hub {
 /// have sent them: every secret the connection keeps must come with the request. Each moved
 /// field is named, with the secrets to resend.
 fn check_secrets_resent(moved: &[String], current: &Connection, v: &ValidConnection) -> Result<()> {
+    // Obtained tokens (reserved fields) cannot be resent; they are dropped instead.
     let kept: Vec<String> = current
         .secrets
         .keys()
+        .filter(|f| !f.starts_with(patchbay_domain::validate::RESERVED_PREFIX))
         .filter(|f| !v.secrets.contains_key(*f) && !v.remove_secrets.contains(*f))
         .map(|f| format!("secrets.{f}"))
         .collect();

@@ -177,6 +177,22 @@ impl Application {
         &self.hub
     }
 
+    /// Serves connections until `stop` resolves.
+    async fn serve(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<crate::serving::Serving> {
+        serve(
+            self.listener,
+            self.app,
+            self.threads,
+            self.limits,
+            self.counters,
+            stop,
+        )
+        .await
+    }
+
     /// Serves until Ctrl-C or SIGTERM.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let _scheduler = self.hub.spawn_scheduler();
@@ -184,15 +200,7 @@ impl Application {
         let usage = self.hub.spawn_usage_flusher();
         let outbox = self.hub.spawn_outbox();
         let hub = self.hub.clone();
-        let served = serve(
-            self.listener,
-            self.app,
-            self.threads,
-            self.limits,
-            self.counters,
-            shutdown_signal(),
-        )
-        .await;
+        let served = self.serve(shutdown_signal()).await;
         usage.abort();
         outbox.abort();
         if let Err(e) = hub.flush_usage().await {
@@ -208,15 +216,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let usage = self.hub.spawn_usage_flusher();
         let outbox = self.hub.spawn_outbox();
-        let served = serve(
-            self.listener,
-            self.app,
-            self.threads,
-            self.limits,
-            self.counters,
-            stop,
-        )
-        .await;
+        let served = self.serve(stop).await;
         usage.abort();
         outbox.abort();
         served.map(drop)

@@ -294,13 +294,7 @@ async fn sql_actions_on_postgresql_mariadb_and_sqlite() {
     let (status, detail) = err_status(app.admin.sql_action(&a).await);
     assert_eq!(status, 504, "{detail}");
 
-    let maria = app
-        .connection(
-            json!({"name": "maria", "kind": "database", "config": {"driver": "mysql",
-        "host": "127.0.0.1", "port": 3306, "database": "test", "username": "patchbay_pw"},
-        "secrets": {"password": crate::connection_tests::RIGHT}}),
-        )
-        .await;
+    let maria = crate::connection_tests::mariadb_connection(&app).await;
     sql_round_trip(&app, &maria, &format!("pb_items_{suffix}"), &|_| "?".into()).await;
     let a: SqlAction =
         action(json!({"connection": maria, "query": "SELECT SLEEP(3)", "timeout_ms": 300}));

@@ -59,6 +59,17 @@ async fn ensure_postgres_role() {
     .unwrap();
 }
 
+/// A MariaDB connection (as the password-checked test user) on `app`, its id.
+pub(crate) async fn mariadb_connection(app: &crate::helpers::TestApp) -> String {
+    ensure_mariadb_user().await;
+    app.connection(
+        json!({"name": "maria", "kind": "database", "config": {"driver": "mysql",
+        "host": "127.0.0.1", "port": 3306, "database": "test", "username": "patchbay_pw"},
+        "secrets": {"password": RIGHT}}),
+    )
+    .await
+}
+
 pub(crate) async fn ensure_mariadb_user() {
     let mut conn = sqlx::MySqlConnection::connect("mysql://root@127.0.0.1:3306/test")
         .await

@@ -247,3 +247,46 @@ async fn a_connection_without_secrets_is_the_members_to_re_point() {
     let text = serde_json::to_string(&audit).unwrap();
     assert!(text.contains("config.database"), "{text}");
 }
+
+#[tokio::test]
+async fn a_linked_oauth_connection_re_pointed_by_a_member_loses_its_tokens() {
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+    let idp = crate::peers::oidc(&format!("{}/v1/oauth/callback", app.url));
+    let id = crate::oauth_flow::linked(&app, idp.port, "linked").await;
+    let member = app.token(&app.admin, Role::Member, None).await;
+    let elsewhere = format!("http://127.0.0.9:{}/token", idp.port);
+    let (status, detail) = refusal(
+        member
+            .update_connection(&id, &patch(json!({"auth": {"token_url": elsewhere}})), None)
+            .await,
+    );
+    assert_eq!(status, 422, "{detail}");
+    assert!(detail.contains("secrets.client_secret"), "{detail}");
+    assert!(
+        !detail.contains("__"),
+        "obtained tokens are not asked for: {detail}"
+    );
+    // With the client credentials resent the change goes through, and the tokens obtained for
+    // the old endpoint are gone: the connection must be authorized again.
+    let c = member
+        .update_connection(
+            &id,
+            &patch(json!({"auth": {"token_url": elsewhere},
+                "secrets": {"client_id": "patchbay", "client_secret": "members-own"}})),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.status.as_str(), "pending");
+    let (status, _) = refusal(app.admin.access_token(&id).await);
+    assert!(status >= 400);
+    let db = app.db().await;
+    let left: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM connection_secrets WHERE connection_id = $1 AND field LIKE '\\_\\_%' ESCAPE '\\'",
+    )
+    .bind(&id)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "the obtained tokens were dropped");
+}

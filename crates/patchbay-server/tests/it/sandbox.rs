@@ -149,13 +149,7 @@ async fn mariadb_read_only_refuses_ddl_and_file_writes() {
     crate::connection_tests::ensure_mariadb_user().await;
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak(dir.path()))).await;
-    let maria = app
-        .connection(
-            json!({"name": "maria", "kind": "database", "config": {"driver": "mysql",
-            "host": "127.0.0.1", "port": 3306, "database": "test", "username": "patchbay_pw"},
-            "secrets": {"password": crate::connection_tests::RIGHT}}),
-        )
-        .await;
+    let maria = crate::connection_tests::mariadb_connection(&app).await;
     let table = format!("pb_ro_{:x}", rand::random::<u32>());
     sql(
         &app,
@@ -239,13 +233,7 @@ async fn statements_past_their_deadline_stop_on_the_server() {
     let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak(dir.path()))).await;
 
     // MariaDB: the statement lifts its own time limit; it is killed all the same.
-    let maria = app
-        .connection(
-            json!({"name": "maria", "kind": "database", "config": {"driver": "mysql",
-            "host": "127.0.0.1", "port": 3306, "database": "test", "username": "patchbay_pw"},
-            "secrets": {"password": crate::connection_tests::RIGHT}}),
-        )
-        .await;
+    let maria = crate::connection_tests::mariadb_connection(&app).await;
     let marker = format!("{}", rand::random::<u32>() % 1000 + 9000);
     let runaway = format!("SET STATEMENT max_statement_time=0 FOR SELECT SLEEP(8), {marker}");
     let (status, detail) = sql(
