@@ -252,13 +252,7 @@ async fn sql_actions_on_postgresql_mariadb_and_sqlite() {
         TestApp::spawn_with(Backend::Sqlite, Some(tweak(Some(dir.path().to_path_buf())))).await;
     let suffix = format!("{:x}", rand::random::<u32>());
 
-    let pg = app
-        .connection(
-            json!({"name": "pg", "kind": "database", "config": {"driver": "postgresql",
-        "host": "127.0.0.1", "port": 5432, "database": "test", "username": "postgres"},
-        "secrets": {"password": "loopback-trusts-postgres"}}),
-        )
-        .await;
+    let pg = crate::connection_tests::postgres_connection(&app).await;
     sql_round_trip(&app, &pg, &format!("pb_items_{suffix}"), &|i| {
         format!("${i}")
     })

@@ -59,6 +59,16 @@ async fn ensure_postgres_role() {
     .unwrap();
 }
 
+/// A PostgreSQL connection to the local `test` database (loopback trusts `postgres`), its id.
+pub(crate) async fn postgres_connection(app: &crate::helpers::TestApp) -> String {
+    app.connection(
+        json!({"name": "pg", "kind": "database", "config": {"driver": "postgresql",
+        "host": "127.0.0.1", "port": 5432, "database": "test", "username": "postgres"},
+        "secrets": {"password": "loopback-trusts-postgres"}}),
+    )
+    .await
+}
+
 /// A MariaDB connection (as the password-checked test user) on `app`, its id.
 pub(crate) async fn mariadb_connection(app: &crate::helpers::TestApp) -> String {
     ensure_mariadb_user().await;

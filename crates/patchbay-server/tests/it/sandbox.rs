@@ -146,7 +146,6 @@ async fn sqlite_connections_cannot_reach_patchbays_store_or_other_files() {
 
 #[tokio::test]
 async fn mariadb_read_only_refuses_ddl_and_file_writes() {
-    crate::connection_tests::ensure_mariadb_user().await;
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak(dir.path()))).await;
     let maria = crate::connection_tests::mariadb_connection(&app).await;
@@ -205,11 +204,15 @@ async fn mariadb_read_only_refuses_ddl_and_file_writes() {
     .unwrap();
 }
 
-/// Polls `count` for up to a second; the last count.
-async fn settles(mut count: impl AsyncFnMut() -> i64) -> i64 {
+/// Polls `count` (a statement answering one row with `n`) through `connection` for up to a
+/// second; the last count.
+async fn still_running(app: &TestApp, connection: &str, count: &str) -> i64 {
     let until = Instant::now() + Duration::from_secs(1);
     loop {
-        let n = count().await;
+        let r = sql(app, json!({"connection": connection, "query": count}))
+            .await
+            .unwrap();
+        let n = r.rows[0]["n"].as_i64().unwrap();
         if n == 0 || Instant::now() >= until {
             return n;
         }
@@ -228,7 +231,6 @@ fn cpu_time() -> Duration {
 
 #[tokio::test]
 async fn statements_past_their_deadline_stop_on_the_server() {
-    crate::connection_tests::ensure_mariadb_user().await;
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak(dir.path()))).await;
 
@@ -247,13 +249,7 @@ async fn statements_past_their_deadline_stop_on_the_server() {
         "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST \
          WHERE INFO LIKE CONCAT('SET STATEMENT', '%{marker}') AND ID <> CONNECTION_ID()"
     );
-    let left = settles(async || {
-        let r = sql(&app, json!({"connection": maria, "query": count}))
-            .await
-            .unwrap();
-        r.rows[0]["n"].as_i64().unwrap()
-    })
-    .await;
+    let left = still_running(&app, &maria, &count).await;
     assert_eq!(left, 0, "the MariaDB statement still runs after its 504");
 
     // A caller that gives up does not leave the statement running either.
@@ -271,26 +267,14 @@ async fn statements_past_their_deadline_stop_on_the_server() {
         .await;
     assert!(gave_up.is_err(), "the caller gave up before the answer");
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let left = settles(async || {
-        let r = sql(&app, json!({"connection": maria, "query": count}))
-            .await
-            .unwrap();
-        r.rows[0]["n"].as_i64().unwrap()
-    })
-    .await;
+    let left = still_running(&app, &maria, &count).await;
     assert_eq!(
         left, 0,
         "the abandoned MariaDB statement still runs past its deadline"
     );
 
     // PostgreSQL: cancelled at its deadline.
-    let pg = app
-        .connection(
-            json!({"name": "pg", "kind": "database", "config": {"driver": "postgresql",
-            "host": "127.0.0.1", "port": 5432, "database": "test", "username": "postgres"},
-            "secrets": {"password": "loopback-trusts-postgres"}}),
-        )
-        .await;
+    let pg = crate::connection_tests::postgres_connection(&app).await;
     let runaway = format!("SELECT pg_sleep(8), {marker}");
     let (status, detail) = sql(
         &app,
@@ -303,13 +287,7 @@ async fn statements_past_their_deadline_stop_on_the_server() {
         "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE state = 'active' \
          AND query LIKE 'SELECT pg_sleep(8), ' || '{marker}'"
     );
-    let left = settles(async || {
-        let r = sql(&app, json!({"connection": pg, "query": count}))
-            .await
-            .unwrap();
-        r.rows[0]["n"].as_i64().unwrap()
-    })
-    .await;
+    let left = still_running(&app, &pg, &count).await;
     assert_eq!(left, 0, "the PostgreSQL statement still runs after its 504");
 
     // SQLite: three runaway recursive queries; after their 504s no core stays busy.
