@@ -50,6 +50,7 @@ impl Hub {
                 usage: Mutex::new(Default::default()),
                 principals: crate::tokens::principal_cache(),
                 outbox_wake: tokio::sync::Notify::new(),
+                background: tokio::runtime::Handle::current(),
                 settings,
             }),
         };

@@ -316,6 +316,7 @@ impl Hub {
             "token_type": tokens.get("token_type"),
             "linked_at": linked_at,
             "last_refresh_at": if previous.is_some() { json!(now) } else { Value::Null },
+            "obtained_at": now,
             "last_refresh_error": null,
         });
         let mut oauth = oauth;

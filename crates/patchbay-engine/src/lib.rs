@@ -93,6 +93,9 @@ struct Inner {
     usage: Mutex<calls::UsageLog>,
     principals: tokens::PrincipalCache,
     outbox_wake: tokio::sync::Notify,
+    /// The runtime that started the hub: work that outlives a request (token renewals) runs
+    /// there, never on a serving thread and never under a caller's cancellation.
+    background: tokio::runtime::Handle,
 }
 
 impl Hub {

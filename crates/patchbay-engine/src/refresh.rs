@@ -4,6 +4,19 @@
 //! refresh token is stored in the same transaction as the new access token, before anyone can
 //! use it. `invalid_grant` marks the connection `expired`; timeouts and 5xx are retried with
 //! backoff and leave it `active`.
+//!
+//! A renewal runs as a task of its own on the hub's runtime; callers wait for its result but
+//! cannot cancel it. A provider that rotates refresh tokens has spent the old one the moment it
+//! answers, so the new tokens must be stored whatever happens to the caller that asked. The one
+//! window left is the process dying between the provider's answer and the commit: the stored
+//! refresh token is then the spent one, the next renewal is answered `invalid_grant` (or the
+//! provider revokes the grant for its reuse), and the connection is marked `expired` with the
+//! provider's error in `oauth.last_refresh_error` and a `connection.expired` event — it needs
+//! to be authorized again, and says so.
+//!
+//! A token is due when it expires within the provider's margin or within half its own
+//! lifetime, whichever is shorter, so a token that lives less than the margin is still handed
+//! out for half its life instead of being renewed on every call.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +32,14 @@ use crate::connections::field_aad;
 use crate::{EngineError, Hub, Result};
 
 const RETRIES: u32 = 3;
+
+/// When the connection's current access token was obtained.
+fn obtained(c: &Connection) -> Option<DateTime<Utc>> {
+    c.oauth
+        .as_ref()
+        .and_then(|o| o.get("obtained_at"))
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
 
 fn expiry(c: &Connection) -> Option<DateTime<Utc>> {
     c.oauth
@@ -59,7 +80,11 @@ impl Hub {
             .catalog()
             .get(&c.provider)
             .map_or(300, |e| e.refresh_margin_s);
-        chrono::Duration::seconds(i64::try_from(secs).unwrap_or(300))
+        let margin = chrono::Duration::seconds(i64::try_from(secs).unwrap_or(300));
+        match (obtained(c), expiry(c)) {
+            (Some(from), Some(to)) if to > from => margin.min((to - from) / 2),
+            _ => margin,
+        }
     }
 
     pub(crate) fn needs_refresh(&self, c: &Connection) -> bool {
@@ -141,6 +166,22 @@ impl Hub {
     /// PostgreSQL), after re-reading it: a refresh grant for authorization-code connections, a
     /// new client-credentials token otherwise.
     async fn renew(&self, p: &Principal, id: &ConnectionId, why: Renewal) -> Result<Connection> {
+        let hub = self.clone();
+        let (p, id) = (p.clone(), id.clone());
+        // Dropping the handle (the caller went away) leaves the renewal running to its commit.
+        self.inner
+            .background
+            .spawn(async move { hub.renew_here(&p, &id, why).await })
+            .await
+            .unwrap_or_else(|e| Err(EngineError::Internal(format!("a renewal failed: {e}"))))
+    }
+
+    async fn renew_here(
+        &self,
+        p: &Principal,
+        id: &ConnectionId,
+        why: Renewal,
+    ) -> Result<Connection> {
         let flight = self.single_flight(id);
         let _guard = flight.lock().await;
         let held = self

@@ -56,9 +56,10 @@ async fn kill_during_rotating_refreshes_loses_no_refresh_token() {
         .expect("first start prints the admin token");
     let admin = client(&url, &token);
 
-    // Every access token expires within the refresh margin, so every token read refreshes; the
-    // previous refresh token stays usable for 60 s after its rotation.
-    idp(provider.port, "/_mode?access_ttl=60&grace=60").await;
+    // One-second access tokens are due for renewal after half their life, so the callers'
+    // reads keep refreshing every connection; the previous refresh token stays usable for 60 s
+    // after its rotation.
+    idp(provider.port, "/_mode?access_ttl=1&grace=60").await;
     let base = format!("http://127.0.0.1:{}", provider.port);
     let mut ids = Vec::new();
     for i in 0..CONNECTIONS {
@@ -139,10 +140,15 @@ async fn kill_during_rotating_refreshes_loses_no_refresh_token() {
     );
     // Strict reuse from here on: the tokens stored by those refreshes work, twice over.
     idp(provider.port, "/_mode?grace=0").await;
+    let mut first = Vec::new();
     for id in &ids {
-        let first = admin.access_token(id).await.unwrap();
+        first.push(admin.access_token(id).await.unwrap());
+    }
+    // Past half of the one-second lifetime every token is due again.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for (id, first) in ids.iter().zip(&first) {
         let second = admin.access_token(id).await.unwrap();
-        assert_ne!(first["access_token"], second["access_token"]);
+        assert_ne!(first["access_token"], second["access_token"], "{id}");
         let c = admin.get_connection(id).await.unwrap();
         assert_eq!(c.status.as_str(), "active", "{id}");
     }

@@ -25,6 +25,7 @@ mod plaintext;
 mod provider_quirks;
 mod providers;
 mod proxy;
+mod renewal;
 mod sandbox;
 mod scheduler;
 mod secret_scope;

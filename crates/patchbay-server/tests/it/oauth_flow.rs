@@ -241,7 +241,7 @@ pub(crate) async fn linked(app: &TestApp, idp_port: u16, name: &str) -> String {
 }
 
 /// Makes the stored access token look expired.
-async fn expire(app: &TestApp, id: &str) {
+pub(crate) async fn expire(app: &TestApp, id: &str) {
     let c = app.admin.get_connection(id).await.unwrap();
     let mut oauth = c.oauth.unwrap();
     oauth["expires_at"] = json!("2000-01-01T00:00:00Z");

@@ -1,0 +1,189 @@
+//! Renewals against a strict authorization server: it rotates the refresh token on every use
+//! and revokes the whole grant when a spent one comes back (RFC 9700's reuse detection), and it
+//! commits the rotation before its answer reaches Patchbay. Callers that give up mid-renewal
+//! must not lose the grant; tokens that live shorter than the refresh margin must not be renewed
+//! on every call.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Form, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, allow_loopback};
+
+#[derive(Default)]
+struct Grant {
+    ttl: i64,
+    delay_ms: u64,
+    issued: usize,
+    current_refresh: Option<String>,
+    spent: HashSet<String>,
+    revoked: bool,
+    reuse: usize,
+    refreshes: usize,
+}
+
+type Strict = Arc<Mutex<Grant>>;
+
+async fn authorize(Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+    let to = format!(
+        "{}?code=the-code&state={}",
+        q.get("redirect_uri").cloned().unwrap_or_default(),
+        q.get("state").cloned().unwrap_or_default()
+    );
+    Redirect::to(&to).into_response()
+}
+
+async fn token(
+    State(g): State<Strict>,
+    Form(f): Form<std::collections::HashMap<String, String>>,
+) -> Response {
+    let refused = |why: &str| {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": why})),
+        )
+            .into_response()
+    };
+    let (answer, delay) = {
+        let mut g = g.lock().unwrap();
+        match f.get("grant_type").map(String::as_str) {
+            Some("authorization_code") => {}
+            Some("refresh_token") => {
+                g.refreshes += 1;
+                let given = f.get("refresh_token").cloned().unwrap_or_default();
+                if g.revoked {
+                    return refused("invalid_grant");
+                }
+                if g.current_refresh.as_deref() != Some(given.as_str()) {
+                    if g.spent.contains(&given) {
+                        // A spent refresh token came back: the whole grant is revoked.
+                        g.reuse += 1;
+                        g.revoked = true;
+                    }
+                    return refused("invalid_grant");
+                }
+                g.spent.insert(given);
+            }
+            _ => return refused("unsupported_grant_type"),
+        }
+        g.issued += 1;
+        let n = g.issued;
+        g.current_refresh = Some(format!("refresh-{n}"));
+        (
+            json!({"access_token": format!("access-{n}"), "token_type": "Bearer",
+                "expires_in": g.ttl, "refresh_token": format!("refresh-{n}")}),
+            g.delay_ms,
+        )
+    };
+    // The rotation is committed; the answer takes its time to arrive.
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    axum::Json(answer).into_response()
+}
+
+async fn strict_server(ttl: i64, delay_ms: u64) -> (String, Strict) {
+    let g: Strict = Arc::new(Mutex::new(Grant {
+        ttl,
+        delay_ms,
+        ..Default::default()
+    }));
+    let app = axum::Router::new()
+        .route("/authorize", axum::routing::get(authorize))
+        .route("/token", axum::routing::post(token))
+        .with_state(g.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, g)
+}
+
+/// A connection linked through the strict server's authorization flow; its id.
+async fn linked(app: &TestApp, server: &str) -> String {
+    let c = app
+        .admin
+        .create_connection(
+            &serde_json::from_value(json!({"name": "strict", "kind": "http",
+                "auth": {"type": "oauth2", "authorization_url": format!("{server}/authorize"),
+                    "token_url": format!("{server}/token"), "scopes": ["read"]},
+                "config": {"base_url": server},
+                "secrets": {"client_id": "patchbay", "client_secret": "strict-secret"}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let started = app.admin.start_oauth(c.id.as_str()).await.unwrap();
+    let browser = crate::peers::no_redirects();
+    let to_callback = browser
+        .get(started["authorization_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let back = to_callback.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(browser.get(&back).send().await.unwrap().status(), 200);
+    c.id.to_string()
+}
+
+async fn token_now(app: &TestApp, id: &str) -> String {
+    let t: Value = app.admin.access_token(id).await.unwrap();
+    t["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn callers_that_give_up_mid_renewal_do_not_lose_the_grant() {
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+    let (server, grant) = strict_server(3600, 300).await;
+    let id = linked(&app, &server).await;
+    crate::oauth_flow::expire(&app, &id).await;
+    // Five impatient callers, each gone before the provider's answer arrives.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .unwrap();
+    let calls = (0..5).map(|_| {
+        impatient
+            .get(format!("{}/v1/connections/{id}/token", app.url))
+            .bearer_auth(&app.admin_token)
+            .send()
+    });
+    for r in futures::future::join_all(calls).await {
+        assert!(r.is_err(), "the caller gave up before the answer");
+    }
+    // The renewal they started finishes without them; the next caller gets its token.
+    let started = Instant::now();
+    while grant.lock().unwrap().issued < 2 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = token_now(&app, &id).await;
+    assert_eq!(token, "access-2");
+    {
+        let g = grant.lock().unwrap();
+        assert_eq!(g.reuse, 0, "a spent refresh token was sent again");
+        assert!(!g.revoked, "the grant was revoked");
+        assert_eq!(g.refreshes, 1, "one renewal for five callers");
+    }
+    let c = app.admin.get_connection(&id).await.unwrap();
+    assert_eq!(c.status.as_str(), "active");
+}
+
+#[tokio::test]
+async fn tokens_shorter_than_the_margin_are_not_renewed_on_every_call() {
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+    // Three-second tokens against the default five-minute margin.
+    let (server, grant) = strict_server(3, 0).await;
+    let id = linked(&app, &server).await;
+    let calls = (0..200).map(|_| token_now(&app, &id));
+    let tokens: HashSet<String> = futures::future::join_all(calls).await.into_iter().collect();
+    assert_eq!(tokens.len(), 1, "one token for all callers: {tokens:?}");
+    let g = grant.lock().unwrap();
+    assert_eq!(
+        (g.issued, g.refreshes),
+        (1, 0),
+        "no renewal of a token just obtained"
+    );
+}
