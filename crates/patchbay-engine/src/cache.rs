@@ -86,8 +86,25 @@ where
         Some(value)
     }
 
+    #[cfg(test)]
     pub(crate) fn insert(&self, key: K, value: V) {
         self.shared.insert(key, (value, Instant::now()));
+    }
+
+    /// The invalidation count: read it before reading what will be inserted.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Inserts what was read after [`Self::epoch`] answered `since`, unless an invalidation
+    /// came in between: a value read before a change committed must not outlive the
+    /// invalidation that followed the commit. (Checked after the insert, so an invalidation
+    /// racing with it either sees the entry and removes it, or is seen here.)
+    pub(crate) fn insert_read_since(&self, since: u64, key: K, value: V) {
+        self.shared.insert(key.clone(), (value, Instant::now()));
+        if self.epoch.load(Ordering::Acquire) != since {
+            self.shared.invalidate(&key);
+        }
     }
 
     pub(crate) fn invalidate<Q>(&self, key: &Q)
@@ -108,6 +125,18 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_read_before_an_invalidation_is_not_kept() {
+        let cache: Cached<String, u32> = Cached::new(10, Duration::from_secs(60));
+        let since = cache.epoch();
+        cache.invalidate("a");
+        cache.insert_read_since(since, "a".into(), 1);
+        assert_eq!(cache.get("a"), None);
+        let since = cache.epoch();
+        cache.insert_read_since(since, "a".into(), 2);
+        assert_eq!(cache.get("a"), Some(2));
+    }
 
     #[test]
     fn invalidation_reaches_every_thread_and_entries_expire() {

@@ -143,6 +143,7 @@ impl Hub {
     }
 
     async fn prepare(&self, p: &Principal, id: &ConnectionId) -> Result<Arc<Prepared>> {
+        let since = self.inner.prepared.epoch();
         let c = self.visible_connection(p, id).await?;
         usable_status(&c)?;
         let c = self.usable(p, c).await?;
@@ -151,7 +152,9 @@ impl Hub {
             connection: c,
             material,
         });
-        self.inner.prepared.insert(id.to_string(), prepared.clone());
+        self.inner
+            .prepared
+            .insert_read_since(since, id.to_string(), prepared.clone());
         Ok(prepared)
     }
 

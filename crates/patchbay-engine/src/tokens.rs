@@ -108,6 +108,7 @@ impl Hub {
     }
 
     async fn stored_token(&self, digest: [u8; 32]) -> Result<Arc<Authenticated>> {
+        let since = self.inner.principals.epoch();
         let t = self
             .store()
             .token_by_hash(&digest)
@@ -124,7 +125,9 @@ impl Hub {
             id: t.id,
             touched: AtomicI64::new(t.last_used_at.map_or(i64::MIN, |at| at.timestamp_millis())),
         });
-        self.inner.principals.insert(digest, authenticated.clone());
+        self.inner
+            .principals
+            .insert_read_since(since, digest, authenticated.clone());
         Ok(authenticated)
     }
 
@@ -213,7 +216,6 @@ impl Hub {
         require_admin(p)?;
         let mut tx = self.store().begin().await?;
         tx.revoke_token(&p.org_id, id, self.now()).await?;
-        self.inner.principals.invalidate_all();
         tx.append_audit(&self.event(
             p,
             "token.revoke",
@@ -223,6 +225,9 @@ impl Hub {
         ))
         .await?;
         tx.commit().await?;
+        // After the commit: emptied earlier, a concurrent read of the still-valid row could
+        // be cached again.
+        self.inner.principals.invalidate_all();
         Ok(())
     }
 }

@@ -26,6 +26,7 @@ mod provider_quirks;
 mod providers;
 mod proxy;
 mod renewal;
+mod revocation;
 mod sandbox;
 mod scheduler;
 mod secret_scope;
