@@ -367,15 +367,15 @@ impl Hub {
         // deadline: past it the statement is cancelled on the server.
         let connectors = self.connectors().clone();
         let running = prepared.clone();
-        let result =
-            tokio::spawn(async move { connectors.run_sql(&running.material, statement).await })
-                .await
-                .unwrap_or_else(|e| {
-                    Err(SqlError::Statement(format!(
-                        "the statement's task failed: {e}"
-                    )))
-                })
-                .map_err(sql_error);
+        let result = self
+            .spawn_background(async move { connectors.run_sql(&running.material, statement).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(SqlError::Statement(format!(
+                    "the statement's task failed: {e}"
+                )))
+            })
+            .map_err(sql_error);
         // The statement's verb, never its text or parameters.
         let verb: String = a
             .query

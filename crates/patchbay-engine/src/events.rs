@@ -43,7 +43,7 @@ impl Hub {
         .to_string()
         .into_bytes();
         let http = self.connectors().http().clone();
-        tokio::spawn(async move {
+        self.spawn_background(async move {
             for attempt in 0..ATTEMPTS {
                 let ts = chrono::Utc::now().timestamp();
                 let signature = patchbay_connectors::webhook::sign(

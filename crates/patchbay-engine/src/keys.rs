@@ -110,7 +110,8 @@ impl Hub {
             .unwrap_or_else(|e| e.into_inner()) = Some(progress.clone());
         let hub = self.clone();
         let actor = p.clone();
-        tokio::spawn(async move {
+        // Off the serving thread that took the request: re-encryption takes a while.
+        self.spawn_background(async move {
             let outcome = hub.reencrypt_all(next).await;
             if let Some(r) = hub
                 .inner

@@ -107,6 +107,16 @@ impl Hub {
         &self.inner.vault
     }
 
+    /// Runs `work` on the hub's runtime, never on the serving thread that asked for it; the
+    /// work goes on when the returned handle is dropped.
+    pub(crate) fn spawn_background<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.background.spawn(work)
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
     }

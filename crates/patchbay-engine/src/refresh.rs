@@ -169,9 +169,7 @@ impl Hub {
         let hub = self.clone();
         let (p, id) = (p.clone(), id.clone());
         // Dropping the handle (the caller went away) leaves the renewal running to its commit.
-        self.inner
-            .background
-            .spawn(async move { hub.renew_here(&p, &id, why).await })
+        self.spawn_background(async move { hub.renew_here(&p, &id, why).await })
             .await
             .unwrap_or_else(|e| Err(EngineError::Internal(format!("a renewal failed: {e}"))))
     }
