@@ -187,3 +187,30 @@ async fn tokens_shorter_than_the_margin_are_not_renewed_on_every_call() {
         "no renewal of a token just obtained"
     );
 }
+
+#[tokio::test]
+async fn two_replicas_share_one_renewal_of_a_short_lived_token() {
+    let app = TestApp::spawn_with(Backend::Postgres, Some(allow_loopback())).await;
+    let replica = app.replica().await;
+    let (server, grant) = strict_server(3, 100).await;
+    let id = linked(&app, &server).await;
+    crate::oauth_flow::expire(&app, &id).await;
+    // 200 callers over two processes on one expired three-second token.
+    let calls = (0..200).map(|i| {
+        let client = if i % 2 == 0 {
+            app.admin.clone()
+        } else {
+            replica.clone()
+        };
+        let id = id.clone();
+        async move {
+            let t: Value = client.access_token(&id).await.unwrap();
+            t["access_token"].as_str().unwrap().to_owned()
+        }
+    });
+    let tokens: HashSet<String> = futures::future::join_all(calls).await.into_iter().collect();
+    assert_eq!(tokens.len(), 1, "one token for all callers: {tokens:?}");
+    let g = grant.lock().unwrap();
+    assert_eq!(g.refreshes, 1, "exactly one renewal across both replicas");
+    assert_eq!((g.reuse, g.revoked), (0, false));
+}
