@@ -51,9 +51,11 @@ impl Hub {
                 principals: crate::tokens::principal_cache(),
                 outbox_wake: tokio::sync::Notify::new(),
                 background: tokio::runtime::Handle::current(),
+                origin: rand::random(),
                 settings,
             }),
         };
+        hub.listen_for_changes();
         let first_run_token = hub.first_run().await?;
         Ok(Started {
             hub,

@@ -158,16 +158,6 @@ impl Hub {
         Ok(prepared)
     }
 
-    /// Drops a prepared connection: it changed, or its tokens did.
-    pub(crate) fn forget_prepared(&self, id: &ConnectionId) {
-        self.inner.prepared.invalidate(id.as_str());
-    }
-
-    /// Drops every prepared connection (an organization secret they may reference changed).
-    pub(crate) fn forget_all_prepared(&self) {
-        self.inner.prepared.invalidate_all();
-    }
-
     /// The prepared connection after its token was refused (401): renewed once, prepared again.
     pub(crate) async fn prepared_after_rejection(
         &self,

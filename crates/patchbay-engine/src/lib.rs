@@ -17,6 +17,7 @@ mod connections;
 mod credentials;
 mod error;
 mod events;
+mod invalidate;
 mod keys;
 mod nodes;
 mod oauth;
@@ -96,6 +97,8 @@ struct Inner {
     /// The runtime that started the hub: work that outlives a request (token renewals) runs
     /// there, never on a serving thread and never under a caller's cancellation.
     background: tokio::runtime::Handle,
+    /// This process among the replicas (its own published changes are not applied twice).
+    origin: u64,
 }
 
 impl Hub {

@@ -227,7 +227,7 @@ impl Hub {
         tx.commit().await?;
         // After the commit: emptied earlier, a concurrent read of the still-valid row could
         // be cached again.
-        self.inner.principals.invalidate_all();
+        self.changed(crate::invalidate::Change::Principals);
         Ok(())
     }
 }

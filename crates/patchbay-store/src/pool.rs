@@ -23,6 +23,8 @@ pub struct Store {
     pub(crate) read: AnyPool,
     pub(crate) write: AnyPool,
     pub(crate) dialect: Dialect,
+    /// PostgreSQL's URL, for the invalidation listener's connection of its own.
+    pub(crate) url: Option<String>,
 }
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls back.
@@ -96,6 +98,7 @@ impl Store {
             read,
             write,
             dialect: Dialect::Sqlite,
+            url: None,
         })
     }
 
@@ -109,6 +112,7 @@ impl Store {
             read: pool.clone(),
             write: pool,
             dialect: Dialect::Postgres,
+            url: Some(url.to_owned()),
         })
     }
 

@@ -74,3 +74,83 @@ async fn revoked_under_load(backend: Backend) {
 }
 
 crate::both_backends!(revoked_under_load);
+
+/// Polls `check` every 20 ms for up to `within`; how long it took to hold, if it did.
+async fn holds_within(within: Duration, mut check: impl AsyncFnMut() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if check().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn other_replicas_learn_of_revocations_and_changes_within_a_second() {
+    let app = TestApp::spawn_with(Backend::Postgres, Some(crate::helpers::allow_loopback())).await;
+    let replica = app.replica().await;
+    let created = app
+        .admin
+        .create_token(&CreateToken {
+            name: "elsewhere".into(),
+            role: Role::Member,
+            project: None,
+        })
+        .await
+        .unwrap();
+    // The replica authenticates (and caches) the token and prepares a connection.
+    let on_replica =
+        patchbay_client::Client::new(&replica_url(&replica), Some(created.value.clone())).unwrap();
+    on_replica.me().await.unwrap();
+    let first = crate::upstream::Upstream::start().await;
+    let second = crate::upstream::Upstream::start().await;
+    let id = app
+        .connection(
+            serde_json::json!({"name": "moving", "kind": "http", "auth": {"type": "bearer"},
+            "config": {"base_url": first.url}, "secrets": {"token": "t-123456"}}),
+        )
+        .await;
+    replica
+        .proxy(&id, http::Method::GET, "/ping", &[], None)
+        .await
+        .unwrap();
+    assert_eq!(first.count("/ping"), 1);
+
+    app.admin
+        .revoke_token(created.token.id.as_str())
+        .await
+        .unwrap();
+    let refused = holds_within(Duration::from_secs(1), async || {
+        on_replica.me().await.is_err()
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "the replica still accepts the revoked token after 1 s"
+    );
+
+    let patch: patchbay_domain::api::UpdateConnection =
+        serde_json::from_value(serde_json::json!({"config": {"base_url": second.url}})).unwrap();
+    app.admin
+        .update_connection(&id, &patch, None)
+        .await
+        .unwrap();
+    let moved = holds_within(Duration::from_secs(1), async || {
+        replica
+            .proxy(&id, http::Method::GET, "/ping", &[], None)
+            .await
+            .is_ok()
+            && second.count("/ping") > 0
+    })
+    .await;
+    assert!(
+        moved.is_some(),
+        "the replica still serves the old connection after 1 s"
+    );
+}
+
+fn replica_url(c: &patchbay_client::Client) -> String {
+    c.base_url().as_str().trim_end_matches('/').to_owned()
+}
