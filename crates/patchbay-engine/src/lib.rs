@@ -120,6 +120,18 @@ impl Hub {
         self.inner.background.spawn(work)
     }
 
+    /// Takes or renews the lease on background work `name` for `period`; whether this
+    /// process holds it (one replica runs the work at a time).
+    pub(crate) async fn lease(&self, name: &str, period: std::time::Duration) -> Result<bool> {
+        let now = self.now();
+        let until =
+            now + chrono::Duration::from_std(period).unwrap_or(chrono::Duration::minutes(1));
+        Ok(self
+            .store()
+            .try_lease(name, &format!("{:x}", self.inner.origin), now, until)
+            .await?)
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
     }

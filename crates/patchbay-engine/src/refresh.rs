@@ -487,8 +487,18 @@ impl Hub {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
                 tick.tick().await;
-                if let Err(e) = hub.refresh_due().await {
-                    tracing::warn!(error = %e, "background refresh pass failed");
+                // One replica at a time; renewals are single-flight across replicas anyway, so
+                // the lease only spares the others the same reads.
+                match hub.lease("refresher", period).await {
+                    Ok(true) => {
+                        if let Err(e) = hub.refresh_due().await {
+                            tracing::warn!(error = %e, "background refresh pass failed");
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the refresher's lease could not be taken")
+                    }
                 }
             }
         })

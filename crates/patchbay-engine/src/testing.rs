@@ -325,11 +325,24 @@ impl Hub {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
                 tick.tick().await;
-                if let Err(e) = hub.retest_due(interval).await {
+                if let Err(e) = hub.scheduled_retest(interval, period).await {
                     tracing::warn!(error = %e, "scheduled re-test pass failed");
                 }
             }
         }))
+    }
+
+    /// The scheduler's pass on one replica at a time: the replica holding the `retest` lease
+    /// (for `period`, renewed each pass) runs it; `None` when another replica holds it.
+    pub async fn scheduled_retest(
+        &self,
+        interval: Duration,
+        period: Duration,
+    ) -> Result<Option<usize>> {
+        if !self.lease("retest", period).await? {
+            return Ok(None);
+        }
+        self.retest_due(interval).await.map(Some)
     }
 
     /// One scheduler pass: re-tests connections not tested within `interval`.

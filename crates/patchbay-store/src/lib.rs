@@ -12,6 +12,7 @@ mod audit;
 mod connections;
 mod deliveries;
 mod keys;
+mod leases;
 mod notify;
 mod orgs;
 mod pool;

@@ -188,6 +188,11 @@ impl TestApp {
 
     /// A second server process on the same database and key (a replica); it stops with the test.
     pub async fn replica(&self) -> Client {
+        self.replica_with_hub().await.0
+    }
+
+    /// A replica, with its services (for what has no route, such as the scheduler's pass).
+    pub async fn replica_with_hub(&self) -> (Client, patchbay_engine::Hub) {
         let (app, token) = Self::build(
             &self.db_url,
             self.dir.path().to_path_buf(),
@@ -197,10 +202,14 @@ impl TestApp {
         .await;
         assert!(token.is_none());
         let url = app.url();
+        let hub = app.hub().clone();
         tokio::spawn(async move {
             let _ = app.run_until(std::future::pending()).await;
         });
-        Client::new(&url, Some(self.admin_token.clone())).expect("client")
+        (
+            Client::new(&url, Some(self.admin_token.clone())).expect("client"),
+            hub,
+        )
     }
 
     /// A direct pool on the server's database, for inspecting what is stored.

@@ -82,3 +82,56 @@ async fn scheduler_retests_flags_stale_and_lists_expiring() {
         422
     );
 }
+
+#[tokio::test]
+async fn two_replicas_test_each_due_connection_once() {
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    let ok = axum::Router::new().fallback(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { StatusCode::OK }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, ok).await.unwrap() });
+    let app = TestApp::spawn_with(Backend::Postgres, Some(crate::helpers::allow_loopback())).await;
+    let (_, replica) = app.replica_with_hub().await;
+    for i in 0..6 {
+        app.connection(
+            json!({"name": format!("c{i}"), "kind": "http", "config": {"base_url": base}}),
+        )
+        .await;
+    }
+    let interval = Duration::from_secs(3600);
+    let period = Duration::from_secs(60);
+    // Both replicas' schedulers come due at once.
+    let (a, b) = tokio::join!(
+        app.hub.scheduled_retest(interval, period),
+        replica.scheduled_retest(interval, period)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(
+        a.is_none() ^ b.is_none(),
+        "one replica ran the pass: {a:?} {b:?}"
+    );
+    assert_eq!(a.or(b), Some(6));
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        6,
+        "each tested once"
+    );
+    // The other replica's next tick within the period finds the lease held.
+    let holder_is_app = a.is_some();
+    let other = if holder_is_app { &replica } else { &app.hub };
+    assert_eq!(
+        other.scheduled_retest(interval, period).await.unwrap(),
+        None
+    );
+    // The holder renews it and finds nothing due.
+    let holder = if holder_is_app { &app.hub } else { &replica };
+    assert_eq!(
+        holder.scheduled_retest(interval, period).await.unwrap(),
+        Some(0)
+    );
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 6);
+}

@@ -546,7 +546,60 @@ async fn audit_chain(backend: Backend) {
     assert!(store.ping().await.is_ok());
 }
 
+async fn leases(backend: Backend) {
+    let (store, _dir) = fresh(backend).await;
+    let t0 = Utc::now();
+    let later = |s: i64| t0 + chrono::Duration::seconds(s);
+    assert!(
+        store.try_lease("retest", "a", t0, later(60)).await.unwrap(),
+        "free: granted"
+    );
+    assert!(
+        !store
+            .try_lease("retest", "b", later(1), later(61))
+            .await
+            .unwrap(),
+        "held by a"
+    );
+    assert!(
+        store
+            .try_lease("retest", "a", later(2), later(62))
+            .await
+            .unwrap(),
+        "a renews"
+    );
+    assert!(
+        store
+            .try_lease("refresher", "b", later(2), later(62))
+            .await
+            .unwrap(),
+        "another name"
+    );
+    assert!(
+        !store
+            .try_lease("retest", "b", later(61), later(121))
+            .await
+            .unwrap(),
+        "renewed until 62"
+    );
+    assert!(
+        store
+            .try_lease("retest", "b", later(62), later(122))
+            .await
+            .unwrap(),
+        "expired: b takes it"
+    );
+    assert!(
+        !store
+            .try_lease("retest", "a", later(63), later(123))
+            .await
+            .unwrap(),
+        "now b's"
+    );
+}
+
 conformance!(
+    leases,
     orgs_and_projects,
     tokens_by_hash,
     connections_and_their_secrets,
