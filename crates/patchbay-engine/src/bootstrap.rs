@@ -43,7 +43,6 @@ impl Hub {
                 vault,
                 root,
                 clock,
-                rotation: Mutex::new(None),
                 test_limiter: crate::testing::limiter(settings.test_rate_per_minute),
                 refresh_locks: Mutex::new(Default::default()),
                 prepared: crate::calls::prepared_cache(),

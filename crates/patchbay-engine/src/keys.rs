@@ -13,6 +13,11 @@ use crate::{EngineError, Hub, Result};
 
 const BATCH: i64 = 500;
 
+/// The lease a running rotation holds, and how long one batch may take before another replica
+/// may take over.
+const ROTATION_LEASE: &str = "rotation";
+const LEASE_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl Hub {
     pub async fn keys_status(&self, p: &Principal) -> Result<KeysStatus> {
         require_operator(p)?;
@@ -36,12 +41,7 @@ impl Hub {
             sealed: ring.is_none(),
             current_version: ring.map(|r| i64::from(r.current_version())),
             versions,
-            rotation: self
-                .inner
-                .rotation
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            rotation: self.store().latest_rotation().await?,
         })
     }
 
@@ -53,18 +53,61 @@ impl Hub {
                 "the vault is sealed: keys cannot be rotated without the master key".into(),
             )
         })?;
-        {
-            let guard = self
-                .inner
-                .rotation
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if guard.as_ref().is_some_and(|r| !r.finished) {
-                return Err(EngineError::Conflict(
-                    "a key rotation is already running".into(),
-                ));
-            }
+        // One rotation at a time across replicas: the lease is renewed by every batch, and
+        // runs out (letting a new rotation start) when the replica running it died.
+        // Each rotation holds the lease under a name of its own, so a second one asked of
+        // this same process is refused too.
+        let holder = format!("{:x}", rand::random::<u64>());
+        if !self.hold_rotation(&holder).await? {
+            return Err(EngineError::Conflict(
+                "a key rotation is already running".into(),
+            ));
         }
+        let progress = match self.add_key_version(p, root).await {
+            Ok(progress) => progress,
+            Err(e) => {
+                self.release_rotation(&holder).await;
+                return Err(e);
+            }
+        };
+        let started = progress.clone();
+        let hub = self.clone();
+        let actor = p.clone();
+        let next = progress.target_version;
+        // Off the serving thread that took the request: re-encryption takes a while.
+        self.spawn_background(async move {
+            let mut progress = progress;
+            let outcome = hub.reencrypt_all(&mut progress, &holder).await;
+            progress.finished = true;
+            progress.error = outcome.as_ref().err().map(|e| e.to_string());
+            if let Err(e) = hub.store().put_rotation(&progress, hub.now()).await {
+                tracing::error!(error = %e, "could not record the end of a key rotation");
+            }
+            hub.release_rotation(&holder).await;
+            let (result, details) = match &outcome {
+                Ok(n) => ("success", serde_json::json!({"reencrypted": n})),
+                Err(e) => ("failure", serde_json::json!({"error": e.to_string()})),
+            };
+            let event = hub.event(
+                &actor,
+                "keys.rotate",
+                Some(format!("key:{next}")),
+                result,
+                details,
+            );
+            if let Err(e) = hub.store().audit(&event).await {
+                tracing::error!(error = %e, "could not audit the end of a key rotation");
+            }
+        });
+        Ok(started)
+    }
+
+    /// Adds the next data-key version (audited) and records the rotation onto it as started.
+    async fn add_key_version(
+        &self,
+        p: &Principal,
+        root: &patchbay_vault::RootKey,
+    ) -> Result<RotationProgress> {
         let rows = self.store().vault_keys().await?;
         let next = rows.last().map_or(1, |r| r.version + 1);
         let key = generate_data_key();
@@ -103,42 +146,32 @@ impl Hub {
             finished: false,
             error: None,
         };
-        *self
-            .inner
-            .rotation
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(progress.clone());
-        let hub = self.clone();
-        let actor = p.clone();
-        // Off the serving thread that took the request: re-encryption takes a while.
-        self.spawn_background(async move {
-            let outcome = hub.reencrypt_all(next).await;
-            if let Some(r) = hub
-                .inner
-                .rotation
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_mut()
-            {
-                r.finished = true;
-                r.error = outcome.as_ref().err().map(|e| e.to_string());
-            }
-            let (result, details) = match &outcome {
-                Ok(n) => ("success", serde_json::json!({"reencrypted": n})),
-                Err(e) => ("failure", serde_json::json!({"error": e.to_string()})),
-            };
-            let event = hub.event(
-                &actor,
-                "keys.rotate",
-                Some(format!("key:{next}")),
-                result,
-                details,
-            );
-            if let Err(e) = hub.store().audit(&event).await {
-                tracing::error!(error = %e, "could not audit the end of a key rotation");
-            }
-        });
+        self.store().put_rotation(&progress, self.now()).await?;
         Ok(progress)
+    }
+
+    /// Takes or renews the rotation lease for `holder`.
+    async fn hold_rotation(&self, holder: &str) -> Result<bool> {
+        let now = self.now();
+        let until =
+            now + chrono::Duration::from_std(LEASE_FOR).unwrap_or(chrono::Duration::minutes(2));
+        Ok(self
+            .store()
+            .try_lease(ROTATION_LEASE, holder, now, until)
+            .await?)
+    }
+
+    /// Lets the next rotation start at once (the lease would otherwise run out by itself).
+    async fn release_rotation(&self, holder: &str) {
+        let now = self.now();
+        // Renewing it until now makes it free for the next taker.
+        if let Err(e) = self
+            .store()
+            .try_lease(ROTATION_LEASE, holder, now, now)
+            .await
+        {
+            tracing::warn!(error = %e, "could not release the rotation lease");
+        }
     }
 
     /// Re-reads the wrapped data keys (after this or another replica added one).
@@ -169,7 +202,8 @@ impl Hub {
         }
     }
 
-    async fn reencrypt_all(&self, target: i64) -> Result<i64> {
+    async fn reencrypt_all(&self, progress: &mut RotationProgress, holder: &str) -> Result<i64> {
+        let target = progress.target_version;
         let mut done = 0;
         loop {
             let batch = self.store().stale_ciphertexts(target, BATCH).await?;
@@ -234,15 +268,13 @@ impl Hub {
             }
             tx.commit().await?;
             done += batch.len() as i64;
-            if let Some(r) = self
-                .inner
-                .rotation
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_mut()
-            {
-                r.done = done.min(r.total.max(done));
-                r.total = r.total.max(done);
+            progress.total = progress.total.max(done);
+            progress.done = done;
+            self.store().put_rotation(progress, self.now()).await?;
+            if !self.hold_rotation(holder).await? {
+                return Err(EngineError::Conflict(
+                    "the rotation's lease was taken over by another replica".into(),
+                ));
             }
         }
     }

@@ -86,7 +86,6 @@ struct Inner {
     vault: Vault,
     root: Option<RootKey>,
     clock: Arc<dyn Clock>,
-    rotation: Mutex<Option<patchbay_domain::api::RotationProgress>>,
     settings: EngineSettings,
     test_limiter: testing::Limiter,
     refresh_locks: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,

@@ -263,3 +263,50 @@ both_backends!(
     a_wrong_or_missing_key_seals_the_vault,
     rotation_moves_every_ciphertext_to_the_new_version,
 );
+
+#[tokio::test]
+async fn one_rotation_runs_across_replicas_and_each_reports_it() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let (replica, replica_hub) = app.replica_with_hub().await;
+    for i in 0..3 {
+        app.admin
+            .create_connection(&db_conn(&format!("r{i}"), &format!("pw-{i}")))
+            .await
+            .unwrap();
+    }
+    // While a rotation holds the lease (here, another replica's), no other starts.
+    let now = chrono::Utc::now();
+    let store = replica_hub.store();
+    assert!(
+        store
+            .try_lease(
+                "rotation",
+                "elsewhere",
+                now,
+                now + chrono::Duration::seconds(60)
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(err_status(app.admin.rotate_keys().await).0, 409);
+    assert_eq!(err_status(replica.rotate_keys().await).0, 409);
+    let now = chrono::Utc::now();
+    store
+        .try_lease("rotation", "elsewhere", now, now)
+        .await
+        .unwrap();
+    // Started on one replica, its progress shows on the other.
+    let started = app.admin.rotate_keys().await.unwrap();
+    let seen = loop {
+        let r = replica.keys().await.unwrap().rotation.unwrap();
+        if r.finished {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(seen.target_version, started.target_version);
+    assert_eq!((seen.done, seen.error.as_deref()), (seen.total, None));
+    assert!(seen.total >= 3);
+    // Finished, the next one may start at once.
+    app.admin.rotate_keys().await.unwrap();
+}
