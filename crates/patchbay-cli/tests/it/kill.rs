@@ -161,3 +161,86 @@ async fn kill_during_rotating_refreshes_loses_no_refresh_token() {
     );
     drop(server);
 }
+
+/// `kill -9` while a renewal waits on a provider that has already rotated the refresh token
+/// (the one window a client cannot close): after the restart the connection is not silently
+/// broken — it is reported `expired`, with the provider's answer, and asks to be authorized
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_while_a_renewal_waits_on_the_provider_is_reported() {
+    let provider = patchbay_testkit::strict_oauth::StrictServer::start(3600, 3000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = ["--allow-net", "127.0.0.0/8"];
+    let mut server = Server::start(&data, &args, &[]);
+    let token = server
+        .token
+        .clone()
+        .expect("first start prints the admin token");
+    let admin = client(&server.url, &token);
+    let c = admin
+        .create_connection(&serde_json::from_value(provider.connection("strict")).unwrap())
+        .await
+        .unwrap();
+    let id = c.id.to_string();
+    let started = admin.start_oauth(&id).await.unwrap();
+    let browser = no_redirects();
+    let back = browser
+        .get(started["authorization_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let back = back.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(browser.get(&back).send().await.unwrap().status(), 200);
+    assert_eq!(provider.counts().0, 1, "linked");
+
+    // Make the token due, ask for it, and kill the process once the provider has rotated.
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", data.join("patchbay.db").display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE connections SET oauth = json_set(oauth, '$.expires_at', '2000-01-01T00:00:00Z'), oauth_expires_at = 0 WHERE id = $1")
+        .bind(&id)
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    let asking = tokio::spawn({
+        let admin = admin.clone();
+        let id = id.clone();
+        async move { admin.access_token(&id).await }
+    });
+    let waited = std::time::Instant::now();
+    while provider.counts().0 < 2 && waited.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        provider.counts().0,
+        2,
+        "the provider rotated the refresh token"
+    );
+    server.child.kill().unwrap(); // SIGKILL, before the provider's answer arrives
+    server.child.wait().unwrap();
+    assert!(
+        asking.await.unwrap().is_err(),
+        "the caller saw the process die"
+    );
+
+    // After the restart: precisely reported, never silently broken.
+    let server = Server::start(&data, &args, &[]);
+    let admin = client(&server.url, &token);
+    let refused = admin.access_token(&id).await.unwrap_err().to_string();
+    assert!(refused.contains("reconnect"), "{refused}");
+    let c = admin.get_connection(&id).await.unwrap();
+    assert_eq!(c.status.as_str(), "expired", "{}", server.logs());
+    let oauth = c.oauth.unwrap();
+    assert_eq!(oauth["last_refresh_error"], "invalid_grant");
+    let (_, refreshes, reuse, revoked) = provider.counts();
+    assert_eq!(refreshes, 2, "the spent refresh token was tried once");
+    assert!(
+        reuse == 1 && revoked,
+        "the provider saw the reuse and revoked the grant"
+    );
+    eprintln!(
+        "kill -9 mid-renewal: the connection is reported expired (invalid_grant) and asks to be authorized again"
+    );
+}

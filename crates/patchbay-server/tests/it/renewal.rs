@@ -8,97 +8,17 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Form, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use patchbay_testkit::strict_oauth::StrictServer;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, allow_loopback};
 
-#[derive(Default)]
-struct Grant {
-    ttl: i64,
-    delay_ms: u64,
-    issued: usize,
-    current_refresh: Option<String>,
-    spent: HashSet<String>,
-    revoked: bool,
-    reuse: usize,
-    refreshes: usize,
+async fn strict_server(ttl: i64, delay_ms: u64) -> (String, StrictGrant) {
+    let s = StrictServer::start(ttl, delay_ms).await;
+    (s.url, s.grant)
 }
 
-type Strict = Arc<Mutex<Grant>>;
-
-async fn authorize(Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
-    let to = format!(
-        "{}?code=the-code&state={}",
-        q.get("redirect_uri").cloned().unwrap_or_default(),
-        q.get("state").cloned().unwrap_or_default()
-    );
-    Redirect::to(&to).into_response()
-}
-
-async fn token(
-    State(g): State<Strict>,
-    Form(f): Form<std::collections::HashMap<String, String>>,
-) -> Response {
-    let refused = |why: &str| {
-        (
-            axum::http::StatusCode::BAD_REQUEST,
-            axum::Json(json!({"error": why})),
-        )
-            .into_response()
-    };
-    let (answer, delay) = {
-        let mut g = g.lock().unwrap();
-        match f.get("grant_type").map(String::as_str) {
-            Some("authorization_code") => {}
-            Some("refresh_token") => {
-                g.refreshes += 1;
-                let given = f.get("refresh_token").cloned().unwrap_or_default();
-                if g.revoked {
-                    return refused("invalid_grant");
-                }
-                if g.current_refresh.as_deref() != Some(given.as_str()) {
-                    if g.spent.contains(&given) {
-                        // A spent refresh token came back: the whole grant is revoked.
-                        g.reuse += 1;
-                        g.revoked = true;
-                    }
-                    return refused("invalid_grant");
-                }
-                g.spent.insert(given);
-            }
-            _ => return refused("unsupported_grant_type"),
-        }
-        g.issued += 1;
-        let n = g.issued;
-        g.current_refresh = Some(format!("refresh-{n}"));
-        (
-            json!({"access_token": format!("access-{n}"), "token_type": "Bearer",
-                "expires_in": g.ttl, "refresh_token": format!("refresh-{n}")}),
-            g.delay_ms,
-        )
-    };
-    // The rotation is committed; the answer takes its time to arrive.
-    tokio::time::sleep(Duration::from_millis(delay)).await;
-    axum::Json(answer).into_response()
-}
-
-async fn strict_server(ttl: i64, delay_ms: u64) -> (String, Strict) {
-    let g: Strict = Arc::new(Mutex::new(Grant {
-        ttl,
-        delay_ms,
-        ..Default::default()
-    }));
-    let app = axum::Router::new()
-        .route("/authorize", axum::routing::get(authorize))
-        .route("/token", axum::routing::post(token))
-        .with_state(g.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, g)
-}
+type StrictGrant = Arc<Mutex<patchbay_testkit::strict_oauth::Grant>>;
 
 /// A connection linked through the strict server's authorization flow; its id.
 async fn linked(app: &TestApp, server: &str) -> String {
