@@ -5,33 +5,18 @@
 //! on every call.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use patchbay_testkit::strict_oauth::StrictServer;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::helpers::{Backend, TestApp, allow_loopback};
 
-async fn strict_server(ttl: i64, delay_ms: u64) -> (String, StrictGrant) {
-    let s = StrictServer::start(ttl, delay_ms).await;
-    (s.url, s.grant)
-}
-
-type StrictGrant = Arc<Mutex<patchbay_testkit::strict_oauth::Grant>>;
-
 /// A connection linked through the strict server's authorization flow; its id.
-async fn linked(app: &TestApp, server: &str) -> String {
+async fn linked(app: &TestApp, server: &StrictServer) -> String {
     let c = app
         .admin
-        .create_connection(
-            &serde_json::from_value(json!({"name": "strict", "kind": "http",
-                "auth": {"type": "oauth2", "authorization_url": format!("{server}/authorize"),
-                    "token_url": format!("{server}/token"), "scopes": ["read"]},
-                "config": {"base_url": server},
-                "secrets": {"client_id": "patchbay", "client_secret": "strict-secret"}}))
-            .unwrap(),
-        )
+        .create_connection(&serde_json::from_value(server.connection("strict")).unwrap())
         .await
         .unwrap();
     let started = app.admin.start_oauth(c.id.as_str()).await.unwrap();
@@ -57,7 +42,8 @@ async fn token_now(app: &TestApp, id: &str) -> String {
 #[tokio::test]
 async fn callers_that_give_up_mid_renewal_do_not_lose_the_grant() {
     let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
-    let (server, grant) = strict_server(3600, 300).await;
+    let server = StrictServer::start(3600, 300).await;
+    let grant = server.grant.clone();
     let id = linked(&app, &server).await;
     crate::oauth_flow::expire(&app, &id).await;
     // Five impatient callers, each gone before the provider's answer arrives.
@@ -95,7 +81,8 @@ async fn callers_that_give_up_mid_renewal_do_not_lose_the_grant() {
 async fn tokens_shorter_than_the_margin_are_not_renewed_on_every_call() {
     let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
     // Three-second tokens against the default five-minute margin.
-    let (server, grant) = strict_server(3, 0).await;
+    let server = StrictServer::start(3, 0).await;
+    let grant = server.grant.clone();
     let id = linked(&app, &server).await;
     let calls = (0..200).map(|_| token_now(&app, &id));
     let tokens: HashSet<String> = futures::future::join_all(calls).await.into_iter().collect();
@@ -112,7 +99,8 @@ async fn tokens_shorter_than_the_margin_are_not_renewed_on_every_call() {
 async fn two_replicas_share_one_renewal_of_a_short_lived_token() {
     let app = TestApp::spawn_with(Backend::Postgres, Some(allow_loopback())).await;
     let replica = app.replica().await;
-    let (server, grant) = strict_server(3, 100).await;
+    let server = StrictServer::start(3, 100).await;
+    let grant = server.grant.clone();
     let id = linked(&app, &server).await;
     crate::oauth_flow::expire(&app, &id).await;
     // 200 callers over two processes on one expired three-second token.
