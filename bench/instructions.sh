@@ -26,29 +26,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! command -v valgrind >/dev/null || ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
-  echo "==> installing valgrind, nginx and wrk" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind nginx wrk >/dev/null
-fi
+need_commands valgrind nginx wrk
 
 echo "==> building patchbay and the yardstick (release)" >&2
 cargo build --release -q -p patchbay-cli
 MINIMAL_TARGET="$PWD/target/minimal-proxy"
 (cd bench/minimal-proxy && CARGO_TARGET_DIR="$MINIMAL_TARGET" cargo build --release -q --locked)
 
-mkdir -p "$WORK/upstream/logs"
-cat > "$WORK/upstream.conf" <<EOF
-worker_processes 1;
-pid $WORK/upstream.pid;
-error_log $WORK/upstream/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  server { listen 127.0.0.1:$UPSTREAM_PORT;
-    location / { default_type application/json; return 200 '{"ok":true,"user":"octocat"}'; } }
-}
-EOF
-nginx -c "$WORK/upstream.conf" -p "$WORK/upstream"
+static_upstream "$WORK" "$UPSTREAM_PORT" '{"ok":true,"user":"octocat"}'
 
 # under_callgrind NAME COMMAND...: starts COMMAND with instrumentation off; its pid in $!.
 under_callgrind() {

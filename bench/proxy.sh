@@ -44,10 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-  echo "==> installing wrk and nginx" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null
-fi
+need_commands wrk nginx
 
 echo "==> building patchbay (release)" >&2
 cargo build --release -q -p patchbay-cli

@@ -24,26 +24,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-  echo "==> installing wrk and nginx" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null
-fi
+need_commands wrk nginx
 echo "==> building patchbay (release)" >&2
 cargo build --release -q -p patchbay-cli
 
-mkdir -p "$WORK/upstream/logs"
-cat >"$WORK/upstream.conf" <<CONF
-worker_processes 1;
-pid $WORK/upstream.pid;
-error_log $WORK/upstream/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  server { listen 127.0.0.1:$UPSTREAM_PORT;
-    location / { default_type application/json; return 200 '{"ok":true}'; } }
-}
-CONF
-nginx -c "$WORK/upstream.conf" -p "$WORK/upstream"
+static_upstream "$WORK" "$UPSTREAM_PORT" '{"ok":true}'
 
 PATCHBAY_DATA_DIR="$WORK/data" setsid ./target/release/patchbay serve \
   --listen "127.0.0.1:$PATCHBAY_PORT" --allow-net 127.0.0.0/8 >"$WORK/out" 2>"$WORK/err" &
