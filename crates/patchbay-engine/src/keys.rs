@@ -152,13 +152,7 @@ impl Hub {
 
     /// Takes or renews the rotation lease for `holder`.
     async fn hold_rotation(&self, holder: &str) -> Result<bool> {
-        let now = self.now();
-        let until =
-            now + chrono::Duration::from_std(LEASE_FOR).unwrap_or(chrono::Duration::minutes(2));
-        Ok(self
-            .store()
-            .try_lease(ROTATION_LEASE, holder, now, until)
-            .await?)
+        self.lease_as(ROTATION_LEASE, holder, LEASE_FOR).await
     }
 
     /// Lets the next rotation start at once (the lease would otherwise run out by itself).

@@ -122,13 +122,21 @@ impl Hub {
     /// Takes or renews the lease on background work `name` for `period`; whether this
     /// process holds it (one replica runs the work at a time).
     pub(crate) async fn lease(&self, name: &str, period: std::time::Duration) -> Result<bool> {
+        self.lease_as(name, &format!("{:x}", self.inner.origin), period)
+            .await
+    }
+
+    /// [`Self::lease`] under a holder name of the caller's (a rotation holds it under its own).
+    pub(crate) async fn lease_as(
+        &self,
+        name: &str,
+        holder: &str,
+        period: std::time::Duration,
+    ) -> Result<bool> {
         let now = self.now();
         let until =
             now + chrono::Duration::from_std(period).unwrap_or(chrono::Duration::minutes(1));
-        Ok(self
-            .store()
-            .try_lease(name, &format!("{:x}", self.inner.origin), now, until)
-            .await?)
+        Ok(self.store().try_lease(name, holder, now, until).await?)
     }
 
     pub fn now(&self) -> DateTime<Utc> {
