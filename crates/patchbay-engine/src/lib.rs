@@ -1,78 +1,44 @@
-//! The engine: Patchbay's services. Every API operation is a method on [`Hub`] taking the
-//! calling [`Principal`]; the hub checks permissions and organization boundaries, validates,
-//! seals and opens secrets through the vault, writes through the store, and records audit
-//! events in the same transaction as the change.
+//! The engine: Patchbay's services. Every API operation is a method on [`Hub`], the façade the
+//! server calls, taking the calling [`Principal`]; the hub checks permissions and organization
+//! boundaries, validates, seals and opens secrets through the vault, and changes stored state
+//! only through the core's audited write ([`core::Write`]).
+//!
+//! The services live in folders of their own: `admin/` (organizations, projects, tokens, the
+//! audit log, vault keys, first run), `connections/` (connections, secrets, templates,
+//! providers, tests), `oauth/` (apps, flows, callbacks, renewal), `act/` (the proxy, actions,
+//! workflow nodes), `outbox/` (events and webhook deliveries) and `workers/` (the background
+//! loops and their leases). `core/` is what they all stand on.
 //!
 //! Together with the vault, this is the only crate that holds plaintext secrets, and only for
 //! as long as a call needs them.
 
-mod actions;
-mod apps;
-mod audit;
-mod bootstrap;
-mod cache;
-mod callback;
-mod calls;
+mod act;
+mod admin;
 mod connections;
-mod credentials;
+mod core;
 mod error;
-mod events;
-mod invalidate;
-mod keys;
-mod nodes;
 mod oauth;
-mod orgs;
 mod outbox;
-mod providers;
-mod refresh;
-mod secrets;
-mod templates;
-mod testing;
-mod tokens;
+mod workers;
 
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use patchbay_domain::Principal;
 use patchbay_store::{NewAudit, Store};
-use patchbay_vault::{RootKey, Vault};
+use patchbay_vault::Vault;
 
-pub use bootstrap::{KeyChoice, Started};
-pub use callback::CallbackOutcome;
-pub use calls::{Answer, ProxyCall, caller_label};
-pub use connections::ListQuery;
+pub use act::{Answer, ProxyCall, caller_label};
+pub use admin::{KeyChoice, Started, TOKEN_PREFIX, hash_token};
+pub use connections::{EngineSettings, ListQuery};
+pub use core::{Clock, SystemClock};
 pub use error::{EngineError, Result};
-pub use events::EventSink;
-pub use oauth::{OAuthStart, code_challenge, state_hash};
+pub use oauth::{CallbackOutcome, OAuthStart, code_challenge, state_hash};
+pub use outbox::EventSink;
 pub use patchbay_store::{AuditFilter, ConnectionFilter};
-pub use testing::EngineSettings;
-pub use tokens::{TOKEN_PREFIX, hash_token};
+pub use workers::Workers;
 
-/// Where "now" comes from; tests pass a fixed clock so expiry logic needs no sleeps.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-#[derive(Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// The principal of Patchbay's own background work in an organization (the scheduler, the
-/// refresher, the outbox): an admin of no project, with a fresh id for each task.
-pub(crate) fn system(org: patchbay_domain::OrgId) -> Principal {
-    Principal {
-        token_id: patchbay_domain::TokenId::generate(),
-        org_id: org,
-        role: patchbay_domain::Role::Admin,
-        project_id: None,
-        operator: false,
-    }
-}
+pub(crate) use core::system;
 
 /// The services, shared by all requests.
 #[derive(Debug, Clone)]
@@ -82,31 +48,27 @@ pub struct Hub {
 
 #[derive(Debug)]
 struct Inner {
-    store: Store,
-    vault: Vault,
-    root: Option<RootKey>,
-    clock: Arc<dyn Clock>,
+    core: core::Core,
     settings: EngineSettings,
-    test_limiter: testing::Limiter,
+    test_limiter: connections::Limiter,
     refresh_locks: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    prepared: calls::PreparedCache,
-    usage: Mutex<calls::UsageLog>,
-    principals: tokens::PrincipalCache,
+    prepared: Arc<act::PreparedCache>,
+    usage: Mutex<act::UsageLog>,
+    principals: Arc<admin::PrincipalCache>,
     outbox_wake: tokio::sync::Notify,
-    /// The runtime that started the hub: work that outlives a request (token renewals) runs
-    /// there, never on a serving thread and never under a caller's cancellation.
-    background: tokio::runtime::Handle,
-    /// This process among the replicas (its own published changes are not applied twice).
-    origin: u64,
 }
 
 impl Hub {
     pub fn store(&self) -> &Store {
-        &self.inner.store
+        &self.inner.core.store
     }
 
     pub fn vault(&self) -> &Vault {
-        &self.inner.vault
+        &self.inner.core.vault
+    }
+
+    pub(crate) fn core(&self) -> &core::Core {
+        &self.inner.core
     }
 
     /// Runs `work` on the hub's runtime, never on the serving thread that asked for it; the
@@ -116,31 +78,16 @@ impl Hub {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.inner.background.spawn(work)
+        self.inner.core.spawn(work)
     }
 
-    /// Takes or renews the lease on background work `name` for `period`; whether this
-    /// process holds it (one replica runs the work at a time).
-    pub(crate) async fn lease(&self, name: &str, period: std::time::Duration) -> Result<bool> {
-        self.lease_as(name, &format!("{:x}", self.inner.origin), period)
-            .await
-    }
-
-    /// [`Self::lease`] under a holder name of the caller's (a rotation holds it under its own).
-    pub(crate) async fn lease_as(
-        &self,
-        name: &str,
-        holder: &str,
-        period: std::time::Duration,
-    ) -> Result<bool> {
-        let now = self.now();
-        let until =
-            now + chrono::Duration::from_std(period).unwrap_or(chrono::Duration::minutes(1));
-        Ok(self.store().try_lease(name, holder, now, until).await?)
+    /// Opens a change: see [`core::Write`].
+    pub(crate) async fn write(&self) -> Result<core::Write<'_>> {
+        self.inner.core.write().await
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        self.inner.clock.now()
+        self.inner.core.now()
     }
 
     /// An audit event by `p` in its organization.
@@ -152,24 +99,16 @@ impl Hub {
         outcome: &str,
         details: serde_json::Value,
     ) -> NewAudit {
-        NewAudit {
-            org_id: p.org_id.clone(),
-            at: self.now(),
-            actor: p.actor(),
-            action: action.to_owned(),
-            target,
-            outcome: outcome.to_owned(),
-            details,
-        }
+        self.inner.core.event(p, action, target, outcome, details)
     }
 
     /// Readiness: the store answers and the vault is unsealed.
     pub async fn readiness(&self) -> (bool, String, String) {
-        let store = match self.inner.store.ping().await {
+        let store = match self.store().ping().await {
             Ok(()) => "ok".to_owned(),
             Err(e) => format!("unreachable: {e}"),
         };
-        let vault = match self.inner.vault.sealed_reason() {
+        let vault = match self.vault().sealed_reason() {
             None => "unsealed".to_owned(),
             Some(why) => format!("sealed: {why}"),
         };

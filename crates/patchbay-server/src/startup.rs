@@ -195,17 +195,9 @@ impl Application {
 
     /// Serves until Ctrl-C or SIGTERM.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let _scheduler = self.hub.spawn_scheduler();
-        let _refresher = self.hub.spawn_refresher();
-        let usage = self.hub.spawn_usage_flusher();
-        let outbox = self.hub.spawn_outbox();
-        let hub = self.hub.clone();
+        let workers = self.hub.start_workers();
         let served = self.serve(shutdown_signal()).await;
-        usage.abort();
-        outbox.abort();
-        if let Err(e) = hub.flush_usage().await {
-            tracing::warn!(error = %e, "could not record connection use at shutdown");
-        }
+        workers.stop().await;
         served.map(drop)
     }
 
@@ -214,11 +206,9 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let usage = self.hub.spawn_usage_flusher();
-        let outbox = self.hub.spawn_outbox();
+        let workers = self.hub.start_delivery_workers();
         let served = self.serve(stop).await;
-        usage.abort();
-        outbox.abort();
+        workers.stop().await;
         served.map(drop)
     }
 }

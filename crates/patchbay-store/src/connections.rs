@@ -280,9 +280,20 @@ impl Store {
 
     /// Stores a test's outcome. Not an edit: the version stays, so an `If-Match` taken
     /// before the test still holds.
+    pub async fn count_connections(&self) -> Result<i64> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) AS n FROM connections WHERE deleted_at IS NULL")
+                .fetch_one(&self.read)
+                .await?
+                .try_get("n")?,
+        )
+    }
+}
+
+impl Tx {
     #[allow(clippy::too_many_arguments)]
     pub async fn record_test(
-        &self,
+        &mut self,
         org: &OrgId,
         id: &ConnectionId,
         outcome: patchbay_domain::TestStatus,
@@ -302,22 +313,11 @@ impl Store {
         .bind(status.as_str().to_owned())
         .bind(org.as_str().to_owned())
         .bind(id.as_str().to_owned())
-        .execute(&self.write)
+        .execute(&mut *self.inner)
         .await?;
         Ok(())
     }
 
-    pub async fn count_connections(&self) -> Result<i64> {
-        Ok(
-            sqlx::query("SELECT COUNT(*) AS n FROM connections WHERE deleted_at IS NULL")
-                .fetch_one(&self.read)
-                .await?
-                .try_get("n")?,
-        )
-    }
-}
-
-impl Tx {
     pub async fn insert_connection(&mut self, new: &NewConnection) -> Result<()> {
         let c = &new.connection;
         sqlx::query(

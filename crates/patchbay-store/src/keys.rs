@@ -151,6 +151,15 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Adds the first data key of a new store, on its own.
+    pub async fn add_vault_key(&self, k: &VaultKeyRow) -> Result<()> {
+        let mut tx = self.begin().await?;
+        tx.insert_vault_key(k).await?;
+        tx.commit().await
+    }
+}
+
 impl Tx {
     pub async fn insert_vault_key(&mut self, k: &VaultKeyRow) -> Result<()> {
         sqlx::query(

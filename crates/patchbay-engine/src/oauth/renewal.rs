@@ -27,8 +27,9 @@ use patchbay_domain::{ConnectionId, Principal, Status};
 use patchbay_store::Held;
 use serde_json::{Value, json};
 
-use crate::callback::{ACCESS_TOKEN, REFRESH_TOKEN};
 use crate::connections::field_aad;
+use crate::core::{Change, Write};
+use crate::oauth::{ACCESS_TOKEN, REFRESH_TOKEN};
 use crate::{EngineError, Hub, Result};
 
 const RETRIES: u32 = 3;
@@ -49,11 +50,11 @@ fn expiry(c: &Connection) -> Option<DateTime<Utc>> {
 }
 
 impl Hub {
-    /// Seals a token answer into the connection inside `tx` (under its row lock) and marks it
+    /// Seals a token answer into the connection inside `w` (under its row lock) and marks it
     /// active; returns the new `oauth` state.
     async fn persist_tokens(
         &self,
-        tx: &mut patchbay_store::Tx,
+        w: &mut Write<'_>,
         p: &Principal,
         current: &Connection,
         tokens: &serde_json::Map<String, Value>,
@@ -61,7 +62,7 @@ impl Hub {
     ) -> Result<Value> {
         let (rows, oauth, expires_at) =
             self.sealed_tokens(p, &current.id, tokens, now, current.oauth.as_ref())?;
-        tx.record_oauth(
+        w.record_oauth(
             &p.org_id,
             &current.id,
             &oauth,
@@ -72,6 +73,7 @@ impl Hub {
             now,
         )
         .await?;
+        w.invalidates(Change::connection(&current.id));
         Ok(oauth)
     }
 
@@ -138,15 +140,16 @@ impl Hub {
         field: &str,
         value: Value,
     ) -> Result<()> {
-        let mut tx = self.store().begin().await?;
-        if let Some(mut c) = tx.lock_connection(&p.org_id, id).await?
+        let mut w = self.write().await?;
+        if let Some(mut c) = w.lock_connection(&p.org_id, id).await?
             && let Some(oauth) = c.oauth.as_mut().and_then(Value::as_object_mut)
         {
             oauth.insert(field.to_owned(), value);
             let state = Value::Object(oauth.clone());
-            tx.set_oauth(&p.org_id, id, &state).await?;
+            w.set_oauth(&p.org_id, id, &state).await?;
+            w.invalidates(Change::connection(id));
         }
-        tx.commit().await?;
+        w.commit().await?;
         Ok(())
     }
 
@@ -218,12 +221,11 @@ impl Hub {
         let now = self.now();
         match self.token_request(&flow, form).await {
             Ok(tokens) => {
-                let mut tx = held.writer(self.store()).await?;
+                let mut w = self.core().write_in(held.writer(self.store()).await?);
                 let oauth = self
-                    .persist_tokens(&mut tx, p, &current, &tokens, now)
+                    .persist_tokens(&mut w, p, &current, &tokens, now)
                     .await?;
-                tx.commit().await?;
-                self.forget_prepared(&current.id);
+                w.commit().await?;
                 let mut updated = current;
                 updated.oauth = Some(oauth);
                 Ok(updated)
@@ -294,7 +296,7 @@ impl Hub {
             }
         };
         let now = self.now();
-        let mut tx = held.writer(self.store()).await?;
+        let mut w = self.core().write_in(held.writer(self.store()).await?);
         match answer {
             Ok(mut tokens) => {
                 // A provider that does not rotate keeps the refresh token it has.
@@ -306,18 +308,16 @@ impl Hub {
                     );
                 }
                 let oauth = self
-                    .persist_tokens(&mut tx, p, &current, &tokens, now)
+                    .persist_tokens(&mut w, p, &current, &tokens, now)
                     .await?;
-                tx.append_audit(&self.event(
+                w.audit(self.event(
                     p,
                     "oauth.refresh",
                     Some(current.id.to_string()),
                     "success",
                     json!({"rotated": rotated}),
-                ))
-                .await?;
-                tx.commit().await?;
-                self.forget_prepared(&current.id);
+                ));
+                w.commit().await?;
                 if current
                     .oauth
                     .as_ref()
@@ -338,7 +338,7 @@ impl Hub {
                 } else {
                     current.status
                 };
-                tx.record_oauth(
+                w.record_oauth(
                     &p.org_id,
                     &current.id,
                     &oauth,
@@ -349,21 +349,20 @@ impl Hub {
                     now,
                 )
                 .await?;
+                w.invalidates(Change::connection(&current.id));
                 let action = if permanent {
                     "connection.expired"
                 } else {
                     "oauth.refresh"
                 };
-                tx.append_audit(&self.event(
+                w.audit(self.event(
                     p,
                     action,
                     Some(current.id.to_string()),
                     "failure",
                     json!({"error": message}),
-                ))
-                .await?;
-                tx.commit().await?;
-                self.forget_prepared(&current.id);
+                ));
+                w.commit().await?;
                 let event = if permanent {
                     "connection.expired"
                 } else {
@@ -477,30 +476,5 @@ impl Hub {
             }
         }
         Ok(refreshed)
-    }
-
-    /// Starts the background refresher (a pass a minute, the first one a minute after start).
-    pub fn spawn_refresher(&self) -> tokio::task::JoinHandle<()> {
-        let hub = self.clone();
-        tokio::spawn(async move {
-            let period = Duration::from_secs(60);
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            loop {
-                tick.tick().await;
-                // One replica at a time; renewals are single-flight across replicas anyway, so
-                // the lease only spares the others the same reads.
-                match hub.lease("refresher", period).await {
-                    Ok(true) => {
-                        if let Err(e) = hub.refresh_due().await {
-                            tracing::warn!(error = %e, "background refresh pass failed");
-                        }
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "the refresher's lease could not be taken")
-                    }
-                }
-            }
-        })
     }
 }

@@ -186,17 +186,16 @@ impl Hub {
             &p.actor(),
             self.now(),
         );
-        let mut tx = self.store().begin().await?;
-        tx.insert_token(&new).await?;
-        tx.append_audit(&self.event(
+        let mut w = self.write().await?;
+        w.insert_token(&new).await?;
+        w.audit(self.event(
             p,
             "token.create",
             Some(new.record.id.to_string()),
             "success",
             serde_json::json!({"name": name.as_str(), "role": req.role.as_str(), "project": new.record.project_id}),
-        ))
-        .await?;
-        tx.commit().await?;
+        ));
+        w.commit().await?;
         Ok(CreatedToken {
             token: view(&new.record),
             value,
@@ -214,20 +213,19 @@ impl Hub {
             return Err(EngineError::NotFound("token"));
         }
         require_admin(p)?;
-        let mut tx = self.store().begin().await?;
-        tx.revoke_token(&p.org_id, id, self.now()).await?;
-        tx.append_audit(&self.event(
+        let mut w = self.write().await?;
+        w.revoke_token(&p.org_id, id, self.now()).await?;
+        w.audit(self.event(
             p,
             "token.revoke",
             Some(id.to_string()),
             "success",
             serde_json::json!({}),
-        ))
-        .await?;
-        tx.commit().await?;
-        // After the commit: emptied earlier, a concurrent read of the still-valid row could
-        // be cached again.
-        self.changed(crate::invalidate::Change::Principals);
+        ));
+        // Emptied after the commit: emptied earlier, a concurrent read of the still-valid row
+        // could be cached again.
+        w.invalidates(crate::core::Change::Principals);
+        w.commit().await?;
         Ok(())
     }
 }
@@ -235,10 +233,22 @@ impl Hub {
 /// How long an authenticated token is trusted without reading it again.
 pub(crate) const PRINCIPAL_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub(crate) type PrincipalCache = crate::cache::Cached<[u8; 32], Arc<Authenticated>>;
+pub(crate) type PrincipalCache = crate::core::Cached<[u8; 32], Arc<Authenticated>>;
 
 pub(crate) fn principal_cache() -> PrincipalCache {
-    crate::cache::Cached::new(10_000, PRINCIPAL_TTL)
+    crate::core::Cached::new(10_000, PRINCIPAL_TTL)
+}
+
+impl crate::core::Forgets for PrincipalCache {
+    fn forget(&self, change: &crate::core::Change) {
+        if *change == crate::core::Change::Principals {
+            self.invalidate_all();
+        }
+    }
+
+    fn forget_all(&self) {
+        self.invalidate_all();
+    }
 }
 
 pub(crate) fn require_admin(p: &Principal) -> Result<()> {

@@ -1,14 +1,13 @@
 //! What a committed change makes stale, here and on the other replicas. The local caches are
 //! emptied at once; the change is then published (PostgreSQL `NOTIFY`) and every other replica
 //! empties its own. A replica whose listener lost its connection may have missed changes, so
-//! it empties everything. Called only after the commit the change belongs to.
+//! it empties everything. Only [`super::Write::commit`] publishes, after its commit.
 
 use std::sync::{Arc, Weak};
 
-use patchbay_domain::ConnectionId;
 use patchbay_store::Heard;
 
-use crate::{Hub, Inner};
+use super::Core;
 
 /// What changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +21,10 @@ pub(crate) enum Change {
 }
 
 impl Change {
+    pub(crate) fn connection(id: &patchbay_domain::ConnectionId) -> Self {
+        Change::Connection(id.to_string())
+    }
+
     fn payload(&self, origin: u64) -> String {
         match self {
             Change::Connection(id) => format!("{origin:x} c {id}"),
@@ -46,14 +49,45 @@ impl Change {
     }
 }
 
-impl Hub {
+/// A cache that a committed change can make stale.
+pub(crate) trait Forgets: Send + Sync + std::fmt::Debug {
+    /// Drops what `change` made stale.
+    fn forget(&self, change: &Change);
+    /// Drops everything (changes may have been missed).
+    fn forget_all(&self);
+}
+
+/// The caches of a process, told of every change.
+#[derive(Debug, Default)]
+pub(crate) struct Caches(Vec<Arc<dyn Forgets>>);
+
+impl Caches {
+    pub(crate) fn with(mut self, cache: Arc<dyn Forgets>) -> Self {
+        self.0.push(cache);
+        self
+    }
+
+    fn forget(&self, change: &Change) {
+        for c in &self.0 {
+            c.forget(change);
+        }
+    }
+
+    fn forget_all(&self) {
+        for c in &self.0 {
+            c.forget_all();
+        }
+    }
+}
+
+impl Core {
     /// Empties what `change` made stale in this process, and tells the other replicas.
-    pub(crate) fn changed(&self, change: Change) {
-        self.apply(&change);
-        if self.store().dialect() == patchbay_store::Dialect::Postgres {
-            let store = self.store().clone();
-            let payload = change.payload(self.inner.origin);
-            self.spawn_background(async move {
+    pub(super) fn changed(&self, change: Change) {
+        self.caches.forget(&change);
+        if self.store.dialect() == patchbay_store::Dialect::Postgres {
+            let store = self.store.clone();
+            let payload = change.payload(self.origin);
+            self.spawn(async move {
                 if let Err(e) = store.publish(&payload).await {
                     tracing::warn!(error = %e, "could not tell the other replicas of a change");
                 }
@@ -61,37 +95,15 @@ impl Hub {
         }
     }
 
-    fn apply(&self, change: &Change) {
-        match change {
-            Change::Connection(id) => self.inner.prepared.invalidate(id.as_str()),
-            Change::Connections => self.inner.prepared.invalidate_all(),
-            Change::Principals => self.inner.principals.invalidate_all(),
-        }
-    }
-
-    fn forget_everything(&self) {
-        self.inner.prepared.invalidate_all();
-        self.inner.principals.invalidate_all();
-    }
-
-    /// Drops a prepared connection everywhere: it changed, or its tokens did.
-    pub(crate) fn forget_prepared(&self, id: &ConnectionId) {
-        self.changed(Change::Connection(id.to_string()));
-    }
-
-    /// Drops every prepared connection everywhere.
-    pub(crate) fn forget_all_prepared(&self) {
-        self.changed(Change::Connections);
-    }
-
-    /// Listens for the other replicas' changes while the hub lives (PostgreSQL only).
+    /// Listens for the other replicas' changes while the caches live (PostgreSQL only).
     pub(crate) fn listen_for_changes(&self) {
-        if self.store().dialect() != patchbay_store::Dialect::Postgres {
+        if self.store.dialect() != patchbay_store::Dialect::Postgres {
             return;
         }
-        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-        let store = self.store().clone();
-        self.spawn_background(async move {
+        let weak: Weak<Caches> = Arc::downgrade(&self.caches);
+        let store = self.store.clone();
+        let origin = self.origin;
+        self.spawn(async move {
             loop {
                 let mut subscription = match store.subscribe().await {
                     Ok(Some(s)) => s,
@@ -104,22 +116,21 @@ impl Hub {
                 };
                 // Changes made before the subscription started were missed.
                 match weak.upgrade() {
-                    Some(inner) => Hub { inner }.forget_everything(),
+                    Some(caches) => caches.forget_all(),
                     None => return,
                 }
                 loop {
                     let heard = subscription.next().await;
-                    let Some(inner) = weak.upgrade() else {
+                    let Some(caches) = weak.upgrade() else {
                         return;
                     };
-                    let hub = Hub { inner };
                     match heard {
                         Heard::Message(payload) => {
-                            if let Some(change) = Change::parse(&payload, hub.inner.origin) {
-                                hub.apply(&change);
+                            if let Some(change) = Change::parse(&payload, origin) {
+                                caches.forget(&change);
                             }
                         }
-                        Heard::Lost => hub.forget_everything(),
+                        Heard::Lost => caches.forget_all(),
                     }
                 }
             }

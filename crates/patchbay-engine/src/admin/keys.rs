@@ -6,9 +6,9 @@ use patchbay_domain::api::{KeyVersion, KeysStatus, RotationProgress};
 use patchbay_store::{CiphertextRef, VaultKeyRow};
 use patchbay_vault::{generate_data_key, wrap_data_key};
 
-use crate::bootstrap::unwrap_all;
+use crate::admin::require_operator;
+use crate::admin::unwrap_all;
 use crate::connections::field_aad;
-use crate::orgs::require_operator;
 use crate::{EngineError, Hub, Result};
 
 const BATCH: i64 = 500;
@@ -48,7 +48,7 @@ impl Hub {
     /// Starts a rotation in the background and returns its first progress report.
     pub async fn rotate_keys(&self, p: &Principal) -> Result<RotationProgress> {
         require_operator(p)?;
-        let root = self.inner.root.as_ref().ok_or_else(|| {
+        let root = self.inner.core.root.as_ref().ok_or_else(|| {
             EngineError::Sealed(
                 "the vault is sealed: keys cannot be rotated without the master key".into(),
             )
@@ -119,17 +119,16 @@ impl Hub {
             root_fingerprint: root.fingerprint(),
             created_at: self.now(),
         };
-        let mut tx = self.store().begin().await?;
-        tx.insert_vault_key(&row).await?;
-        tx.append_audit(&self.event(
+        let mut w = self.write().await?;
+        w.insert_vault_key(&row).await?;
+        w.audit(self.event(
             p,
             "keys.rotate",
             Some(format!("key:{next}")),
             "started",
             serde_json::json!({}),
-        ))
-        .await?;
-        tx.commit().await?;
+        ));
+        w.commit().await?;
         self.reload_keys().await?;
         let total: i64 = self
             .store()
@@ -152,7 +151,10 @@ impl Hub {
 
     /// Takes or renews the rotation lease for `holder`.
     async fn hold_rotation(&self, holder: &str) -> Result<bool> {
-        self.lease_as(ROTATION_LEASE, holder, LEASE_FOR).await
+        Ok(self
+            .core()
+            .lease(ROTATION_LEASE, Some(holder), LEASE_FOR)
+            .await?)
     }
 
     /// Lets the next rotation start at once (the lease would otherwise run out by itself).
@@ -170,7 +172,7 @@ impl Hub {
 
     /// Re-reads the wrapped data keys (after this or another replica added one).
     pub async fn reload_keys(&self) -> Result<()> {
-        let Some(root) = self.inner.root.as_ref() else {
+        let Some(root) = self.inner.core.root.as_ref() else {
             return Ok(());
         };
         let ring = unwrap_all(root, &self.store().vault_keys().await?)?;
@@ -205,7 +207,7 @@ impl Hub {
                 return Ok(done);
             }
             let ring = self.vault().keyring()?;
-            let mut tx = self.store().begin().await?;
+            let mut w = self.write().await?;
             for item in &batch {
                 let (org, object, field, ciphertext) = match item {
                     CiphertextRef::Connection {
@@ -258,9 +260,9 @@ impl Hub {
                     ))
                 })?;
                 let sealed = ring.seal(&aad, &plain)?;
-                tx.replace_ciphertext(item, sealed, target).await?;
+                w.replace_ciphertext(item, sealed, target).await?;
             }
-            tx.commit().await?;
+            w.commit().await?;
             done += batch.len() as i64;
             progress.total = progress.total.max(done);
             progress.done = done;

@@ -196,7 +196,8 @@ impl Hub {
         let result = self.connectors().test(&material).await;
         drop(material);
         let target = format!("draft:{}", v.name.as_str());
-        self.audit_test(p, &target, &result, p.actor()).await?;
+        self.audit_test(self.write().await?, p, &target, &result, p.actor())
+            .await?;
         Ok(result)
     }
 
@@ -218,7 +219,7 @@ impl Hub {
         let oauth = c.auth_type().is_oauth();
         let mut secrets = BTreeMap::new();
         for (k, v) in self.open_fields(p, &c.id, &c.project).await? {
-            if k == crate::callback::ACCESS_TOKEN && oauth {
+            if k == crate::oauth::ACCESS_TOKEN && oauth {
                 secrets.insert("access_token".to_owned(), SecretString::from(v));
             } else if !k.starts_with(patchbay_domain::validate::RESERVED_PREFIX) {
                 secrets.insert(k, SecretString::from(v));
@@ -258,25 +259,27 @@ impl Hub {
             TestStatus::Failed
         };
         let latency = i64::try_from(r.latency_ms).unwrap_or(i64::MAX);
-        self.store()
-            .record_test(
-                &p.org_id,
-                &c.id,
-                outcome,
-                &r.message,
-                latency,
-                self.now(),
-                status,
-            )
-            .await?;
+        let mut w = self.write().await?;
+        w.record_test(
+            &p.org_id,
+            &c.id,
+            outcome,
+            &r.message,
+            latency,
+            self.now(),
+            status,
+        )
+        .await?;
         if status != c.status {
-            self.forget_prepared(&c.id);
+            w.invalidates(crate::core::Change::connection(&c.id));
         }
-        self.audit_test(p, c.id.as_str(), r, actor).await
+        self.audit_test(w, p, c.id.as_str(), r, actor).await
     }
 
+    /// Audits a test (and the egress it was refused) with `w`, and commits it.
     async fn audit_test(
         &self,
+        mut w: crate::core::Write<'_>,
         p: &Principal,
         target: &str,
         r: &TestResult,
@@ -288,7 +291,6 @@ impl Hub {
             "latency_ms": r.latency_ms,
         });
         let outcome = if r.success { "success" } else { "failure" };
-        let mut tx = self.store().begin().await?;
         let mut event = self.event(
             p,
             "connection.test",
@@ -297,7 +299,7 @@ impl Hub {
             details,
         );
         event.actor = actor.clone();
-        tx.append_audit(&event).await?;
+        w.audit(event);
         if r.error_kind == Some(ErrorKind::Blocked) {
             let mut blocked = self.event(
                 p,
@@ -307,29 +309,10 @@ impl Hub {
                 serde_json::json!({"reason": r.message}),
             );
             blocked.actor = actor;
-            tx.append_audit(&blocked).await?;
+            w.audit(blocked);
         }
-        tx.commit().await?;
+        w.commit().await?;
         Ok(())
-    }
-
-    /// Starts the background re-test loop when an interval is configured.
-    pub fn spawn_scheduler(&self) -> Option<tokio::task::JoinHandle<()>> {
-        let interval = self.inner.settings.retest_interval?;
-        let hub = self.clone();
-        Some(tokio::spawn(async move {
-            // The first pass comes one period after start, not at start.
-            let period = interval
-                .min(Duration::from_secs(3600))
-                .max(Duration::from_secs(1));
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            loop {
-                tick.tick().await;
-                if let Err(e) = hub.scheduled_retest(interval, period).await {
-                    tracing::warn!(error = %e, "scheduled re-test pass failed");
-                }
-            }
-        }))
     }
 
     /// The scheduler's pass on one replica at a time: the replica holding the `retest` lease
@@ -339,7 +322,7 @@ impl Hub {
         interval: Duration,
         period: Duration,
     ) -> Result<Option<usize>> {
-        if !self.lease("retest", period).await? {
+        if !self.core().lease("retest", None, period).await? {
             return Ok(None);
         }
         self.retest_due(interval).await.map(Some)

@@ -10,7 +10,7 @@ use patchbay_domain::actions::{
 use patchbay_domain::{ConnectionId, Principal, ValidationErrors};
 use serde_json::{Map, Value, json};
 
-use crate::templates::{fill, fill_optional, fill_path, has_placeholder};
+use crate::connections::templates::{fill, fill_optional, fill_path, has_placeholder};
 use crate::{EngineError, Hub, Result};
 
 /// The first of `names` present in the node's config (camelCase as in the seeds, or

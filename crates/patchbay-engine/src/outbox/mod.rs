@@ -18,7 +18,11 @@ use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::actions::{read_answer, require_kind};
+mod events;
+
+pub use events::EventSink;
+
+use crate::act::actions::{read_answer, require_kind};
 use crate::connections::field_aad;
 use crate::{EngineError, Hub, Result};
 
@@ -148,7 +152,7 @@ impl Hub {
         let ctx = a.context.clone().unwrap_or_default();
         let mut headers = BTreeMap::new();
         for (k, v) in a.headers.iter().flatten() {
-            let filled = match crate::templates::fill(
+            let filled = match crate::connections::templates::fill(
                 &Value::String(v.clone()),
                 &ctx,
                 &format!("headers.{k}"),
@@ -165,7 +169,7 @@ impl Hub {
         }
         errs.into_result(())?;
         let body = match &a.body {
-            Some(b) => crate::templates::fill(b, &ctx, "body")?.to_string(),
+            Some(b) => crate::connections::templates::fill(b, &ctx, "body")?.to_string(),
             None => "{}".into(),
         };
         let (connection, target, method) = match &a.connection {
@@ -193,7 +197,7 @@ impl Hub {
             }
         };
         if let Some(expr) = &a.condition
-            && !crate::templates::condition(expr, &ctx, "condition")?
+            && !crate::connections::templates::condition(expr, &ctx, "condition")?
         {
             let skipped = WebhookActionResult {
                 status: "skipped".into(),
@@ -354,9 +358,9 @@ impl Hub {
             updated_at: now,
             delivered_at: None,
         };
-        let mut tx = self.store().begin().await?;
-        tx.insert_delivery(&record).await?;
-        tx.commit().await?;
+        let mut w = self.write().await?;
+        w.insert_delivery(&record).await?;
+        w.commit().await?;
         self.inner.outbox_wake.notify_one();
         Ok(id)
     }
@@ -450,8 +454,8 @@ impl Hub {
         };
         let p = crate::system(out.org.clone());
         let result = async {
-            let mut tx = self.store().begin().await?;
-            tx.set_status(&p.org_id, id, Status::Disabled, self.now())
+            let mut w = self.write().await?;
+            w.set_status(&p.org_id, id, Status::Disabled, self.now())
                 .await?;
             let mut event = self.event(
                 &p,
@@ -461,14 +465,14 @@ impl Hub {
                 json!({"reason": "the webhook endpoint answered HTTP 410 Gone"}),
             );
             event.actor = "system:outbox".into();
-            tx.append_audit(&event).await?;
-            tx.commit().await?;
+            w.audit(event);
+            w.invalidates(crate::core::Change::connection(id));
+            w.commit().await?;
             Ok::<_, EngineError>(())
         };
         if let Err(e) = result.await {
             tracing::warn!(connection = %id, error = %e, "could not disable a gone webhook endpoint");
         }
-        self.forget_prepared(id);
     }
 
     /// Opens a claimed delivery.
@@ -540,26 +544,20 @@ impl Hub {
         }
     }
 
-    /// Starts the outbox workers. On SQLite (one process owns the database) rows left claimed
-    /// by a process that died are released at once; elsewhere their lease runs out.
-    pub fn spawn_outbox(&self) -> tokio::task::JoinHandle<()> {
-        let hub = self.clone();
-        tokio::spawn(async move {
-            if hub.store().dialect() == patchbay_store::Dialect::Sqlite {
-                match hub.store().release_claims(hub.now()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(
-                        deliveries = n,
-                        "released deliveries claimed before a restart"
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "could not release earlier claims"),
-                }
+    /// The outbox worker: claims due deliveries and sends them, until stopped. On SQLite (one
+    /// process owns the database) rows left claimed by a process that died are released at
+    /// once; elsewhere their lease runs out.
+    pub(crate) async fn run_outbox(&self) {
+        if self.store().dialect() == patchbay_store::Dialect::Sqlite {
+            match self.store().release_claims(self.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    deliveries = n,
+                    "released deliveries claimed before a restart"
+                ),
+                Err(e) => tracing::warn!(error = %e, "could not release earlier claims"),
             }
-            hub.run_outbox().await;
-        })
-    }
-
-    async fn run_outbox(&self) {
+        }
         let mut inflight = FuturesUnordered::new();
         let mut done: Vec<Completion> = Vec::new();
         loop {

@@ -10,6 +10,7 @@ use patchbay_store::SecretRecord;
 use patchbay_vault::Aad;
 use zeroize::Zeroizing;
 
+use crate::core::Change;
 use crate::{EngineError, Hub, Result};
 
 /// The associated data of an organization secret's ciphertext.
@@ -134,8 +135,8 @@ impl Hub {
             .ok_or_else(|| EngineError::Internal("name".into()))?;
         let now = self.now();
         let ring = self.vault().keyring()?;
-        let mut tx = self.store().begin().await?;
-        let id = tx
+        let mut w = self.write().await?;
+        let id = w
             .secret_id(&p.org_id, name.as_str())
             .await?
             .unwrap_or_else(SecretId::generate);
@@ -152,8 +153,8 @@ impl Hub {
             created_at: now,
             updated_at: now,
         };
-        let created = tx.put_secret(&record).await?;
-        tx.append_audit(&self.event(
+        let created = w.put_secret(&record).await?;
+        w.audit(self.event(
             p,
             if created {
                 "secret.create"
@@ -163,10 +164,9 @@ impl Hub {
             Some(format!("secret:{}", name.as_str())),
             "success",
             serde_json::json!({"id": id, "projects": record.projects}),
-        ))
-        .await?;
-        tx.commit().await?;
-        self.forget_all_prepared();
+        ));
+        w.invalidates(Change::Connections);
+        w.commit().await?;
         let stored = self
             .store()
             .get_secret(&p.org_id, name.as_str())
@@ -188,23 +188,22 @@ impl Hub {
             return Err(EngineError::NotFound("secret"));
         }
         require_secret_writer(p)?;
-        let mut tx = self.store().begin().await?;
-        tx.delete_secret(&p.org_id, name.as_str(), self.now())
+        let mut w = self.write().await?;
+        w.delete_secret(&p.org_id, name.as_str(), self.now())
             .await
             .map_err(|e| match e {
                 patchbay_store::StoreError::NotFound => EngineError::NotFound("secret"),
                 other => other.into(),
             })?;
-        tx.append_audit(&self.event(
+        w.audit(self.event(
             p,
             "secret.delete",
             Some(format!("secret:{}", name.as_str())),
             "success",
             serde_json::json!({}),
-        ))
-        .await?;
-        tx.commit().await?;
-        self.forget_all_prepared();
+        ));
+        w.invalidates(Change::Connections);
+        w.commit().await?;
         Ok(())
     }
 

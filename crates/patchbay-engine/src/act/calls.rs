@@ -34,10 +34,24 @@ pub(crate) struct Prepared {
     pub material: Material,
 }
 
-pub(crate) type PreparedCache = crate::cache::Cached<String, Arc<Prepared>>;
+pub(crate) type PreparedCache = crate::core::Cached<String, Arc<Prepared>>;
 
 pub(crate) fn prepared_cache() -> PreparedCache {
-    crate::cache::Cached::new(10_000, PREPARED_TTL)
+    crate::core::Cached::new(10_000, PREPARED_TTL)
+}
+
+impl crate::core::Forgets for PreparedCache {
+    fn forget(&self, change: &crate::core::Change) {
+        match change {
+            crate::core::Change::Connection(id) => self.invalidate(id.as_str()),
+            crate::core::Change::Connections => self.invalidate_all(),
+            crate::core::Change::Principals => {}
+        }
+    }
+
+    fn forget_all(&self) {
+        self.invalidate_all();
+    }
 }
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -136,7 +150,6 @@ impl Hub {
         }
         usable_status(c)?;
         if self.token_due(c) {
-            self.forget_prepared(id);
             return Box::pin(self.prepare(p, id)).await;
         }
         Ok(prepared)
@@ -165,8 +178,8 @@ impl Hub {
         used: &Prepared,
     ) -> Result<Arc<Prepared>> {
         let id = used.connection.id.clone();
+        // The renewal's write dropped the prepared connection everywhere.
         self.renew_rejected(p, &used.connection).await?;
-        self.forget_prepared(&id);
         self.prepare(p, &id).await
     }
 
@@ -204,7 +217,7 @@ impl Hub {
     ) -> Result<(Answer, Arc<Prepared>)> {
         let policy = RetryPolicy::of(&prepared.material);
         let again = match &request.body {
-            CallBody::Bytes(b) if crate::testing::renewable(&prepared.connection) => {
+            CallBody::Bytes(b) if crate::connections::renewable(&prepared.connection) => {
                 Some(CallRequest {
                     method: request.method.clone(),
                     path: request.path.clone(),
@@ -300,10 +313,10 @@ impl Hub {
         }
         // The uses are at most a flush interval old: they are dated when written.
         let now = self.now();
-        let mut tx = self.store().begin().await?;
+        let mut w = self.write().await?;
         for u in &entries {
             let callers: Vec<String> = u.callers.iter().cloned().collect();
-            tx.record_use(
+            w.record_use(
                 &u.principal.org_id,
                 &u.connection,
                 now,
@@ -339,25 +352,10 @@ impl Hub {
                     "callers": callers,
                 }),
             );
-            tx.append_audit(&event).await?;
+            w.audit(event);
         }
-        tx.commit().await?;
+        w.commit().await?;
         Ok(entries.len())
-    }
-
-    /// Writes noted uses once a second until the hub is dropped.
-    pub fn spawn_usage_flusher(&self) -> tokio::task::JoinHandle<()> {
-        let hub = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if let Err(e) = hub.flush_usage().await {
-                    tracing::warn!(error = %e, "could not record connection use");
-                }
-            }
-        })
     }
 
     fn token_due(&self, c: &Connection) -> bool {

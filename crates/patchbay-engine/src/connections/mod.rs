@@ -15,8 +15,19 @@ use patchbay_vault::Aad;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
-use crate::callback::{ACCESS_TOKEN, REFRESH_TOKEN};
-use crate::orgs::conflict_name;
+mod credentials;
+mod providers;
+mod secrets;
+pub(crate) mod templates;
+mod testing;
+
+pub use testing::EngineSettings;
+
+pub(crate) use testing::{Limiter, limiter, renewable};
+
+use crate::admin::conflict_name;
+use crate::core::Change;
+use crate::oauth::{ACCESS_TOKEN, REFRESH_TOKEN};
 use crate::{EngineError, Hub, Result};
 
 /// Query parameters of `GET /v1/connections`, as received.
@@ -365,20 +376,19 @@ impl Hub {
             updated_at: now,
             version: 1,
         };
-        let mut tx = self.store().begin().await?;
-        tx.insert_connection(&NewConnection {
+        let mut w = self.write().await?;
+        w.insert_connection(&NewConnection {
             org_id: p.org_id.clone(),
             connection,
             secrets: rows,
         })
         .await
         .map_err(|e| conflict_name(e, "connection in this project", &v.name))?;
-        tx.append_audit(&self.event(p, "connection.create", Some(id.to_string()), "success", serde_json::json!({
+        w.audit(self.event(p, "connection.create", Some(id.to_string()), "success", serde_json::json!({
             "name": v.name.as_str(), "kind": v.kind, "provider": v.provider, "auth": v.auth_type,
             "project": project.id, "secret_fields": v.secrets.keys().collect::<Vec<_>>(),
-        })))
-        .await?;
-        tx.commit().await?;
+        })));
+        w.commit().await?;
         self.emit(
             "connection.created",
             &p.org_id,
@@ -395,8 +405,8 @@ impl Hub {
         patch: UpdateConnection,
         if_match: Option<i64>,
     ) -> Result<Connection> {
-        let mut tx = self.store().begin().await?;
-        let current = match tx.lock_connection(&p.org_id, id).await? {
+        let mut w = self.write().await?;
+        let current = match w.lock_connection(&p.org_id, id).await? {
             Some(c) if p.sees_project(&c.project) => c,
             _ => return Err(EngineError::NotFound("connection")),
         };
@@ -513,7 +523,7 @@ impl Hub {
                 updated.status = Status::Pending;
             }
         }
-        tx.update_connection(&p.org_id, &updated, current.version, &rows, &remove)
+        w.update_connection(&p.org_id, &updated, current.version, &rows, &remove)
             .await
             .map_err(|e| match e {
                 StoreError::VersionMismatch => EngineError::VersionMismatch {
@@ -532,7 +542,7 @@ impl Hub {
         .into_iter()
         .filter_map(|(k, changed)| changed.then_some(k))
         .collect();
-        tx.append_audit(&self.event(
+        w.audit(self.event(
             p,
             "connection.update",
             Some(id.to_string()),
@@ -542,10 +552,9 @@ impl Hub {
                 "secrets_written": v.secrets.keys().collect::<Vec<_>>(),
                 "secrets_removed": remove,
             }),
-        ))
-        .await?;
+        ));
         if !moved.is_empty() {
-            tx.append_audit(&self.event(
+            w.audit(self.event(
                 p,
                 "connection.destination_change",
                 Some(id.to_string()),
@@ -555,11 +564,10 @@ impl Hub {
                     "secrets_resent": v.secrets.keys().collect::<Vec<_>>(),
                     "tokens_dropped": drop_tokens,
                 }),
-            ))
-            .await?;
+            ));
         }
-        tx.commit().await?;
-        self.forget_prepared(id);
+        w.invalidates(Change::connection(id));
+        w.commit().await?;
         self.visible_connection(p, id).await
     }
 
@@ -571,14 +579,14 @@ impl Hub {
             Some(outcome) => (Status::Revoked, Some(outcome)),
             None => (current.status, None),
         };
-        let mut tx = self.store().begin().await?;
-        tx.delete_connection(&p.org_id, id, status, self.now())
+        let mut w = self.write().await?;
+        w.delete_connection(&p.org_id, id, status, self.now())
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => EngineError::NotFound("connection"),
                 other => other.into(),
             })?;
-        tx.append_audit(&self.event(
+        w.audit(self.event(
             p,
             "connection.delete",
             Some(id.to_string()),
@@ -587,10 +595,9 @@ impl Hub {
                 "name": current.name.as_str(),
                 "revocation": revocation,
             }),
-        ))
-        .await?;
-        tx.commit().await?;
-        self.forget_prepared(id);
+        ));
+        w.invalidates(Change::connection(id));
+        w.commit().await?;
         if revocation.is_some() {
             self.emit(
                 "connection.revoked",

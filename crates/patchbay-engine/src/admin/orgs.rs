@@ -4,7 +4,7 @@ use patchbay_domain::api::{CreateOrg, CreateProject, CreatedOrg, Me, Org, Projec
 use patchbay_domain::{Name, OrgId, Principal, ProjectId, Role, ValidationErrors};
 use patchbay_store::{OrgRecord, ProjectRecord};
 
-use crate::tokens::{mint, require_admin};
+use crate::admin::{mint, require_admin};
 use crate::{EngineError, Hub, Result};
 
 const DESCRIPTION_MAX: usize = 1000;
@@ -60,14 +60,14 @@ impl Hub {
             created_at: now,
         };
         let (value, token) = mint(&org.id, "admin", Role::Admin, None, false, &p.actor(), now);
-        let mut tx = self.store().begin().await?;
-        tx.insert_org(&org).await.map_err(|e| match e {
+        let mut w = self.write().await?;
+        w.insert_org(&org).await.map_err(|e| match e {
             patchbay_store::StoreError::Conflict(_) => {
                 EngineError::Conflict(format!("an organization named {name} already exists"))
             }
             other => other.into(),
         })?;
-        tx.insert_project(&ProjectRecord {
+        w.insert_project(&ProjectRecord {
             id: ProjectId::generate(),
             org_id: org.id.clone(),
             name: "default".into(),
@@ -78,17 +78,16 @@ impl Hub {
             version: 1,
         })
         .await?;
-        tx.insert_token(&token).await?;
+        w.insert_token(&token).await?;
         // Recorded in both organizations: the operator's, and the new one's own chain.
         let details = serde_json::json!({"name": name.as_str()});
-        tx.append_audit(&self.event(
+        w.audit(self.event(
             p,
             "org.create",
             Some(org.id.to_string()),
             "success",
             details.clone(),
-        ))
-        .await?;
+        ));
         let mut own = self.event(
             p,
             "org.create",
@@ -97,8 +96,8 @@ impl Hub {
             details,
         );
         own.org_id = org.id.clone();
-        tx.append_audit(&own).await?;
-        tx.commit().await?;
+        w.audit(own);
+        w.commit().await?;
         Ok(CreatedOrg {
             id: org.id,
             name: org.name,
@@ -174,19 +173,18 @@ impl Hub {
             deleted_at: None,
             version: 1,
         };
-        let mut tx = self.store().begin().await?;
-        tx.insert_project(&record)
+        let mut w = self.write().await?;
+        w.insert_project(&record)
             .await
             .map_err(|e| conflict_name(e, "project", &name))?;
-        tx.append_audit(&self.event(
+        w.audit(self.event(
             p,
             "project.create",
             Some(record.id.to_string()),
             "success",
             serde_json::json!({"name": name.as_str()}),
-        ))
-        .await?;
-        tx.commit().await?;
+        ));
+        w.commit().await?;
         Ok(project_view(&record))
     }
 
@@ -219,9 +217,9 @@ impl Hub {
             record.description = req.description;
         }
         record.updated_at = self.now();
-        let mut tx = self.store().begin().await?;
+        let mut w = self.write().await?;
         let name = Name::parse(&record.name).map_err(EngineError::Internal)?;
-        tx.update_project(&record, Some(record.version))
+        w.update_project(&record, Some(record.version))
             .await
             .map_err(|e| match e {
                 patchbay_store::StoreError::VersionMismatch => EngineError::VersionMismatch {
@@ -230,15 +228,14 @@ impl Hub {
                 },
                 other => conflict_name(other, "project", &name),
             })?;
-        tx.append_audit(&self.event(
+        w.audit(self.event(
             p,
             "project.update",
             Some(id.to_string()),
             "success",
             serde_json::json!({}),
-        ))
-        .await?;
-        tx.commit().await?;
+        ));
+        w.commit().await?;
         record.version += 1;
         Ok(project_view(&record))
     }
@@ -251,17 +248,16 @@ impl Hub {
                 "the default project cannot be deleted".into(),
             ));
         }
-        let mut tx = self.store().begin().await?;
-        tx.delete_project(&p.org_id, id, self.now()).await?;
-        tx.append_audit(&self.event(
+        let mut w = self.write().await?;
+        w.delete_project(&p.org_id, id, self.now()).await?;
+        w.audit(self.event(
             p,
             "project.delete",
             Some(id.to_string()),
             "success",
             serde_json::json!({}),
-        ))
-        .await?;
-        tx.commit().await?;
+        ));
+        w.commit().await?;
         Ok(())
     }
 }

@@ -11,9 +11,9 @@ use patchbay_store::{AppRecord, StoreError};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use crate::admin::conflict_name;
+use crate::admin::require_admin;
 use crate::connections::field_aad;
-use crate::orgs::conflict_name;
-use crate::tokens::require_admin;
 use crate::{EngineError, Hub, Result};
 
 fn view(a: &AppRecord) -> OAuthApp {
@@ -167,19 +167,18 @@ impl Hub {
             updated_at: now,
             version: 1,
         };
-        let mut tx = self.store().begin().await?;
-        tx.insert_app(&record)
+        let mut w = self.write().await?;
+        w.insert_app(&record)
             .await
             .map_err(|e| conflict_name(e, "OAuth app", &name))?;
-        tx.append_audit(&self.event(
+        w.audit(self.event(
             p,
             "oauth_app.create",
             Some(id.to_string()),
             "success",
             serde_json::json!({"name": name.as_str(), "provider": record.provider}),
-        ))
-        .await?;
-        tx.commit().await?;
+        ));
+        w.commit().await?;
         Ok(view(&record))
     }
 
@@ -238,8 +237,8 @@ impl Hub {
         errs.into_result(())?;
         record.updated_at = self.now();
         let name = Name::parse(&record.name).map_err(EngineError::Internal)?;
-        let mut tx = self.store().begin().await?;
-        tx.update_app(&record, record.version)
+        let mut w = self.write().await?;
+        w.update_app(&record, record.version)
             .await
             .map_err(|e| match e {
                 StoreError::VersionMismatch => EngineError::VersionMismatch {
@@ -248,15 +247,14 @@ impl Hub {
                 },
                 other => conflict_name(other, "OAuth app", &name),
             })?;
-        tx.append_audit(&self.event(
+        w.audit(self.event(
             p,
             "oauth_app.update",
             Some(id.to_string()),
             "success",
             serde_json::json!({"client_secret_changed": req.client_secret.is_some()}),
-        ))
-        .await?;
-        tx.commit().await?;
+        ));
+        w.commit().await?;
         record.version += 1;
         Ok(view(&record))
     }
@@ -264,17 +262,16 @@ impl Hub {
     pub async fn delete_app(&self, p: &Principal, id: &AppId) -> Result<()> {
         let record = self.visible_app(p, id).await?;
         require_admin(p)?;
-        let mut tx = self.store().begin().await?;
-        tx.delete_app(&record, self.now()).await?;
-        tx.append_audit(&self.event(
+        let mut w = self.write().await?;
+        w.delete_app(&record, self.now()).await?;
+        w.audit(self.event(
             p,
             "oauth_app.delete",
             Some(id.to_string()),
             "success",
             serde_json::json!({}),
-        ))
-        .await?;
-        tx.commit().await?;
+        ));
+        w.commit().await?;
         Ok(())
     }
 }

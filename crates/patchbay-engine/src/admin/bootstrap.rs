@@ -8,7 +8,9 @@ use patchbay_domain::{OrgId, ProjectId, Role};
 use patchbay_store::{NewAudit, OrgRecord, ProjectRecord, Store, VaultKeyRow};
 use patchbay_vault::{Keyring, RootKey, Vault, generate_data_key, unwrap_data_key, wrap_data_key};
 
-use crate::{Clock, Hub, Inner, Result, tokens};
+use super::tokens;
+use crate::core::{Caches, Clock, Core};
+use crate::{Hub, Inner, Result};
 
 /// The root key the operator configured, if any.
 #[derive(Debug)]
@@ -37,24 +39,24 @@ impl Hub {
     ) -> Result<Started> {
         let (vault, root) = open_vault(&store, key, clock.as_ref()).await?;
         let sealed = vault.sealed_reason();
+        let prepared = Arc::new(crate::act::prepared_cache());
+        let principals = Arc::new(super::principal_cache());
+        let caches = Caches::default()
+            .with(prepared.clone())
+            .with(principals.clone());
         let hub = Hub {
             inner: Arc::new(Inner {
-                store,
-                vault,
-                root,
-                clock,
-                test_limiter: crate::testing::limiter(settings.test_rate_per_minute),
+                core: Core::new(store, vault, root, clock, caches),
+                test_limiter: crate::connections::limiter(settings.test_rate_per_minute),
                 refresh_locks: Mutex::new(Default::default()),
-                prepared: crate::calls::prepared_cache(),
+                prepared,
                 usage: Mutex::new(Default::default()),
-                principals: crate::tokens::principal_cache(),
+                principals,
                 outbox_wake: tokio::sync::Notify::new(),
-                background: tokio::runtime::Handle::current(),
-                origin: rand::random(),
                 settings,
             }),
         };
-        hub.listen_for_changes();
+        hub.core().listen_for_changes();
         let first_run_token = hub.first_run().await?;
         Ok(Started {
             hub,
@@ -74,13 +76,13 @@ impl Hub {
             name: "default".into(),
             created_at: now,
         };
-        let mut tx = self.store().begin().await?;
-        match tx.insert_org(&org).await {
+        let mut w = self.write().await?;
+        match w.insert_org(&org).await {
             // Another replica sharing the database ran the first run at the same moment.
             Err(patchbay_store::StoreError::Conflict(_)) => return Ok(None),
             other => other?,
         }
-        tx.insert_project(&ProjectRecord {
+        w.insert_project(&ProjectRecord {
             id: ProjectId::generate(),
             org_id: org.id.clone(),
             name: "default".into(),
@@ -100,8 +102,8 @@ impl Hub {
             "system:first-run",
             now,
         );
-        tx.insert_token(&new).await?;
-        tx.append_audit(&NewAudit {
+        w.insert_token(&new).await?;
+        w.audit(NewAudit {
             org_id: org.id.clone(),
             at: now,
             actor: "system:first-run".into(),
@@ -109,9 +111,8 @@ impl Hub {
             target: Some(org.id.to_string()),
             outcome: "success".into(),
             details: serde_json::json!({"name": "default", "operator_token": new.record.id}),
-        })
-        .await?;
-        tx.commit().await?;
+        });
+        w.commit().await?;
         Ok(Some(value))
     }
 }
@@ -134,9 +135,8 @@ async fn open_vault(
             root_fingerprint: root.fingerprint(),
             created_at: clock.now(),
         };
-        let mut tx = store.begin().await?;
-        tx.insert_vault_key(&row).await?;
-        tx.commit().await?;
+        // Before the hub exists, so before anything can be audited or cached.
+        store.add_vault_key(&row).await?;
         let ring = Keyring::new(vec![(1, key)])
             .ok_or_else(|| crate::EngineError::Internal("keyring".into()))?;
         return Ok((Vault::unsealed(ring), Some(root)));

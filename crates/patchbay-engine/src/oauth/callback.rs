@@ -74,9 +74,9 @@ impl Hub {
         };
         let connection = Some(record.connection_id.clone());
         let now = self.now();
-        let mut tx = self.store().begin().await?;
-        let fresh = tx.consume_state(&hash, now).await?;
-        tx.commit().await?;
+        let mut w = self.write().await?;
+        let fresh = w.consume_state(&hash, now).await?;
+        w.commit().await?;
         if !fresh {
             return Ok(CallbackOutcome::failed(
                 connection,
@@ -336,8 +336,8 @@ impl Hub {
     ) -> Result<()> {
         let now = self.now();
         let (rows, oauth, expires_at) = self.sealed_tokens(p, id, tokens, now, None)?;
-        let mut tx = self.store().begin().await?;
-        tx.record_oauth(
+        let mut w = self.write().await?;
+        w.record_oauth(
             &p.org_id,
             id,
             &oauth,
@@ -348,8 +348,8 @@ impl Hub {
             now,
         )
         .await?;
-        tx.commit().await?;
-        self.forget_prepared(id);
+        w.invalidates(crate::core::Change::connection(id));
+        w.commit().await?;
         Ok(())
     }
 

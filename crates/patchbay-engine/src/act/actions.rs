@@ -21,7 +21,7 @@ use patchbay_domain::{ConnectionId, Kind, Principal, ValidationErrors};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
-use crate::calls::{Prepared, call_error};
+use crate::act::calls::{Prepared, call_error};
 use crate::{EngineError, Hub, Result};
 
 /// What an action through a connection did, for its audit entry and use record.

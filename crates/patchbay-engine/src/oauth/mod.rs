@@ -15,6 +15,14 @@ use rand::RngCore;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+mod apps;
+mod callback;
+mod renewal;
+
+pub use callback::CallbackOutcome;
+
+pub(crate) use callback::{ACCESS_TOKEN, REFRESH_TOKEN};
+
 use crate::connections::field_aad;
 use crate::{EngineError, Hub, Result};
 
@@ -368,18 +376,17 @@ impl Hub {
             expires_at,
             used_at: None,
         };
-        let mut tx = self.store().begin().await?;
-        tx.purge_states(now - chrono::Duration::days(1)).await?;
-        tx.insert_state(&record).await?;
-        tx.append_audit(&self.event(
+        let mut w = self.write().await?;
+        w.purge_states(now - chrono::Duration::days(1)).await?;
+        w.insert_state(&record).await?;
+        w.audit(self.event(
             p,
             "oauth.start",
             Some(id.to_string()),
             "success",
             serde_json::json!({"pkce": flow.pkce}),
-        ))
-        .await?;
-        tx.commit().await?;
+        ));
+        w.commit().await?;
         Ok(OAuthStart {
             authorization_url: url.to_string(),
             expires_at,

@@ -6,8 +6,8 @@ use patchbay_store::AuditFilter;
 
 use crate::Hub;
 use crate::Result;
+use crate::admin::require_admin;
 use crate::connections::MAX_PAGE;
-use crate::tokens::require_admin;
 
 impl Hub {
     pub async fn list_audit(

@@ -1,0 +1,10 @@
+//! Acting through connections: the authenticated proxy (the hot path), typed actions and
+//! workflow nodes.
+
+pub(crate) mod actions;
+pub(crate) mod calls;
+mod nodes;
+
+pub use calls::{Answer, ProxyCall, caller_label};
+
+pub(crate) use calls::{PreparedCache, UsageLog, prepared_cache};

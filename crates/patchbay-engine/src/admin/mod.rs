@@ -1,0 +1,15 @@
+//! Administration: organizations and projects, API tokens (and the authentication of every
+//! request), the audit log, vault keys and their rotation, and the first run.
+
+mod audit;
+mod bootstrap;
+mod keys;
+mod orgs;
+mod tokens;
+
+pub use bootstrap::{KeyChoice, Started};
+pub use tokens::{TOKEN_PREFIX, hash_token};
+
+pub(crate) use bootstrap::unwrap_all;
+pub(crate) use orgs::*;
+pub(crate) use tokens::{PrincipalCache, mint, principal_cache, require_admin};
