@@ -24,8 +24,7 @@ mod workers;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use patchbay_domain::Principal;
-use patchbay_store::{NewAudit, Store};
+use patchbay_store::Store;
 use patchbay_vault::Vault;
 
 pub use act::{Answer, ProxyCall, caller_label};
@@ -88,18 +87,6 @@ impl Hub {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.inner.core.now()
-    }
-
-    /// An audit event by `p` in its organization.
-    fn event(
-        &self,
-        p: &Principal,
-        action: &str,
-        target: Option<String>,
-        outcome: &str,
-        details: serde_json::Value,
-    ) -> NewAudit {
-        self.inner.core.event(p, action, target, outcome, details)
     }
 
     /// Readiness: the store answers and the vault is unsealed.

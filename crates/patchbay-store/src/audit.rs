@@ -119,13 +119,6 @@ impl Tx {
 
 impl Store {
     /// Appends one event in its own transaction (for reads that are audited).
-    pub async fn audit(&self, e: &NewAudit) -> Result<AuditId> {
-        let mut tx = self.begin().await?;
-        let id = tx.append_audit(e).await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
     /// Newest first; `before` is a sequence number cursor.
     pub async fn list_audit(
         &self,

@@ -88,6 +88,25 @@ pub enum Completion {
 }
 
 impl Tx {
+    /// Queues a finished delivery again (same `webhook-id`, attempts counted afresh).
+    pub async fn replay_delivery(
+        &mut self,
+        org: &OrgId,
+        id: &DeliveryId,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1, \
+             locked_until = NULL WHERE org_id = $2 AND id = $3 AND status IN ('delivered', 'failed')",
+        )
+        .bind(ms(now))
+        .bind(org.to_string())
+        .bind(id.to_string())
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
     pub async fn insert_delivery(&mut self, d: &DeliveryRecord) -> Result<()> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO deliveries ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
@@ -271,26 +290,5 @@ impl Store {
         .iter()
         .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
         .collect()
-    }
-
-    /// Queues a finished delivery again (same `webhook-id`, attempts counted afresh).
-    pub async fn replay_delivery(
-        &self,
-        org: &OrgId,
-        id: &DeliveryId,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let res = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1, \
-             locked_until = NULL WHERE org_id = $2 AND id = $3 AND status IN ('delivered', 'failed')",
-        )
-        .bind(ms(now))
-        .bind(org.to_string())
-        .bind(id.to_string())
-        .execute(&mut *tx.inner)
-        .await?;
-        tx.commit().await?;
-        Ok(res.rows_affected() == 1)
     }
 }

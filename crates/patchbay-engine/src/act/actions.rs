@@ -318,8 +318,10 @@ impl Hub {
         details["latency_ms"] =
             json!(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
         let outcome = if success { "success" } else { "failure" };
-        let event = self.event(p, action, Some(target.to_owned()), outcome, details);
-        if let Err(e) = self.store().audit(&event).await {
+        let event = self
+            .core()
+            .event(p, action, Some(target.to_owned()), outcome, details);
+        if let Err(e) = self.core().audit(event).await {
             tracing::error!(error = %e, action, "could not write an action's audit entry");
         }
     }

@@ -339,7 +339,7 @@ impl Hub {
                 .map(|(_, n)| n)
                 .sum::<u64>();
             let outcome = if failed == 0 { "success" } else { "failure" };
-            let event = self.event(
+            let event = self.core().event(
                 &u.principal,
                 action,
                 Some(u.connection.to_string()),

@@ -88,14 +88,14 @@ impl Hub {
                 Ok(n) => ("success", serde_json::json!({"reencrypted": n})),
                 Err(e) => ("failure", serde_json::json!({"error": e.to_string()})),
             };
-            let event = hub.event(
+            let event = hub.core().event(
                 &actor,
                 "keys.rotate",
                 Some(format!("key:{next}")),
                 result,
                 details,
             );
-            if let Err(e) = hub.store().audit(&event).await {
+            if let Err(e) = hub.core().audit(event).await {
                 tracing::error!(error = %e, "could not audit the end of a key rotation");
             }
         });
@@ -121,7 +121,7 @@ impl Hub {
         };
         let mut w = self.write().await?;
         w.insert_vault_key(&row).await?;
-        w.audit(self.event(
+        w.audit(self.core().event(
             p,
             "keys.rotate",
             Some(format!("key:{next}")),

@@ -81,14 +81,8 @@ impl Hub {
         w.insert_token(&token).await?;
         // Recorded in both organizations: the operator's, and the new one's own chain.
         let details = serde_json::json!({"name": name.as_str()});
-        w.audit(self.event(
-            p,
-            "org.create",
-            Some(org.id.to_string()),
-            "success",
-            details.clone(),
-        ));
-        let mut own = self.event(
+        w.succeeded(p, "org.create", org.id.to_string(), details.clone());
+        let mut own = self.core().event(
             p,
             "org.create",
             Some(org.id.to_string()),
@@ -177,13 +171,12 @@ impl Hub {
         w.insert_project(&record)
             .await
             .map_err(|e| conflict_name(e, "project", &name))?;
-        w.audit(self.event(
+        w.succeeded(
             p,
             "project.create",
-            Some(record.id.to_string()),
-            "success",
+            record.id.to_string(),
             serde_json::json!({"name": name.as_str()}),
-        ));
+        );
         w.commit().await?;
         Ok(project_view(&record))
     }
@@ -197,13 +190,7 @@ impl Hub {
     ) -> Result<Project> {
         let mut record = self.visible_project(p, id).await?;
         require_admin(p)?;
-        if let Some(v) = if_match.filter(|v| *v != record.version) {
-            let _ = v;
-            return Err(EngineError::VersionMismatch {
-                kind: "project",
-                current: record.version,
-            });
-        }
+        check_version("project", if_match, record.version)?;
         let mut errs = ValidationErrors::new();
         if let Some(n) = &req.name {
             match Name::parse(n) {
@@ -221,20 +208,8 @@ impl Hub {
         let name = Name::parse(&record.name).map_err(EngineError::Internal)?;
         w.update_project(&record, Some(record.version))
             .await
-            .map_err(|e| match e {
-                patchbay_store::StoreError::VersionMismatch => EngineError::VersionMismatch {
-                    kind: "project",
-                    current: record.version + 1,
-                },
-                other => conflict_name(other, "project", &name),
-            })?;
-        w.audit(self.event(
-            p,
-            "project.update",
-            Some(id.to_string()),
-            "success",
-            serde_json::json!({}),
-        ));
+            .map_err(|e| update_failed(e, "project", record.version, "project", &name))?;
+        w.succeeded(p, "project.update", id.to_string(), serde_json::json!({}));
         w.commit().await?;
         record.version += 1;
         Ok(project_view(&record))
@@ -250,13 +225,7 @@ impl Hub {
         }
         let mut w = self.write().await?;
         w.delete_project(&p.org_id, id, self.now()).await?;
-        w.audit(self.event(
-            p,
-            "project.delete",
-            Some(id.to_string()),
-            "success",
-            serde_json::json!({}),
-        ));
+        w.succeeded(p, "project.delete", id.to_string(), serde_json::json!({}));
         w.commit().await?;
         Ok(())
     }
@@ -267,6 +236,32 @@ pub(crate) fn require_operator(p: &Principal) -> Result<()> {
         Ok(())
     } else {
         Err(EngineError::forbidden("this needs the operator token"))
+    }
+}
+
+/// `If-Match` against the stored version of a `kind`.
+pub(crate) fn check_version(kind: &'static str, if_match: Option<i64>, current: i64) -> Result<()> {
+    match if_match {
+        Some(v) if v != current => Err(EngineError::VersionMismatch { kind, current }),
+        _ => Ok(()),
+    }
+}
+
+/// The failure of a versioned update of `kind` read at `version`: someone else's update came
+/// first, or the new name is taken (by another `what`).
+pub(crate) fn update_failed(
+    e: patchbay_store::StoreError,
+    kind: &'static str,
+    version: i64,
+    what: &str,
+    name: &Name,
+) -> EngineError {
+    match e {
+        patchbay_store::StoreError::VersionMismatch => EngineError::VersionMismatch {
+            kind,
+            current: version + 1,
+        },
+        other => conflict_name(other, what, name),
     }
 }
 

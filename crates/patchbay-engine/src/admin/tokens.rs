@@ -188,13 +188,7 @@ impl Hub {
         );
         let mut w = self.write().await?;
         w.insert_token(&new).await?;
-        w.audit(self.event(
-            p,
-            "token.create",
-            Some(new.record.id.to_string()),
-            "success",
-            serde_json::json!({"name": name.as_str(), "role": req.role.as_str(), "project": new.record.project_id}),
-        ));
+        w.succeeded(p, "token.create", new.record.id.to_string(), serde_json::json!({"name": name.as_str(), "role": req.role.as_str(), "project": new.record.project_id}));
         w.commit().await?;
         Ok(CreatedToken {
             token: view(&new.record),
@@ -215,13 +209,7 @@ impl Hub {
         require_admin(p)?;
         let mut w = self.write().await?;
         w.revoke_token(&p.org_id, id, self.now()).await?;
-        w.audit(self.event(
-            p,
-            "token.revoke",
-            Some(id.to_string()),
-            "success",
-            serde_json::json!({}),
-        ));
+        w.succeeded(p, "token.revoke", id.to_string(), serde_json::json!({}));
         // Emptied after the commit: emptied earlier, a concurrent read of the still-valid row
         // could be cached again.
         w.invalidates(crate::core::Change::Principals);

@@ -25,8 +25,8 @@ impl Hub {
             ),
             Err(e) => ("failure", serde_json::json!({"error": e.to_string()})),
         };
-        self.store()
-            .audit(&self.event(
+        self.core()
+            .audit(self.core().event(
                 p,
                 "connection.credentials.read",
                 Some(id.to_string()),

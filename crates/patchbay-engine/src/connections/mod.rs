@@ -25,7 +25,7 @@ pub use testing::EngineSettings;
 
 pub(crate) use testing::{Limiter, limiter, renewable};
 
-use crate::admin::conflict_name;
+use crate::admin::{check_version, conflict_name, update_failed};
 use crate::core::Change;
 use crate::oauth::{ACCESS_TOKEN, REFRESH_TOKEN};
 use crate::{EngineError, Hub, Result};
@@ -384,10 +384,10 @@ impl Hub {
         })
         .await
         .map_err(|e| conflict_name(e, "connection in this project", &v.name))?;
-        w.audit(self.event(p, "connection.create", Some(id.to_string()), "success", serde_json::json!({
+        w.succeeded(p, "connection.create", id.to_string(), serde_json::json!({
             "name": v.name.as_str(), "kind": v.kind, "provider": v.provider, "auth": v.auth_type,
             "project": project.id, "secret_fields": v.secrets.keys().collect::<Vec<_>>(),
-        })));
+        }));
         w.commit().await?;
         self.emit(
             "connection.created",
@@ -412,12 +412,7 @@ impl Hub {
         };
         // Existence first: another organization's id is "not found", never "forbidden".
         require_writer(p)?;
-        if if_match.is_some_and(|v| v != current.version) {
-            return Err(EngineError::VersionMismatch {
-                kind: "connection",
-                current: current.version,
-            });
-        }
+        check_version("connection", if_match, current.version)?;
         let mut errs = ValidationErrors::new();
         let object = |v: &Option<Value>, field: &str, errs: &mut ValidationErrors| match v {
             None | Some(Value::Null) => Map::new(),
@@ -525,12 +520,14 @@ impl Hub {
         }
         w.update_connection(&p.org_id, &updated, current.version, &rows, &remove)
             .await
-            .map_err(|e| match e {
-                StoreError::VersionMismatch => EngineError::VersionMismatch {
-                    kind: "connection",
-                    current: current.version + 1,
-                },
-                other => conflict_name(other, "connection in this project", &v.name),
+            .map_err(|e| {
+                update_failed(
+                    e,
+                    "connection",
+                    current.version,
+                    "connection in this project",
+                    &v.name,
+                )
             })?;
         let changed: Vec<&str> = [
             ("name", patch.name.is_some()),
@@ -542,29 +539,27 @@ impl Hub {
         .into_iter()
         .filter_map(|(k, changed)| changed.then_some(k))
         .collect();
-        w.audit(self.event(
+        w.succeeded(
             p,
             "connection.update",
-            Some(id.to_string()),
-            "success",
+            id.to_string(),
             serde_json::json!({
                 "changed": changed,
                 "secrets_written": v.secrets.keys().collect::<Vec<_>>(),
                 "secrets_removed": remove,
             }),
-        ));
+        );
         if !moved.is_empty() {
-            w.audit(self.event(
+            w.succeeded(
                 p,
                 "connection.destination_change",
-                Some(id.to_string()),
-                "success",
+                id.to_string(),
                 serde_json::json!({
                     "fields": moved,
                     "secrets_resent": v.secrets.keys().collect::<Vec<_>>(),
                     "tokens_dropped": drop_tokens,
                 }),
-            ));
+            );
         }
         w.invalidates(Change::connection(id));
         w.commit().await?;
@@ -586,16 +581,15 @@ impl Hub {
                 StoreError::NotFound => EngineError::NotFound("connection"),
                 other => other.into(),
             })?;
-        w.audit(self.event(
+        w.succeeded(
             p,
             "connection.delete",
-            Some(id.to_string()),
-            "success",
+            id.to_string(),
             serde_json::json!({
                 "name": current.name.as_str(),
                 "revocation": revocation,
             }),
-        ));
+        );
         w.invalidates(Change::connection(id));
         w.commit().await?;
         if revocation.is_some() {

@@ -154,17 +154,16 @@ impl Hub {
             updated_at: now,
         };
         let created = w.put_secret(&record).await?;
-        w.audit(self.event(
+        w.succeeded(
             p,
             if created {
                 "secret.create"
             } else {
                 "secret.update"
             },
-            Some(format!("secret:{}", name.as_str())),
-            "success",
+            format!("secret:{}", name.as_str()),
             serde_json::json!({"id": id, "projects": record.projects}),
-        ));
+        );
         w.invalidates(Change::Connections);
         w.commit().await?;
         let stored = self
@@ -195,13 +194,12 @@ impl Hub {
                 patchbay_store::StoreError::NotFound => EngineError::NotFound("secret"),
                 other => other.into(),
             })?;
-        w.audit(self.event(
+        w.succeeded(
             p,
             "secret.delete",
-            Some(format!("secret:{}", name.as_str())),
-            "success",
+            format!("secret:{}", name.as_str()),
             serde_json::json!({}),
-        ));
+        );
         w.invalidates(Change::Connections);
         w.commit().await?;
         Ok(())

@@ -291,7 +291,7 @@ impl Hub {
             "latency_ms": r.latency_ms,
         });
         let outcome = if r.success { "success" } else { "failure" };
-        let mut event = self.event(
+        let mut event = self.core().event(
             p,
             "connection.test",
             Some(target.to_owned()),
@@ -301,7 +301,7 @@ impl Hub {
         event.actor = actor.clone();
         w.audit(event);
         if r.error_kind == Some(ErrorKind::Blocked) {
-            let mut blocked = self.event(
+            let mut blocked = self.core().event(
                 p,
                 "egress.blocked",
                 Some(target.to_owned()),

@@ -1,9 +1,13 @@
 //! The one way the engine changes stored state: begin, write, append the audit events, commit,
 //! and only then empty what the change made stale, here and on every replica.
 //!
+//! Only bookkeeping that no one audits is written directly through the store: delivery
+//! claims and outcomes, last-used stamps, leases and a rotation's progress row.
+//!
 //! A [`Write`] dropped before [`Write::commit`] rolls back: nothing is audited and nothing is
 //! invalidated, so a caller that goes away mid-change leaves no half of it anywhere.
 
+use patchbay_domain::Principal;
 use patchbay_store::{NewAudit, Tx};
 
 use super::{Change, Core};
@@ -35,11 +39,32 @@ impl Core {
     }
 }
 
+impl Core {
+    /// Records `event` on its own (a read of secrets, a use): a change of nothing but the log.
+    pub(crate) async fn audit(&self, event: NewAudit) -> Result<()> {
+        let mut w = self.write().await?;
+        w.audit(event);
+        w.commit().await
+    }
+}
+
 impl Write<'_> {
     /// Records `event` with the change: it is appended in the same transaction.
     pub(crate) fn audit(&mut self, event: NewAudit) -> &mut Self {
         self.events.push(event);
         self
+    }
+
+    /// Records that `p` did `action` on `target`, successfully, with the change.
+    pub(crate) fn succeeded(
+        &mut self,
+        p: &Principal,
+        action: &str,
+        target: String,
+        details: serde_json::Value,
+    ) -> &mut Self {
+        let event = self.core.event(p, action, Some(target), "success", details);
+        self.audit(event)
     }
 
     /// What the change makes stale, emptied once it committed.

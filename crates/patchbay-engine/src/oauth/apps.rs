@@ -7,12 +7,12 @@ use patchbay_domain::api::{CreateOAuthApp, OAuthApp, UpdateOAuthApp};
 use patchbay_domain::connection::SecretState;
 use patchbay_domain::validate::SECRET_MAX_BYTES;
 use patchbay_domain::{AppId, Name, Principal, ValidationErrors};
-use patchbay_store::{AppRecord, StoreError};
+use patchbay_store::AppRecord;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::admin::conflict_name;
 use crate::admin::require_admin;
+use crate::admin::{check_version, conflict_name, update_failed};
 use crate::connections::field_aad;
 use crate::{EngineError, Hub, Result};
 
@@ -171,13 +171,12 @@ impl Hub {
         w.insert_app(&record)
             .await
             .map_err(|e| conflict_name(e, "OAuth app", &name))?;
-        w.audit(self.event(
+        w.succeeded(
             p,
             "oauth_app.create",
-            Some(id.to_string()),
-            "success",
+            id.to_string(),
             serde_json::json!({"name": name.as_str(), "provider": record.provider}),
-        ));
+        );
         w.commit().await?;
         Ok(view(&record))
     }
@@ -191,12 +190,7 @@ impl Hub {
     ) -> Result<OAuthApp> {
         let mut record = self.visible_app(p, id).await?;
         require_admin(p)?;
-        if if_match.is_some_and(|v| v != record.version) {
-            return Err(EngineError::VersionMismatch {
-                kind: "OAuth app",
-                current: record.version,
-            });
-        }
+        check_version("OAuth app", if_match, record.version)?;
         let mut errs = ValidationErrors::new();
         if let Some(n) = &req.name {
             match Name::parse(n) {
@@ -240,20 +234,13 @@ impl Hub {
         let mut w = self.write().await?;
         w.update_app(&record, record.version)
             .await
-            .map_err(|e| match e {
-                StoreError::VersionMismatch => EngineError::VersionMismatch {
-                    kind: "OAuth app",
-                    current: record.version + 1,
-                },
-                other => conflict_name(other, "OAuth app", &name),
-            })?;
-        w.audit(self.event(
+            .map_err(|e| update_failed(e, "OAuth app", record.version, "OAuth app", &name))?;
+        w.succeeded(
             p,
             "oauth_app.update",
-            Some(id.to_string()),
-            "success",
+            id.to_string(),
             serde_json::json!({"client_secret_changed": req.client_secret.is_some()}),
-        ));
+        );
         w.commit().await?;
         record.version += 1;
         Ok(view(&record))
@@ -264,13 +251,7 @@ impl Hub {
         require_admin(p)?;
         let mut w = self.write().await?;
         w.delete_app(&record, self.now()).await?;
-        w.audit(self.event(
-            p,
-            "oauth_app.delete",
-            Some(id.to_string()),
-            "success",
-            serde_json::json!({}),
-        ));
+        w.succeeded(p, "oauth_app.delete", id.to_string(), serde_json::json!({}));
         w.commit().await?;
         Ok(())
     }

@@ -182,8 +182,8 @@ impl Hub {
         {
             config.insert("base_url".into(), Value::String(base));
         }
-        self.store_tokens(&p, &c.id, &tokens, &config).await?;
-        self.audit_link(&p, &c.id, "success", json!({"scopes": tokens.get("scope"), "refreshable": tokens.get("refresh_token").is_some()}))
+        let linked = json!({"scopes": tokens.get("scope"), "refreshable": tokens.get("refresh_token").is_some()});
+        self.store_tokens(&p, &c.id, &tokens, &config, linked)
             .await?;
         Ok(CallbackOutcome {
             success: true,
@@ -200,10 +200,12 @@ impl Hub {
         outcome: &str,
         details: Value,
     ) -> Result<()> {
-        self.store()
-            .audit(&self.event(p, "oauth.link", Some(id.to_string()), outcome, details))
-            .await?;
-        Ok(())
+        self.core()
+            .audit(
+                self.core()
+                    .event(p, "oauth.link", Some(id.to_string()), outcome, details),
+            )
+            .await
     }
 
     /// Posts a token request with the client's authentication; the answer's JSON, or a message
@@ -326,13 +328,14 @@ impl Hub {
         Ok((rows, oauth, expires_at))
     }
 
-    /// Stores the tokens of a first link.
-    pub(crate) async fn store_tokens(
+    /// Stores the tokens of a first link, audited as `oauth.link` with `details`.
+    async fn store_tokens(
         &self,
         p: &Principal,
         id: &ConnectionId,
         tokens: &serde_json::Map<String, Value>,
         config: &serde_json::Map<String, Value>,
+        details: Value,
     ) -> Result<()> {
         let now = self.now();
         let (rows, oauth, expires_at) = self.sealed_tokens(p, id, tokens, now, None)?;
@@ -348,6 +351,7 @@ impl Hub {
             now,
         )
         .await?;
+        w.succeeded(p, "oauth.link", id.to_string(), details);
         w.invalidates(crate::core::Change::connection(id));
         w.commit().await?;
         Ok(())
@@ -368,8 +372,8 @@ impl Hub {
         }
         let result = self.fresh_token(p, c).await;
         let outcome = if result.is_ok() { "success" } else { "failure" };
-        self.store()
-            .audit(&self.event(
+        self.core()
+            .audit(self.core().event(
                 p,
                 "connection.token.read",
                 Some(id.to_string()),

@@ -379,13 +379,12 @@ impl Hub {
         let mut w = self.write().await?;
         w.purge_states(now - chrono::Duration::days(1)).await?;
         w.insert_state(&record).await?;
-        w.audit(self.event(
+        w.succeeded(
             p,
             "oauth.start",
-            Some(id.to_string()),
-            "success",
+            id.to_string(),
             serde_json::json!({"pkce": flow.pkce}),
-        ));
+        );
         w.commit().await?;
         Ok(OAuthStart {
             authorization_url: url.to_string(),

@@ -310,13 +310,12 @@ impl Hub {
                 let oauth = self
                     .persist_tokens(&mut w, p, &current, &tokens, now)
                     .await?;
-                w.audit(self.event(
+                w.succeeded(
                     p,
                     "oauth.refresh",
-                    Some(current.id.to_string()),
-                    "success",
+                    current.id.to_string(),
                     json!({"rotated": rotated}),
-                ));
+                );
                 w.commit().await?;
                 if current
                     .oauth
@@ -355,7 +354,7 @@ impl Hub {
                 } else {
                     "oauth.refresh"
                 };
-                w.audit(self.event(
+                w.audit(self.core().event(
                     p,
                     action,
                     Some(current.id.to_string()),

@@ -457,7 +457,7 @@ impl Hub {
             let mut w = self.write().await?;
             w.set_status(&p.org_id, id, Status::Disabled, self.now())
                 .await?;
-            let mut event = self.event(
+            let mut event = self.core().event(
                 &p,
                 "connection.disabled",
                 Some(id.to_string()),
@@ -676,25 +676,15 @@ impl Hub {
                 "replaying needs an admin, member or executor token",
             ));
         }
-        if !self
-            .store()
-            .replay_delivery(&p.org_id, id, self.now())
-            .await?
-        {
+        let mut w = self.write().await?;
+        if !w.replay_delivery(&p.org_id, id, self.now()).await? {
             return Err(EngineError::Conflict(format!(
                 "the delivery is {}; only delivered or failed ones can be replayed",
                 current.status
             )));
         }
-        self.store()
-            .audit(&self.event(
-                p,
-                "delivery.replay",
-                Some(id.to_string()),
-                "success",
-                json!({}),
-            ))
-            .await?;
+        w.succeeded(p, "delivery.replay", id.to_string(), json!({}));
+        w.commit().await?;
         self.inner.outbox_wake.notify_one();
         self.get_delivery(p, id).await
     }

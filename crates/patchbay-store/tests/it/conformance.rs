@@ -474,22 +474,23 @@ async fn audit_chain(backend: Backend) {
     let start = Utc::now() - Duration::seconds(5);
     for i in 0..6 {
         let which = if i % 2 == 0 { &org } else { &other };
-        store
-            .audit(&NewAudit {
-                org_id: which.clone(),
-                at: Utc::now(),
-                actor: format!("token:{}", i % 3),
-                action: if i < 4 {
-                    "connection.create".into()
-                } else {
-                    "connection.delete".into()
-                },
-                target: Some(format!("con_{i}")),
-                outcome: "success".into(),
-                details: json!({"i": i}),
-            })
-            .await
-            .unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.append_audit(&NewAudit {
+            org_id: which.clone(),
+            at: Utc::now(),
+            actor: format!("token:{}", i % 3),
+            action: if i < 4 {
+                "connection.create".into()
+            } else {
+                "connection.delete".into()
+            },
+            target: Some(format!("con_{i}")),
+            outcome: "success".into(),
+            details: json!({"i": i}),
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
     }
     assert_eq!(store.verify_audit(&org).await.unwrap(), (3, None));
     assert_eq!(store.verify_audit(&other).await.unwrap(), (3, None));
