@@ -32,8 +32,9 @@ pub use admin::{KeyChoice, Started, TOKEN_PREFIX, hash_token};
 pub use connections::{EngineSettings, ListQuery};
 pub use core::{Clock, SystemClock};
 pub use error::{EngineError, Result};
-pub use oauth::{CallbackOutcome, OAuthStart, code_challenge, state_hash};
+pub use oauth::{CallbackOutcome, OAuthStart};
 pub use outbox::EventSink;
+pub use patchbay_oauth::pkce::{code_challenge, state_hash};
 pub use patchbay_store::{AuditFilter, ConnectionFilter};
 pub use workers::Workers;
 

@@ -11,8 +11,9 @@ use patchbay_store::SecretRow;
 use serde_json::{Value, json};
 
 use crate::connections::field_aad;
-use crate::oauth::state_hash;
 use crate::{EngineError, Hub, Result};
+use patchbay_oauth::pkce::state_hash;
+use patchbay_oauth::{Grant, TokenError};
 
 /// Token fields kept among a connection's secrets.
 pub const ACCESS_TOKEN: &str = "__access_token";
@@ -146,20 +147,16 @@ impl Hub {
                 &record.code_verifier,
             )
             .await?;
-        let mut form: Vec<(String, String)> = vec![
-            ("grant_type".into(), "authorization_code".into()),
-            ("code".into(), code.clone()),
-            ("redirect_uri".into(), record.redirect_uri.clone()),
-        ];
-        if flow.pkce {
-            form.push((
-                "code_verifier".into(),
-                String::from_utf8_lossy(&verifier).into_owned(),
-            ));
-        }
-        let tokens = match self.token_request(&flow, form).await {
+        let verifier = String::from_utf8_lossy(&verifier);
+        let grant = Grant::AuthorizationCode {
+            code,
+            redirect_uri: &record.redirect_uri,
+            verifier: flow.pkce.then_some(&*verifier),
+        };
+        let tokens = match self.token_request(&flow, grant).await {
             Ok(t) => t,
-            Err(message) => {
+            Err(e) => {
+                let message = e.to_string();
                 self.audit_link(&p, &c.id, "failure", json!({"error": message}))
                     .await?;
                 return Ok(CallbackOutcome::failed(
@@ -208,57 +205,13 @@ impl Hub {
             .await
     }
 
-    /// Posts a token request with the client's authentication; the answer's JSON, or a message
-    /// naming the OAuth error (never a token or secret).
+    /// Asks the flow's token endpoint for tokens, through the outbound gate.
     pub(crate) async fn token_request(
         &self,
         flow: &crate::oauth::Flow,
-        mut form: Vec<(String, String)>,
-    ) -> std::result::Result<serde_json::Map<String, Value>, String> {
-        let url =
-            url::Url::parse(&flow.token_url).map_err(|e| format!("invalid token URL: {e}"))?;
-        for (k, v) in &flow.token_params {
-            form.push((k.clone(), v.clone()));
-        }
-        let http = self.connectors().http();
-        let mut builder = http
-            .client()
-            .post(url)
-            .header(reqwest::header::ACCEPT, "application/json");
-        let secret = flow.client_secret.as_ref().map(|s| s.as_str());
-        if flow.auth_method == "client_secret_post" || secret.is_none() {
-            form.push(("client_id".into(), flow.client_id.clone()));
-            if let Some(s) = secret {
-                form.push(("client_secret".into(), s.to_owned()));
-            }
-        } else {
-            builder = builder.basic_auth(&flow.client_id, secret);
-        }
-        let req = builder
-            .form(&form)
-            .build()
-            .map_err(|e| e.without_url().to_string())?;
-        let resp = http.execute(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let mut body: Value = resp.json().await.unwrap_or(Value::Null);
-        if let Some(quirks) = &flow.token_response {
-            quirky_answer(quirks, &mut body);
-        }
-        let error = body.get("error").and_then(Value::as_str).map(|e| {
-            e.chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .take(64)
-                .collect::<String>()
-        });
-        match (status, body, error) {
-            (200..=299, Value::Object(map), None)
-                if map.get("access_token").and_then(Value::as_str).is_some() =>
-            {
-                Ok(map)
-            }
-            (_, _, Some(error)) => Err(error),
-            (status, _, None) => Err(format!("the token endpoint answered HTTP {status}")),
-        }
+        grant: Grant<'_>,
+    ) -> std::result::Result<serde_json::Map<String, Value>, TokenError> {
+        patchbay_oauth::wire::request_token(self.connectors().http(), flow.endpoint(), grant).await
     }
 
     /// Seals the tokens of a token response and builds the connection's `oauth` state.
@@ -382,38 +335,5 @@ impl Hub {
             ))
             .await?;
         result
-    }
-}
-
-/// Brings a provider's token answer to the RFC 6749 shape: an `ok: false` answer (Slack, HTTP
-/// 200) becomes an error, and when only a user token was granted (Slack's `authed_user`), that
-/// token is the connection's. Nothing else of the nested object is kept.
-fn quirky_answer(quirks: &patchbay_oauth::TokenResponse, body: &mut Value) {
-    let Some(map) = body.as_object_mut() else {
-        return;
-    };
-    if let Some(field) = &quirks.ok_field
-        && map.get(field).and_then(Value::as_bool) == Some(false)
-        && !map.contains_key("error")
-    {
-        map.insert("error".into(), json!("provider_error"));
-    }
-    if let Some(path) = &quirks.user_token_path {
-        let nested = map.remove(path);
-        if !map.contains_key("access_token")
-            && let Some(Value::Object(user)) = nested
-        {
-            for key in [
-                "access_token",
-                "refresh_token",
-                "expires_in",
-                "scope",
-                "token_type",
-            ] {
-                if let Some(v) = user.get(key) {
-                    map.insert(key.into(), v.clone());
-                }
-            }
-        }
     }
 }

@@ -5,15 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use patchbay_domain::connection::Connection;
 use patchbay_domain::{AuthType, ConnectionId, Principal};
+use patchbay_oauth::pkce::{code_challenge, random_token, state_hash};
 use patchbay_store::StateRecord;
-use rand::RngCore;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 mod apps;
 mod callback;
@@ -59,20 +56,25 @@ pub(crate) struct Flow {
     pub base_url_template: Option<String>,
 }
 
-fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
+impl Flow {
+    /// How this flow's client authenticates.
+    pub(crate) fn client(&self) -> patchbay_oauth::ClientAuth<'_> {
+        patchbay_oauth::ClientAuth {
+            id: &self.client_id,
+            secret: self.client_secret.as_ref().map(|s| s.as_str()),
+            method: &self.auth_method,
+        }
+    }
 
-/// SHA-256 of a state value: what the database keeps.
-pub fn state_hash(state: &str) -> Vec<u8> {
-    Sha256::digest(state.as_bytes()).to_vec()
-}
-
-/// RFC 7636 S256: base64url(SHA-256(verifier)).
-pub fn code_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+    /// The token endpoint as this flow's client uses it.
+    pub(crate) fn endpoint(&self) -> patchbay_oauth::TokenEndpoint<'_> {
+        patchbay_oauth::TokenEndpoint {
+            url: &self.token_url,
+            client: self.client(),
+            params: &self.token_params,
+            quirks: self.token_response.as_ref(),
+        }
+    }
 }
 
 /// Fills `${connection.config.NAME}` from the connection's config. A value must be a plain
@@ -396,23 +398,6 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// RFC 7636 Appendix B.
-    #[test]
-    fn s256_challenge_matches_the_rfc_example() {
-        assert_eq!(
-            code_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-    }
-
-    #[test]
-    fn states_and_verifiers_carry_256_bits() {
-        let a = random_token();
-        assert_eq!(a.len(), 43);
-        assert_ne!(a, random_token());
-        assert_eq!(state_hash(&a).len(), 32);
-    }
 
     #[test]
     fn config_templates_fill_or_name_the_missing_field() {

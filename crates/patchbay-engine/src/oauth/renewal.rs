@@ -27,6 +27,8 @@ use patchbay_domain::{ConnectionId, Principal, Status};
 use patchbay_store::Held;
 use serde_json::{Value, json};
 
+use patchbay_oauth::{Grant, TokenError};
+
 use crate::connections::field_aad;
 use crate::core::{Change, Write};
 use crate::oauth::{ACCESS_TOKEN, REFRESH_TOKEN};
@@ -211,15 +213,13 @@ impl Hub {
     async fn client_credentials(&self, p: &Principal, held: Held) -> Result<Connection> {
         let current = held.connection.clone();
         let flow = self.flow(p, &current).await?;
-        let mut form = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
-        if !flow.scopes.is_empty() {
-            form.push(("scope".into(), flow.scopes.join(&flow.separator)));
-        }
-        if let Some(aud) = current.auth.get("audience").and_then(Value::as_str) {
-            form.push(("audience".into(), aud.to_owned()));
-        }
+        let scope = (!flow.scopes.is_empty()).then(|| flow.scopes.join(&flow.separator));
+        let grant = Grant::ClientCredentials {
+            scope: scope.as_deref(),
+            audience: current.auth.get("audience").and_then(Value::as_str),
+        };
         let now = self.now();
-        match self.token_request(&flow, form).await {
+        match self.token_request(&flow, grant).await {
             Ok(tokens) => {
                 let mut w = self.core().write_in(held.writer(self.store()).await?);
                 let oauth = self
@@ -230,20 +230,19 @@ impl Hub {
                 updated.oauth = Some(oauth);
                 Ok(updated)
             }
-            Err(message) => {
+            Err(TokenError::Refused(code))
                 if matches!(
-                    message.as_str(),
+                    code.as_str(),
                     "invalid_client" | "unauthorized_client" | "invalid_scope"
-                ) {
-                    Err(EngineError::Conflict(format!(
-                        "the provider refused the client credentials ({message})"
-                    )))
-                } else {
-                    Err(EngineError::Upstream(format!(
-                        "the token request failed ({message})"
-                    )))
-                }
+                ) =>
+            {
+                Err(EngineError::Conflict(format!(
+                    "the provider refused the client credentials ({code})"
+                )))
             }
+            Err(e) => Err(EngineError::Upstream(format!(
+                "the token request failed ({e})"
+            ))),
         }
     }
 
@@ -269,30 +268,21 @@ impl Hub {
             )
             .await?;
         let flow = self.flow(p, &current).await?;
+        let refresh_token = String::from_utf8_lossy(&refresh_token).into_owned();
         let mut attempt = 0;
         let answer = loop {
-            let form = vec![
-                ("grant_type".to_owned(), "refresh_token".to_owned()),
-                (
-                    "refresh_token".to_owned(),
-                    String::from_utf8_lossy(&refresh_token).into_owned(),
-                ),
-            ];
-            match self.token_request(&flow, form).await {
+            match self
+                .token_request(&flow, Grant::RefreshToken(&refresh_token))
+                .await
+            {
                 Ok(tokens) => break Ok(tokens),
-                Err(code)
-                    if code == "invalid_grant"
-                        || code == "unauthorized_client"
-                        || code == "invalid_client" =>
-                {
-                    break Err((true, code));
-                }
-                Err(message) if attempt + 1 < RETRIES => {
+                Err(e) if e.is_permanent() => break Err((true, e.to_string())),
+                Err(e) if attempt + 1 < RETRIES => {
                     attempt += 1;
-                    tracing::warn!(connection = %current.id, attempt, error = %message, "token refresh failed; retrying");
+                    tracing::warn!(connection = %current.id, attempt, error = %e, "token refresh failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
                 }
-                Err(message) => break Err((false, message)),
+                Err(e) => break Err((false, e.to_string())),
             }
         };
         let now = self.now();
@@ -302,10 +292,7 @@ impl Hub {
                 // A provider that does not rotate keeps the refresh token it has.
                 let rotated = tokens.contains_key("refresh_token");
                 if !rotated {
-                    tokens.insert(
-                        "refresh_token".into(),
-                        Value::String(String::from_utf8_lossy(&refresh_token).into_owned()),
-                    );
+                    tokens.insert("refresh_token".into(), Value::String(refresh_token));
                 }
                 let oauth = self
                     .persist_tokens(&mut w, p, &current, &tokens, now)
@@ -421,31 +408,14 @@ impl Hub {
             Some(u) => u,
             None => return Some("not revoked: invalid revocation URL".into()),
         };
-        let http = self.connectors().http();
-        let mut form = vec![
-            ("token".to_owned(), token),
-            ("token_type_hint".to_owned(), hint.to_owned()),
-        ];
-        let mut builder = http.client().post(url);
-        match flow.client_secret.as_ref().map(|s| s.as_str()) {
-            Some(secret) if flow.auth_method != "client_secret_post" => {
-                builder = builder.basic_auth(&flow.client_id, Some(secret))
-            }
-            secret => {
-                form.push(("client_id".into(), flow.client_id.clone()));
-                if let Some(s) = secret {
-                    form.push(("client_secret".into(), s.to_owned()));
-                }
-            }
-        }
-        let outcome = match builder.form(&form).build() {
-            Ok(req) => match http.execute(req).await {
-                Ok(r) if r.status().is_success() => "revoked".to_owned(),
-                Ok(r) => format!("the provider answered HTTP {}", r.status().as_u16()),
-                Err(e) => format!("not revoked: {e}"),
-            },
-            Err(_) => "not revoked: request".to_owned(),
-        };
+        let outcome = patchbay_oauth::wire::revoke(
+            self.connectors().http(),
+            url,
+            flow.client(),
+            &token,
+            hint,
+        )
+        .await;
         Some(outcome)
     }
 }
