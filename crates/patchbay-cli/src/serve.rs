@@ -236,6 +236,11 @@ pub fn settings(args: &ServeArgs, global: &Global) -> Result<Settings> {
     }
     s.allow_plaintext_smtp_auth =
         args.allow_plaintext_smtp_auth || file.allow_plaintext_smtp_auth.unwrap_or(false);
+    // A secret: from the environment only, never a flag (visible to other users) or the file.
+    s.metrics_token = std::env::var("PATCHBAY_METRICS_TOKEN")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(SecretString::from);
     Ok(s)
 }
 

@@ -30,6 +30,7 @@ use patchbay_vault::Vault;
 pub use act::{Answer, ProxyCall, caller_label};
 pub use admin::{KeyChoice, Started, TOKEN_PREFIX, hash_token};
 pub use connections::{EngineSettings, ListQuery};
+pub use core::metrics::{Metrics, RequestLabels};
 pub use core::{Clock, SystemClock};
 pub use error::{EngineError, Result};
 pub use oauth::{CallbackOutcome, OAuthStart};
@@ -79,6 +80,16 @@ impl Hub {
         F::Output: Send + 'static,
     {
         self.inner.core.spawn(work)
+    }
+
+    /// What `/metrics` records into.
+    pub fn metrics(&self) -> &core::metrics::Metrics {
+        &self.inner.core.metrics
+    }
+
+    /// `/metrics` in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        self.inner.core.metrics_text()
     }
 
     /// Opens a change: see [`core::Write`].

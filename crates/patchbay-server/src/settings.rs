@@ -57,6 +57,8 @@ pub struct Settings {
     pub max_connections: Option<usize>,
     /// SMTP `AUTH` may go to a non-loopback server without TLS.
     pub allow_plaintext_smtp_auth: bool,
+    /// The bearer token `/metrics` asks for (`PATCHBAY_METRICS_TOKEN`); `None` leaves it open.
+    pub metrics_token: Option<SecretString>,
 }
 
 impl Settings {
@@ -88,6 +90,7 @@ impl Settings {
             header_timeout: Duration::from_secs(20),
             max_connections: None,
             allow_plaintext_smtp_auth: false,
+            metrics_token: None,
         }
     }
 

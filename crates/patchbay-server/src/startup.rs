@@ -23,6 +23,8 @@ pub struct AppState {
     pub proxy_body_limit: usize,
     /// Open and refused connections.
     pub counters: Arc<Counters>,
+    /// The hash of the token `/metrics` asks for, when one is set.
+    pub metrics_token: Option<Arc<Vec<u8>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +128,10 @@ impl Application {
             hub: hub.clone(),
             proxy_body_limit: settings.proxy_body_limit,
             counters: counters.clone(),
+            metrics_token: settings.metrics_token.as_ref().map(|t| {
+                use secrecy::ExposeSecret as _;
+                Arc::new(patchbay_engine::hash_token(t.expose_secret()))
+            }),
         };
         let limits = Limits {
             header_timeout: settings.header_timeout,

@@ -1,6 +1,7 @@
 //! The canary test (SPEC §4, Logs): plant known secret values, exercise every route including
 //! its failure paths, and assert that none of them appears in any response (other than the
-//! credentials read that exists to return them), any header, any log line or audit entry.
+//! credentials read that exists to return them), any header, any log line, audit entry or
+//! `/metrics` line.
 
 use base64::Engine as _;
 use reqwest::Method;
@@ -352,6 +353,22 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         audit["items"].as_array().unwrap().len() > 20,
         "the audit log recorded the session"
     );
+
+    // `/metrics` after all of it: counters moved, and not one planted value among them.
+    let metrics = r
+        .http
+        .get(format!("{}/metrics", r.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("patchbay_http_requests_total{") && metrics.contains("/v1/connections"),
+        "/metrics counts the session: {metrics}"
+    );
+    r.seen.push_str(&metrics);
 
     server.stop();
     let logs = server.logs();

@@ -52,6 +52,10 @@ impl crate::core::Forgets for PreparedCache {
     fn forget_all(&self) {
         self.invalidate_all();
     }
+
+    fn stats(&self) -> (&'static str, crate::core::CacheStats) {
+        ("prepared_connections", crate::core::Cached::stats(self))
+    }
 }
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -131,6 +135,26 @@ pub(crate) fn call_error(e: CallError) -> EngineError {
 }
 
 impl Hub {
+    /// Counts an upstream call by its outcome (and a refusal of the egress policy).
+    fn observe_upstream<T>(
+        &self,
+        sent: &std::result::Result<http::Response<T>, CallError>,
+        took: std::time::Duration,
+    ) {
+        use patchbay_net::{HttpError, NetError};
+        let metrics = &self.core().metrics;
+        let outcome = match sent {
+            Ok(r) => crate::core::metrics::status_class(r.status().as_u16()),
+            Err(CallError::Http(HttpError::Net(NetError::Blocked { .. }))) => {
+                metrics.blocked();
+                "blocked"
+            }
+            Err(CallError::Http(HttpError::Timeout)) => "timeout",
+            Err(_) => "error",
+        };
+        metrics.upstream(outcome, took);
+    }
+
     /// The connection `id`, prepared for `p` to act through (see the module docs).
     pub(crate) async fn prepared(&self, p: &Principal, id: &ConnectionId) -> Result<Arc<Prepared>> {
         if !p.can_use() {
@@ -230,9 +254,10 @@ impl Hub {
         };
         // Boxed (here and below): the call's future is large, and this one would otherwise
         // hold and move a copy of it.
-        let mut resp = Box::pin(self.connectors().call(&prepared.material, request, policy))
-            .await
-            .map_err(call_error)?;
+        let started = Instant::now();
+        let sent = Box::pin(self.connectors().call(&prepared.material, request, policy)).await;
+        self.observe_upstream(&sent, started.elapsed());
+        let mut resp = sent.map_err(call_error)?;
         let Some(again) = again.filter(|_| resp.status() == http::StatusCode::UNAUTHORIZED) else {
             // An answer never carries back the credentials that were injected.
             prepared
@@ -243,9 +268,10 @@ impl Hub {
         };
         drop(resp);
         let renewed = Box::pin(self.prepared_after_rejection(p, &prepared)).await?;
-        let mut resp = Box::pin(self.connectors().call(&renewed.material, again, policy))
-            .await
-            .map_err(call_error)?;
+        let started = Instant::now();
+        let sent = Box::pin(self.connectors().call(&renewed.material, again, policy)).await;
+        self.observe_upstream(&sent, started.elapsed());
+        let mut resp = sent.map_err(call_error)?;
         renewed
             .material
             .redactor()

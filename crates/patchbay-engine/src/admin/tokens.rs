@@ -237,6 +237,10 @@ impl crate::core::Forgets for PrincipalCache {
     fn forget_all(&self) {
         self.invalidate_all();
     }
+
+    fn stats(&self) -> (&'static str, crate::core::CacheStats) {
+        ("principals", crate::core::Cached::stats(self))
+    }
 }
 
 pub(crate) fn require_admin(p: &Principal) -> Result<()> {

@@ -291,6 +291,10 @@ impl Hub {
             "latency_ms": r.latency_ms,
         });
         let outcome = if r.success { "success" } else { "failure" };
+        self.core().metrics.test(r.success);
+        if r.error_kind == Some(ErrorKind::Blocked) {
+            self.core().metrics.blocked();
+        }
         let mut event = self.core().event(
             p,
             "connection.test",

@@ -17,7 +17,17 @@ pub(crate) struct Cached<K: Send, V: Send> {
     shared: moka::sync::Cache<K, (V, Instant)>,
     front: thread_local::ThreadLocal<RefCell<Front<K, V>>>,
     epoch: AtomicU64,
+    /// Reads the shared cache could not answer (counted off the hot path: misses are rare).
+    misses: AtomicU64,
     ttl: Duration,
+}
+
+/// What a cache holds and how it fared, for `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CacheStats {
+    pub entries: u64,
+    pub misses: u64,
+    pub invalidations: u64,
 }
 
 struct Front<K, V> {
@@ -56,6 +66,7 @@ where
                 .build(),
             front: thread_local::ThreadLocal::new(),
             epoch: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
             ttl,
         }
     }
@@ -76,7 +87,10 @@ where
             }
             front.entries.remove(key);
         }
-        let (value, at) = self.shared.get(key)?;
+        let Some((value, at)) = self.shared.get(key) else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
         if front.entries.len() >= FRONT_MAX {
             front.entries.clear();
         }
@@ -89,6 +103,16 @@ where
     #[cfg(test)]
     pub(crate) fn insert(&self, key: K, value: V) {
         self.shared.insert(key, (value, Instant::now()));
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        // The entry count lags behind inserts until pending maintenance has run.
+        self.shared.run_pending_tasks();
+        CacheStats {
+            entries: self.shared.entry_count(),
+            misses: self.misses.load(Ordering::Relaxed),
+            invalidations: self.epoch.load(Ordering::Relaxed),
+        }
     }
 
     /// The invalidation count: read it before reading what will be inserted.

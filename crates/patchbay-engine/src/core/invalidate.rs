@@ -55,6 +55,8 @@ pub(crate) trait Forgets: Send + Sync + std::fmt::Debug {
     fn forget(&self, change: &Change);
     /// Drops everything (changes may have been missed).
     fn forget_all(&self);
+    /// Its name and how it fares, for `/metrics`.
+    fn stats(&self) -> (&'static str, super::CacheStats);
 }
 
 /// The caches of a process, told of every change.
@@ -77,6 +79,10 @@ impl Caches {
         for c in &self.0 {
             c.forget_all();
         }
+    }
+
+    pub(super) fn stats(&self) -> Vec<(&'static str, super::CacheStats)> {
+        self.0.iter().map(|c| c.stats()).collect()
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod cache;
 mod invalidate;
+pub mod metrics;
 mod write;
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use patchbay_domain::Principal;
 use patchbay_store::{NewAudit, Store};
 use patchbay_vault::{RootKey, Vault};
 
-pub(crate) use cache::Cached;
+pub(crate) use cache::{CacheStats, Cached};
 pub(crate) use invalidate::{Caches, Change, Forgets};
 pub(crate) use write::Write;
 
@@ -57,6 +58,7 @@ pub(crate) struct Core {
     origin: u64,
     /// What a committed change can make stale.
     caches: Arc<Caches>,
+    pub(crate) metrics: metrics::Metrics,
 }
 
 impl Core {
@@ -75,6 +77,7 @@ impl Core {
             background: tokio::runtime::Handle::current(),
             origin: rand::random(),
             caches: Arc::new(caches),
+            metrics: metrics::Metrics::default(),
         }
     }
 
@@ -108,6 +111,13 @@ impl Core {
         self.store
             .try_lease(name, holder.unwrap_or(&own), now, until)
             .await
+    }
+
+    /// `/metrics`: the text exposition, its gauges read now.
+    pub(crate) fn metrics_text(&self) -> String {
+        let caches = self.caches.stats();
+        self.metrics
+            .encode(&caches, self.vault.sealed_reason().is_some())
     }
 
     /// An audit event by `p` in its organization, dated now.

@@ -219,7 +219,12 @@ impl Hub {
             audience: current.auth.get("audience").and_then(Value::as_str),
         };
         let now = self.now();
-        match self.token_request(&flow, grant).await {
+        let answer = self.token_request(&flow, grant).await;
+        self.core().metrics.renewal(
+            "client_credentials",
+            answer.as_ref().err().map(TokenError::message),
+        );
+        match answer {
             Ok(tokens) => {
                 let mut w = self.core().write_in(held.writer(self.store()).await?);
                 let oauth = self
@@ -285,6 +290,10 @@ impl Hub {
                 Err(e) => break Err((false, e.to_string())),
             }
         };
+        self.core().metrics.renewal(
+            "refresh_token",
+            answer.as_ref().err().map(|(_, message)| message.as_str()),
+        );
         let now = self.now();
         let mut w = self.core().write_in(held.writer(self.store()).await?);
         match answer {

@@ -361,6 +361,7 @@ impl Hub {
         let mut w = self.write().await?;
         w.insert_delivery(&record).await?;
         w.commit().await?;
+        self.core().metrics.delivery("queued");
         self.inner.outbox_wake.notify_one();
         Ok(id)
     }
@@ -509,7 +510,7 @@ impl Hub {
             Err(e) => Attempt::Permanent(None, e.to_string()),
         };
         let last = d.attempts >= d.max_attempts;
-        match attempt {
+        let done = match attempt {
             Attempt::Delivered(code, _) => Completion::Delivered {
                 id: d.id,
                 status: i64::from(code),
@@ -541,7 +542,13 @@ impl Hub {
                     next: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
                 }
             }
-        }
+        };
+        self.core().metrics.delivery(match &done {
+            Completion::Delivered { .. } => "delivered",
+            Completion::Retry { .. } => "retried",
+            Completion::Failed { .. } => "dead",
+        });
+        done
     }
 
     /// The outbox worker: claims due deliveries and sends them, until stopped. On SQLite (one

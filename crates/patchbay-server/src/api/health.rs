@@ -1,7 +1,9 @@
-//! Liveness and readiness; no token needed.
+//! Liveness and readiness (no token needed), and `/metrics` (the metrics token when one is
+//! set).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use patchbay_domain::api::{ConnectionCounts, Health};
@@ -12,6 +14,32 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// The Prometheus text exposition. With `PATCHBAY_METRICS_TOKEN` set it needs that token as a
+/// bearer token (401 otherwise); it never needs, and never shows, an API token.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
+              (status = 401, description = "The metrics token is set and was not given")))]
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &state.metrics_token {
+        let given = crate::extract::bearer_in(headers.get(header::AUTHORIZATION));
+        if given.map(patchbay_engine::hash_token).ok().as_deref() != Some(expected.as_slice()) {
+            return crate::error::ApiError::from(patchbay_engine::EngineError::Unauthenticated)
+                .into_response();
+        }
+    }
+    let open = i64::try_from(state.counters.open()).unwrap_or(i64::MAX);
+    state.hub.metrics().set_open_connections(open);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.hub.metrics_text(),
+    )
+        .into_response()
 }
 
 /// The process is up; with its client connections (open, cap, refused).

@@ -1,5 +1,6 @@
 //! The JSON API under `/v1` (SPEC §3). Each resource module exports `router()`; this module
-//! assembles them with the fallbacks, the body limit and the request log.
+//! assembles them with the fallbacks and the body limit; [`App`] puts the observe layer around
+//! the router and the proxy.
 
 mod actions;
 mod apps;
@@ -28,6 +29,7 @@ use tower::ServiceExt as _;
 
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
+use crate::observe::{Seen, Served};
 use crate::startup::AppState;
 
 pub use openapi::ApiDoc;
@@ -41,24 +43,27 @@ impl App {
         Self(Arc::new((router(state.clone(), body_limit), state)))
     }
 
-    /// The answer to `req`. Both kinds of future are boxed: the handlers' are large, and hyper
-    /// moves the one it is given.
+    /// The answer to `req`, through the observe layer. The future is boxed: the handlers'
+    /// are large, and hyper moves the one it is given.
     pub fn call(
         &self,
         req: http::Request<Incoming>,
     ) -> Pin<Box<dyn Future<Output = Response> + Send>> {
-        if proxy::is_proxied(req.uri().path()) {
-            let this = self.clone();
-            Box::pin(async move { proxy::forward(&this.0.1, req).await })
-        } else {
-            let router = self.0.0.clone();
-            Box::pin(async move {
-                match router.oneshot(req).await {
+        let this = self.clone();
+        Box::pin(async move {
+            let (router, state) = &*this.0;
+            if proxy::is_proxied(req.uri().path()) {
+                let seen = Seen::of(&req, Served::Proxy);
+                seen.answered(state, proxy::forward(state, req).await)
+            } else {
+                let seen = Seen::of(&req, Served::Router);
+                let response = match router.clone().oneshot(req).await {
                     Ok(r) => r,
                     Err(never) => match never {},
-                }
-            })
-        }
+                };
+                seen.answered(state, response)
+            }
+        })
     }
 }
 
@@ -84,6 +89,6 @@ fn router(state: AppState, body_limit: usize) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(Extension(BodyLimit(body_limit)))
-        .layer(middleware::from_fn(crate::logging::log_requests))
+        .route_layer(middleware::from_fn(crate::observe::matched_route))
         .with_state(state)
 }

@@ -12,7 +12,7 @@ use crate::startup::AppState;
 #[openapi(
     info(title = "Patchbay", description = "A self-hostable connections hub."),
     paths(
-        super::health::healthz, super::health::readyz,
+        super::health::healthz, super::health::readyz, super::health::metrics,
         super::orgs::me, super::orgs::list, super::orgs::create,
         super::projects::list, super::projects::create, super::projects::read, super::projects::update,
         super::projects::remove,

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Request, Uri, header};
@@ -29,8 +28,8 @@ const BUFFERED: u64 = 256 * 1024;
 pub const CONNECTION_HEADER: &str = "patchbay-connection";
 
 /// Whether a request is for the proxy: `/v1/proxy` and everything under it. The proxy is served
-/// outside the router and its layers (it needs no JSON body limit and logs its own requests, at
-/// debug level).
+/// outside the router and its layers (it needs no JSON body limit); the observe layer wraps
+/// both.
 pub fn is_proxied(path: &str) -> bool {
     path.strip_prefix("/v1/proxy")
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -99,26 +98,7 @@ impl<'a> Asked<'a> {
 }
 
 pub async fn forward(s: &AppState, req: Request<Incoming>) -> Response {
-    // Proxied requests are many: each is logged at debug level only; their use is summarised
-    // in the audit log every second.
-    let line = tracing::enabled!(tracing::Level::DEBUG).then(|| {
-        (
-            req.method().clone(),
-            req.uri().path().to_owned(),
-            Instant::now(),
-        )
-    });
-    let response = relay(s, req).await.into_response();
-    if let Some((method, path, started)) = line {
-        crate::logging::request_line(
-            &method,
-            &path,
-            response.status(),
-            started,
-            tracing::Level::DEBUG,
-        );
-    }
-    response
+    relay(s, req).await.into_response()
 }
 
 async fn relay(s: &AppState, req: Request<Incoming>) -> ApiResult<Response> {

@@ -17,6 +17,7 @@ mod hostile;
 mod isolation;
 mod malformed;
 mod meta;
+mod metrics;
 mod nodes;
 mod oauth_flow;
 mod oauth_start;

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::helpers::{Backend, TestApp, allow_loopback};
 
 /// A connection linked through the strict server's authorization flow; its id.
-async fn linked(app: &TestApp, server: &StrictServer) -> String {
+pub(crate) async fn linked(app: &TestApp, server: &StrictServer) -> String {
     let c = app
         .admin
         .create_connection(&serde_json::from_value(server.connection("strict")).unwrap())

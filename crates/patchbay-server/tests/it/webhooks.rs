@@ -16,14 +16,14 @@ use crate::helpers::{Backend, TestApp, allow_loopback};
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     got: Arc<Mutex<Vec<(HeaderMap, String)>>>,
     /// Statuses to answer, in order; 200 once empty.
     script: Arc<Mutex<VecDeque<u16>>>,
 }
 
 impl Receiver {
-    async fn start() -> (String, Self) {
+    pub(crate) async fn start() -> (String, Self) {
         let r = Receiver::default();
         let shared = r.clone();
         let app = axum::Router::new().fallback(move |h: HeaderMap, body: String| {
@@ -80,11 +80,11 @@ fn verify(messages: &[(HeaderMap, String)]) -> Vec<String> {
         .collect()
 }
 
-fn action(v: Value) -> WebhookAction {
+pub(crate) fn action(v: Value) -> WebhookAction {
     serde_json::from_value(v).unwrap()
 }
 
-async fn hook(app: &TestApp, url: &str) -> String {
+pub(crate) async fn hook(app: &TestApp, url: &str) -> String {
     app.admin
         .create_connection(
             &serde_json::from_value(json!({"name": format!("hook-{}", rand::random::<u32>()),
@@ -98,7 +98,7 @@ async fn hook(app: &TestApp, url: &str) -> String {
         .to_string()
 }
 
-async fn settled(app: &TestApp, id: &str) -> patchbay_domain::actions::Delivery {
+pub(crate) async fn settled(app: &TestApp, id: &str) -> patchbay_domain::actions::Delivery {
     for _ in 0..200 {
         let d = app.admin.get_delivery(id).await.unwrap();
         if d.status == "delivered" || d.status == "failed" {
