@@ -132,8 +132,15 @@ fn request_id(given: Option<&HeaderValue>) -> HeaderValue {
         return v.clone();
     }
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::from_str(&format!("{:016x}{n:016x}", *PREFIX))
-        .unwrap_or_else(|_| HeaderValue::from_static("0"))
+    // 32 hex digits written in place (on every proxied request: no formatting machinery).
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    for (i, word) in [*PREFIX, n].into_iter().enumerate() {
+        for (j, nibble) in (0..16).rev().enumerate() {
+            id[i * 16 + j] = HEX[((word >> (nibble * 4)) & 0xf) as usize];
+        }
+    }
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 #[cfg(test)]
@@ -150,6 +157,14 @@ mod tests {
         }
         let long = HeaderValue::from_str(&"a".repeat(129)).unwrap();
         assert_eq!(request_id(Some(&long)).len(), 32);
-        assert_ne!(request_id(None), request_id(None));
+        let (a, b) = (request_id(None), request_id(None));
+        assert_ne!(a, b);
+        assert!(a.as_bytes().iter().all(u8::is_ascii_hexdigit));
+        let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+        assert_eq!(a[..16], b[..16], "one prefix per process");
+        assert_eq!(
+            u64::from_str_radix(&b[16..], 16).unwrap(),
+            u64::from_str_radix(&a[16..], 16).unwrap() + 1
+        );
     }
 }
