@@ -50,3 +50,28 @@ http {
 CONF
   nginx -c "$1/upstream.conf" -p "$1/upstream"
 }
+
+# start_bench_patchbay WORK UPSTREAM_PORT PATCHBAY_PORT: installs wrk and nginx when missing,
+# builds Patchbay in release mode, starts a static nginx upstream on UPSTREAM_PORT and
+# `patchbay serve` on PATCHBAY_PORT (data in WORK/data, loopback allowed), and creates the
+# bearer connection to the upstream. Sets PB_PID, TOKEN and CONNECTION; the caller's cleanup
+# stops WORK/upstream.pid and PB_PID.
+start_bench_patchbay() {
+  need_commands wrk nginx
+  echo "==> building patchbay (release)" >&2
+  cargo build --release -q -p patchbay-cli
+  static_upstream "$1" "$2" '{"ok":true}'
+  PATCHBAY_DATA_DIR="$1/data" setsid ./target/release/patchbay serve \
+    --listen "127.0.0.1:$3" --allow-net 127.0.0.0/8 >"$1/out" 2>"$1/err" &
+  PB_PID=$!
+  TOKEN=$(admin_token "$1/out" "$1/err" 30)
+  CONNECTION=$(bench_connection "$3" "$TOKEN" "$2")
+}
+
+# stop_bench_patchbay WORK: stops what start_bench_patchbay started and removes WORK.
+stop_bench_patchbay() {
+  [ -f "$1/upstream.pid" ] && kill "$(cat "$1/upstream.pid")" 2>/dev/null || true
+  [ -n "${PB_PID:-}" ] && kill "$PB_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$1"
+}

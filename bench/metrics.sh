@@ -4,7 +4,8 @@
 # exposition holds its usual series; then COUNT sequential scrapes of `/metrics` and, in the
 # same run and over the same keep-alive connection, COUNT of `/healthz` as the baseline.
 # Prints the exposition's size and series, p50/p99 of both, their ratio, and the proxy's
-# throughput with and without a scraper polling every 100 ms beside it.
+# throughput with and without a scraper polling every 100 ms beside it (three interleaved
+# rounds).
 #
 # Usage: bench/metrics.sh [scrapes, default 2000]
 set -euo pipefail
@@ -18,24 +19,12 @@ UPSTREAM_PORT=18095
 PATCHBAY_PORT=18096
 
 cleanup() {
-  [ -f "$WORK/upstream.pid" ] && kill "$(cat "$WORK/upstream.pid")" 2>/dev/null || true
-  [ -n "${PB_PID:-}" ] && kill "$PB_PID" 2>/dev/null || true
   [ -n "${SCRAPER:-}" ] && kill "$SCRAPER" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
+  stop_bench_patchbay "$WORK"
 }
 trap cleanup EXIT
 
-need_commands wrk nginx
-echo "==> building patchbay (release)" >&2
-cargo build --release -q -p patchbay-cli
-
-static_upstream "$WORK" "$UPSTREAM_PORT" '{"ok":true}'
-PATCHBAY_DATA_DIR="$WORK/data" setsid ./target/release/patchbay serve \
-  --listen "127.0.0.1:$PATCHBAY_PORT" --allow-net 127.0.0.0/8 >"$WORK/out" 2>"$WORK/err" &
-PB_PID=$!
-TOKEN=$(admin_token "$WORK/out" "$WORK/err" 30)
-CONNECTION=$(bench_connection "$PATCHBAY_PORT" "$TOKEN" "$UPSTREAM_PORT")
+start_bench_patchbay "$WORK" "$UPSTREAM_PORT" "$PATCHBAY_PORT"
 BASE="http://127.0.0.1:$PATCHBAY_PORT"
 
 proxy_load() { # seconds: wrk through the proxy; prints requests/s
@@ -74,11 +63,29 @@ print(f"/metrics  p50 {pct(metrics, .5):.3f} ms  p99 {pct(metrics, .99):.3f} ms"
 print(f"scrape / healthz: p50 {pct(metrics, .5) / pct(base, .5):.2f}x  p99 {pct(metrics, .99) / pct(base, .99):.2f}x")
 PY
 
-QUIET=$(proxy_load 5)
-( while true; do curl -s -o /dev/null "$BASE/metrics"; sleep 0.1; done ) &
-SCRAPER=$!
-SCRAPED=$(proxy_load 5)
-kill "$SCRAPER" 2>/dev/null || true
-SCRAPER=
-echo "proxy req/s: $QUIET alone, $SCRAPED with a scrape every 100 ms"
-awk -v a="$SCRAPED" -v b="$QUIET" 'BEGIN { printf "with scrapes / alone: %.3fx\n", a / b }'
+# The proxy alone and beside a scraper (one keep-alive connection, a scrape every 100 ms),
+# interleaved over three rounds; medians compared.
+scraper() {
+  python3 - "$PATCHBAY_PORT" <<'PY' &
+import http.client, sys, time
+conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+while True:
+    conn.request("GET", "/metrics")
+    conn.getresponse().read()
+    time.sleep(0.1)
+PY
+  SCRAPER=$!
+}
+ALONE=(); BESIDE=()
+for _ in 1 2 3; do
+  ALONE+=("$(proxy_load 5)")
+  scraper
+  BESIDE+=("$(proxy_load 5)")
+  kill "$SCRAPER" 2>/dev/null || true
+  wait "$SCRAPER" 2>/dev/null || true
+  SCRAPER=
+done
+median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+A=$(median "${ALONE[@]}"); B=$(median "${BESIDE[@]}")
+echo "proxy req/s (median of 3): $A alone (${ALONE[*]}), $B with a scrape every 100 ms (${BESIDE[*]})"
+awk -v a="$B" -v b="$A" 'BEGIN { printf "with scrapes / alone: %.3fx\n", a / b }'

@@ -16,25 +16,9 @@ WORK="$(mktemp -d)"
 UPSTREAM_PORT=18093
 PATCHBAY_PORT=18094
 
-cleanup() {
-  [ -f "$WORK/upstream.pid" ] && kill "$(cat "$WORK/upstream.pid")" 2>/dev/null || true
-  [ -n "${PB_PID:-}" ] && kill "$PB_PID" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap 'stop_bench_patchbay "$WORK"' EXIT
 
-need_commands wrk nginx
-echo "==> building patchbay (release)" >&2
-cargo build --release -q -p patchbay-cli
-
-static_upstream "$WORK" "$UPSTREAM_PORT" '{"ok":true}'
-
-PATCHBAY_DATA_DIR="$WORK/data" setsid ./target/release/patchbay serve \
-  --listen "127.0.0.1:$PATCHBAY_PORT" --allow-net 127.0.0.0/8 >"$WORK/out" 2>"$WORK/err" &
-PB_PID=$!
-TOKEN=$(admin_token "$WORK/out" "$WORK/err" 30)
-CONNECTION=$(bench_connection "$PATCHBAY_PORT" "$TOKEN" "$UPSTREAM_PORT")
+start_bench_patchbay "$WORK" "$UPSTREAM_PORT" "$PATCHBAY_PORT"
 
 echo "==> seeding $COUNT ciphertexts" >&2
 python3 bench/seed.py "$PATCHBAY_PORT" "$TOKEN" "$COUNT"

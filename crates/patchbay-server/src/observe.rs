@@ -11,14 +11,16 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use patchbay_engine::RequestLabels;
 
 use crate::startup::AppState;
 
-pub const REQUEST_ID: &str = "x-request-id";
+/// The header of a request's id (a constant name: parsing one per request costs more than all
+/// the rest of this layer).
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What a served request is counted under, known before it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +53,7 @@ impl Seen {
             served,
             method: req.method().clone(),
             path: logged.then(|| req.uri().path().to_owned()),
-            id: request_id(req.headers().get(REQUEST_ID)),
+            id: request_id(req.headers().get(&REQUEST_ID)),
             started: Instant::now(),
         }
     }
