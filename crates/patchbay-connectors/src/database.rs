@@ -81,13 +81,16 @@ pub(crate) async fn connect_network(
                         .host(&ip)
                         .port(port)
                         .username(user)
-                        .password(password)
                         .database(database)
                         .ssl_mode(if ssl {
                             PgSslMode::VerifyCa
                         } else {
                             PgSslMode::Disable
                         });
+                    // An account without a password is sent none (an empty one is a password).
+                    if !password.is_empty() {
+                        o = o.password(password);
+                    }
                     if let Some(ca) = &ca {
                         o = o.ssl_root_cert_from_pem(ca.clone());
                     }
@@ -101,13 +104,15 @@ pub(crate) async fn connect_network(
                         .host(&ip)
                         .port(port)
                         .username(user)
-                        .password(password)
                         .database(database)
                         .ssl_mode(if ssl {
                             MySqlSslMode::VerifyCa
                         } else {
                             MySqlSslMode::Disabled
                         });
+                    if !password.is_empty() {
+                        o = o.password(password);
+                    }
                     if let Some(ca) = &ca {
                         o = o.ssl_ca_from_pem(ca.clone());
                     }

@@ -105,6 +105,51 @@ pub(crate) async fn ensure_mariadb_user() {
     }
 }
 
+/// A MariaDB account without a password: it connects when the connection's password is empty,
+/// and a password sent to it is refused.
+#[tokio::test]
+async fn a_mariadb_account_without_a_password_connects() {
+    let mut root = sqlx::MySqlConnection::connect("mysql://root@127.0.0.1:3306/test")
+        .await
+        .expect("MariaDB on 127.0.0.1:3306 (root, empty password): scripts/test.sh starts it");
+    for host in ["%", "localhost", "127.0.0.1"] {
+        for sql in [
+            format!("CREATE USER IF NOT EXISTS 'patchbay_nopw'@'{host}'"),
+            format!("ALTER USER 'patchbay_nopw'@'{host}' IDENTIFIED BY ''"),
+            format!("GRANT SELECT ON test.* TO 'patchbay_nopw'@'{host}'"),
+        ] {
+            root.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+        }
+    }
+    let app = TestApp::spawn_with(Backend::Sqlite, Some(loopback_allowed(None))).await;
+    let my = |pw: &str| {
+        json!({"name": "nopw", "kind": "database", "config": {"driver": "mysql", "host": "127.0.0.1",
+        "port": 3306, "database": "test", "username": "patchbay_nopw"}, "secrets": {"password": pw}})
+    };
+    assert_ok(&unsaved(&app, my("")).await);
+    assert_kind(
+        &unsaved(&app, my("not-its-password")).await,
+        ErrorKind::Auth,
+    );
+    let id = app.connection(my("")).await;
+    let rows = app
+        .admin
+        .sql_action(
+            &serde_json::from_value(
+                json!({"connection": id, "query": "SELECT CURRENT_USER() AS who"}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let who = serde_json::to_value(&rows).unwrap()["rows"][0]["who"].clone();
+    assert!(
+        who.as_str()
+            .is_some_and(|w| w.starts_with("patchbay_nopw@")),
+        "{rows:?}"
+    );
+}
+
 #[tokio::test]
 async fn databases_answer_success_or_auth() {
     ensure_postgres_role().await;
