@@ -47,8 +47,29 @@ ensure_mariadb() {
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql >/dev/null 2>&1 || true
   for _ in $(seq 1 60); do maria_up && break; sleep 0.5; done
   maria_up || { echo "MariaDB did not come up on 127.0.0.1:3306" >&2; exit 1; }
-  # Root over TCP with an empty password, and the test database, as on our machines.
-  mysql -u root -e "CREATE DATABASE IF NOT EXISTS test" 2>/dev/null || true
+}
+
+# What the tests expect of the database servers, however they came to run (already up,
+# started here, or just installed): PostgreSQL's `test` database; MariaDB's root reachable over
+# loopback TCP with an empty password (a fresh Debian install lets root in through the socket
+# only) and its `test` database.
+ensure_test_databases() {
+  if ! psql "$PATCHBAY_TEST_POSTGRES_URL" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1; then
+    log "creating PostgreSQL's test database"
+    psql "$PATCHBAY_TEST_POSTGRES_URL" -qc "CREATE DATABASE test" >/dev/null
+  fi
+  if ! mysql -h 127.0.0.1 -u root -e "SELECT 1" >/dev/null 2>&1; then
+    log "letting root reach MariaDB over loopback TCP without a password"
+    mysql -u root <<'SQL' || echo "could not open MariaDB's root to loopback TCP; tests against MariaDB will fail" >&2
+ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
+CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+CREATE USER IF NOT EXISTS 'root'@'::1' IDENTIFIED BY '';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'::1' WITH GRANT OPTION;
+FLUSH PRIVILEGES;
+SQL
+  fi
+  mysql -h 127.0.0.1 -u root -e "CREATE DATABASE IF NOT EXISTS test"
 }
 
 # Password checks need one role that trust authentication does not cover.
@@ -81,6 +102,7 @@ ensure_postgres
 export PATCHBAY_TEST_POSTGRES_URL="${PATCHBAY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 ensure_postgres_password_rule
 ensure_mariadb
+ensure_test_databases
 ensure_tools
 
 # Databases left by earlier runs (one per PostgreSQL test) are dropped first.
