@@ -105,9 +105,16 @@ ensure_mariadb
 ensure_test_databases
 ensure_tools
 
-# Databases left by earlier runs (one per PostgreSQL test) are dropped first.
-psql "$PATCHBAY_TEST_POSTGRES_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'pbtest\_%'" 2>/dev/null |
-  while read -r db; do psql "$PATCHBAY_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
+# The databases of PostgreSQL tests (one each): dropped before the run (an interrupted one may
+# have left some) and after it, whatever its outcome, so none survives.
+drop_test_databases() {
+  psql "$PATCHBAY_TEST_POSTGRES_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'pbtest\_%'" 2>/dev/null |
+    while read -r db; do
+      psql "$PATCHBAY_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+}
+drop_test_databases
+trap drop_test_databases EXIT
 
 log "checking formatting"
 cargo fmt --all -- --check
