@@ -168,6 +168,15 @@ pub async fn request_token(
     token_answer(status, body, endpoint.quirks)
 }
 
+/// An OAuth `error` value as it may be shown and logged: the characters an error code has
+/// (ASCII letters, digits, `_`), at most 64 of them, whatever the provider or the redirect sent.
+pub fn error_code(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect()
+}
+
 /// Reads a token endpoint's answer: the tokens, the provider's error code (kept to the
 /// characters an error code has), or the HTTP status.
 pub fn token_answer(
@@ -178,12 +187,7 @@ pub fn token_answer(
     if let Some(quirks) = quirks {
         regularize(quirks, &mut body);
     }
-    let error = body.get("error").and_then(Value::as_str).map(|e| {
-        e.chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .take(64)
-            .collect::<String>()
-    });
+    let error = body.get("error").and_then(Value::as_str).map(error_code);
     match (status, body, error) {
         (200..=299, Value::Object(map), None)
             if map.get("access_token").and_then(Value::as_str).is_some() =>

@@ -117,11 +117,7 @@ impl Hub {
         }
         if let Some(error) = q.get("error") {
             // The user declined or the provider refused: the connection stays as it was.
-            let code: String = error
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .take(64)
-                .collect();
+            let code = patchbay_oauth::wire::error_code(error);
             self.audit_link(&p, &record.connection_id, "failure", json!({"error": code}))
                 .await?;
             return Ok(CallbackOutcome::failed(
