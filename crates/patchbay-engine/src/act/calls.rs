@@ -173,7 +173,7 @@ impl Hub {
             return Err(EngineError::NotFound("connection"));
         }
         usable_status(c)?;
-        if self.token_due(c) {
+        if self.renewal_due(c) {
             return Box::pin(self.prepare(p, id)).await;
         }
         Ok(prepared)
@@ -183,7 +183,7 @@ impl Hub {
         let since = self.inner.prepared.epoch();
         let c = self.visible_connection(p, id).await?;
         usable_status(&c)?;
-        let c = self.usable(p, c).await?;
+        let c = self.ensure_fresh(p, c).await?;
         let material = self.material(p, &c).await?;
         let prepared = Arc::new(Prepared {
             connection: c,
@@ -382,15 +382,5 @@ impl Hub {
         }
         w.commit().await?;
         Ok(entries.len())
-    }
-
-    fn token_due(&self, c: &Connection) -> bool {
-        match c.auth_type() {
-            patchbay_domain::AuthType::Oauth2ClientCredentials => {
-                c.oauth.is_none() || self.needs_refresh(c)
-            }
-            patchbay_domain::AuthType::Oauth2 => c.oauth.is_some() && self.needs_refresh(c),
-            _ => false,
-        }
     }
 }

@@ -97,7 +97,7 @@ impl Hub {
     /// Tests a stored connection with a usable token: an OAuth connection's token is refreshed
     /// first when due, and once more when the upstream answers 401 to it.
     async fn run_test(&self, p: &Principal, c: Connection) -> Result<TestResult> {
-        let c = match self.usable(p, c).await {
+        let c = match self.ensure_fresh(p, c).await {
             Ok(c) => c,
             Err(e) => return token_failure(e),
         };
@@ -201,19 +201,7 @@ impl Hub {
         Ok(result)
     }
 
-    /// The connection ready for use: an OAuth connection's access token refreshed (or a
-    /// client-credentials token fetched) when due.
-    pub(crate) async fn usable(&self, p: &Principal, c: Connection) -> Result<Connection> {
-        let cc = c.auth_type() == patchbay_domain::AuthType::Oauth2ClientCredentials;
-        let linked = c.auth_type() == patchbay_domain::AuthType::Oauth2 && c.oauth.is_some();
-        if cc || linked {
-            self.ensure_fresh(p, c).await
-        } else {
-            Ok(c)
-        }
-    }
-
-    /// Decrypted material of a stored connection (see [`Hub::usable`] for its tokens), for
+    /// Decrypted material of a stored connection (see [`Hub::ensure_fresh`] for its tokens), for
     /// one operation.
     pub(crate) async fn material(&self, p: &Principal, c: &Connection) -> Result<Material> {
         let oauth = c.auth_type().is_oauth();

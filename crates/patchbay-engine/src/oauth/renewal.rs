@@ -95,6 +95,19 @@ impl Hub {
         expiry(c).is_some_and(|at| at - self.refresh_margin(c) <= self.now())
     }
 
+    /// Whether an OAuth connection needs its tokens renewed before use: they are due (see
+    /// [`Self::needs_refresh`]), or a client-credentials connection has none yet. Never for
+    /// other auth types, nor for an authorization-code connection not linked yet.
+    pub(crate) fn renewal_due(&self, c: &Connection) -> bool {
+        match c.auth_type() {
+            patchbay_domain::AuthType::Oauth2ClientCredentials => {
+                c.oauth.is_none() || self.needs_refresh(c)
+            }
+            patchbay_domain::AuthType::Oauth2 => self.needs_refresh(c),
+            _ => false,
+        }
+    }
+
     fn single_flight(&self, id: &ConnectionId) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self
             .inner
@@ -122,12 +135,10 @@ impl Hub {
         Ok((token, expiry(&c)))
     }
 
-    /// The connection with a token that is not due for refresh (refreshing or fetching one
-    /// first when needed), as stored.
+    /// The connection with a token that is not due for renewal (renewing or fetching one first
+    /// when needed), as stored; other connections as they are.
     pub(crate) async fn ensure_fresh(&self, p: &Principal, c: Connection) -> Result<Connection> {
-        let cc = c.auth_type() == patchbay_domain::AuthType::Oauth2ClientCredentials;
-        let due = self.needs_refresh(&c) || (cc && c.oauth.is_none());
-        if due {
+        if self.renewal_due(&c) {
             self.renew(p, &c.id, Renewal::WhenDue).await
         } else {
             Ok(c)
@@ -193,16 +204,15 @@ impl Hub {
             .await?
             .ok_or(EngineError::NotFound("connection"))?;
         let current = &held.connection;
-        let cc = current.auth_type() == patchbay_domain::AuthType::Oauth2ClientCredentials;
         let still_due = match &why {
             // Another task or replica may have renewed while this one waited.
-            Renewal::WhenDue => self.needs_refresh(current) || (cc && current.oauth.is_none()),
+            Renewal::WhenDue => self.renewal_due(current),
             Renewal::Rejected(seen) => current.oauth == *seen,
         };
         if !still_due {
             return Ok(held.connection);
         }
-        if cc {
+        if current.auth_type() == patchbay_domain::AuthType::Oauth2ClientCredentials {
             self.client_credentials(p, held).await
         } else {
             self.refresh(p, held).await
