@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -224,7 +223,6 @@ pub struct Metrics {
     cache_invalidations: Family<CacheLabels, Gauge>,
     sealed: Gauge,
     open_connections: Gauge,
-    open_now: AtomicI64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -317,7 +315,6 @@ impl Default for Metrics {
             cache_invalidations,
             sealed,
             open_connections,
-            open_now: AtomicI64::new(0),
         }
     }
 }
@@ -330,7 +327,7 @@ impl Metrics {
 
     /// The client connections open now (read from the server's counters when scraped).
     pub fn set_open_connections(&self, n: i64) {
-        self.open_now.store(n, Ordering::Relaxed);
+        self.open_connections.set(n);
     }
 
     /// One upstream call: `status` when it answered.
@@ -394,8 +391,6 @@ impl Metrics {
             set(&self.cache_invalidations, stats.invalidations);
         }
         self.sealed.set(i64::from(sealed));
-        self.open_connections
-            .set(self.open_now.load(Ordering::Relaxed));
         let mut out = String::with_capacity(16 * 1024);
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
