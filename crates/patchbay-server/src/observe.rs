@@ -6,8 +6,8 @@
 //! their use summarised in the audit log every second.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -41,7 +41,7 @@ pub(crate) struct Seen {
 
 /// The route template the router matched, handed out to the layer on the answer.
 #[derive(Clone)]
-struct Route(Arc<str>);
+struct Route(MatchedPath);
 
 impl Seen {
     pub(crate) fn of<B>(req: &http::Request<B>, served: Served) -> Self {
@@ -65,7 +65,7 @@ impl Seen {
         let route: Cow<'static, str> =
             match (self.served, response.extensions_mut().remove::<Route>()) {
                 (Served::Proxy, _) => Cow::Borrowed("/v1/proxy"),
-                (Served::Router, Some(Route(r))) => Cow::Owned(r.to_string()),
+                (Served::Router, Some(Route(r))) => Cow::Owned(r.as_str().to_owned()),
                 (Served::Router, None) => Cow::Borrowed("unmatched"),
             };
         state.hub.metrics().request(
@@ -95,10 +95,7 @@ impl Seen {
 
 /// Inside the router: hands the matched route template out to [`Seen::answered`].
 pub(crate) async fn matched_route(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| Route(Arc::from(m.as_str())));
+    let route = req.extensions().get::<MatchedPath>().cloned().map(Route);
     let mut response = next.run(req).await;
     if let Some(route) = route {
         response.extensions_mut().insert(route);
