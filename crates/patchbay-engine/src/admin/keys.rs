@@ -159,13 +159,7 @@ impl Hub {
 
     /// Lets the next rotation start at once (the lease would otherwise run out by itself).
     async fn release_rotation(&self, holder: &str) {
-        let now = self.now();
-        // Renewing it until now makes it free for the next taker.
-        if let Err(e) = self
-            .store()
-            .try_lease(ROTATION_LEASE, holder, now, now)
-            .await
-        {
+        if let Err(e) = self.core().release(ROTATION_LEASE, holder).await {
             tracing::warn!(error = %e, "could not release the rotation lease");
         }
     }

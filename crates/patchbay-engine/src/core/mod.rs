@@ -120,6 +120,17 @@ impl Core {
             .encode(&caches, self.vault.sealed_reason().is_some())
     }
 
+    /// Gives up lease `name` held by `holder`, so that the next taker need not wait for it to
+    /// run out (it is renewed until now).
+    pub(crate) async fn release(
+        &self,
+        name: &str,
+        holder: &str,
+    ) -> Result<bool, patchbay_store::StoreError> {
+        let now = self.now();
+        self.store.try_lease(name, holder, now, now).await
+    }
+
     /// An audit event by `p` in its organization, dated now.
     pub(crate) fn event(
         &self,
