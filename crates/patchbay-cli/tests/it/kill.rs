@@ -184,14 +184,12 @@ async fn kill_while_a_renewal_waits_on_the_provider_is_reported() {
         .unwrap();
     let id = c.id.to_string();
     let started = admin.start_oauth(&id).await.unwrap();
-    let browser = no_redirects();
-    let back = browser
-        .get(started["authorization_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let back = back.headers()["location"].to_str().unwrap().to_owned();
-    assert_eq!(browser.get(&back).send().await.unwrap().status(), 200);
+    let callback = format!("{}/v1/oauth/callback", server.url);
+    let back = consent(started["authorization_url"].as_str().unwrap(), &callback).await;
+    assert_eq!(
+        no_redirects().get(&back).send().await.unwrap().status(),
+        200
+    );
     assert_eq!(provider.counts().0, 1, "linked");
 
     // Make the token due, ask for it, and kill the process once the provider has rotated.

@@ -20,17 +20,15 @@ pub(crate) async fn linked(app: &TestApp, server: &StrictServer) -> String {
         .await
         .unwrap();
     let started = app.admin.start_oauth(c.id.as_str()).await.unwrap();
-    let browser = crate::peers::no_redirects();
-    let to_callback = browser
-        .get(started["authorization_url"].as_str().unwrap())
+    let callback = format!("{}/v1/oauth/callback", app.url);
+    let back =
+        crate::peers::consent(started["authorization_url"].as_str().unwrap(), &callback).await;
+    let page = crate::peers::no_redirects()
+        .get(&back)
         .send()
         .await
         .unwrap();
-    let back = to_callback.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(browser.get(&back).send().await.unwrap().status(), 200);
+    assert_eq!(page.status(), 200);
     c.id.to_string()
 }
 
