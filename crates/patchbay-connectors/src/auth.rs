@@ -2,7 +2,7 @@
 //! connection tests here and by the proxy and actions later.
 
 use base64::Engine as _;
-use patchbay_domain::AuthType;
+use patchbay_domain::spec::{Auth, InjectLocation, KeyLocation};
 use patchbay_net::{GatedHttp, HttpError};
 use reqwest::header::{AUTHORIZATION, COOKIE, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -175,31 +175,25 @@ fn bearer(token: &str, what: &str) -> Result<Inject, AuthError> {
 /// The credentials a request through the connection carries, in order; `None` when a token
 /// has to be fetched first (a client-credentials connection without one).
 pub(crate) fn credentials(m: &Material) -> Result<Option<Vec<Inject>>, AuthError> {
-    let auth_type = m
-        .auth_str("type")
-        .and_then(AuthType::parse)
-        .unwrap_or(AuthType::None);
-    let inject = match auth_type {
-        AuthType::None | AuthType::Hmac => return Ok(Some(Vec::new())),
-        AuthType::ApiKey => {
+    let inject = match &m.auth {
+        Auth::None | Auth::Hmac => return Ok(Some(Vec::new())),
+        Auth::ApiKey(k) => {
             let key = format!(
                 "{}{}",
-                m.auth_str("prefix").unwrap_or(""),
+                k.prefix.as_deref().unwrap_or(""),
                 secret(m, "api_key")?
             );
-            let name = m.auth_str("name").unwrap_or("X-API-Key");
-            match m.auth_str("in").unwrap_or("header") {
-                "query" => Inject::Query(name.to_owned(), key.into()),
-                "cookie" => Inject::Cookie(name.to_owned(), key.into()),
-                _ => Inject::Header(header_name(name)?, header_value(key, "the API key")?),
+            match k.location {
+                KeyLocation::Query => Inject::Query(k.name.clone(), key.into()),
+                KeyLocation::Cookie => Inject::Cookie(k.name.clone(), key.into()),
+                KeyLocation::Header => {
+                    Inject::Header(header_name(&k.name)?, header_value(key, "the API key")?)
+                }
             }
         }
-        AuthType::Bearer => bearer(secret(m, "token")?, "the token")?,
-        AuthType::Basic => {
-            let user = m
-                .auth_str("username")
-                .or_else(|| m.config_str("username"))
-                .unwrap_or("");
+        Auth::Bearer => bearer(secret(m, "token")?, "the token")?,
+        Auth::Basic(_) => {
+            let user = m.username().unwrap_or("");
             let pair = zeroize::Zeroizing::new(format!("{user}:{}", secret(m, "password")?));
             let creds =
                 zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*pair));
@@ -208,35 +202,25 @@ pub(crate) fn credentials(m: &Material) -> Result<Option<Vec<Inject>>, AuthError
                 header_value(format!("Basic {}", *creds), "the password")?,
             )
         }
-        AuthType::Custom => {
+        Auth::Custom(custom) => {
             let mut out = Vec::new();
-            for rule in m
-                .auth
-                .get("inject")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let name = rule.get("name").and_then(Value::as_str).unwrap_or_default();
-                let template = rule
-                    .get("template")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let value = render_template(template, m)?;
-                match rule.get("in").and_then(Value::as_str) {
-                    Some("query") => out.push(Inject::Query(name.to_owned(), value.into())),
-                    Some("cookie") => out.push(Inject::Cookie(name.to_owned(), value.into())),
-                    Some("header") => out.push(Inject::Header(
-                        header_name(name)?,
+            for rule in &custom.inject {
+                let value = render_template(&rule.template, m)?;
+                let name = rule.name.clone();
+                match rule.location {
+                    InjectLocation::Query => out.push(Inject::Query(name, value.into())),
+                    InjectLocation::Cookie => out.push(Inject::Cookie(name, value.into())),
+                    InjectLocation::Header => out.push(Inject::Header(
+                        header_name(&name)?,
                         header_value(value, "a custom credential")?,
                     )),
                     // Body injection applies to requests that carry a JSON body (actions).
-                    _ => {}
+                    InjectLocation::Body => {}
                 }
             }
             return Ok(Some(out));
         }
-        AuthType::Oauth2 => {
+        Auth::Oauth2(_) => {
             let token = m.secret("access_token").ok_or_else(|| {
                 AuthError::Rejected(
                     "not authorized yet: complete the OAuth flow for this connection".into(),
@@ -245,11 +229,12 @@ pub(crate) fn credentials(m: &Material) -> Result<Option<Vec<Inject>>, AuthError
             bearer(token.expose_secret(), "the access token")?
         }
         // A stored connection comes with the engine's cached token; a draft fetches one.
-        AuthType::Oauth2ClientCredentials => match m.secret("access_token") {
+        Auth::Oauth2ClientCredentials(_) => match m.secret("access_token") {
             Some(t) => bearer(t.expose_secret(), "the access token")?,
             None => return Ok(None),
         },
-        AuthType::AwsSigv4 => {
+        // Validation refuses it until requests can be signed.
+        Auth::AwsSigv4(_) => {
             return Err(AuthError::Unsupported(
                 "aws_sigv4 request signing is not available yet".into(),
             ));
@@ -260,20 +245,23 @@ pub(crate) fn credentials(m: &Material) -> Result<Option<Vec<Inject>>, AuthError
 
 /// RFC 6749 §4.4: exchanges the client's id and secret for an access token.
 pub async fn client_credentials_token(http: &GatedHttp, m: &Material) -> Result<String, AuthError> {
-    let token_url = m
-        .auth_str("token_url")
+    let Auth::Oauth2ClientCredentials(cc) = &m.auth else {
+        return Err(AuthError::Unsupported(
+            "not an oauth2_client_credentials connection".into(),
+        ));
+    };
+    let token_url = cc
+        .token_url
+        .as_deref()
         .ok_or_else(|| AuthError::Unsupported("auth.token_url is not set".into()))?;
     let url = url::Url::parse(token_url)
         .map_err(|e| AuthError::Unsupported(format!("auth.token_url: {e}")))?;
     let mut form: Vec<(String, String)> = vec![("grant_type".into(), "client_credentials".into())];
-    if let Some(scopes) = m.auth.get("scopes").and_then(Value::as_array) {
-        let joined: Vec<&str> = scopes.iter().filter_map(Value::as_str).collect();
-        if !joined.is_empty() {
-            form.push(("scope".into(), joined.join(" ")));
-        }
+    if let Some(scopes) = cc.scopes.as_ref().filter(|s| !s.is_empty()) {
+        form.push(("scope".into(), scopes.join(" ")));
     }
-    if let Some(aud) = m.auth_str("audience") {
-        form.push(("audience".into(), aud.into()));
+    if let Some(aud) = &cc.audience {
+        form.push(("audience".into(), aud.clone()));
     }
     let mut req = http
         .client()

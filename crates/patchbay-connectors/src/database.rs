@@ -9,18 +9,33 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use patchbay_domain::api::ErrorKind;
+use patchbay_domain::spec::{ConnectionSpec, DatabaseConfig, DatabaseDriver};
 use secrecy::ExposeSecret;
-use serde_json::Value;
 use sqlx::Connection as _;
 
 use crate::{Connectors, Material, Outcome};
 
-pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
-    match m.config_str("driver") {
-        Some("postgresql" | "mysql") => network(c, m, timeout).await,
-        Some("sqlite") => sqlite(c, m).await,
-        Some("mssql") => mssql(c, m, timeout).await,
-        _ => Outcome::fail(ErrorKind::Protocol, "config.driver is not set"),
+pub(crate) async fn test(
+    c: &Connectors,
+    m: &Material,
+    config: &DatabaseConfig,
+    timeout: Duration,
+) -> Outcome {
+    match config.driver {
+        DatabaseDriver::Postgresql | DatabaseDriver::Mysql => network(c, m, timeout).await,
+        DatabaseDriver::Sqlite => sqlite(c, m).await,
+        DatabaseDriver::Mssql => mssql(c, m, config, timeout).await,
+    }
+}
+
+/// The database configuration of `m`.
+pub(crate) fn config_of(m: &Material) -> Result<&DatabaseConfig, Outcome> {
+    match &m.spec {
+        ConnectionSpec::Database(c) => Ok(c),
+        _ => Err(Outcome::fail(
+            ErrorKind::Protocol,
+            "not a database connection",
+        )),
     }
 }
 
@@ -43,9 +58,10 @@ pub(crate) async fn connect_network(
     m: &Material,
     timeout: Duration,
 ) -> Result<NetworkConn, Outcome> {
-    let driver = match m.config_str("driver") {
-        Some("postgresql") => Driver::Postgres,
-        Some("mysql") => Driver::Mysql,
+    let config = config_of(m)?;
+    let driver = match config.driver {
+        DatabaseDriver::Postgresql => Driver::Postgres,
+        DatabaseDriver::Mysql => Driver::Mysql,
         _ => {
             return Err(Outcome::fail(
                 ErrorKind::Protocol,
@@ -53,23 +69,16 @@ pub(crate) async fn connect_network(
             ));
         }
     };
-    let default_port = match driver {
-        Driver::Postgres => 5432,
-        Driver::Mysql => 3306,
-    };
-    let (port, addrs) = c.endpoint(m, default_port).await?;
-    let user = m.config_str("username").unwrap_or_default();
+    let port = config.port();
+    let addrs = c.endpoint(config.host(), port).await?;
+    let user = config.username.as_deref().unwrap_or_default();
     let password = m
         .secret("password")
         .map(|s| s.expose_secret())
         .unwrap_or("");
-    let database = m.config_str("database").unwrap_or_default();
-    let ssl = m
-        .config
-        .get("ssl")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let ca = m.config_str("ssl_ca").map(|s| s.as_bytes().to_vec());
+    let database = config.database.as_str();
+    let ssl = config.ssl();
+    let ca = config.ssl_ca.as_ref().map(|s| s.as_bytes().to_vec());
     let mut last = Outcome::fail(ErrorKind::Refused, "no address to connect to");
     for addr in addrs {
         let ip = addr.ip().to_string();
@@ -171,35 +180,29 @@ async fn network(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
 
 /// SQL Server over TDS (tiberius): connect to the checked address; TLS verifies the configured
 /// host name.
-async fn mssql(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
+async fn mssql(c: &Connectors, m: &Material, db: &DatabaseConfig, timeout: Duration) -> Outcome {
     use tiberius::{AuthMethod, Config, EncryptionLevel};
     use tokio_util::compat::TokioAsyncWriteCompatExt;
-    let host = m.config_str("host").unwrap_or_default();
-    let (port, addrs) = match c.endpoint(m, 1433).await {
-        Ok(e) => e,
+    let host = db.host();
+    let port = db.port();
+    let addr = match c.endpoint(host, port).await {
+        Ok(addrs) => addrs[0],
         Err(o) => return o,
     };
-    let addr = addrs[0];
     let mut config = Config::new();
     config.host(addr.ip());
     config.port(port);
-    if let Some(db) = m.config_str("database") {
-        config.database(db);
-    }
-    let user = m.config_str("username").unwrap_or_default();
+    config.database(&db.database);
+    let user = db.username.as_deref().unwrap_or_default();
     let password = m
         .secret("password")
         .map(|s| s.expose_secret())
         .unwrap_or("");
     config.authentication(AuthMethod::sql_server(user, password));
-    if m.config
-        .get("ssl")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-    {
+    if db.ssl() {
         config.encryption(EncryptionLevel::Required);
         config.hostname_in_certificate(host.trim_matches(['[', ']']));
-        if let Some(ca) = m.config_str("ssl_ca") {
+        if let Some(ca) = &db.ssl_ca {
             config.trust_cert_ca_bundle(ca.as_bytes().to_vec());
         }
     } else {
@@ -327,7 +330,7 @@ pub(crate) fn allowed_sqlite_path(
 /// A SQLite connection's file, once it is shown to lie under an allowed directory.
 pub(crate) fn allowed_sqlite_file(c: &Connectors, m: &Material) -> Result<PathBuf, Outcome> {
     allowed_sqlite_path(
-        m.config_str("database").unwrap_or_default(),
+        &config_of(m)?.database,
         &c.settings.allow_sqlite_dirs,
         &c.settings.protected_dirs,
     )

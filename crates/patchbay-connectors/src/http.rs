@@ -5,12 +5,18 @@
 use std::time::Duration;
 
 use patchbay_domain::api::ErrorKind;
+use patchbay_domain::spec::HttpConfig;
 use reqwest::{Method, StatusCode};
 
 use crate::{Connectors, Material, Outcome, apply_auth};
 
-pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
-    let Some(base) = m.config_str("base_url") else {
+pub(crate) async fn test(
+    c: &Connectors,
+    m: &Material,
+    config: &HttpConfig,
+    timeout: Duration,
+) -> Outcome {
+    let Some(base) = config.base_url.as_deref() else {
         return Outcome::fail(ErrorKind::Protocol, "config.base_url is not set");
     };
     let verify = m.verify.as_ref();

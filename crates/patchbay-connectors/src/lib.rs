@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 
 use patchbay_domain::Kind;
 use patchbay_domain::api::{ErrorKind, TestResult};
+use patchbay_domain::spec::{Auth, ConnectionSpec};
 use patchbay_net::{Gate, GatedHttp, HttpError, NetError};
 use secrecy::SecretString;
-use serde_json::{Map, Value};
+#[cfg(test)]
+use serde_json::Value;
 
 pub use auth::{AuthError, AuthTarget, Outgoing, apply_auth};
 pub use http::read_capped;
@@ -28,10 +30,10 @@ pub use http::read_capped;
 /// A connection's decrypted material, held only for one operation.
 #[derive(Debug)]
 pub struct Material {
-    pub kind: Kind,
     pub provider: String,
-    pub auth: Map<String, Value>,
-    pub config: Map<String, Value>,
+    /// The connection's configuration, typed by kind.
+    pub spec: ConnectionSpec,
+    pub auth: Auth,
     pub secrets: BTreeMap<String, SecretString>,
     /// The request an HTTP connection test makes (the provider's, or `config.verify_path`).
     pub verify: Option<VerifyRequest>,
@@ -54,25 +56,38 @@ pub struct VerifyRequest {
 }
 
 impl Material {
-    pub fn config_str(&self, key: &str) -> Option<&str> {
-        self.config.get(key).and_then(Value::as_str)
+    pub fn new(
+        provider: String,
+        spec: ConnectionSpec,
+        auth: Auth,
+        secrets: BTreeMap<String, SecretString>,
+        verify: Option<VerifyRequest>,
+    ) -> Self {
+        Self {
+            provider,
+            spec,
+            auth,
+            secrets,
+            verify,
+            plan: Default::default(),
+        }
     }
 
-    pub fn auth_str(&self, key: &str) -> Option<&str> {
-        self.auth.get(key).and_then(Value::as_str)
+    pub fn kind(&self) -> Kind {
+        self.spec.kind()
+    }
+
+    /// The user name of a basic credential: in `auth` for HTTP and MCP, in `config` for
+    /// databases and SMTP servers.
+    pub fn username(&self) -> Option<&str> {
+        match &self.auth {
+            Auth::Basic(b) if b.username.is_some() => b.username.as_deref(),
+            _ => self.spec.username(),
+        }
     }
 
     pub fn secret(&self, field: &str) -> Option<&SecretString> {
         self.secrets.get(field)
-    }
-
-    /// `config.port`, or `default`.
-    pub fn port(&self, default: u16) -> u16 {
-        self.config
-            .get("port")
-            .and_then(Value::as_u64)
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or(default)
     }
 
     /// The connection's default headers (`config.headers`; never credentials: validation
@@ -81,25 +96,17 @@ impl Material {
         &self,
     ) -> impl Iterator<Item = (reqwest::header::HeaderName, reqwest::header::HeaderValue)> + '_
     {
-        self.config
-            .get("headers")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| {
-                Some((
-                    reqwest::header::HeaderName::from_bytes(k.as_bytes()).ok()?,
-                    reqwest::header::HeaderValue::from_str(v.as_str()?).ok()?,
-                ))
-            })
+        self.spec.headers().iter().filter_map(|(k, v)| {
+            Some((
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).ok()?,
+                reqwest::header::HeaderValue::from_str(v).ok()?,
+            ))
+        })
     }
 
     /// The connection's own timeout, bounded for tests.
     fn timeout(&self, default: Duration) -> Duration {
-        self.config
-            .get("timeout_ms")
-            .and_then(Value::as_u64)
-            .map_or(default, |ms| Duration::from_millis(ms).min(default))
+        self.spec.timeout().map_or(default, |t| t.min(default))
     }
 }
 
@@ -107,18 +114,16 @@ impl Material {
 #[cfg(test)]
 pub(crate) fn test_material(config: Value, auth: Value, secrets: &[(&str, &str)]) -> Material {
     let object = |v: Value| v.as_object().cloned().unwrap_or_default();
-    Material {
-        kind: Kind::Http,
-        provider: "custom".into(),
-        auth: object(auth),
-        config: object(config),
-        secrets: secrets
+    Material::new(
+        "custom".into(),
+        ConnectionSpec::from_config(Kind::Http, &object(config)).expect("an HTTP config"),
+        Auth::from_auth(&object(auth)).expect("an auth"),
+        secrets
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).into()))
             .collect(),
-        verify: None,
-        plan: Default::default(),
-    }
+        None,
+    )
 }
 
 /// What the operator allows beyond the network gate.
@@ -164,14 +169,12 @@ impl Connectors {
         &self.http
     }
 
-    /// `config.host` and its port, resolved and checked by the gate.
+    /// `host` at `port`, resolved and checked by the gate.
     pub(crate) async fn endpoint(
         &self,
-        m: &Material,
-        default_port: u16,
-    ) -> Result<(u16, Vec<std::net::SocketAddr>), Outcome> {
-        let host = m.config_str("host").unwrap_or_default();
-        let port = m.port(default_port);
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<std::net::SocketAddr>, Outcome> {
         let addrs = self
             .gate
             .resolve_socket(host, port)
@@ -183,7 +186,7 @@ impl Connectors {
                 format!("{host} has no address"),
             ));
         }
-        Ok((port, addrs))
+        Ok(addrs)
     }
 
     /// Tests a connection: reach it, authenticate, change nothing.
@@ -191,12 +194,12 @@ impl Connectors {
         let started = Instant::now();
         let timeout = m.timeout(self.settings.test_timeout);
         let run = async {
-            match m.kind {
-                Kind::Http => http::test(self, m, timeout).await,
-                Kind::Database => database::test(self, m, timeout).await,
-                Kind::Smtp => smtp::test(self, m, timeout).await,
-                Kind::Webhook => webhook::test(self, m).await,
-                Kind::Mcp => mcp::test(self, m, timeout).await,
+            match &m.spec {
+                ConnectionSpec::Http(c) => http::test(self, m, c, timeout).await,
+                ConnectionSpec::Database(c) => database::test(self, m, c, timeout).await,
+                ConnectionSpec::Smtp(c) => smtp::test(self, m, c, timeout).await,
+                ConnectionSpec::Webhook(_) => webhook::test(self, m).await,
+                ConnectionSpec::Mcp(c) => mcp::test(self, m, c, timeout).await,
             }
         };
         let outcome = match tokio::time::timeout(timeout + Duration::from_millis(500), run).await {

@@ -2,106 +2,71 @@
 //! or stdio (only commands the operator allows). The Patchbay token is never forwarded: the
 //! upstream's credentials come from the connection.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use base64::Engine as _;
 use patchbay_domain::api::ErrorKind;
+use patchbay_domain::spec::{McpConfig, McpTransport};
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use secrecy::ExposeSecret;
 
-use crate::{Connectors, Material, Outcome};
+use crate::{Connectors, Material, Outcome, Outgoing, apply_auth};
 
-pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
-    match m.config_str("transport").unwrap_or("streamable_http") {
-        "streamable_http" => streamable_http(c, m, timeout).await,
-        "stdio" => stdio(c, m, timeout).await,
-        other => Outcome::fail(
+pub(crate) async fn test(
+    c: &Connectors,
+    m: &Material,
+    config: &McpConfig,
+    timeout: Duration,
+) -> Outcome {
+    match &config.transport {
+        McpTransport::StreamableHttp { url } => streamable_http(c, m, url, timeout).await,
+        McpTransport::Stdio { command, args, env } => stdio(c, command, args, env, timeout).await,
+        // Validation refuses it until a client for it exists.
+        McpTransport::Sse { .. } => Outcome::fail(
             ErrorKind::Protocol,
-            format!("the {other} transport is not available in this build"),
+            "the legacy HTTP+SSE transport is not available yet",
         ),
     }
 }
 
-/// Upstream credentials as headers (and query for `api_key` in the query string).
-fn upstream_auth(
+/// The connection's default headers and credentials, injected as for every other kind (an API
+/// key in the query goes into `url`).
+async fn upstream_headers(
+    c: &Connectors,
     m: &Material,
-    url: &mut url::Url,
-) -> Result<(Option<String>, HashMap<HeaderName, HeaderValue>), Outcome> {
-    let mut headers = HashMap::new();
-    let bad = || {
-        Outcome::fail(
-            ErrorKind::Protocol,
-            "a credential cannot be sent in an HTTP header",
-        )
+    url: url::Url,
+) -> Result<(url::Url, HashMap<HeaderName, HeaderValue>), Outcome> {
+    let mut out = Outgoing {
+        url,
+        headers: m.default_headers().collect(),
     };
-    let mut sensitive = |name: &str, value: String| -> Result<(), Outcome> {
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-        let mut v = HeaderValue::from_str(&value).map_err(|_| bad())?;
-        v.set_sensitive(true);
-        headers.insert(name, v);
-        Ok(())
-    };
-    let mut bearer = None;
-    match m.auth_str("type").unwrap_or("none") {
-        "bearer" => bearer = m.secret("token").map(|t| t.expose_secret().to_owned()),
-        "oauth2" => {
-            bearer = m
-                .secret("access_token")
-                .map(|t| t.expose_secret().to_owned())
-        }
-        "basic" => {
-            let user = m.auth_str("username").unwrap_or_default();
-            let pass = m
-                .secret("password")
-                .map(|s| s.expose_secret())
-                .unwrap_or_default();
-            let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-            sensitive("authorization", format!("Basic {b64}"))?;
-        }
-        "api_key" => {
-            let key = format!(
-                "{}{}",
-                m.auth_str("prefix").unwrap_or(""),
-                m.secret("api_key")
-                    .map(|s| s.expose_secret())
-                    .unwrap_or_default()
-            );
-            let name = m.auth_str("name").unwrap_or("X-API-Key");
-            match m.auth_str("in").unwrap_or("header") {
-                "query" => {
-                    url.query_pairs_mut().append_pair(name, &key);
-                }
-                "cookie" => sensitive("cookie", format!("{name}={key}"))?,
-                _ => sensitive(name, key)?,
-            }
-        }
-        _ => {}
-    }
-    Ok((bearer, headers))
+    apply_auth(c.http(), m, &mut out).await?;
+    Ok((
+        out.url,
+        out.headers
+            .into_iter()
+            .filter_map(|(k, v)| Some((k?, v)))
+            .collect(),
+    ))
 }
 
-async fn streamable_http(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
-    let mut url = match url::Url::parse(m.config_str("server_url").unwrap_or_default()) {
+async fn streamable_http(c: &Connectors, m: &Material, server: &str, timeout: Duration) -> Outcome {
+    let url = match url::Url::parse(server) {
         Ok(u) => u,
         Err(e) => return Outcome::fail(ErrorKind::Protocol, format!("config.server_url: {e}")),
     };
     if let Err(e) = c.http().check_url(&url).await {
         return e.into();
     }
-    let (bearer, headers) = match upstream_auth(m, &mut url) {
-        Ok(a) => a,
+    let (url, headers) = match upstream_headers(c, m, url).await {
+        Ok(pair) => pair,
         Err(o) => return o,
     };
     let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
         .control_request_timeout(timeout);
     config.custom_headers = headers;
-    if let Some(token) = bearer {
-        config = config.auth_header(token);
-    }
     // A client of its own records gate refusals, which the MCP library reports only as text.
     let (http, refusals) = match c.http().observed() {
         Ok(pair) => pair,
@@ -133,9 +98,15 @@ async fn streamable_http(c: &Connectors, m: &Material, timeout: Duration) -> Out
     }
 }
 
-/// Starts an allowed command with a minimal environment and speaks MCP over its stdio.
-async fn stdio(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
-    let command = m.config_str("command").unwrap_or_default();
+/// Starts an allowed command with a minimal environment (and the connection's own variables)
+/// and speaks MCP over its stdio.
+async fn stdio(
+    c: &Connectors,
+    command: &str,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> Outcome {
     if !c.settings.allow_commands.iter().any(|a| a == command) {
         return Outcome::fail(
             ErrorKind::Blocked,
@@ -144,23 +115,14 @@ async fn stdio(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
             ),
         );
     }
-    let args: Vec<String> = m
-        .config
-        .get("args")
-        .and_then(serde_json::Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
     let mut cmd = tokio::process::Command::new(command);
-    cmd.args(&args).env_clear().kill_on_drop(true);
+    cmd.args(args).env_clear().kill_on_drop(true);
     for var in ["PATH", "HOME", "LANG"] {
         if let Ok(v) = std::env::var(var) {
             cmd.env(var, v);
         }
     }
+    cmd.envs(env);
     let transport = match rmcp::transport::TokioChildProcess::new(cmd) {
         Ok(t) => t,
         Err(e) => {

@@ -58,10 +58,7 @@ impl Redactor {
             add(percent.as_bytes());
         }
         if let Some(password) = m.secret("password") {
-            let user = m
-                .auth_str("username")
-                .or_else(|| m.config_str("username"))
-                .unwrap_or("");
+            let user = m.username().unwrap_or("");
             let pair = Zeroizing::new(format!("{user}:{}", password.expose_secret()));
             let basic =
                 Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()));
@@ -178,8 +175,8 @@ mod tests {
     #[test]
     fn every_form_of_a_credential_is_replaced() {
         let m = crate::test_material(
-            json!({"base_url": "https://api.example.com", "username": "svc"}),
-            json!({"type": "api_key", "in": "query", "name": "api_key"}),
+            json!({"base_url": "https://api.example.com"}),
+            json!({"type": "basic", "username": "svc"}),
             &[
                 ("api_key", "k3y/with+odd=chars"),
                 ("password", "hunter22"),

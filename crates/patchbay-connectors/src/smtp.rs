@@ -7,6 +7,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
 use patchbay_domain::api::ErrorKind;
+use patchbay_domain::spec::{Auth, ConnectionSpec, SmtpConfig, SmtpEncryption};
 use secrecy::ExposeSecret;
 
 use crate::{Connectors, Material, Outcome};
@@ -15,19 +16,14 @@ use crate::{Connectors, Material, Outcome};
 async fn transport(
     c: &Connectors,
     m: &Material,
+    config: &SmtpConfig,
     timeout: Duration,
 ) -> Result<AsyncSmtpTransport<Tokio1Executor>, Outcome> {
-    let host = m.config_str("host").unwrap_or_default();
-    let encryption = m.config_str("encryption").unwrap_or("starttls");
-    let default_port = match encryption {
-        "tls" => 465,
-        "none" => 25,
-        _ => 587,
-    };
-    let (port, addrs) = c.endpoint(m, default_port).await?;
-    let addr = addrs[0];
-    let authenticates = m.auth_str("type").unwrap_or("none") == "basic";
-    if encryption == "none"
+    let host = config.host.as_str();
+    let port = config.port();
+    let addr = c.endpoint(host, port).await?[0];
+    let authenticates = matches!(m.auth, Auth::Basic(_));
+    if config.encryption == SmtpEncryption::None
         && authenticates
         && !addr.ip().is_loopback()
         && !c.settings.allow_plaintext_smtp_auth
@@ -41,14 +37,14 @@ async fn transport(
             ),
         ));
     }
-    let tls = match encryption {
-        "none" => Tls::None,
+    let tls = match config.encryption {
+        SmtpEncryption::None => Tls::None,
         mode => match TlsParameters::new(
             host.trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_owned(),
         ) {
-            Ok(params) if mode == "tls" => Tls::Wrapper(params),
+            Ok(params) if mode == SmtpEncryption::Tls => Tls::Wrapper(params),
             Ok(params) => Tls::Required(params),
             Err(e) => return Err(Outcome::fail(ErrorKind::Tls, e.to_string())),
         },
@@ -59,7 +55,7 @@ async fn transport(
             .tls(tls)
             .timeout(Some(timeout));
     if authenticates {
-        let user = m.config_str("username").unwrap_or_default().to_owned();
+        let user = config.username.clone().unwrap_or_default();
         let password = m
             .secret("password")
             .map(|s| s.expose_secret().to_owned())
@@ -69,13 +65,18 @@ async fn transport(
     Ok(builder.build())
 }
 
-pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
-    let transport = match transport(c, m, timeout).await {
+pub(crate) async fn test(
+    c: &Connectors,
+    m: &Material,
+    config: &SmtpConfig,
+    timeout: Duration,
+) -> Outcome {
+    let transport = match transport(c, m, config, timeout).await {
         Ok(t) => t,
         Err(o) => return o,
     };
     match transport.test_connection().await {
-        Ok(true) => Outcome::ok(if m.auth_str("type") == Some("basic") {
+        Ok(true) => Outcome::ok(if matches!(m.auth, Auth::Basic(_)) {
             "Connected and authenticated"
         } else {
             "Connected"
@@ -120,12 +121,13 @@ impl Connectors {
     pub async fn send_mail(&self, m: &Material, mail: Mail<'_>) -> Result<String, MailError> {
         use lettre::AsyncTransport as _;
         use lettre::message::{MultiPart, SinglePart, header::ContentType};
-        let from = m
-            .config_str("from_address")
-            .ok_or_else(|| MailError::Invalid {
+        let ConnectionSpec::Smtp(config) = &m.spec else {
+            return Err(MailError::Invalid {
                 field: "connection".into(),
-                reason: "the SMTP connection has no config.from_address".into(),
-            })?;
+                reason: "not an SMTP connection".into(),
+            });
+        };
+        let from = config.from_address.as_str();
         if mail.to.is_empty() {
             return Err(MailError::Invalid {
                 field: "to".into(),
@@ -176,12 +178,13 @@ impl Connectors {
             reason: e.to_string(),
         })?;
         let timeout = self.settings.test_timeout.max(Duration::from_secs(30));
-        let transport = transport(self, m, timeout)
-            .await
-            .map_err(|o| MailError::Server {
-                kind: o.kind.unwrap_or(ErrorKind::Protocol),
-                message: o.message,
-            })?;
+        let transport =
+            transport(self, m, config, timeout)
+                .await
+                .map_err(|o| MailError::Server {
+                    kind: o.kind.unwrap_or(ErrorKind::Protocol),
+                    message: o.message,
+                })?;
         transport.send(message).await.map_err(|e| {
             let o = classify(&e);
             MailError::Server {

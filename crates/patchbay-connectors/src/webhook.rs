@@ -6,8 +6,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use patchbay_domain::api::ErrorKind;
+use patchbay_domain::spec::{Auth, ConnectionSpec};
 use reqwest::Method;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 
@@ -56,9 +57,11 @@ pub fn signed_request(
     body: Vec<u8>,
     test: bool,
 ) -> Result<reqwest::Request, String> {
-    let url = url::Url::parse(m.config_str("url").unwrap_or_default())
-        .map_err(|e| format!("config.url: {e}"))?;
-    let method = Method::from_bytes(m.config_str("method").unwrap_or("POST").as_bytes())
+    let ConnectionSpec::Webhook(config) = &m.spec else {
+        return Err("not a webhook connection".into());
+    };
+    let url = url::Url::parse(&config.url).map_err(|e| format!("config.url: {e}"))?;
+    let method = Method::from_bytes(config.method.as_str().as_bytes())
         .map_err(|_| "config.method".to_owned())?;
     let mut req = reqwest::Request::new(method, url);
     let h = req.headers_mut();
@@ -72,22 +75,20 @@ pub fn signed_request(
     if test {
         h.insert("x-test", HeaderValue::from_static("true"));
     }
-    match m.auth_str("type") {
-        Some("hmac") => {
-            let secret = m.secret("secret").ok_or("secrets.secret is not set")?;
-            h.insert(
-                "webhook-signature",
-                header(&sign(secret.expose_secret(), id, timestamp, &body))?,
-            );
+    if let Auth::Hmac = m.auth {
+        let secret = m.secret("secret").ok_or("secrets.secret is not set")?;
+        h.insert(
+            "webhook-signature",
+            header(&sign(secret.expose_secret(), id, timestamp, &body))?,
+        );
+    } else {
+        // Bearer (or none): injected as every other kind's credentials are.
+        let injects = crate::auth::credentials(m)
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        for inject in &injects {
+            inject.to_headers(h).map_err(|e| e.to_string())?;
         }
-        Some("bearer") => {
-            let token = m.secret("token").ok_or("secrets.token is not set")?;
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-                .map_err(|_| "the token cannot be sent in a header".to_owned())?;
-            v.set_sensitive(true);
-            h.insert(AUTHORIZATION, v);
-        }
-        _ => {}
     }
     *req.body_mut() = Some(body.into());
     Ok(req)

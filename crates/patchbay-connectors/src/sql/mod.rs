@@ -16,6 +16,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use futures::TryStreamExt;
 use patchbay_domain::actions::{Column as OutColumn, SqlActionResult};
+use patchbay_domain::spec::DatabaseDriver;
 use serde_json::{Map, Value, json};
 use sqlx::{Column, Either, Row, TypeInfo, ValueRef};
 
@@ -266,9 +267,12 @@ impl Connectors {
         m: &Material,
         s: SqlStatement,
     ) -> Result<SqlActionResult, SqlError> {
-        match m.config_str("driver") {
-            Some("postgresql") => self.run_postgres(m, &s).await,
-            Some("mysql") => {
+        let driver = crate::database::config_of(m)
+            .map_err(|o| SqlError::Unsupported(o.message))?
+            .driver;
+        match driver {
+            DatabaseDriver::Postgresql => self.run_postgres(m, &s).await,
+            DatabaseDriver::Mysql => {
                 if s.read_only
                     && let Some(why) = readonly::refusal(&s.query)
                 {
@@ -276,14 +280,13 @@ impl Connectors {
                 }
                 self.run_mysql(m, &s).await
             }
-            Some("sqlite") => {
+            DatabaseDriver::Sqlite => {
                 let path = allowed_sqlite_file(self, m)?;
                 sqlite::run(path, s).await
             }
-            Some("mssql") => Err(SqlError::Unsupported(
+            DatabaseDriver::Mssql => Err(SqlError::Unsupported(
                 "SQL actions run on postgresql, mysql and sqlite connections".into(),
             )),
-            _ => Err(SqlError::Unsupported("config.driver is not set".into())),
         }
     }
 

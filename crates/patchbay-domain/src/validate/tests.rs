@@ -288,3 +288,43 @@ fn reserved_token_fields_cannot_be_written_and_survive_edits() {
             .contains("__access_token")
     );
 }
+
+#[test]
+fn what_no_connector_can_run_is_refused_naming_the_field() {
+    let sigv4 = fields(json!({"name": "s", "kind": "http",
+        "auth": {"type": "aws_sigv4", "region": "eu-west-1", "service": "s3"},
+        "config": {"base_url": "https://s3.example"},
+        "secrets": {"access_key_id": "AKIAEXAMPLEEXAMPLE12", "secret_access_key": "x"}}));
+    assert_eq!(sigv4, ["auth.type"]);
+    let sse = fields(json!({"name": "m", "kind": "mcp",
+        "config": {"server_url": "https://m.example/sse", "transport": "sse"}}));
+    assert_eq!(sse, ["config.transport"]);
+    let header = fields(json!({"name": "c", "kind": "http",
+        "auth": {"type": "custom", "inject": [{"in": "header", "name": "X Bad", "template": "${secrets.k}"}]},
+        "config": {"base_url": "https://a.example"}, "secrets": {"k": "v"}}));
+    assert_eq!(header, ["auth.inject[0].name"]);
+    let env = fields(json!({"name": "m", "kind": "mcp",
+        "config": {"server_url": "https://m.example/mcp", "env": {"A": "b"}}}));
+    assert_eq!(env, ["config.env"]);
+    let bad_env = fields(json!({"name": "m", "kind": "mcp",
+        "config": {"command": "srv", "env": {"1BAD": "b"}}}));
+    assert_eq!(bad_env, ["config.env"]);
+}
+
+#[test]
+fn the_output_is_the_typed_spec_and_its_stored_shape() {
+    let c = ok(json!({"name": "m", "kind": "mcp", "config": {"command": "srv", "args": ["--ro"]}}));
+    let crate::spec::ConnectionSpec::Mcp(mcp) = &c.spec else {
+        panic!("{:?}", c.spec)
+    };
+    assert!(
+        matches!(&mcp.transport, crate::spec::McpTransport::Stdio { command, .. } if command == "srv")
+    );
+    assert_eq!(c.config["transport"], "stdio");
+    assert_eq!(c.config["timeout_ms"], crate::spec::McpConfig::TIMEOUT_MS);
+    let d = ok(json!({"name": "d", "kind": "database",
+        "config": {"driver": "postgresql", "host": "db.example", "database": "app", "username": "u"},
+        "secrets": {"password": "p"}}));
+    assert_eq!(d.auth_spec, crate::spec::Auth::Basic(Default::default()));
+    assert_eq!(d.config["port"], 5432);
+}

@@ -163,15 +163,16 @@ impl Hub {
         let mut auth = map.clone();
         auth.remove("secret_ref");
         auth.remove("tokenRef");
-        Ok(Material {
-            kind: prepared.material.kind,
-            provider: prepared.material.provider.clone(),
+        let kind = prepared.material.kind();
+        let auth = patchbay_domain::validate::parse_auth(kind, &auth, &prepared.connection.config)
+            .map_err(EngineError::from)?;
+        Ok(Material::new(
+            prepared.material.provider.clone(),
+            prepared.material.spec.clone(),
             auth,
-            config: prepared.material.config.clone(),
             secrets,
-            verify: None,
-            plan: Default::default(),
-        })
+            None,
+        ))
     }
 
     /// `POST /v1/actions/http`.
@@ -350,14 +351,10 @@ impl Hub {
         errs.into_result(())?;
         let prepared = self.prepared(p, &a.connection).await?;
         require_kind(&prepared, Kind::Database)?;
-        let timeout = std::time::Duration::from_millis(a.timeout_ms.unwrap_or_else(|| {
-            prepared
-                .material
-                .config
-                .get("timeout_ms")
-                .and_then(Value::as_u64)
-                .unwrap_or(30_000)
-        }));
+        let timeout = std::time::Duration::from_millis(
+            a.timeout_ms
+                .unwrap_or(patchbay_domain::spec::DatabaseConfig::STATEMENT_TIMEOUT_MS),
+        );
         let statement = patchbay_connectors::sql::SqlStatement {
             query: a.query.clone(),
             params: std::mem::take(&mut a.params),

@@ -3,6 +3,7 @@
 
 use patchbay_connectors::VerifyRequest;
 use patchbay_domain::api::CreateConnection;
+use patchbay_domain::spec::ConnectionSpec;
 use patchbay_domain::{Principal, ValidationErrors};
 use patchbay_oauth::Provider;
 use serde_json::Value;
@@ -58,23 +59,13 @@ impl Hub {
 
     /// What a catalog provider adds when a connection is used: its default headers, unless
     /// the connection sets its own.
-    pub(crate) fn catalog_defaults(
-        &self,
-        provider: &str,
-        config: &mut serde_json::Map<String, Value>,
-    ) {
+    pub(crate) fn catalog_defaults(&self, provider: &str, spec: &mut ConnectionSpec) {
         let Some(entry) = self.catalog().get(provider) else {
             return;
         };
-        if !entry.headers.is_empty() {
-            let headers = config
-                .entry("headers")
-                .or_insert_with(|| Value::Object(Default::default()));
-            if let Value::Object(map) = headers {
-                for (k, v) in &entry.headers {
-                    map.entry(k.clone())
-                        .or_insert_with(|| Value::String(v.clone()));
-                }
+        if let Some(headers) = spec.headers_mut() {
+            for (k, v) in &entry.headers {
+                headers.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
     }

@@ -13,6 +13,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use patchbay_connectors::{Connectors, Material};
 use patchbay_domain::api::{CreateConnection, ErrorKind, TestResult};
 use patchbay_domain::connection::Connection;
+use patchbay_domain::spec::{Auth, ConnectionSpec};
 use patchbay_domain::validate::SecretInput;
 use patchbay_domain::{ConnectionId, Principal, Status, TestStatus};
 use secrecy::SecretString;
@@ -181,18 +182,16 @@ impl Hub {
             };
             secrets.insert(field.clone(), value);
         }
-        let mut config = v.config.clone();
-        self.catalog_defaults(&v.provider, &mut config);
-        let verify = self.verify_request(&v.provider, &config);
-        let material = Material {
-            kind: v.kind,
-            provider: v.provider.clone(),
-            auth: v.auth.clone(),
-            config,
+        let mut spec = v.spec.clone();
+        self.catalog_defaults(&v.provider, &mut spec);
+        let verify = self.verify_request(&v.provider, &v.config);
+        let material = Material::new(
+            v.provider.clone(),
+            spec,
+            v.auth_spec.clone(),
             secrets,
             verify,
-            plan: Default::default(),
-        };
+        );
         let result = self.connectors().test(&material).await;
         drop(material);
         let target = format!("draft:{}", v.name.as_str());
@@ -213,18 +212,21 @@ impl Hub {
                 secrets.insert(k, SecretString::from(v));
             }
         }
-        let mut config = c.config.clone();
-        self.catalog_defaults(&c.provider, &mut config);
-        let verify = self.verify_request(&c.provider, &config);
-        Ok(Material {
-            kind: c.kind,
-            provider: c.provider.clone(),
-            auth: c.auth.clone(),
-            config,
+        // Validated when written: a stored connection that does not read back is named, not
+        // used.
+        let unreadable =
+            |e: String| EngineError::Conflict(format!("the stored connection cannot be used: {e}"));
+        let mut spec = ConnectionSpec::from_config(c.kind, &c.config).map_err(unreadable)?;
+        let auth = Auth::from_auth(&c.auth).map_err(unreadable)?;
+        self.catalog_defaults(&c.provider, &mut spec);
+        let verify = self.verify_request(&c.provider, &c.config);
+        Ok(Material::new(
+            c.provider.clone(),
+            spec,
+            auth,
             secrets,
             verify,
-            plan: Default::default(),
-        })
+        ))
     }
 
     async fn record(

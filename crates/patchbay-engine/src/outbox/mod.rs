@@ -12,6 +12,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use patchbay_domain::actions::{Delivery, DeliveryMode, WebhookAction, WebhookActionResult};
+use patchbay_domain::spec::ConnectionSpec;
 use patchbay_domain::{ConnectionId, DeliveryId, Kind, OrgId, Principal, Status, ValidationErrors};
 use patchbay_store::{Completion, DeliveryRecord};
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
@@ -176,13 +177,13 @@ impl Hub {
             Some(id) => {
                 let prepared = self.prepared(p, id).await?;
                 require_kind(&prepared, Kind::Webhook)?;
-                let own = prepared
-                    .material
-                    .config_str("method")
-                    .and_then(|m| reqwest::Method::from_bytes(m.as_bytes()).ok());
+                let ConnectionSpec::Webhook(config) = &prepared.material.spec else {
+                    return Err(EngineError::Conflict("not a webhook connection".into()));
+                };
+                let own = reqwest::Method::from_bytes(config.method.as_str().as_bytes()).ok();
                 (
                     Some(id.clone()),
-                    host_of(prepared.material.config_str("url").unwrap_or_default()),
+                    host_of(&config.url),
                     method.or(own).unwrap_or(reqwest::Method::POST),
                 )
             }

@@ -1,0 +1,264 @@
+//! Field rules: the type of each `config` and `auth` field, and the checks of URLs, e-mail
+//! addresses and header maps they share.
+
+use serde_json::{Map, Value};
+
+use crate::error::ValidationErrors;
+
+/// What a field holds.
+#[derive(Clone, Copy)]
+pub(super) enum Ty {
+    Url,
+    Str,
+    Int(i64, i64),
+    Bool,
+    Headers,
+    Enum(&'static [&'static str]),
+    Email,
+    UrlPath,
+    StrList,
+    /// Environment variables of a child process: names to string values.
+    Env,
+    Object,
+    Pem,
+    Scopes,
+}
+
+/// One accepted field and its type.
+pub(super) struct Rule {
+    pub name: &'static str,
+    pub ty: Ty,
+}
+
+pub(super) const fn r(name: &'static str, ty: Ty) -> Rule {
+    Rule { name, ty }
+}
+
+/// Checks every field of `map` against `rules` (unknown fields are named; a `null` drops the
+/// field), reporting each bad one under `prefix.`.
+pub(super) fn check_fields(
+    prefix: &str,
+    map: &mut Map<String, Value>,
+    rules: &[Rule],
+    errs: &mut ValidationErrors,
+) {
+    let keys: Vec<String> = map.keys().cloned().collect();
+    for key in keys {
+        let path = format!("{prefix}.{key}");
+        let Some(rule) = rules.iter().find(|r| r.name == key) else {
+            let reason = if is_secretish(&key) {
+                "is a secret: send it in `secrets`, never in plain fields".to_owned()
+            } else {
+                let known: Vec<_> = rules.iter().map(|r| r.name).collect();
+                format!("unknown field; expected one of {}", known.join(", "))
+            };
+            errs.push(path, reason);
+            continue;
+        };
+        if map[&key].is_null() {
+            map.remove(&key);
+            continue;
+        }
+        if let Err(reason) = check_value(rule.ty, &mut map[&key]) {
+            errs.push(path, reason);
+        }
+    }
+}
+
+fn is_secretish(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "client_secret",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+        && k != "token_url"
+        && k != "token_params"
+}
+
+fn check_value(ty: Ty, value: &mut Value) -> Result<(), String> {
+    match ty {
+        Ty::Url => {
+            let s = value.as_str().ok_or("must be a string URL")?;
+            check_url(s)
+        }
+        Ty::Str => {
+            let s = value.as_str().ok_or("must be a string")?;
+            if s.is_empty() {
+                return Err("must not be empty".into());
+            }
+            if s.len() > 2048 {
+                return Err("must be at most 2048 characters".into());
+            }
+            if s.chars().any(char::is_control) {
+                return Err("must not contain control characters".into());
+            }
+            Ok(())
+        }
+        Ty::Int(min, max) => match value.as_i64() {
+            Some(n) if (min..=max).contains(&n) => Ok(()),
+            Some(_) => Err(format!("must be between {min} and {max}")),
+            None => Err("must be an integer".into()),
+        },
+        Ty::Bool => value
+            .is_boolean()
+            .then_some(())
+            .ok_or("must be true or false".into()),
+        Ty::Headers => check_headers(value),
+        Ty::Enum(options) => match value.as_str() {
+            Some(s) if options.contains(&s) => Ok(()),
+            _ => Err(format!("must be one of {}", options.join(", "))),
+        },
+        Ty::Email => {
+            let s = value.as_str().ok_or("must be a string e-mail address")?;
+            check_email(s)
+        }
+        Ty::UrlPath => {
+            let s = value.as_str().ok_or("must be a string path")?;
+            if !s.starts_with('/') || s.chars().any(|c| c.is_control() || c == ' ') {
+                return Err("must be a path starting with / without spaces".into());
+            }
+            Ok(())
+        }
+        Ty::StrList => match value.as_array() {
+            Some(items) if items.iter().all(|v| v.as_str().is_some()) => Ok(()),
+            _ => Err("must be an array of strings".into()),
+        },
+        Ty::Scopes => {
+            // A space-separated string is normalised to the array form.
+            if let Some(s) = value.as_str() {
+                *value = Value::Array(
+                    s.split_whitespace()
+                        .map(|p| Value::String(p.to_owned()))
+                        .collect(),
+                );
+            }
+            match value.as_array() {
+                Some(items)
+                    if items.iter().all(|v| {
+                        v.as_str()
+                            .is_some_and(|s| !s.is_empty() && !s.contains(char::is_whitespace))
+                    }) =>
+                {
+                    Ok(())
+                }
+                _ => {
+                    Err("must be an array of scope strings (or one space-separated string)".into())
+                }
+            }
+        }
+        Ty::Env => check_env(value),
+        Ty::Object => value
+            .is_object()
+            .then_some(())
+            .ok_or("must be an object".into()),
+        Ty::Pem => match value.as_str() {
+            Some(s) if s.contains("-----BEGIN CERTIFICATE-----") => Ok(()),
+            _ => Err("must be a PEM certificate".into()),
+        },
+    }
+}
+
+/// http(s) URLs with a host and no embedded credentials.
+pub fn check_url(s: &str) -> Result<(), String> {
+    let url = url::Url::parse(s).map_err(|e| format!("is not a valid URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must use http or https".into());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("must name a host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not embed credentials; put them in `secrets`".into());
+    }
+    if url.fragment().is_some() {
+        return Err("must not have a #fragment".into());
+    }
+    Ok(())
+}
+
+pub(super) fn check_email(s: &str) -> Result<(), String> {
+    let ok = s.len() <= 254
+        && !s
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || "<>\",;".contains(c))
+        && s.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.contains('@')
+        });
+    ok.then_some(())
+        .ok_or_else(|| "must be an e-mail address like ops@example.com".to_owned())
+}
+
+pub(super) fn check_headers(value: &Value) -> Result<(), String> {
+    let map = value
+        .as_object()
+        .ok_or("must be an object of header names to string values")?;
+    for (name, v) in map {
+        let valid_name = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !valid_name {
+            return Err(format!("header name {name:?} is not a valid HTTP token"));
+        }
+        let lower = name.to_ascii_lowercase();
+        if matches!(
+            lower.as_str(),
+            "authorization" | "proxy-authorization" | "cookie"
+        ) || lower.starts_with("patchbay-")
+        {
+            return Err(format!(
+                "header {name:?} may not be set here; credentials belong in `auth` and `secrets`"
+            ));
+        }
+        match v.as_str() {
+            Some(s) if !s.chars().any(|c| c == '\r' || c == '\n' || c == '\0') => {}
+            _ => {
+                return Err(format!(
+                    "header {name:?} must be a string without CR, LF or NUL"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Names `prefix.field` as required (`why` says when) unless `map` has it.
+pub(super) fn require(
+    map: &Map<String, Value>,
+    prefix: &str,
+    field: &str,
+    errs: &mut ValidationErrors,
+    why: &str,
+) {
+    if map.get(field).is_none_or(Value::is_null) {
+        errs.push(format!("{prefix}.{field}"), format!("is required{why}"));
+    }
+}
+
+fn check_env(value: &Value) -> Result<(), String> {
+    let map = value
+        .as_object()
+        .ok_or("must be an object of variable names to string values")?;
+    for (name, v) in map {
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!(
+                "{name:?} is not a variable name (letters, digits and _, not starting with a digit)"
+            ));
+        }
+        if v.as_str().is_none_or(|s| s.contains('\0')) {
+            return Err(format!("{name} must be a string without NUL"));
+        }
+    }
+    Ok(())
+}
