@@ -112,6 +112,28 @@ impl Material {
 
 /// An HTTP material with `config`, `auth` and `secrets`, for tests.
 #[cfg(test)]
+mod tests {
+    use super::ConnectorSettings;
+
+    #[test]
+    fn commands_are_allowed_exactly_or_by_the_file_name_of_an_allowed_path() {
+        let s = ConnectorSettings {
+            allow_commands: vec!["/opt/mcp/bin/srv".into(), "tool".into()],
+            ..Default::default()
+        };
+        assert_eq!(s.allowed_command("tool"), Some("tool"));
+        assert_eq!(s.allowed_command("srv"), Some("/opt/mcp/bin/srv"));
+        assert_eq!(
+            s.allowed_command("/opt/mcp/bin/srv"),
+            Some("/opt/mcp/bin/srv")
+        );
+        assert_eq!(s.allowed_command("/tmp/srv"), None);
+        assert_eq!(s.allowed_command("bin/srv"), None);
+        assert_eq!(s.allowed_command("other"), None);
+    }
+}
+
+#[cfg(test)]
 pub(crate) fn test_material(config: Value, auth: Value, secrets: &[(&str, &str)]) -> Material {
     let object = |v: Value| v.as_object().cloned().unwrap_or_default();
     Material::new(
@@ -139,6 +161,25 @@ pub struct ConnectorSettings {
     pub test_timeout: Duration,
     /// SMTP `AUTH` may go to a non-loopback server without TLS (`--allow-plaintext-smtp-auth`).
     pub allow_plaintext_smtp_auth: bool,
+}
+
+impl ConnectorSettings {
+    /// The program `command` runs: an allow-listed command given exactly, or one whose file
+    /// name it is (a registry entry's `mcp-server-everything` runs the operator's
+    /// `/opt/mcp/bin/mcp-server-everything`); `None` when the operator allows neither.
+    pub fn allowed_command(&self, command: &str) -> Option<&str> {
+        let by_name = |a: &&String| {
+            !command.contains('/')
+                && std::path::Path::new(a.as_str())
+                    .file_name()
+                    .is_some_and(|n| n == command)
+        };
+        self.allow_commands
+            .iter()
+            .find(|a| *a == command)
+            .or_else(|| self.allow_commands.iter().find(by_name))
+            .map(String::as_str)
+    }
 }
 
 #[derive(Debug, Clone)]

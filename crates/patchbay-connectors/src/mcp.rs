@@ -107,15 +107,15 @@ async fn stdio(
     env: &BTreeMap<String, String>,
     timeout: Duration,
 ) -> Outcome {
-    if !c.settings.allow_commands.iter().any(|a| a == command) {
+    let Some(program) = c.settings.allowed_command(command) else {
         return Outcome::fail(
             ErrorKind::Blocked,
             format!(
                 "the command {command:?} is not on the operator's allow-list (--allow-command)"
             ),
         );
-    }
-    let mut cmd = tokio::process::Command::new(command);
+    };
+    let mut cmd = tokio::process::Command::new(program);
     cmd.args(args).env_clear().kill_on_drop(true);
     for var in ["PATH", "HOME", "LANG"] {
         if let Ok(v) = std::env::var(var) {

@@ -104,6 +104,90 @@ pub struct TokenResponse {
     pub user_token_path: Option<String>,
 }
 
+/// What a database provider fills: the driver, its port and TLS, and the hosts it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseDefaults {
+    /// `postgresql`, `mysql`, `sqlite` or `mssql`; absent when the service offers several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl: Option<bool>,
+    /// Host names the service's databases have (`*.neon.tech`); a host outside them is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_patterns: Vec<String>,
+}
+
+/// What an SMTP service fills: its server, and the user name convention it uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpDefaults {
+    pub host: String,
+    pub port: u16,
+    /// `starttls`, `tls` or `none`.
+    pub encryption: String,
+    /// The user name every account uses (SendGrid's `apikey`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The user name is the sending address (Gmail, Microsoft 365).
+    #[serde(default)]
+    pub username_is_from_address: bool,
+    /// What the password is and where to get it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+}
+
+/// An MCP server of the registry: where it runs and how it is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpDefaults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_url: Option<String>,
+    /// A stdio server's command (the operator allow-lists it with `--allow-command`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// `streamable_http`, `sse` or `stdio`.
+    pub transport: String,
+}
+
+/// The shape of a secret a provider issues, so a pasted value of the wrong kind is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretFormat {
+    /// The value starts with one of these.
+    pub prefixes: Vec<String>,
+    /// What the value is, for the error message ("an OpenAI API key").
+    pub what: String,
+}
+
+impl SecretFormat {
+    /// Whether `value` has the format (the value itself never appears in an error).
+    pub fn matches(&self, value: &str) -> bool {
+        self.prefixes.iter().any(|p| value.starts_with(p.as_str()))
+            && value.len() > self.prefixes.iter().map(String::len).min().unwrap_or(0)
+            && !value.chars().any(char::is_whitespace)
+    }
+
+    /// Why a value without the format is refused.
+    pub fn reason(&self) -> String {
+        format!(
+            "does not look like {} (those start with {})",
+            self.what,
+            self.prefixes.join(" or ")
+        )
+    }
+}
+
+const KINDS: &[&str] = &["http", "database", "smtp", "webhook", "mcp"];
+
+fn http_only() -> Vec<String> {
+    vec!["http".into()]
+}
+
 fn space() -> String {
     " ".into()
 }
@@ -125,7 +209,22 @@ fn basic() -> String {
 #[serde(deny_unknown_fields)]
 pub struct Provider {
     pub key: String,
+    /// Other keys that name this entry (`postgres` for `postgresql`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     pub display_name: String,
+    /// The connection kinds the provider serves (`http` unless it says).
+    #[serde(default = "http_only")]
+    pub kinds: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseDefaults>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpDefaults>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpDefaults>,
+    /// The formats of the secrets it issues, by secret field (`api_key`, `token`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_formats: BTreeMap<String, SecretFormat>,
     #[serde(default)]
     pub categories: Vec<String>,
     pub auth_modes: Vec<String>,
@@ -183,17 +282,85 @@ impl Provider {
         self.base_url.as_deref().filter(|u| !u.contains("${"))
     }
 
+    /// Whether connections of `kind` may name this provider.
+    pub fn serves(&self, kind: &str) -> bool {
+        self.kinds.iter().any(|k| k == kind)
+    }
+
     fn check(&self) -> Result<(), String> {
-        let key_ok = !self.key.is_empty()
-            && self.key.len() <= 64
-            && self
-                .key
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.".contains(c));
-        if !key_ok {
+        for key in std::iter::once(&self.key).chain(&self.aliases) {
+            let key_ok = !key.is_empty()
+                && key.len() <= 64
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.".contains(c));
+            if !key_ok {
+                return Err(format!(
+                    "key {key:?} must be 1-64 characters of a-z 0-9 _ - ."
+                ));
+            }
+        }
+        if self.kinds.is_empty() {
+            return Err(format!("{}: kinds is empty", self.key));
+        }
+        if let Some(k) = self.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
+            return Err(format!("{}: unknown kind {k:?}", self.key));
+        }
+        for (kind, present) in [
+            ("database", self.database.is_some()),
+            ("smtp", self.smtp.is_some()),
+            ("mcp", self.mcp.is_some()),
+        ] {
+            if present != self.serves(kind) {
+                return Err(format!(
+                    "{}: a `{kind}` section goes with `{kind}` in kinds",
+                    self.key
+                ));
+            }
+        }
+        if let Some(d) = &self.database
+            && let Some(driver) = &d.driver
+            && !["postgresql", "mysql", "sqlite", "mssql"].contains(&driver.as_str())
+        {
+            return Err(format!("{}: unknown database driver {driver:?}", self.key));
+        }
+        if let Some(m) = &self.smtp
+            && !["starttls", "tls", "none"].contains(&m.encryption.as_str())
+        {
             return Err(format!(
-                "key {:?} must be 1-64 characters of a-z 0-9 _ - .",
-                self.key
+                "{}: unknown SMTP encryption {:?}",
+                self.key, m.encryption
+            ));
+        }
+        if let Some(m) = &self.mcp {
+            let stdio = m.transport == "stdio";
+            let shape_ok = match m.transport.as_str() {
+                "stdio" => m.command.is_some() && m.server_url.is_none(),
+                "streamable_http" | "sse" => m.command.is_none() && m.args.is_empty(),
+                _ => false,
+            };
+            if !shape_ok {
+                return Err(format!(
+                    "{}: an MCP entry is stdio with a command, or streamable_http/sse with an optional server_url",
+                    self.key
+                ));
+            }
+            if !stdio && let Some(u) = &m.server_url {
+                let parsed =
+                    url::Url::parse(u).map_err(|e| format!("{}: server_url: {e}", self.key))?;
+                if parsed.scheme() != "https" {
+                    return Err(format!("{}: server_url must use https", self.key));
+                }
+            }
+        }
+        if let Some((field, f)) = self
+            .secret_formats
+            .iter()
+            .find(|(_, f)| f.prefixes.is_empty())
+        {
+            return Err(format!(
+                "{}: secret_formats.{field} lists no prefix ({})",
+                self.key, f.what
             ));
         }
         if self.auth_modes.is_empty() {
@@ -271,6 +438,8 @@ fn fill_placeholders(template: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     providers: BTreeMap<String, Provider>,
+    /// Alias → key.
+    aliases: BTreeMap<String, String>,
 }
 
 fn parse(source_name: &str, text: &str) -> Result<Vec<Provider>, CatalogError> {
@@ -294,7 +463,7 @@ impl Catalog {
     pub fn builtin() -> Result<Self, CatalogError> {
         let mut c = Self::default();
         for p in parse("built-in catalog", BUILTIN)? {
-            if c.providers.insert(p.key.clone(), p).is_some() {
+            if !c.insert(p) {
                 return Err(CatalogError::Invalid {
                     source_name: "built-in catalog".into(),
                     message: "duplicate key".into(),
@@ -330,14 +499,24 @@ impl Catalog {
                 message: e.to_string(),
             })?;
             for p in parse(&path.display().to_string(), &text)? {
-                c.providers.insert(p.key.clone(), p);
+                c.insert(p);
             }
         }
         Ok(c)
     }
 
+    /// The entry `key` names, directly or as an alias.
     pub fn get(&self, key: &str) -> Option<&Provider> {
-        self.providers.get(key)
+        self.providers
+            .get(key)
+            .or_else(|| self.providers.get(self.aliases.get(key)?))
+    }
+
+    fn insert(&mut self, p: Provider) -> bool {
+        for alias in &p.aliases {
+            self.aliases.insert(alias.clone(), p.key.clone());
+        }
+        self.providers.insert(p.key.clone(), p).is_none()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Provider> {

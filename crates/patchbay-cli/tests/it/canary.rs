@@ -203,7 +203,7 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
 
     // Actions and nodes through connections holding canaries, failing upstream.
     let action_connections = vec![
-        json!({"name": "a-http", "kind": "http", "provider": "openai", "auth": {"type": "api_key"}, "config": {"base_url": upstream}, "secrets": {"api_key": plant("actionkey")}}),
+        json!({"name": "a-http", "kind": "http", "provider": "openai", "auth": {"type": "api_key"}, "config": {"base_url": upstream}, "secrets": {"api_key": format!("sk-{}", plant("actionkey"))}}),
         json!({"name": "a-sql", "kind": "database", "config": {"driver": "mysql", "host": "127.0.0.1", "port": 3306, "database": "test", "username": "root"}, "secrets": {"password": plant("actionsql")}}),
         json!({"name": "a-mail", "kind": "smtp", "config": {"host": "127.0.0.1", "port": closed, "encryption": "none", "from_address": "a@example.com", "username": "u"}, "secrets": {"password": plant("actionmail")}}),
         json!({"name": "a-hook", "kind": "webhook", "auth": {"type": "hmac"}, "config": {"url": format!("{upstream}/hook")}, "secrets": {"secret": plant("actionhooksecret")}}),

@@ -10,8 +10,8 @@ fn kinds() -> Vec<(Value, Vec<&'static str>)> {
     vec![
         (
             json!({"name": "gh", "kind": "http", "provider": "github", "auth": {"type": "bearer"},
-            "config": {"base_url": "https://api.github.com"}, "secrets": {"token": "cli-canary-bearer"}}),
-            vec!["cli-canary-bearer"],
+            "config": {"base_url": "https://api.github.com"}, "secrets": {"token": "ghp_cli-canary-bearer"}}),
+            vec!["ghp_cli-canary-bearer"],
         ),
         (
             json!({"name": "pg", "kind": "database", "config": {"driver": "postgresql", "host": "127.0.0.1",

@@ -464,6 +464,9 @@ impl Hub {
         };
         draft.base_url_from_token =
             self.base_url_from_token(draft.provider.as_ref(), draft.auth.as_ref());
+        if let Some(Value::String(provider)) = &draft.provider {
+            self.check_secret_formats(provider, patch.secrets.as_ref(), &mut errs);
+        }
         let existing: BTreeSet<String> = current.secrets.keys().cloned().collect();
         let valid = validate_connection(&draft, &existing);
         let v = match valid {

@@ -88,7 +88,9 @@ impl Hub {
                 .is_some_and(|u| u.contains("${token_response."))
     }
 
-    /// Checks the provider key and fills catalog defaults into a create body.
+    /// Checks the provider key and fills the catalog's defaults of the connection's kind into a
+    /// create body (a field the body sets wins); an alias becomes the entry's key, and a body
+    /// without a kind takes the provider's only one.
     pub(crate) fn apply_catalog(&self, body: &mut CreateConnection) -> Result<()> {
         let key = match &body.provider {
             None | Some(Value::Null) => return Ok(()),
@@ -104,6 +106,29 @@ impl Hub {
             )
             .into());
         };
+        body.provider = Some(Value::String(entry.key.clone()));
+        if body.kind.is_null()
+            && let [only] = entry.kinds.as_slice()
+        {
+            body.kind = Value::String(only.clone());
+        }
+        let Some(kind) = body.kind.as_str().map(str::to_owned) else {
+            // Validation names the missing or bad kind.
+            return Ok(());
+        };
+        if !entry.serves(&kind) {
+            return Err(ValidationErrors::single(
+                "provider",
+                format!(
+                    "{} is a provider of {} connections, not of {kind} connections",
+                    entry.key,
+                    entry.kinds.join(" and ")
+                ),
+            )
+            .into());
+        }
+        let mut errs = ValidationErrors::new();
+        secret_format_errors(entry, body.secrets.as_ref(), &mut errs);
         // An API key goes where the provider wants it, unless the connection says otherwise.
         if let (Some(rule), Some(Value::Object(auth))) = (&entry.api_key, body.auth.as_mut())
             && auth.get("type").and_then(Value::as_str) == Some("api_key")
@@ -117,17 +142,122 @@ impl Hub {
                     .or_insert_with(|| Value::String(prefix.clone()));
             }
         }
-        if body.kind.as_str() == Some("http")
-            && let Some(base) = entry.static_base_url()
-        {
-            let config = body
-                .config
-                .get_or_insert_with(|| Value::Object(Default::default()));
-            if let Value::Object(map) = config {
-                map.entry("base_url")
-                    .or_insert_with(|| Value::String(base.to_owned()));
+        let config = body
+            .config
+            .get_or_insert_with(|| Value::Object(Default::default()));
+        let Value::Object(config) = config else {
+            // Validation names a config that is not an object.
+            return errs.into_result(()).map_err(Into::into);
+        };
+        let mut fill = |field: &str, value: Value| {
+            config.entry(field.to_owned()).or_insert(value);
+        };
+        match kind.as_str() {
+            "http" => {
+                if let Some(base) = entry.static_base_url() {
+                    fill("base_url", base.into());
+                }
             }
+            "database" => {
+                if let Some(d) = &entry.database {
+                    if let Some(driver) = &d.driver {
+                        fill("driver", driver.as_str().into());
+                    }
+                    if let Some(port) = d.port {
+                        fill("port", port.into());
+                    }
+                    if let Some(ssl) = d.ssl {
+                        fill("ssl", ssl.into());
+                    }
+                    if let Some(host) = config.get("host").and_then(Value::as_str)
+                        && !d.host_patterns.is_empty()
+                        && !d.host_patterns.iter().any(|p| host_matches(p, host))
+                    {
+                        errs.push(
+                            "config.host",
+                            format!(
+                                "is not a {} host (expected {})",
+                                entry.display_name,
+                                d.host_patterns.join(" or ")
+                            ),
+                        );
+                    }
+                }
+            }
+            "smtp" => {
+                if let Some(m) = &entry.smtp {
+                    fill("host", m.host.as_str().into());
+                    fill("port", m.port.into());
+                    fill("encryption", m.encryption.as_str().into());
+                    if let Some(user) = &m.username {
+                        fill("username", user.as_str().into());
+                    }
+                    if m.username_is_from_address
+                        && let Some(from) = config.get("from_address").cloned()
+                    {
+                        config.entry("username").or_insert(from);
+                    }
+                }
+            }
+            "mcp" => {
+                if let Some(m) = &entry.mcp
+                    && !config.contains_key("server_url")
+                    && !config.contains_key("command")
+                {
+                    if let Some(url) = &m.server_url {
+                        config.insert("server_url".into(), url.as_str().into());
+                    }
+                    if let Some(command) = &m.command {
+                        config.insert("command".into(), command.as_str().into());
+                        if !m.args.is_empty() {
+                            config
+                                .entry("args")
+                                .or_insert_with(|| m.args.clone().into());
+                        }
+                    }
+                    config
+                        .entry("transport")
+                        .or_insert_with(|| m.transport.as_str().into());
+                }
+            }
+            _ => {}
         }
-        Ok(())
+        errs.into_result(()).map_err(Into::into)
+    }
+
+    /// A PATCH's new secrets, checked against the formats of the connection's provider.
+    pub(crate) fn check_secret_formats(
+        &self,
+        provider: &str,
+        secrets: Option<&Value>,
+        errs: &mut ValidationErrors,
+    ) {
+        if let Some(entry) = self.catalog().get(provider) {
+            secret_format_errors(entry, secrets, errs);
+        }
+    }
+}
+
+/// Names each secret of `secrets` written as a literal value that lacks the format its
+/// provider issues (the value itself is never repeated); references are opened later.
+fn secret_format_errors(entry: &Provider, secrets: Option<&Value>, errs: &mut ValidationErrors) {
+    let Some(Value::Object(secrets)) = secrets else {
+        return;
+    };
+    for (field, format) in &entry.secret_formats {
+        if let Some(Value::String(v)) = secrets.get(field)
+            && !format.matches(v)
+        {
+            errs.push(format!("secrets.{field}"), format.reason());
+        }
+    }
+}
+
+/// `*.example.com` matches any name under example.com; other patterns match exactly.
+fn host_matches(pattern: &str, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    match pattern.strip_prefix("*.") {
+        Some(domain) => host.ends_with(&format!(".{domain}")),
+        None => host == pattern,
     }
 }

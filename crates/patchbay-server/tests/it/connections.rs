@@ -310,7 +310,7 @@ async fn lists_page_with_cursors_and_filter(backend: Backend) {
     );
     assert_eq!(
         app.admin
-            .list_connections("provider=openai")
+            .list_connections("provider=mistral")
             .await
             .unwrap()
             .items

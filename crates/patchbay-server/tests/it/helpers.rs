@@ -272,15 +272,15 @@ pub fn every_kind(tag: &str) -> Vec<(Value, Vec<String>)> {
     let s = |name: &str| format!("canary-{tag}-{name}-7c1f9e");
     vec![
         (
-            json!({"name": format!("api-{tag}"), "kind": "http", "provider": "github",
-                "auth": {"type": "bearer"}, "config": {"base_url": "https://api.github.com"},
+            json!({"name": format!("api-{tag}"), "kind": "http", "provider": "gitlab",
+                "auth": {"type": "bearer"}, "config": {"base_url": "https://gitlab.com/api/v4"},
                 "secrets": {"token": s("bearer")}}),
             vec![s("bearer")],
         ),
         (
-            json!({"name": format!("key-{tag}"), "kind": "http", "provider": "openai",
+            json!({"name": format!("key-{tag}"), "kind": "http", "provider": "mistral",
                 "auth": {"type": "api_key", "in": "header", "name": "Authorization", "prefix": "Bearer "},
-                "config": {"base_url": "https://api.openai.com/v1"},
+                "config": {"base_url": "https://api.mistral.ai/v1"},
                 "secrets": {"api_key": s("apikey"), "api_secret": s("apisecret")}}),
             vec![s("apikey"), s("apisecret")],
         ),

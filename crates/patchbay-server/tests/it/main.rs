@@ -15,6 +15,7 @@ mod echo;
 mod exhaustion;
 mod hostile;
 mod isolation;
+mod kinds_catalog;
 mod malformed;
 mod meta;
 mod metrics;
