@@ -9,7 +9,7 @@ mod extract;
 mod logging;
 mod observe;
 mod serving;
-mod settings;
+pub mod settings;
 mod startup;
 
 pub use error::ApiError;

@@ -69,12 +69,12 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let (url, store_location) = match &settings.database_url {
+        let (url, store_location) = match &settings.store.database_url {
             Some(url) => (url.clone(), redact_url(url)),
             None => {
-                std::fs::create_dir_all(&settings.data_dir).map_err(|source| {
+                std::fs::create_dir_all(&settings.store.data_dir).map_err(|source| {
                     StartupError::DataDir {
-                        path: settings.data_dir.display().to_string(),
+                        path: settings.store.data_dir.display().to_string(),
                         source,
                     }
                 })?;
@@ -82,9 +82,9 @@ impl Application {
                 (Store::sqlite_url(&path), path.display().to_string())
             }
         };
-        let embedded = settings.database_url.is_none();
+        let embedded = settings.store.database_url.is_none();
         if embedded {
-            private(&settings.data_dir, 0o700);
+            private(&settings.store.data_dir, 0o700);
             private(&settings.sqlite_path(), 0o600);
         }
         let store = Store::open(&url).await?;
@@ -101,19 +101,19 @@ impl Application {
         }
         let (key, key_note) = resolve_key(&settings)?;
         // Bound first, so that the public URL (and the OAuth callback) know the real port.
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    addr: settings.listen,
-                    source,
-                })?;
+        let listener = TcpListener::bind(settings.http.listen)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: settings.http.listen,
+                source,
+            })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: settings.listen,
+            addr: settings.http.listen,
             source,
         })?;
         let mut engine = engine_settings(&settings)?;
         engine.public_url = settings
+            .http
             .public_url
             .as_ref()
             .map(|u| u.as_str().trim_end_matches('/').to_owned())
@@ -126,18 +126,18 @@ impl Application {
         let counters = Arc::new(Counters::default());
         let state = AppState {
             hub: hub.clone(),
-            proxy_body_limit: settings.proxy_body_limit,
+            proxy_body_limit: settings.limits.proxy_body_limit,
             counters: counters.clone(),
-            metrics_token: settings.metrics_token.as_ref().map(|t| {
+            metrics_token: settings.metrics.token.as_ref().map(|t| {
                 use secrecy::ExposeSecret as _;
                 Arc::new(patchbay_engine::hash_token(t.expose_secret()))
             }),
         };
         let limits = Limits {
-            header_timeout: settings.header_timeout,
-            max_connections: connection_cap(settings.max_connections),
+            header_timeout: settings.http.header_timeout,
+            max_connections: connection_cap(settings.http.max_connections),
         };
-        let app = crate::api::App::new(state, settings.body_limit);
+        let app = crate::api::App::new(state, settings.limits.body_limit);
         Ok(Self {
             listener,
             app,
@@ -147,7 +147,7 @@ impl Application {
             sealed,
             key_note,
             store_location,
-            threads: settings.serve_threads,
+            threads: settings.http.serve_threads,
             limits,
             counters,
         })
@@ -284,27 +284,30 @@ fn connection_cap(configured: Option<usize>) -> usize {
 
 fn engine_settings(settings: &Settings) -> Result<EngineSettings, StartupError> {
     let gate = Gate::new(&GateSettings {
-        allow_net: settings.allow_net.clone(),
-        dns_servers: settings.dns_servers.clone(),
+        allow_net: settings.egress.allow_net.clone(),
+        dns_servers: settings.egress.dns_servers.clone(),
     })
     .map_err(StartupError::Net)?;
     let connectors = Connectors::new(
         gate,
         ConnectorSettings {
-            allow_sqlite_dirs: settings.allow_sqlite_dirs.clone(),
-            protected_dirs: vec![settings.data_dir.clone()],
-            allow_commands: settings.allow_commands.clone(),
-            test_timeout: settings.test_timeout,
-            allow_plaintext_smtp_auth: settings.allow_plaintext_smtp_auth,
+            allow_sqlite_dirs: settings.egress.allow_sqlite_dirs.clone(),
+            protected_dirs: vec![settings.store.data_dir.clone()],
+            allow_commands: settings.egress.allow_commands.clone(),
+            test_timeout: settings.egress.test_timeout,
+            allow_plaintext_smtp_auth: settings.egress.allow_plaintext_smtp_auth,
         },
     )
     .map_err(StartupError::Net)?;
-    let catalog = match &settings.providers_dir {
+    let catalog = match &settings.providers.dir {
         Some(dir) => patchbay_oauth::Catalog::with_dir(dir),
         None => patchbay_oauth::Catalog::builtin(),
     }
     .map_err(|e| StartupError::Catalog(e.to_string()))?;
-    let events = match (&settings.event_webhook_url, &settings.event_webhook_secret) {
+    let events = match (
+        &settings.workers.event_webhook_url,
+        &settings.workers.event_webhook_secret,
+    ) {
         (Some(url), Some(secret)) => Some(patchbay_engine::EventSink {
             url: url.clone(),
             secret: secret.clone(),
@@ -321,22 +324,22 @@ fn engine_settings(settings: &Settings) -> Result<EngineSettings, StartupError> 
         events,
         connectors,
         catalog: Arc::new(catalog),
-        test_rate_per_minute: settings.test_rate_per_minute,
-        retest_interval: settings.retest_interval,
+        test_rate_per_minute: settings.limits.test_rate_per_minute,
+        retest_interval: settings.workers.retest_interval,
     })
 }
 
 fn resolve_key(settings: &Settings) -> Result<(KeyChoice, Option<String>), StartupError> {
-    if let Some(b64) = &settings.master_key {
+    if let Some(b64) = &settings.vault.master_key {
         return Ok((
             KeyChoice::Key(RootKey::from_base64(b64.expose_secret())?),
             None,
         ));
     }
-    if let Some(path) = &settings.master_key_file {
+    if let Some(path) = &settings.vault.master_key_file {
         return Ok((KeyChoice::Key(RootKey::load_file(path)?), None));
     }
-    if settings.database_url.is_some() {
+    if settings.store.database_url.is_some() {
         return Ok((
             KeyChoice::Missing(
                 "no master key is configured: set PATCHBAY_MASTER_KEY or --master-key-file".into(),

@@ -193,6 +193,15 @@ fn config_example_and_completions_print() {
     let out = run(&data, &["serve", "--config", path.to_str().unwrap()], None);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("patchbay.toml"));
+    // A bad value is named with the key and where it came from, before anything starts.
+    std::fs::write(&path, "[http]\nheader_timeout = \"soon\"\n").unwrap();
+    let out = run(&data, &["serve", "--config", path.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("http.header_timeout") && err.contains("patchbay.toml"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -202,7 +211,8 @@ fn serving_threads_are_configurable() {
     let out = run(&data, &["serve", "--serve-threads", "0"], None);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--serve-threads must be at least 1"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("http.serve_threads (from --serve-threads): must be between 1"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

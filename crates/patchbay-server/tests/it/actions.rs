@@ -23,9 +23,9 @@ fn action<T: serde::de::DeserializeOwned>(v: Value) -> T {
 
 fn tweak(sqlite_dir: Option<std::path::PathBuf>) -> Tweak {
     Arc::new(move |s| {
-        s.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
+        s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
         if let Some(d) = &sqlite_dir {
-            s.allow_sqlite_dirs = vec![d.clone()];
+            s.egress.allow_sqlite_dirs = vec![d.clone()];
         }
     })
 }

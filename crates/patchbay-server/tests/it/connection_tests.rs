@@ -19,10 +19,10 @@ pub(crate) const RIGHT: &str = "pw-right-5b1e";
 
 fn loopback_allowed(sqlite_dir: Option<std::path::PathBuf>) -> Tweak {
     Arc::new(move |s| {
-        s.allow_net = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
-        s.allow_sqlite_dirs = sqlite_dir.clone().into_iter().collect();
-        s.test_rate_per_minute = 0;
-        s.test_timeout = Duration::from_secs(10);
+        s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        s.egress.allow_sqlite_dirs = sqlite_dir.clone().into_iter().collect();
+        s.limits.test_rate_per_minute = 0;
+        s.egress.test_timeout = Duration::from_secs(10);
     })
 }
 

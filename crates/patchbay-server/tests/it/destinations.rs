@@ -107,8 +107,8 @@ async fn every_kind_binds_its_destination_to_its_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite_dir = dir.path().to_path_buf();
     let tweak: crate::helpers::Tweak = std::sync::Arc::new(move |s| {
-        s.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
-        s.allow_sqlite_dirs = vec![sqlite_dir.clone()];
+        s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
+        s.egress.allow_sqlite_dirs = vec![sqlite_dir.clone()];
     });
     let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak)).await;
     let member = app.token(&app.admin, Role::Member, None).await;
@@ -220,7 +220,7 @@ async fn a_connection_without_secrets_is_the_members_to_re_point() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite_dir = dir.path().to_path_buf();
     let tweak: crate::helpers::Tweak = std::sync::Arc::new(move |s| {
-        s.allow_sqlite_dirs = vec![sqlite_dir.clone()];
+        s.egress.allow_sqlite_dirs = vec![sqlite_dir.clone()];
     });
     let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak)).await;
     let member = app.token(&app.admin, Role::Member, None).await;

@@ -11,8 +11,8 @@ use crate::helpers::{Backend, TestApp, Tweak};
 
 fn limits(header_timeout: Duration, max_connections: Option<usize>) -> Tweak {
     std::sync::Arc::new(move |s| {
-        s.header_timeout = header_timeout;
-        s.max_connections = max_connections;
+        s.http.header_timeout = header_timeout;
+        s.http.max_connections = max_connections;
     })
 }
 

@@ -75,7 +75,7 @@ pub type Tweak = std::sync::Arc<dyn Fn(&mut Settings) + Send + Sync>;
 
 /// Settings that let the server reach peers on 127.0.0.0/8.
 pub fn allow_loopback() -> Tweak {
-    std::sync::Arc::new(|s| s.allow_net = vec!["127.0.0.0/8".parse().unwrap()])
+    std::sync::Arc::new(|s| s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()])
 }
 
 pub struct TestApp {
@@ -139,10 +139,10 @@ impl TestApp {
         if let Some(t) = tweak {
             t(&mut s);
         }
-        s.listen = "127.0.0.1:0".parse().expect("addr");
-        s.database_url = db_url.starts_with("postgres").then(|| db_url.to_owned());
-        s.master_key = key.map(SecretString::from);
-        if !db_url.starts_with("postgres") && s.master_key.is_none() {
+        s.http.listen = "127.0.0.1:0".parse().expect("addr");
+        s.store.database_url = db_url.starts_with("postgres").then(|| db_url.to_owned());
+        s.vault.master_key = key.map(SecretString::from);
+        if !db_url.starts_with("postgres") && s.vault.master_key.is_none() {
             // A missing key on SQLite would generate one; tests that want "sealed" pass a
             // wrong key instead.
             unreachable!("tests always pass a key on SQLite");

@@ -194,10 +194,10 @@ fn connection(kind: &str, host: &str, port: u16) -> CreateConnection {
 
 fn tweak(allow: Vec<&'static str>, dns: SocketAddr) -> Tweak {
     Arc::new(move |s| {
-        s.allow_net = allow.iter().map(|n| n.parse().unwrap()).collect();
-        s.dns_servers = vec![dns];
-        s.test_rate_per_minute = 0;
-        s.test_timeout = Duration::from_secs(3);
+        s.egress.allow_net = allow.iter().map(|n| n.parse().unwrap()).collect();
+        s.egress.dns_servers = vec![dns];
+        s.limits.test_rate_per_minute = 0;
+        s.egress.test_timeout = Duration::from_secs(3);
     })
 }
 

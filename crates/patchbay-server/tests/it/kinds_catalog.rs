@@ -190,7 +190,7 @@ async fn a_mismatched_kind_and_a_malformed_key_are_refused(backend: Backend) {
 async fn an_mcp_registry_entry_runs_with_nothing_added() {
     let bin = crate::peers::tools_dir().join("node_modules/.bin/mcp-server-everything");
     let allowed = bin.display().to_string();
-    let tweak: Tweak = Arc::new(move |s| s.allow_commands = vec![allowed.clone()]);
+    let tweak: Tweak = Arc::new(move |s| s.egress.allow_commands = vec![allowed.clone()]);
     let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak)).await;
     let c = app
         .admin

@@ -162,7 +162,7 @@ async fn a_metrics_token_guards_the_scrape() {
     let app = TestApp::spawn_with(
         Backend::Sqlite,
         Some(std::sync::Arc::new(|s| {
-            s.metrics_token = Some("scrape-me-4411".to_owned().into());
+            s.metrics.token = Some("scrape-me-4411".to_owned().into());
         })),
     )
     .await;

@@ -275,8 +275,8 @@ async fn http_sql_and_webhook_nodes_in_seed_shapes() {
     let app = TestApp::spawn_with(
         Backend::Sqlite,
         Some(Arc::new(move |s| {
-            s.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
-            s.allow_sqlite_dirs = vec![sqlite_dir.clone()];
+            s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
+            s.egress.allow_sqlite_dirs = vec![sqlite_dir.clone()];
         })),
     )
     .await;

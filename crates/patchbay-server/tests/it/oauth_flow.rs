@@ -381,9 +381,9 @@ async fn wait_for_event(seen: &Received, kind: &str) {
 async fn outages_keep_active_and_invalid_grant_expires() {
     let (events_url, seen) = event_receiver().await;
     let tweak: Tweak = Arc::new(move |s| {
-        s.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
-        s.event_webhook_url = Some(events_url.parse().unwrap());
-        s.event_webhook_secret = Some(EVENT_SECRET.to_owned().into());
+        s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
+        s.workers.event_webhook_url = Some(events_url.parse().unwrap());
+        s.workers.event_webhook_secret = Some(EVENT_SECRET.to_owned().into());
     });
     let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak)).await;
     let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));

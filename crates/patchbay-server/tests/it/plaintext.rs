@@ -61,8 +61,8 @@ async fn smtp_plaintext_auth() {
     let (port, hits) = greeter(ip).await;
     let tweak = |allow: bool| -> Tweak {
         Arc::new(move |s| {
-            s.allow_net = vec!["192.0.2.0/24".parse().unwrap()];
-            s.allow_plaintext_smtp_auth = allow;
+            s.egress.allow_net = vec!["192.0.2.0/24".parse().unwrap()];
+            s.egress.allow_plaintext_smtp_auth = allow;
         })
     };
     let body: CreateConnection = serde_json::from_value(json!({"name": "mail", "kind": "smtp",

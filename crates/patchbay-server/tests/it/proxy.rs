@@ -155,8 +155,8 @@ async fn bodies_stream_both_ways_within_the_limit() {
     let app = TestApp::spawn_with(
         Backend::Sqlite,
         Some(Arc::new(|s| {
-            s.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
-            s.proxy_body_limit = 4 * 1024 * 1024;
+            s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
+            s.limits.proxy_body_limit = 4 * 1024 * 1024;
         })),
     )
     .await;

@@ -14,8 +14,8 @@ use crate::helpers::{Backend, TestApp, Tweak};
 fn tweak(sqlite_dir: &Path) -> Tweak {
     let dir = sqlite_dir.to_path_buf();
     std::sync::Arc::new(move |s| {
-        s.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
-        s.allow_sqlite_dirs = vec![dir.clone()];
+        s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
+        s.egress.allow_sqlite_dirs = vec![dir.clone()];
     })
 }
 

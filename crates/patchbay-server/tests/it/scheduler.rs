@@ -16,7 +16,7 @@ async fn scheduler_retests_flags_stale_and_lists_expiring() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, ok).await.unwrap() });
     let tweak: crate::helpers::Tweak =
-        Arc::new(|s| s.allow_net = vec!["127.0.0.0/8".parse().unwrap()]);
+        Arc::new(|s| s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()]);
     let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak)).await;
     let mk = |name: &str| -> CreateConnection {
         serde_json::from_value(json!({"name": name, "kind": "http", "config": {"base_url": base}}))
