@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use patchbay_connectors::{ConnectorSettings, Connectors};
-use patchbay_engine::{EngineSettings, Hub, KeyChoice, Started, SystemClock};
+use patchbay_engine::{Clock, EngineSettings, Hub, KeyChoice, Started, SystemClock};
 use patchbay_net::{Gate, GateSettings};
 use patchbay_store::Store;
 use patchbay_vault::RootKey;
@@ -69,6 +69,15 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`Application::build`] with `clock` as every service's "now" (tests move it to reach
+    /// expiry, margins, leases and schedules).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
         let (url, store_location) = match &settings.store.database_url {
             Some(url) => (url.clone(), redact_url(url)),
             None => {
@@ -122,7 +131,7 @@ impl Application {
             hub,
             first_run_token,
             sealed,
-        } = Hub::start(store, key, Arc::new(SystemClock), engine).await?;
+        } = Hub::start(store, key, clock, engine).await?;
         let counters = Arc::new(Counters::default());
         let state = AppState {
             hub: hub.clone(),

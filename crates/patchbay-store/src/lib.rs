@@ -13,6 +13,7 @@ mod connections;
 mod deliveries;
 mod keys;
 mod leases;
+mod migrations;
 mod notify;
 mod orgs;
 mod pool;

@@ -119,12 +119,12 @@ impl Store {
     async fn migrate(&self) -> Result<()> {
         match self.dialect {
             Dialect::Sqlite => {
-                sqlx::migrate!("./migrations/sqlite")
+                crate::migrations::migrator(crate::migrations::SQLITE)
                     .run(&self.write)
                     .await?
             }
             Dialect::Postgres => {
-                sqlx::migrate!("./migrations/postgres")
+                crate::migrations::migrator(crate::migrations::POSTGRES)
                     .run(&self.write)
                     .await?
             }

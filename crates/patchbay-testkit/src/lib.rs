@@ -1,4 +1,10 @@
 //! Fixtures shared by the integration tests of several crates (never part of a build that
-//! ships): peers that no package provides in the strict form a test needs.
+//! ships): a database per test, a clock tests move, and peers that no package provides in the strict form a test
+//! needs.
 
+pub mod clock;
+pub mod db;
 pub mod strict_oauth;
+
+pub use clock::TestClock;
+pub use db::{Backend, TestDatabase, postgres_admin_url};

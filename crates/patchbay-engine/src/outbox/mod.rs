@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use patchbay_domain::actions::{Delivery, DeliveryMode, WebhookAction, WebhookActionResult};
@@ -540,7 +539,7 @@ impl Hub {
                     id: d.id,
                     status: code.map(i64::from),
                     error,
-                    next: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+                    next: self.now() + chrono::Duration::from_std(wait).unwrap_or_default(),
                 }
             }
         };

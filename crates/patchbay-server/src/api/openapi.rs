@@ -30,7 +30,7 @@ use crate::startup::AppState;
         super::deliveries::list, super::deliveries::read, super::deliveries::replay,
     ),
     components(schemas(crate::error::Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemAnswers),
     security(("bearer" = [])),
 )]
 #[derive(Debug)]
@@ -50,6 +50,96 @@ impl utoipa::Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Operations answered without a token.
+const PUBLIC: &[&str] = &["/healthz", "/readyz", "/v1/oauth/callback"];
+
+/// Every status an operation can answer with a problem document, added to what its handler
+/// declares: authentication and role (401, 403) unless the route is public; a malformed body
+/// or query (400, 413, 415, 422); a missing resource (404); a conflict or a stale version
+/// (409, 412); a rate limit (429); a sealed vault or an unreachable store (503); an upstream
+/// that failed or timed out (502, 504) where the operation reaches one.
+struct ProblemAnswers;
+
+fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+impl utoipa::Modify for ProblemAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let public = PUBLIC.contains(&path.as_str());
+            let has_id = path.contains('{');
+            let ops = [
+                ("get", item.get.as_mut()),
+                ("post", item.post.as_mut()),
+                ("put", item.put.as_mut()),
+                ("patch", item.patch.as_mut()),
+                ("delete", item.delete.as_mut()),
+            ];
+            for (method, op) in ops {
+                let Some(op) = op else { continue };
+                if public {
+                    op.security = Some(Vec::new());
+                }
+                let mut statuses: Vec<(&str, &str)> = vec![
+                    (
+                        "400",
+                        "A malformed request: a bad JSON body, query or header",
+                    ),
+                    ("503", "The store is unreachable or the vault is sealed"),
+                ];
+                if !public || path == "/metrics" {
+                    statuses.push(("401", "No valid token"));
+                }
+                if !public {
+                    statuses.push(("403", "The token's role or project does not allow it"));
+                    statuses.push(("429", "Too many requests of this kind"));
+                }
+                if has_id {
+                    statuses.push(("404", "No such resource in the caller's organization"));
+                }
+                if method != "get" && method != "delete" || path.contains("/actions/") {
+                    statuses.push(("413", "The body is larger than the limit"));
+                    statuses.push(("415", "The body is not JSON"));
+                }
+                if !(path == "/healthz" || path == "/readyz" || path == "/metrics") {
+                    statuses.push(("422", "A field is invalid; `errors` names each"));
+                }
+                if matches!(method, "post" | "put" | "patch" | "delete") {
+                    statuses.push(("409", "The change conflicts with the current state"));
+                }
+                if matches!(method, "patch" | "put") {
+                    statuses.push(("412", "If-Match names an older version"));
+                }
+                if path.starts_with("/v1/actions/")
+                    || path.ends_with("/test")
+                    || path.ends_with("/token")
+                    || path.starts_with("/v1/connections/test")
+                {
+                    statuses.push(("502", "The upstream failed"));
+                    statuses.push(("504", "The upstream did not answer in time"));
+                }
+                for (status, description) in statuses {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description));
+                }
+            }
+        }
     }
 }
 

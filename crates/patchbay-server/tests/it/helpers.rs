@@ -1,23 +1,22 @@
 //! Starting a real server on a fresh database, and small helpers the tests share.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use patchbay_client::{Client, ClientError};
 use patchbay_domain::Role;
 use patchbay_domain::api::CreateToken;
 use patchbay_server::{Application, Settings};
+use patchbay_testkit::TestClock;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use sqlx::{AnyPool, Connection as _, Executor as _};
+use sqlx::AnyPool;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+use patchbay_testkit::TestDatabase;
+pub use patchbay_testkit::{Backend, postgres_admin_url};
 
 /// Runs a test body once per backend.
 #[macro_export]
@@ -38,36 +37,8 @@ macro_rules! both_backends {
     };
 }
 
-pub fn postgres_admin_url() -> String {
-    std::env::var("PATCHBAY_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
 pub fn random_key() -> String {
     base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
-}
-
-/// A fresh, empty database URL for `backend`.
-pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> String {
-    match backend {
-        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("patchbay.db").display()),
-        Backend::Postgres => {
-            let admin = postgres_admin_url();
-            let name = format!(
-                "pbtest_{}",
-                ulid::Ulid::new().to_string().to_ascii_lowercase()
-            );
-            let mut conn = sqlx::PgConnection::connect(&admin)
-                .await
-                .unwrap_or_else(|e| panic!("PostgreSQL is needed for this test ({admin}): {e}"));
-            conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .expect("create database");
-            let mut url = url::Url::parse(&admin).expect("admin url");
-            url.set_path(&format!("/{name}"));
-            url.to_string()
-        }
-    }
 }
 
 /// Adjusts the server's settings before start.
@@ -80,6 +51,8 @@ pub fn allow_loopback() -> Tweak {
 
 pub struct TestApp {
     pub url: String,
+    /// Every service's "now": tests move it to reach expiry, margins and schedules.
+    pub clock: Arc<TestClock>,
     /// The services of the running server, for what has no route (the scheduler's pass).
     pub hub: patchbay_engine::Hub,
     tweak: Option<Tweak>,
@@ -88,6 +61,8 @@ pub struct TestApp {
     pub db_url: String,
     pub backend: Backend,
     pub master_key: String,
+    /// Dropped with the test (a PostgreSQL database with it).
+    _db: TestDatabase,
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -101,18 +76,22 @@ impl TestApp {
     /// A server whose settings `tweak` adjusts (allow-lists, limits).
     pub async fn spawn_with(backend: Backend, tweak: Option<Tweak>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db_url = fresh_database(backend, dir.path()).await;
+        let db = TestDatabase::create(backend, dir.path()).await;
+        let db_url = db.url.clone();
         let master_key = random_key();
+        let clock = Arc::new(TestClock::new());
         let (app, token) = Self::build(
             &db_url,
             dir.path().to_path_buf(),
             Some(master_key.clone()),
             tweak.as_ref(),
+            &clock,
         )
         .await;
         let token = token.expect("first run prints a token");
         let mut t = Self {
             url: String::new(),
+            clock,
             hub: app.hub().clone(),
             tweak,
             admin: Client::new("http://127.0.0.1:1", None).expect("client"),
@@ -120,6 +99,7 @@ impl TestApp {
             db_url,
             backend,
             master_key,
+            _db: db,
             dir,
             stop: None,
             task: None,
@@ -134,6 +114,7 @@ impl TestApp {
         data_dir: PathBuf,
         key: Option<String>,
         tweak: Option<&Tweak>,
+        clock: &Arc<TestClock>,
     ) -> (Application, Option<String>) {
         let mut s = Settings::with_data_dir(data_dir);
         if let Some(t) = tweak {
@@ -147,7 +128,9 @@ impl TestApp {
             // wrong key instead.
             unreachable!("tests always pass a key on SQLite");
         }
-        let app = Application::build(s).await.expect("server starts");
+        let app = Application::build_with_clock(s, clock.clone())
+            .await
+            .expect("server starts");
         let token = app.first_run_token().map(str::to_owned);
         (app, token)
     }
@@ -178,6 +161,7 @@ impl TestApp {
             self.dir.path().to_path_buf(),
             key,
             self.tweak.as_ref(),
+            &self.clock,
         )
         .await;
         assert!(token.is_none(), "a restart is not a first run");
@@ -198,6 +182,7 @@ impl TestApp {
             self.dir.path().to_path_buf(),
             Some(self.master_key.clone()),
             self.tweak.as_ref(),
+            &self.clock,
         )
         .await;
         assert!(token.is_none());

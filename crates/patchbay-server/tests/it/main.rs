@@ -10,6 +10,7 @@ mod apps;
 mod audit;
 mod connection_tests;
 mod connections;
+mod cross_org;
 mod destinations;
 mod echo;
 mod exhaustion;

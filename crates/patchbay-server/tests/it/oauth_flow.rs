@@ -137,11 +137,7 @@ async fn code_flow_with_pkce_and_state_attacks() {
     // An expired state.
     let late = app.admin.start_oauth(c.id.as_str()).await.unwrap();
     let back3 = consent(late["authorization_url"].as_str().unwrap(), &callback).await;
-    let pool = app.db().await;
-    sqlx::query("UPDATE oauth_states SET expires_at = 0 WHERE used_at IS NULL")
-        .execute(&pool)
-        .await
-        .unwrap();
+    app.clock.advance(std::time::Duration::from_secs(11 * 60));
     refused(&anon, &back3, "expired").await;
 
     // The user declines: a new connection stays pending.
@@ -240,18 +236,16 @@ pub(crate) async fn linked(app: &TestApp, idp_port: u16, name: &str) -> String {
     c.id.to_string()
 }
 
-/// Makes the stored access token look expired.
+/// Moves the server's clock past the stored access token's expiry (every connection of the
+/// server ages with it).
 pub(crate) async fn expire(app: &TestApp, id: &str) {
     let c = app.admin.get_connection(id).await.unwrap();
-    let mut oauth = c.oauth.unwrap();
-    oauth["expires_at"] = json!("2000-01-01T00:00:00Z");
-    let pool = app.db().await;
-    sqlx::query("UPDATE connections SET oauth = $1, oauth_expires_at = 0 WHERE id = $2")
-        .bind(oauth.to_string())
-        .bind(id.to_owned())
-        .execute(&pool)
-        .await
-        .unwrap();
+    let oauth = c.oauth.expect("an OAuth connection");
+    let expires: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(oauth["expires_at"].clone()).expect("the token expires");
+    let left = expires - patchbay_engine::Clock::now(&*app.clock);
+    app.clock
+        .advance(left.to_std().unwrap_or_default() + std::time::Duration::from_secs(1));
 }
 
 async fn token_of(client: &patchbay_client::Client, id: &str) -> (u16, Value) {

@@ -40,12 +40,21 @@ async fn scheduler_retests_flags_stale_and_lists_expiring() {
         0
     );
 
-    // Untested for more than 7 days reads as stale; expiring tokens are listed.
+    // Untested for more than 7 days reads as stale (b is tested again after 8 days, a is
+    // not); expiring tokens are listed.
+    app.clock.advance(Duration::from_secs(8 * 86_400));
+    assert!(app.admin.get_connection(a.id.as_str()).await.unwrap().stale);
+    assert!(
+        app.admin
+            .test_connection(b.id.as_str())
+            .await
+            .unwrap()
+            .success
+    );
     let pool = app.db().await;
     let day = 86_400_000_i64;
-    let now = chrono::Utc::now().timestamp_millis();
-    sqlx::query("UPDATE connections SET last_tested_at = $1, oauth_expires_at = $2 WHERE id = $3")
-        .bind(now - 8 * day)
+    let now = patchbay_engine::Clock::now(&*app.clock).timestamp_millis();
+    sqlx::query("UPDATE connections SET oauth_expires_at = $1 WHERE id = $2")
         .bind(now + 3 * day)
         .bind(a.id.to_string())
         .execute(&pool)

@@ -6,37 +6,20 @@
 mod conformance;
 
 use patchbay_store::Store;
-use sqlx::{Connection as _, Executor as _};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use patchbay_testkit::Backend;
+use patchbay_testkit::TestDatabase;
 
-/// A migrated, empty store (and the directory keeping a SQLite file alive).
-pub async fn fresh(backend: Backend) -> (Store, tempfile::TempDir) {
+/// A migrated, empty store, and what keeps its database (a SQLite file's directory, or a
+/// PostgreSQL database dropped when the test ends).
+pub async fn fresh(backend: Backend) -> (Store, (TestDatabase, tempfile::TempDir)) {
     let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::create(backend, dir.path()).await;
     let url = match backend {
         Backend::Sqlite => Store::sqlite_url(&dir.path().join("store.db")),
-        Backend::Postgres => {
-            let admin = std::env::var("PATCHBAY_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-            let name = format!(
-                "pbtest_{}",
-                ulid::Ulid::new().to_string().to_ascii_lowercase()
-            );
-            let mut conn = sqlx::PgConnection::connect(&admin)
-                .await
-                .expect("PostgreSQL is needed");
-            conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .unwrap();
-            let (base, _) = admin.rsplit_once('/').unwrap();
-            format!("{base}/{name}")
-        }
+        Backend::Postgres => db.url.clone(),
     };
-    (Store::open(&url).await.unwrap(), dir)
+    (Store::open(&url).await.unwrap(), (db, dir))
 }
 
 #[macro_export]
