@@ -25,15 +25,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "==> building patchbay (release)" >&2
-cargo build --release -q -p patchbay-cli
+echo "==> building patchbay (profile $PATCHBAY_PROFILE)" >&2
+cargo build --profile "$PATCHBAY_PROFILE" -q -p patchbay-cli
 
 mkdir -p "$WORK/www"
 echo "held" >"$WORK/www/hold"
 python3 -m http.server "$UPSTREAM_PORT" --bind 127.0.0.1 --directory "$WORK/www" >/dev/null 2>&1 &
 UP_PID=$!
 
-PATCHBAY_MASTER_KEY="$(head -c 32 /dev/urandom | base64)" target/release/patchbay \
+PATCHBAY_MASTER_KEY="$(head -c 32 /dev/urandom | base64)" target/$PATCHBAY_PROFILE/patchbay \
   --data-dir "$WORK/data" serve --listen "127.0.0.1:$PATCHBAY_PORT" --allow-net 127.0.0.0/8 \
   --header-timeout "${TIMEOUT}s" >"$WORK/out" 2>"$WORK/err" &
 PB_PID=$!

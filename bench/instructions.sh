@@ -28,8 +28,8 @@ trap cleanup EXIT
 
 need_commands valgrind nginx wrk
 
-echo "==> building patchbay and the yardstick (release)" >&2
-cargo build --release -q -p patchbay-cli
+echo "==> building patchbay (profile $PATCHBAY_PROFILE) and the yardstick (release)" >&2
+cargo build --profile "$PATCHBAY_PROFILE" -q -p patchbay-cli
 MINIMAL_TARGET="$PWD/target/minimal-proxy"
 (cd bench/minimal-proxy && CARGO_TARGET_DIR="$MINIMAL_TARGET" cargo build --release -q --locked)
 
@@ -46,7 +46,7 @@ under_callgrind() {
 under_callgrind minimal "$MINIMAL_TARGET/release/minimal-proxy" "127.0.0.1:$MINIMAL_PORT" \
   "127.0.0.1:$UPSTREAM_PORT" per-core
 MC_PID=$!
-PATCHBAY_DATA_DIR="$WORK/data" under_callgrind patchbay ./target/release/patchbay serve \
+PATCHBAY_DATA_DIR="$WORK/data" under_callgrind patchbay ./target/$PATCHBAY_PROFILE/patchbay serve \
   --listen "127.0.0.1:$PATCHBAY_PORT" --allow-net 127.0.0.0/8
 PB_PID=$!
 TOKEN=$(admin_token "$WORK/patchbay.stdout" "$WORK/patchbay.stderr" 120)

@@ -1,5 +1,9 @@
 # Shared by the bench scripts (sourced, not run).
 
+# The cargo profile Patchbay is built with: `release` (what the README runs) unless
+# PATCHBAY_PROFILE says otherwise (`optimized`: one codegen unit, fat LTO).
+PATCHBAY_PROFILE=${PATCHBAY_PROFILE:-release}
+
 # admin_token STDOUT STDERR SECONDS: the admin token a starting `patchbay serve` prints to
 # STDOUT, waited for up to SECONDS; exits with its STDERR if it never comes.
 admin_token() {
@@ -58,10 +62,10 @@ CONF
 # stops WORK/upstream.pid and PB_PID.
 start_bench_patchbay() {
   need_commands wrk nginx
-  echo "==> building patchbay (release)" >&2
-  cargo build --release -q -p patchbay-cli
+  echo "==> building patchbay (profile $PATCHBAY_PROFILE)" >&2
+  cargo build --profile "$PATCHBAY_PROFILE" -q -p patchbay-cli
   static_upstream "$1" "$2" '{"ok":true}'
-  PATCHBAY_DATA_DIR="$1/data" setsid ./target/release/patchbay serve \
+  PATCHBAY_DATA_DIR="$1/data" setsid ./target/$PATCHBAY_PROFILE/patchbay serve \
     --listen "127.0.0.1:$3" --allow-net 127.0.0.0/8 >"$1/out" 2>"$1/err" &
   PB_PID=$!
   TOKEN=$(admin_token "$1/out" "$1/err" 30)

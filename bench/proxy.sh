@@ -46,8 +46,8 @@ trap cleanup EXIT
 
 need_commands wrk nginx
 
-echo "==> building patchbay (release)" >&2
-cargo build --release -q -p patchbay-cli
+echo "==> building patchbay (profile $PATCHBAY_PROFILE)" >&2
+cargo build --profile "$PATCHBAY_PROFILE" -q -p patchbay-cli
 MINIMAL_TARGET="$PWD/target/minimal-proxy"
 (cd bench/minimal-proxy && CARGO_TARGET_DIR="$MINIMAL_TARGET" cargo build --release -q --locked)
 
@@ -89,7 +89,7 @@ setsid "$MINIMAL_TARGET/release/minimal-proxy" "127.0.0.1:$MINIMAL_CORE_PORT" \
 MC_PID=$!
 
 DATA="$WORK/patchbay"
-PATCHBAY_DATA_DIR="$DATA" setsid ./target/release/patchbay serve --listen "127.0.0.1:$PATCHBAY_PORT" \
+PATCHBAY_DATA_DIR="$DATA" setsid ./target/$PATCHBAY_PROFILE/patchbay serve --listen "127.0.0.1:$PATCHBAY_PORT" \
   --allow-net 127.0.0.0/8 >"$WORK/serve.out" 2>"$WORK/serve.err" &
 PB_PID=$!
 TOKEN=$(admin_token "$WORK/serve.out" "$WORK/serve.err" 10)

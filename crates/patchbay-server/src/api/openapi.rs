@@ -53,8 +53,9 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// Operations answered without a token.
-const PUBLIC: &[&str] = &["/healthz", "/readyz", "/v1/oauth/callback"];
+/// Operations answered without a token (`/metrics` asks for its own only when the operator
+/// sets one).
+const PUBLIC: &[&str] = &["/healthz", "/readyz", "/metrics", "/v1/oauth/callback"];
 
 /// Every status an operation can answer with a problem document, added to what its handler
 /// declares: authentication and role (401, 403) unless the route is public; a malformed body
@@ -81,7 +82,6 @@ impl utoipa::Modify for ProblemAnswers {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in openapi.paths.paths.iter_mut() {
             let public = PUBLIC.contains(&path.as_str());
-            let has_id = path.contains('{');
             let ops = [
                 ("get", item.get.as_mut()),
                 ("post", item.post.as_mut()),
@@ -108,7 +108,10 @@ impl utoipa::Modify for ProblemAnswers {
                     statuses.push(("403", "The token's role or project does not allow it"));
                     statuses.push(("429", "Too many requests of this kind"));
                 }
-                if has_id {
+                // A resource named in the path, the query or the body (a connection an action
+                // uses, a project a connection goes in) may not exist in the caller's
+                // organization.
+                if !public {
                     statuses.push(("404", "No such resource in the caller's organization"));
                 }
                 if method != "get" && method != "delete" || path.contains("/actions/") {
@@ -137,6 +140,16 @@ impl utoipa::Modify for ProblemAnswers {
                         .responses
                         .entry(status.to_owned())
                         .or_insert_with(|| problem(description));
+                }
+                // A problem answer the handler declares without a body gets the document's.
+                for (status, response) in op.responses.responses.iter_mut() {
+                    if let utoipa::openapi::RefOr::T(r) = response
+                        && status.starts_with(['4', '5'])
+                        && r.content.is_empty()
+                        && let utoipa::openapi::RefOr::T(p) = problem(&r.description)
+                    {
+                        r.content = p.content;
+                    }
                 }
             }
         }

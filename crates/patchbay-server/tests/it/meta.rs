@@ -52,6 +52,35 @@ async fn health_openapi_and_authentication(backend: Backend) {
     }
     assert!(doc["components"]["schemas"]["Connection"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // The public operations need no token; every other one documents its problem answers, and
+    // every anonymous call to it is answered as documented (401).
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let public =
+                ["/healthz", "/readyz", "/metrics", "/v1/oauth/callback"].contains(&path.as_str());
+            let statuses = op["responses"].as_object().unwrap();
+            if public {
+                assert_eq!(op["security"], serde_json::json!([]), "{method} {path}");
+                continue;
+            }
+            for status in ["401", "403", "404", "422", "503"] {
+                let r = &statuses[status];
+                assert!(
+                    r["content"]["application/problem+json"]["schema"]["$ref"]
+                        .as_str()
+                        .is_some_and(|s| s.ends_with("/Problem")),
+                    "{method} {path} does not document {status}: {r}"
+                );
+            }
+            let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+            let concrete = path
+                .replace("{id}", "con_00000000000000000000000000")
+                .replace("{name}", "x")
+                .replace("{key}", "x");
+            let r = anon.raw(m, &concrete, None, &[]).await.unwrap();
+            assert_eq!(r.status.as_u16(), 401, "{method} {path} without a token");
+        }
+    }
 
     // Every API route but health needs a token; a missing one is 401 with a challenge.
     for (m, p) in [

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Property-based tests of the whole API against its own OpenAPI document: schemathesis (from
+# PyPI, into .tools/venv, git-ignored) with every check, against a Patchbay started here on the
+# embedded store. EXAMPLES sets the examples per operation (default 100; the test command runs a
+# shorter pass). Usage: scripts/schemathesis.sh [extra schemathesis options]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EXAMPLES=${EXAMPLES:-100}
+log() { printf '==> %s\n' "$*" >&2; }
+
+if ! .tools/venv/bin/st --version >/dev/null 2>&1; then
+  log "installing schemathesis into .tools/venv"
+  [ -x .tools/venv/bin/python ] || python3 -m venv .tools/venv
+  .tools/venv/bin/pip install -q --disable-pip-version-check schemathesis==4.32.5
+fi
+
+log "building patchbay"
+cargo build -q -p patchbay-cli
+
+WORK=$(mktemp -d)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PATCHBAY_MASTER_KEY="$(head -c 32 /dev/urandom | base64)" PATCHBAY_DATA_DIR="$WORK/data" \
+  PATCHBAY_TEST_RATE_LIMIT=0 setsid target/debug/patchbay serve --listen "127.0.0.1:$PORT" \
+  >"$WORK/out" 2>"$WORK/err" &
+PID=$!
+trap 'kill -- -$PID 2>/dev/null || kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+for _ in $(seq 1 100); do grep -q "Admin token" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
+TOKEN=$(sed -n 's/^Admin token[^:]*: //p' "$WORK/out" | head -1)
+[ -n "$TOKEN" ] || { cat "$WORK/err" >&2; exit 1; }
+curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/v1/openapi.json" >"$WORK/openapi.json"
+
+log "schemathesis: every check, $EXAMPLES examples per operation"
+.tools/venv/bin/st run "$WORK/openapi.json" --url "http://127.0.0.1:$PORT" \
+  -H "Authorization: Bearer $TOKEN" --checks all --max-examples "$EXAMPLES" \
+  --workers 2 --seed 1 --no-color "$@"
