@@ -6,6 +6,7 @@ use std::sync::Arc;
 use patchbay_domain::actions::{EmailAction, SqlAction};
 use serde_json::{Value, json};
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, Tweak};
 use crate::upstream::Upstream;
 
@@ -30,9 +31,8 @@ fn tweak(sqlite_dir: Option<std::path::PathBuf>) -> Tweak {
     })
 }
 
-#[tokio::test]
-async fn http_actions_send_map_and_override_auth() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak(None))).await;
+async fn http_actions_send_map_and_override_auth(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(tweak(None))).await;
     let up = Upstream::start().await;
     let id = app.connection(
         json!({"name": "drive", "kind": "http", "auth": {"type": "bearer"},
@@ -244,12 +244,10 @@ async fn sql_round_trip(app: &TestApp, id: &str, table: &str, ph: &dyn Fn(usize)
         .unwrap();
 }
 
-#[tokio::test]
-async fn sql_actions_on_postgresql_mariadb_and_sqlite() {
+async fn sql_actions_on_postgresql_mariadb_and_sqlite(backend: Backend) {
     crate::connection_tests::ensure_mariadb_user().await;
     let dir = tempfile::tempdir().unwrap();
-    let app =
-        TestApp::spawn_with(Backend::Sqlite, Some(tweak(Some(dir.path().to_path_buf())))).await;
+    let app = TestApp::spawn_with(backend, Some(tweak(Some(dir.path().to_path_buf())))).await;
     let suffix = format!("{:x}", rand::random::<u32>());
 
     let pg = crate::connection_tests::postgres_connection(&app).await;
@@ -342,9 +340,8 @@ async fn sql_actions_on_postgresql_mariadb_and_sqlite() {
     assert!(!text.contains("x'); DROP"));
 }
 
-#[tokio::test]
-async fn email_actions_reach_a_real_smtp_server() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak(None))).await;
+async fn email_actions_reach_a_real_smtp_server(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(tweak(None))).await;
     let maildir = tempfile::tempdir().unwrap();
     let smtp = crate::peers::smtp(Some(("mailer", "mail-pass")), Some(maildir.path()));
     let id = app.connection(
@@ -410,3 +407,9 @@ async fn email_actions_reach_a_real_smtp_server() {
     assert!(!detail.contains("wrong"));
     assert_eq!(std::fs::read_dir(maildir.path()).unwrap().count(), 1);
 }
+
+both_backends!(
+    http_actions_send_map_and_override_auth,
+    sql_actions_on_postgresql_mariadb_and_sqlite,
+    email_actions_reach_a_real_smtp_server,
+);

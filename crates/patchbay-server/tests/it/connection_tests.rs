@@ -12,6 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::{Connection as _, Executor as _};
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, Tweak, err_status, postgres_admin_url};
 use crate::peers;
 
@@ -107,8 +108,7 @@ pub(crate) async fn ensure_mariadb_user() {
 
 /// A MariaDB account without a password: it connects when the connection's password is empty,
 /// and a password sent to it is refused.
-#[tokio::test]
-async fn a_mariadb_account_without_a_password_connects() {
+async fn a_mariadb_account_without_a_password_connects(backend: Backend) {
     let mut root = sqlx::MySqlConnection::connect("mysql://root@127.0.0.1:3306/test")
         .await
         .expect("MariaDB on 127.0.0.1:3306 (root, empty password): scripts/test.sh starts it");
@@ -121,7 +121,7 @@ async fn a_mariadb_account_without_a_password_connects() {
             root.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
         }
     }
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(loopback_allowed(None))).await;
+    let app = TestApp::spawn_with(backend, Some(loopback_allowed(None))).await;
     let my = |pw: &str| {
         json!({"name": "nopw", "kind": "database", "config": {"driver": "mysql", "host": "127.0.0.1",
         "port": 3306, "database": "test", "username": "patchbay_nopw"}, "secrets": {"password": pw}})
@@ -150,11 +150,10 @@ async fn a_mariadb_account_without_a_password_connects() {
     );
 }
 
-#[tokio::test]
-async fn databases_answer_success_or_auth() {
+async fn databases_answer_success_or_auth(backend: Backend) {
     ensure_postgres_role().await;
     ensure_mariadb_user().await;
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(loopback_allowed(None))).await;
+    let app = TestApp::spawn_with(backend, Some(loopback_allowed(None))).await;
     let pg = |pw: &str| {
         json!({"name": "pg", "kind": "database", "config": {"driver": "postgresql", "host": "127.0.0.1",
         "port": 5432, "database": "postgres", "username": "patchbay_pw"}, "secrets": {"password": pw}})
@@ -219,8 +218,10 @@ async fn databases_answer_success_or_auth() {
     assert_eq!(audit.items[1].details["error_kind"], "auth");
 }
 
+/// SQLite only: Patchbay's own store must be the SQLite file it protects.
 #[tokio::test]
 async fn sqlite_files_only_in_allowed_directories() {
+    let backend = Backend::Sqlite;
     let allowed = tempfile::tempdir().unwrap();
     let file = allowed.path().join("app.db");
     {
@@ -229,7 +230,7 @@ async fn sqlite_files_only_in_allowed_directories() {
         conn.execute("CREATE TABLE t (x INTEGER)").await.unwrap();
     }
     let app = TestApp::spawn_with(
-        Backend::Sqlite,
+        backend,
         Some(loopback_allowed(Some(allowed.path().to_path_buf()))),
     )
     .await;
@@ -254,11 +255,10 @@ async fn sqlite_files_only_in_allowed_directories() {
     assert_eq!(blocked.items.len(), 3);
 }
 
-#[tokio::test]
-async fn smtp_with_and_without_required_auth() {
+async fn smtp_with_and_without_required_auth(backend: Backend) {
     let open = peers::smtp(None, None);
     let guarded = peers::smtp(Some(("mailer", RIGHT)), None);
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(loopback_allowed(None))).await;
+    let app = TestApp::spawn_with(backend, Some(loopback_allowed(None))).await;
     let mail = |port: u16, auth: Option<&str>| {
         let mut v = json!({"name": "mail", "kind": "smtp", "config": {"host": "127.0.0.1", "port": port,
             "encryption": "none", "from_address": "ops@example.com"}});
@@ -281,10 +281,9 @@ async fn smtp_with_and_without_required_auth() {
     );
 }
 
-#[tokio::test]
-async fn mcp_reference_server_over_streamable_http() {
+async fn mcp_reference_server_over_streamable_http(backend: Backend) {
     let server = peers::mcp_everything();
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(loopback_allowed(None))).await;
+    let app = TestApp::spawn_with(backend, Some(loopback_allowed(None))).await;
     let r = unsaved(
         &app,
         json!({"name": "everything", "kind": "mcp",
@@ -358,10 +357,9 @@ async fn upstream() -> (String, Arc<std::sync::Mutex<Vec<HeaderMap>>>) {
     (url, seen)
 }
 
-#[tokio::test]
-async fn http_upstream_success_auth_and_timeout() {
+async fn http_upstream_success_auth_and_timeout(backend: Backend) {
     let (base, _) = upstream().await;
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(loopback_allowed(None))).await;
+    let app = TestApp::spawn_with(backend, Some(loopback_allowed(None))).await;
     let http = |path: &str, token: &str, timeout: u64| {
         json!({"name": "api", "kind": "http", "auth": {"type": "bearer"},
         "config": {"base_url": base, "verify_path": path, "timeout_ms": timeout}, "secrets": {"token": token}})
@@ -384,10 +382,9 @@ async fn http_upstream_success_auth_and_timeout() {
     }
 }
 
-#[tokio::test]
-async fn webhook_test_sends_a_signed_test_event() {
+async fn webhook_test_sends_a_signed_test_event(backend: Backend) {
     let (base, seen) = upstream().await;
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(loopback_allowed(None))).await;
+    let app = TestApp::spawn_with(backend, Some(loopback_allowed(None))).await;
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let r = unsaved(
         &app,
@@ -414,9 +411,8 @@ async fn webhook_test_sends_a_signed_test_event() {
     assert_eq!(gone.status_code, Some(410));
 }
 
-#[tokio::test]
-async fn the_eleventh_test_in_a_minute_is_refused() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+async fn the_eleventh_test_in_a_minute_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     // Loopback targets without an allowance: blocked at once, no traffic; the limit still counts.
     let c = app
         .admin
@@ -490,9 +486,8 @@ async fn the_eleventh_test_in_a_minute_is_refused() {
 /// SQL Server: no server runs here, so the live login is checked only when
 /// `PATCHBAY_TEST_MSSQL` names one (`host:port:user:password`); refusals and protocol
 /// failures are checked always.
-#[tokio::test]
-async fn mssql_refusals_and_optional_live_login() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(loopback_allowed(None))).await;
+async fn mssql_refusals_and_optional_live_login(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(loopback_allowed(None))).await;
     let ms = |host: &str, port: u16, user: &str, pw: &str| {
         json!({"name": "ms", "kind": "database", "config": {"driver": "mssql",
         "host": host, "port": port, "database": "master", "username": user}, "secrets": {"password": pw}})
@@ -525,3 +520,14 @@ async fn mssql_refusals_and_optional_live_login() {
         eprintln!("PATCHBAY_TEST_MSSQL is not set: the live SQL Server login was not checked");
     }
 }
+
+both_backends!(
+    a_mariadb_account_without_a_password_connects,
+    databases_answer_success_or_auth,
+    smtp_with_and_without_required_auth,
+    mcp_reference_server_over_streamable_http,
+    http_upstream_success_auth_and_timeout,
+    webhook_test_sends_a_signed_test_event,
+    the_eleventh_test_in_a_minute_is_refused,
+    mssql_refusals_and_optional_live_login,
+);

@@ -6,6 +6,7 @@ use patchbay_domain::Role;
 use patchbay_domain::api::UpdateConnection;
 use serde_json::{Value, json};
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, allow_loopback};
 use crate::upstream::Upstream;
 
@@ -21,9 +22,8 @@ fn refusal<T: std::fmt::Debug>(r: Result<T, patchbay_client::ClientError>) -> (u
     }
 }
 
-#[tokio::test]
-async fn members_cannot_send_a_stored_secret_somewhere_new() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn members_cannot_send_a_stored_secret_somewhere_new(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let member = app.token(&app.admin, Role::Member, None).await;
     let good = Upstream::start().await;
     let evil = Upstream::start().await;
@@ -102,15 +102,14 @@ async fn members_cannot_send_a_stored_secret_somewhere_new() {
     assert!(!text.contains("members-own") && !text.contains("stored-secret-1"));
 }
 
-#[tokio::test]
-async fn every_kind_binds_its_destination_to_its_secrets() {
+async fn every_kind_binds_its_destination_to_its_secrets(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let sqlite_dir = dir.path().to_path_buf();
     let tweak: crate::helpers::Tweak = std::sync::Arc::new(move |s| {
         s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
         s.egress.allow_sqlite_dirs = vec![sqlite_dir.clone()];
     });
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak)).await;
+    let app = TestApp::spawn_with(backend, Some(tweak)).await;
     let member = app.token(&app.admin, Role::Member, None).await;
     let cases = [
         (
@@ -215,14 +214,13 @@ async fn every_kind_binds_its_destination_to_its_secrets() {
     }
 }
 
-#[tokio::test]
-async fn a_connection_without_secrets_is_the_members_to_re_point() {
+async fn a_connection_without_secrets_is_the_members_to_re_point(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let sqlite_dir = dir.path().to_path_buf();
     let tweak: crate::helpers::Tweak = std::sync::Arc::new(move |s| {
         s.egress.allow_sqlite_dirs = vec![sqlite_dir.clone()];
     });
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak)).await;
+    let app = TestApp::spawn_with(backend, Some(tweak)).await;
     let member = app.token(&app.admin, Role::Member, None).await;
     let id = app
         .connection(
@@ -248,9 +246,8 @@ async fn a_connection_without_secrets_is_the_members_to_re_point() {
     assert!(text.contains("config.database"), "{text}");
 }
 
-#[tokio::test]
-async fn a_linked_oauth_connection_re_pointed_by_a_member_loses_its_tokens() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn a_linked_oauth_connection_re_pointed_by_a_member_loses_its_tokens(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let idp = crate::peers::oidc(&format!("{}/v1/oauth/callback", app.url));
     let id = crate::oauth_flow::linked(&app, idp.port, "linked").await;
     let member = app.token(&app.admin, Role::Member, None).await;
@@ -290,3 +287,10 @@ async fn a_linked_oauth_connection_re_pointed_by_a_member_loses_its_tokens() {
     .unwrap();
     assert_eq!(left, 0, "the obtained tokens were dropped");
 }
+
+both_backends!(
+    members_cannot_send_a_stored_secret_somewhere_new,
+    every_kind_binds_its_destination_to_its_secrets,
+    a_connection_without_secrets_is_the_members_to_re_point,
+    a_linked_oauth_connection_re_pointed_by_a_member_loses_its_tokens,
+);

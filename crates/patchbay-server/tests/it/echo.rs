@@ -7,6 +7,7 @@ use http::Method;
 use patchbay_domain::Role;
 use serde_json::{Value, json};
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, allow_loopback};
 use crate::upstream::Upstream;
 
@@ -17,9 +18,8 @@ fn action<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).unwrap()
 }
 
-#[tokio::test]
-async fn redirects_and_echoes_do_not_hand_the_credential_back() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn redirects_and_echoes_do_not_hand_the_credential_back(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let member = app.token(&app.admin, Role::Member, None).await;
     let up = Upstream::start().await;
     let keyed = app
@@ -89,9 +89,8 @@ async fn redirects_and_echoes_do_not_hand_the_credential_back() {
     assert!(text.contains("[REDACTED]"), "{text}");
 }
 
-#[tokio::test]
-async fn a_blocking_webhook_answer_is_redacted() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn a_blocking_webhook_answer_is_redacted(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let up = Upstream::start().await;
     let hook = app
         .connection(
@@ -113,3 +112,8 @@ async fn a_blocking_webhook_answer_is_redacted() {
         Some(format!("Bearer {TOKEN}").as_str())
     );
 }
+
+both_backends!(
+    redirects_and_echoes_do_not_hand_the_credential_back,
+    a_blocking_webhook_answer_is_redacted,
+);

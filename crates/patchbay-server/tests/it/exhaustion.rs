@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, Tweak};
 
 fn limits(header_timeout: Duration, max_connections: Option<usize>) -> Tweak {
@@ -45,13 +46,8 @@ async fn health(app: &TestApp) -> Value {
         .unwrap()
 }
 
-#[tokio::test]
-async fn slow_and_idle_connections_are_closed_after_the_header_timeout() {
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        Some(limits(Duration::from_millis(800), None)),
-    )
-    .await;
+async fn slow_and_idle_connections_are_closed_after_the_header_timeout(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(limits(Duration::from_millis(800), None))).await;
     // Silent from the start.
     let mut idle = TcpStream::connect(addr(&app)).await.unwrap();
     // Sends its request head a byte every 100 ms: it would take seconds to finish.
@@ -106,14 +102,9 @@ async fn slow_and_idle_connections_are_closed_after_the_header_timeout() {
     assert_eq!(h["connections"]["refused"], 0);
 }
 
-#[tokio::test]
-async fn connections_past_the_cap_are_refused_fast_and_counted() {
+async fn connections_past_the_cap_are_refused_fast_and_counted(backend: Backend) {
     let cap = 8;
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        Some(limits(Duration::from_secs(30), Some(cap))),
-    )
-    .await;
+    let app = TestApp::spawn_with(backend, Some(limits(Duration::from_secs(30), Some(cap)))).await;
     let h = health(&app).await;
     assert_eq!(h["connections"]["limit"], cap);
     let mut held = Vec::new();
@@ -156,9 +147,8 @@ async fn connections_past_the_cap_are_refused_fast_and_counted() {
     );
 }
 
-#[tokio::test]
-async fn a_megabyte_of_bad_fields_answers_a_bounded_problem() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+async fn a_megabyte_of_bad_fields_answers_a_bounded_problem(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut config = serde_json::Map::new();
     config.insert("base_url".into(), json!("https://api.example.com"));
     let mut n = 0;
@@ -196,3 +186,9 @@ async fn a_megabyte_of_bad_fields_answers_a_bounded_problem() {
         problem["detail"]
     );
 }
+
+both_backends!(
+    slow_and_idle_connections_are_closed_after_the_header_timeout,
+    connections_past_the_cap_are_refused_fast_and_counted,
+    a_megabyte_of_bad_fields_answers_a_bounded_problem,
+);

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use patchbay_testkit::strict_oauth::StrictServer;
 use serde_json::json;
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, allow_loopback};
 use crate::upstream::Upstream;
 
@@ -34,9 +35,8 @@ fn moved(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, key: &st
     after.get(key).copied().unwrap_or(0.0) - before.get(key).copied().unwrap_or(0.0)
 }
 
-#[tokio::test]
-async fn counters_move_with_a_mixed_load() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn counters_move_with_a_mixed_load(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let up = Upstream::start().await;
     let id = app
         .connection(
@@ -157,10 +157,9 @@ async fn counters_move_with_a_mixed_load() {
     assert!(!text.contains("t-metrics"), "no secret in the metrics");
 }
 
-#[tokio::test]
-async fn a_metrics_token_guards_the_scrape() {
+async fn a_metrics_token_guards_the_scrape(backend: Backend) {
     let app = TestApp::spawn_with(
-        Backend::Sqlite,
+        backend,
         Some(std::sync::Arc::new(|s| {
             s.metrics.token = Some("scrape-me-4411".to_owned().into());
         })),
@@ -175,3 +174,8 @@ async fn a_metrics_token_guards_the_scrape() {
     assert_eq!(status, 200);
     assert!(body.contains("patchbay_http_requests_total"));
 }
+
+both_backends!(
+    counters_move_with_a_mixed_load,
+    a_metrics_token_guards_the_scrape,
+);

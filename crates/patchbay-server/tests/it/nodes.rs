@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, allow_loopback};
 use crate::upstream::Upstream;
 
@@ -115,9 +116,8 @@ async fn providers() -> (String, Seen) {
     (url, seen)
 }
 
-#[tokio::test]
-async fn integration_and_llm_nodes_call_what_the_provider_expects() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn integration_and_llm_nodes_call_what_the_provider_expects(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let (base, seen) = providers().await;
     let slack = app.connection(
         json!({"name": "slack", "kind": "http", "provider": "slack", "auth": {"type": "bearer"},
@@ -268,12 +268,11 @@ async fn integration_and_llm_nodes_call_what_the_provider_expects() {
     }
 }
 
-#[tokio::test]
-async fn http_sql_and_webhook_nodes_in_seed_shapes() {
+async fn http_sql_and_webhook_nodes_in_seed_shapes(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let sqlite_dir = dir.path().to_path_buf();
     let app = TestApp::spawn_with(
-        Backend::Sqlite,
+        backend,
         Some(Arc::new(move |s| {
             s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
             s.egress.allow_sqlite_dirs = vec![sqlite_dir.clone()];
@@ -351,3 +350,8 @@ async fn http_sql_and_webhook_nodes_in_seed_shapes() {
         json!({"text": "Workflow Billing completed by Ada"})
     );
 }
+
+both_backends!(
+    integration_and_llm_nodes_call_what_the_provider_expects,
+    http_sql_and_webhook_nodes_in_seed_shapes,
+);

@@ -7,6 +7,7 @@ use patchbay_domain::api::CreateConnection;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, Tweak, allow_loopback};
 use crate::peers::{self, consent, no_redirects};
 
@@ -50,9 +51,8 @@ fn with_param(url: &str, key: &str, value: &str) -> String {
     u.to_string()
 }
 
-#[tokio::test]
-async fn code_flow_with_pkce_and_state_attacks() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn code_flow_with_pkce_and_state_attacks(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let callback = format!("{}/v1/oauth/callback", app.url);
     let idp = peers::oidc(&callback);
     let anon = no_redirects();
@@ -371,15 +371,14 @@ async fn wait_for_event(seen: &Received, kind: &str) {
     panic!("no {kind} event arrived: {:?}", verified_events(seen));
 }
 
-#[tokio::test]
-async fn outages_keep_active_and_invalid_grant_expires() {
+async fn outages_keep_active_and_invalid_grant_expires(backend: Backend) {
     let (events_url, seen) = event_receiver().await;
     let tweak: Tweak = Arc::new(move |s| {
         s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
         s.workers.event_webhook_url = Some(events_url.parse().unwrap());
         s.workers.event_webhook_secret = Some(EVENT_SECRET.to_owned().into());
     });
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak)).await;
+    let app = TestApp::spawn_with(backend, Some(tweak)).await;
     let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));
     let id = linked(&app, idp.port, "outage").await;
     let http = reqwest::Client::new();
@@ -527,9 +526,8 @@ async fn flows_cross_replicas_and_delete_revokes(backend: Backend) {
 
 crate::both_backends!(flows_cross_replicas_and_delete_revokes);
 
-#[tokio::test]
-async fn client_credentials_are_fetched_once_and_cached() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn client_credentials_are_fetched_once_and_cached(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));
     let cc = |name: &str, secret: &str| -> CreateConnection {
         serde_json::from_value(
@@ -580,9 +578,8 @@ async fn client_credentials_are_fetched_once_and_cached() {
     assert_eq!(token_of(&viewer, c.id.as_str()).await.0, 403);
 }
 
-#[tokio::test]
-async fn the_background_refresher_keeps_idle_connections_fresh() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn the_background_refresher_keeps_idle_connections_fresh(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));
     let id = linked(&app, idp.port, "idle").await;
     // Fresh tokens are left alone.
@@ -606,9 +603,8 @@ async fn the_background_refresher_keeps_idle_connections_fresh() {
     );
 }
 
-#[tokio::test]
-async fn a_linked_connection_tests_with_its_access_token() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn a_linked_connection_tests_with_its_access_token(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));
     let id = linked(&app, idp.port, "userinfo").await;
     let patch = patchbay_domain::api::UpdateConnection {
@@ -673,9 +669,8 @@ async fn strict_api() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
 
 /// The upstream refusing a token that has not expired gets one refresh and a retry, however
 /// many callers saw the refusal at once.
-#[tokio::test]
-async fn a_401_from_the_upstream_refreshes_once_and_retries() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn a_401_from_the_upstream_refreshes_once_and_retries(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));
     let (api, refused) = strict_api().await;
     let id = linked(&app, idp.port, "refused-access").await;
@@ -747,8 +742,7 @@ impl std::io::Write for Captured {
 
 /// Tokens, the client secret and the PKCE verifier never reach a log line (at TRACE level),
 /// and no URL Patchbay builds carries a token or secret.
-#[tokio::test]
-async fn oauth_secrets_never_reach_logs_or_urls() {
+async fn oauth_secrets_never_reach_logs_or_urls(backend: Backend) {
     let logs = Captured::default();
     let sink = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -756,7 +750,7 @@ async fn oauth_secrets_never_reach_logs_or_urls() {
         .with_writer(move || sink.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));
     let c = app
         .admin
@@ -799,3 +793,13 @@ async fn oauth_secrets_never_reach_logs_or_urls() {
         "the authorization code reached the logs"
     );
 }
+
+both_backends!(
+    code_flow_with_pkce_and_state_attacks,
+    outages_keep_active_and_invalid_grant_expires,
+    client_credentials_are_fetched_once_and_cached,
+    the_background_refresher_keeps_idle_connections_fresh,
+    a_linked_connection_tests_with_its_access_token,
+    a_401_from_the_upstream_refreshes_once_and_retries,
+    oauth_secrets_never_reach_logs_or_urls,
+);

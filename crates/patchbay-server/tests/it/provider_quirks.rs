@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use patchbay_domain::api::ErrorKind;
 use serde_json::json;
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, allow_loopback};
 use crate::peers::no_redirects;
 
@@ -135,9 +136,8 @@ async fn link(app: &TestApp, id: &str) -> (u16, String) {
     (page.status().as_u16(), page.text().await.unwrap())
 }
 
-#[tokio::test]
-async fn slack_token_answers_and_verify() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn slack_token_answers_and_verify(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let (base, seen) = slack().await;
 
     // A bot install: the top-level token is the connection's; the user token beside it is
@@ -241,9 +241,8 @@ async fn slack_token_answers_and_verify() {
 
 /// Salesforce names each org's API host in its token answer (`instance_url`): the connection's
 /// base URL comes from it, and the catalog's verify request goes there.
-#[tokio::test]
-async fn salesforce_base_url_comes_from_the_token_answer() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn salesforce_base_url_comes_from_the_token_answer(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let instance = format!("{base}/instance-42");
@@ -305,3 +304,8 @@ async fn salesforce_base_url_comes_from_the_token_answer() {
     assert!(r.success, "{r:?}");
     assert_eq!(r.status_code, Some(200));
 }
+
+both_backends!(
+    slack_token_answers_and_verify,
+    salesforce_base_url_comes_from_the_token_answer,
+);

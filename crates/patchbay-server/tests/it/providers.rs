@@ -4,11 +4,11 @@ use patchbay_domain::api::CreateConnection;
 use reqwest::Method;
 use serde_json::json;
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, err_status};
 
-#[tokio::test]
-async fn catalog_is_served_and_checked_on_create() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+async fn catalog_is_served_and_checked_on_create(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let all = app.admin.list_providers(None).await.unwrap();
     assert!(all.len() >= 40, "{} providers", all.len());
     let ai = app.admin.list_providers(Some("ai")).await.unwrap();
@@ -60,3 +60,5 @@ async fn catalog_is_served_and_checked_on_create() {
     assert_eq!(r.status.as_u16(), 422);
     assert_eq!(r.json()["errors"][0]["field"], "provider");
 }
+
+both_backends!(catalog_is_served_and_checked_on_create,);

@@ -8,6 +8,7 @@ use patchbay_domain::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, allow_loopback};
 use crate::upstream::{Seen, Upstream};
 
@@ -43,9 +44,8 @@ fn assert_clean(seen: &Seen, app: &TestApp) {
     assert!(!seen.query.as_deref().unwrap_or("").contains("pb_"));
 }
 
-#[tokio::test]
-async fn every_auth_type_injects_exactly_its_credential() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn every_auth_type_injects_exactly_its_credential(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let up = Upstream::start().await;
     let base = format!("{}/base", up.url);
     // (connection, the Authorization the upstream must see, a check of the rest)
@@ -150,10 +150,9 @@ async fn every_auth_type_injects_exactly_its_credential() {
     }
 }
 
-#[tokio::test]
-async fn bodies_stream_both_ways_within_the_limit() {
+async fn bodies_stream_both_ways_within_the_limit(backend: Backend) {
     let app = TestApp::spawn_with(
-        Backend::Sqlite,
+        backend,
         Some(Arc::new(|s| {
             s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
             s.limits.proxy_body_limit = 4 * 1024 * 1024;
@@ -232,9 +231,8 @@ async fn bodies_stream_both_ways_within_the_limit() {
     assert_eq!(r.bytes().await.unwrap().len(), 3_000_000);
 }
 
-#[tokio::test]
-async fn idempotent_requests_retry_and_others_do_not() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn idempotent_requests_retry_and_others_do_not(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let up = Upstream::start().await;
     let id = app.connection(
         json!({"name": "flaky", "kind": "http", "config": {"base_url": up.url, "backoff_ms": 10}}),
@@ -267,9 +265,8 @@ async fn idempotent_requests_retry_and_others_do_not() {
     assert_eq!(up.count("/later"), 1);
 }
 
-#[tokio::test]
-async fn refusals_are_clear_and_nothing_leaks() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn refusals_are_clear_and_nothing_leaks(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let up = Upstream::start().await;
     let id = app.connection(
         json!({"name": "api", "kind": "http", "auth": {"type": "bearer"},
@@ -435,10 +432,9 @@ crate::both_backends!(use_is_recorded_in_batches);
 
 /// OAuth connections through the proxy: the access token is injected; a 401 renews it once
 /// and the request goes again; client-credentials tokens are fetched once and reused.
-#[tokio::test]
-async fn oauth_tokens_are_injected_and_renewed_once_on_401() {
+async fn oauth_tokens_are_injected_and_renewed_once_on_401(backend: Backend) {
     use crate::oauth_flow::{linked, stats};
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let idp = crate::peers::oidc(&format!("{}/v1/oauth/callback", app.url));
     let up = Upstream::start().await;
     let id = linked(&app, idp.port, "oauth-proxied").await;
@@ -513,3 +509,11 @@ async fn oauth_tokens_are_injected_and_renewed_once_on_401() {
     assert_eq!(tokens.len(), 1);
     assert!(tokens.iter().next().unwrap().starts_with("Bearer "));
 }
+
+both_backends!(
+    every_auth_type_injects_exactly_its_credential,
+    bodies_stream_both_ways_within_the_limit,
+    idempotent_requests_retry_and_others_do_not,
+    refusals_are_clear_and_nothing_leaks,
+    oauth_tokens_are_injected_and_renewed_once_on_401,
+);

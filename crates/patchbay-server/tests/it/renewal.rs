@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use patchbay_testkit::strict_oauth::StrictServer;
 use serde_json::Value;
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, allow_loopback};
 
 /// A connection linked through the strict server's authorization flow; its id.
@@ -37,9 +38,8 @@ async fn token_now(app: &TestApp, id: &str) -> String {
     t["access_token"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test]
-async fn callers_that_give_up_mid_renewal_do_not_lose_the_grant() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn callers_that_give_up_mid_renewal_do_not_lose_the_grant(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let server = StrictServer::start(3600, 300).await;
     let grant = server.grant.clone();
     let id = linked(&app, &server).await;
@@ -75,9 +75,8 @@ async fn callers_that_give_up_mid_renewal_do_not_lose_the_grant() {
     assert_eq!(c.status.as_str(), "active");
 }
 
-#[tokio::test]
-async fn tokens_shorter_than_the_margin_are_not_renewed_on_every_call() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn tokens_shorter_than_the_margin_are_not_renewed_on_every_call(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     // Three-second tokens against the default five-minute margin.
     let server = StrictServer::start(3, 0).await;
     let grant = server.grant.clone();
@@ -120,3 +119,8 @@ async fn two_replicas_share_one_renewal_of_a_short_lived_token() {
     assert_eq!(g.refreshes, 1, "exactly one renewal across both replicas");
     assert_eq!((g.reuse, g.revoked), (0, false));
 }
+
+both_backends!(
+    callers_that_give_up_mid_renewal_do_not_lose_the_grant,
+    tokens_shorter_than_the_margin_are_not_renewed_on_every_call,
+);

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use patchbay_domain::actions::SqlAction;
 use serde_json::{Value, json};
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, Tweak};
 
 fn tweak(sqlite_dir: &Path) -> Tweak {
@@ -30,11 +31,13 @@ async fn sql(
     })
 }
 
+/// SQLite only: Patchbay's own store must be the SQLite file it protects.
 #[tokio::test]
 async fn sqlite_connections_cannot_reach_patchbays_store_or_other_files() {
+    let backend = Backend::Sqlite;
     let allowed = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak(allowed.path()))).await;
+    let app = TestApp::spawn_with(backend, Some(tweak(allowed.path()))).await;
     let store = app.dir.path().join("patchbay.db");
     assert!(store.exists());
     let file = allowed.path().join("app.db");
@@ -144,10 +147,9 @@ async fn sqlite_connections_cannot_reach_patchbays_store_or_other_files() {
     }
 }
 
-#[tokio::test]
-async fn mariadb_read_only_refuses_ddl_and_file_writes() {
+async fn mariadb_read_only_refuses_ddl_and_file_writes(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak(dir.path()))).await;
+    let app = TestApp::spawn_with(backend, Some(tweak(dir.path()))).await;
     let maria = crate::connection_tests::mariadb_connection(&app).await;
     let table = format!("pb_ro_{:x}", rand::random::<u32>());
     sql(
@@ -229,10 +231,9 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-#[tokio::test]
-async fn statements_past_their_deadline_stop_on_the_server() {
+async fn statements_past_their_deadline_stop_on_the_server(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak(dir.path()))).await;
+    let app = TestApp::spawn_with(backend, Some(tweak(dir.path()))).await;
 
     // MariaDB: the statement lifts its own time limit; it is killed all the same.
     let maria = crate::connection_tests::mariadb_connection(&app).await;
@@ -318,3 +319,8 @@ async fn statements_past_their_deadline_stop_on_the_server() {
         "{busy:?} of CPU in the second after the runaways' 504s"
     );
 }
+
+both_backends!(
+    mariadb_read_only_refuses_ddl_and_file_writes,
+    statements_past_their_deadline_stop_on_the_server,
+);

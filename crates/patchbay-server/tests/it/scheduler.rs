@@ -7,17 +7,17 @@ use axum::http::StatusCode;
 use patchbay_domain::api::CreateConnection;
 use serde_json::json;
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp};
 
-#[tokio::test]
-async fn scheduler_retests_flags_stale_and_lists_expiring() {
+async fn scheduler_retests_flags_stale_and_lists_expiring(backend: Backend) {
     let ok = axum::Router::new().fallback(|| async { StatusCode::OK });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, ok).await.unwrap() });
     let tweak: crate::helpers::Tweak =
         Arc::new(|s| s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()]);
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(tweak)).await;
+    let app = TestApp::spawn_with(backend, Some(tweak)).await;
     let mk = |name: &str| -> CreateConnection {
         serde_json::from_value(json!({"name": name, "kind": "http", "config": {"base_url": base}}))
             .unwrap()
@@ -144,3 +144,5 @@ async fn two_replicas_test_each_due_connection_once() {
     );
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 6);
 }
+
+both_backends!(scheduler_retests_flags_stale_and_lists_expiring,);

@@ -6,6 +6,7 @@ use patchbay_domain::Role;
 use patchbay_domain::api::{CreateProject, PutSecret};
 use serde_json::{Value, json};
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, allow_loopback};
 use crate::upstream::Upstream;
 
@@ -29,9 +30,8 @@ fn body(v: Value) -> patchbay_domain::api::CreateConnection {
     serde_json::from_value(v).unwrap()
 }
 
-#[tokio::test]
-async fn secrets_are_used_only_where_they_are_shared() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn secrets_are_used_only_where_they_are_shared(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let up = Upstream::start().await;
     let project = |name: &str| {
         let req = CreateProject {
@@ -151,9 +151,8 @@ async fn secrets_are_used_only_where_they_are_shared() {
     assert_eq!(up.seen().len(), before, "nothing was sent");
 }
 
-#[tokio::test]
-async fn a_secrets_projects_are_checked_and_kept() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+async fn a_secrets_projects_are_checked_and_kept(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.admin
         .create_project(&CreateProject {
             name: "alpha".into(),
@@ -190,3 +189,8 @@ async fn a_secrets_projects_are_checked_and_kept() {
     let (status, _) = refusal(scoped.put_secret("k", &put("v4", None)).await);
     assert_eq!(status, 403);
 }
+
+both_backends!(
+    secrets_are_used_only_where_they_are_shared,
+    a_secrets_projects_are_checked_and_kept,
+);

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use patchbay_domain::actions::WebhookAction;
 use serde_json::{Value, json};
 
+use crate::both_backends;
 use crate::helpers::{Backend, TestApp, allow_loopback};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -204,9 +205,8 @@ async fn deliveries_retry_until_delivered_once(backend: Backend) {
 
 crate::both_backends!(deliveries_retry_until_delivered_once);
 
-#[tokio::test]
-async fn blocking_conditions_urls_and_a_gone_endpoint() {
-    let app = TestApp::spawn_with(Backend::Sqlite, Some(allow_loopback())).await;
+async fn blocking_conditions_urls_and_a_gone_endpoint(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let (url, rx) = Receiver::start().await;
     let id = hook(&app, &url).await;
     // Blocking: the receiver's answer comes back; a retry happens inline.
@@ -318,3 +318,5 @@ async fn blocking_conditions_urls_and_a_gone_endpoint() {
         "{text}"
     );
 }
+
+both_backends!(blocking_conditions_urls_and_a_gone_endpoint,);
