@@ -98,6 +98,9 @@ const provider = new Provider(issuer, {
     clientCredentials: { enabled: true },
   },
   adapter: Adapter,
+  // Every authorization code needs its PKCE verifier (S256), confidential clients too: an
+  // exchange with a missing or wrong one fails with invalid_grant.
+  pkce: { required: () => true },
   rotateRefreshToken: true,
   issueRefreshToken: async () => true,
   ttl: { AccessToken: () => accessTtl, ClientCredentials: 600, RefreshToken: 86400, Interaction: 600, Session: 600, Grant: 86400 },

@@ -103,8 +103,22 @@ async fn kill_during_rotating_refreshes_loses_no_refresh_token() {
                 }
             });
         }
-        // Let refreshes run, then kill in the middle of them.
-        tokio::time::sleep(Duration::from_millis(700 + 400 * round as u64)).await;
+        // Let refreshes run — ten more each round, as the provider counts them — then kill in
+        // the middle of them.
+        let target = before + 10 * (round as u64 + 1);
+        let waiting = std::time::Instant::now();
+        while idp(provider.port, "/_stats").await["token_requests"]
+            .as_u64()
+            .unwrap()
+            < target
+        {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(60),
+                "refreshes do not run:\n{}",
+                server.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert!(
             served.load(Ordering::Relaxed) > 0,
             "no token was served before the kill:\n{}",
@@ -130,8 +144,8 @@ async fn kill_during_rotating_refreshes_loses_no_refresh_token() {
     let refreshes = stats["token_requests"].as_u64().unwrap() - before;
     let grace_uses = stats["grace_uses"].as_u64().unwrap();
     assert!(
-        refreshes >= 30,
-        "too few refreshes ran to test anything: {refreshes}"
+        refreshes >= 10 * KILLS as u64,
+        "the rounds waited for refreshes: {refreshes}"
     );
     // Only a refresh in flight when the process died can have needed the grace.
     assert!(

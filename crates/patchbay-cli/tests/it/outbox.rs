@@ -53,7 +53,8 @@ async fn kill_with_ten_thousand_queued_loses_none() {
             let rx = shared.clone();
             async move {
                 let held = Instant::now();
-                while !rx.open.load(Ordering::Relaxed) && held.elapsed() < Duration::from_secs(60) {
+                while !rx.open.load(Ordering::Relaxed) && held.elapsed() < Duration::from_secs(300)
+                {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 let id = h["webhook-id"].to_str().unwrap().to_owned();
@@ -123,7 +124,7 @@ async fn kill_with_ten_thousand_queued_loses_none() {
     let flowing = Instant::now();
     while rx.distinct() < QUEUED / 4 {
         assert!(
-            flowing.elapsed() < Duration::from_secs(60),
+            flowing.elapsed() < Duration::from_secs(300),
             "deliveries do not flow:\n{}",
             server.logs()
         );

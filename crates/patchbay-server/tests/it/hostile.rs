@@ -180,9 +180,13 @@ fn connection(kind: &str, host: &str, port: u16) -> CreateConnection {
         "database" => {
             json!({"kind": "database", "config": {"driver": "postgresql", "host": host, "port": port, "database": "x", "username": "u"}, "secrets": {"password": "hostile-password"}})
         }
-        _ => {
+        "mssql" => {
+            json!({"kind": "database", "config": {"driver": "mssql", "host": host, "port": port, "database": "x", "username": "sa"}, "secrets": {"password": "hostile-password"}})
+        }
+        "smtp" => {
             json!({"kind": "smtp", "config": {"host": host, "port": port, "encryption": "none", "from_address": "a@example.com"}})
         }
+        other => panic!("no hostile connection of kind {other}"),
     };
     let mut v = v;
     v["name"] = json!(format!(

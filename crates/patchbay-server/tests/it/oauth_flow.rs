@@ -64,6 +64,15 @@ async fn code_flow_with_pkce_and_state_attacks(backend: Backend) {
         .unwrap();
     assert_eq!(c.status.as_str(), "pending");
     let started = app.admin.start_oauth(c.id.as_str()).await.unwrap();
+    // The request carries an S256 challenge; the provider requires the matching verifier for
+    // every code, so the exchange below succeeds only if Patchbay sent the right one.
+    let authorize = url::Url::parse(started["authorization_url"].as_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
+    assert_eq!(
+        q.get("code_challenge_method").map(String::as_str),
+        Some("S256")
+    );
+    assert_eq!(q.get("code_challenge").map(String::len), Some(43));
     let back = consent(started["authorization_url"].as_str().unwrap(), &callback).await;
     assert!(back.contains("code=") && back.contains("iss="), "{back}");
     let page = anon.get(&back).send().await.unwrap();
@@ -749,7 +758,12 @@ async fn oauth_secrets_never_reach_logs_or_urls(backend: Backend) {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || sink.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // For the whole process (the server answers on threads of its own), and with the records
+    // of crates that log through `log` (reqwest, hyper-util) bridged in. Each test runs in a
+    // process of its own under nextest.
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("the first subscriber of this test's process");
+    tracing_log::LogTracer::init().expect("the first logger of this test's process");
     let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let idp = peers::oidc(&format!("{}/v1/oauth/callback", app.url));
     let c = app
@@ -771,6 +785,10 @@ async fn oauth_secrets_never_reach_logs_or_urls(backend: Backend) {
     app.admin.delete_connection(&id).await.unwrap();
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(text.contains("/v1/oauth/callback"), "requests were logged");
+    assert!(
+        text.contains("reqwest::connect"),
+        "records reqwest writes through the `log` crate are captured too"
+    );
     for secret in [
         first["access_token"].as_str().unwrap(),
         second["access_token"].as_str().unwrap(),

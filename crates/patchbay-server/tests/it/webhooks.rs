@@ -54,7 +54,7 @@ impl Receiver {
 }
 
 /// Checks every message with the `standardwebhooks` package; one verdict line each.
-fn verify(messages: &[(HeaderMap, String)]) -> Vec<String> {
+pub(crate) fn verify(messages: &[(HeaderMap, String)]) -> Vec<String> {
     let tools = crate::peers::tools_dir();
     let input = json!({"secret": SECRET, "messages": messages.iter().map(|(h, b)| json!({
         "headers": h.iter().map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap()))).collect::<serde_json::Map<_, _>>(),
