@@ -652,7 +652,10 @@ impl Hub {
             )
             .into());
         }
-        let limit = i64::from(limit.unwrap_or(50).clamp(1, 500));
+        if limit.is_some_and(|l| !(1..=500).contains(&l)) {
+            return Err(ValidationErrors::single("limit", "must be between 1 and 500").into());
+        }
+        let limit = i64::from(limit.unwrap_or(50));
         let rows = self
             .store()
             .list_deliveries(&p.org_id, status, connection, cursor, limit + 1)

@@ -32,7 +32,8 @@ pub struct AuditQuery {
 
 #[utoipa::path(get, path = "/v1/audit", tag = "audit",
     params(("actor" = Option<String>, Query), ("action" = Option<String>, Query), ("target" = Option<String>, Query),
-        ("since" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+        ("since" = Option<String>, Query, format = DateTime), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200),
+        ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<AuditEvent>)))]
 pub async fn list(
     State(s): State<AppState>,

@@ -32,9 +32,10 @@ fn etag(c: &Connection) -> HeaderMap {
 
 /// Lists connections (summaries; secrets only as `{"set": true}`).
 #[utoipa::path(get, path = "/v1/connections", tag = "connections",
-    params(("project" = Option<String>, Query), ("kind" = Option<String>, Query),
-        ("provider" = Option<String>, Query), ("auth" = Option<String>, Query),
-        ("status" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    params(("project" = Option<String>, Query), ("kind" = Option<patchbay_domain::Kind>, Query),
+        ("provider" = Option<String>, Query), ("auth" = Option<patchbay_domain::AuthType>, Query),
+        ("status" = Option<patchbay_domain::Status>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200),
+        ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<Connection>)))]
 pub async fn list(
     State(s): State<AppState>,

@@ -185,6 +185,13 @@ async fn deliveries_retry_until_delivered_once(backend: Backend) {
     assert_eq!(last.0["webhook-id"].to_str().unwrap(), d.webhook_id);
     // Listing shows the receiver's host only, never the secret path or the body.
     let all = app.admin.list_deliveries("limit=10").await.unwrap();
+    for bad in ["limit=0", "limit=501"] {
+        assert_eq!(
+            crate::helpers::err_status(app.admin.list_deliveries(bad).await),
+            (422, "validation_failed".to_owned()),
+            "{bad}"
+        );
+    }
     assert_eq!(all.items.len(), 2);
     let text = serde_json::to_string(&all).unwrap();
     assert!(
