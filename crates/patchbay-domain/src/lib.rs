@@ -12,6 +12,7 @@ pub mod error;
 pub mod ids;
 pub mod names;
 pub mod principal;
+pub mod span;
 pub mod spec;
 pub mod validate;
 

@@ -1,6 +1,6 @@
 //! The schema migrations, compiled into the binary without sqlx's macros (whose build compiles
-//! every database driver and TLS stack a second time for the host). Each file is listed once
-//! here; a test holds the list to the directory and each migration to what sqlx's own resolver
+//! every database driver and TLS stack a second time for the host). Each file name is listed
+//! once here, for both dialects; a test holds the list to the directory and each migration to what sqlx's own resolver
 //! reads from the file (version, description, checksum), so databases migrated by earlier
 //! builds stay valid.
 
@@ -8,26 +8,20 @@ use std::borrow::Cow;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
+/// The two dialects' migrations: the same files, in order, under `migrations/sqlite` and
+/// `migrations/postgres`.
 macro_rules! embedded {
-    ($dir:literal: $($file:literal),+ $(,)?) => {
-        &[$(($file, include_str!(concat!("../migrations/", $dir, "/", $file)))),+]
+    ($($file:literal),+ $(,)?) => {
+        /// `(file name, SQL)` of each SQLite migration, in order.
+        pub(crate) const SQLITE: &[(&str, &str)] =
+            &[$(($file, include_str!(concat!("../migrations/sqlite/", $file)))),+];
+        /// `(file name, SQL)` of each PostgreSQL migration, in order.
+        pub(crate) const POSTGRES: &[(&str, &str)] =
+            &[$(($file, include_str!(concat!("../migrations/postgres/", $file)))),+];
     };
 }
 
-/// `(file name, SQL)` of each SQLite migration, in order.
-pub(crate) const SQLITE: &[(&str, &str)] = embedded!["sqlite":
-    "0001_init.sql",
-    "0002_oauth_expiry.sql",
-    "0003_oauth_apps.sql",
-    "0004_oauth_states.sql",
-    "0005_deliveries.sql",
-    "0006_secret_projects.sql",
-    "0007_leases.sql",
-    "0008_rotations.sql",
-];
-
-/// `(file name, SQL)` of each PostgreSQL migration, in order.
-pub(crate) const POSTGRES: &[(&str, &str)] = embedded!["postgres":
+embedded![
     "0001_init.sql",
     "0002_oauth_expiry.sql",
     "0003_oauth_apps.sql",

@@ -134,27 +134,9 @@ pub fn validate_connection(
         return Err(errs);
     };
 
-    let auth_type = match auth.get("type") {
-        None | Some(Value::Null) => Some(default_auth(kind, &config)),
-        Some(Value::String(s)) => match AuthType::parse(s) {
-            Some(t) if allowed_auth(kind).contains(&t) => Some(t),
-            _ => {
-                let allowed: Vec<_> = allowed_auth(kind).iter().map(|t| t.as_str()).collect();
-                errs.push(
-                    "auth.type",
-                    format!(
-                        "{s:?} is not an auth type of {kind} connections; expected one of {}",
-                        allowed.join(", ")
-                    ),
-                );
-                None
-            }
-        },
-        Some(_) => {
-            errs.push("auth.type", "must be a string");
-            None
-        }
-    };
+    let auth_type = auth_type_of(kind, auth.get("type"), || default_auth(kind, &config))
+        .map_err(|reason| errs.push("auth.type", reason))
+        .ok();
 
     check_config(kind, &mut config, draft.base_url_from_token, &mut errs);
     let Some(auth_type) = auth_type else {
@@ -264,6 +246,28 @@ pub fn validate_connection(
     })
 }
 
+/// `auth.type`: one of the auth types `kind` takes, or `default` when absent.
+fn auth_type_of(
+    kind: Kind,
+    value: Option<&Value>,
+    default: impl FnOnce() -> AuthType,
+) -> Result<AuthType, String> {
+    match value {
+        None | Some(Value::Null) => Ok(default()),
+        Some(Value::String(s)) => match AuthType::parse(s) {
+            Some(t) if allowed_auth(kind).contains(&t) => Ok(t),
+            _ => {
+                let allowed: Vec<_> = allowed_auth(kind).iter().map(|t| t.as_str()).collect();
+                Err(format!(
+                    "{s:?} is not an auth type of {kind} connections; expected one of {}",
+                    allowed.join(", ")
+                ))
+            }
+        },
+        Some(_) => Err("must be a string".into()),
+    }
+}
+
 fn errs_of(field: &str, reason: String) -> ValidationErrors {
     ValidationErrors::single(field, reason)
 }
@@ -277,20 +281,8 @@ pub fn parse_auth(
 ) -> Result<Auth, ValidationErrors> {
     let mut errs = ValidationErrors::new();
     let mut auth = auth.clone();
-    let auth_type = match auth
-        .get("type")
-        .and_then(Value::as_str)
-        .map(AuthType::parse)
-    {
-        Some(Some(t)) if allowed_auth(kind).contains(&t) => t,
-        _ => {
-            let allowed: Vec<_> = allowed_auth(kind).iter().map(|t| t.as_str()).collect();
-            return Err(ValidationErrors::single(
-                "auth.type",
-                format!("must be one of {}", allowed.join(", ")),
-            ));
-        }
-    };
+    let auth_type = auth_type_of(kind, auth.get("type"), || default_auth(kind, config))
+        .map_err(|reason| ValidationErrors::single("auth.type", reason))?;
     check_auth(kind, auth_type, &mut auth, config, &mut errs);
     errs.into_result(())?;
     Auth::from_auth(&auth).map_err(|e| errs_of("auth", e))

@@ -46,20 +46,10 @@ pub struct ListQuery {
 }
 
 /// Parses `7d`, `12h`, `30m`, `45s` or a plain number of seconds.
+/// `expiring_within`'s span (see [`patchbay_domain::span`]) as a duration.
 pub(crate) fn parse_span(raw: &str) -> Option<chrono::Duration> {
-    let (digits, unit) = match raw.char_indices().last()? {
-        (i, c) if c.is_ascii_alphabetic() => (&raw[..i], c),
-        _ => (raw, 's'),
-    };
-    let n: i64 = digits.parse().ok().filter(|n| *n >= 0)?;
-    let secs = match unit {
-        's' => n,
-        'm' => n.checked_mul(60)?,
-        'h' => n.checked_mul(3600)?,
-        'd' => n.checked_mul(86_400)?,
-        _ => return None,
-    };
-    chrono::Duration::try_seconds(secs)
+    let secs = patchbay_domain::span::span_seconds(raw)?;
+    chrono::Duration::try_seconds(i64::try_from(secs).ok()?)
 }
 
 const STALE_AFTER_DAYS: i64 = 7;

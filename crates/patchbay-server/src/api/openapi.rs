@@ -64,16 +64,19 @@ const PUBLIC: &[&str] = &["/healthz", "/readyz", "/metrics", "/v1/oauth/callback
 /// that failed or timed out (502, 504) where the operation reaches one.
 struct ProblemAnswers;
 
+/// A problem document's media type and schema.
+fn problem_body() -> utoipa::openapi::Content {
+    utoipa::openapi::ContentBuilder::new()
+        .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+        .build()
+}
+
+const PROBLEM_JSON: &str = "application/problem+json";
+
 fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-    ResponseBuilder::new()
+    utoipa::openapi::ResponseBuilder::new()
         .description(description)
-        .content(
-            "application/problem+json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Problem")))
-                .build(),
-        )
+        .content(PROBLEM_JSON, problem_body())
         .build()
         .into()
 }
@@ -146,9 +149,9 @@ impl utoipa::Modify for ProblemAnswers {
                     if let utoipa::openapi::RefOr::T(r) = response
                         && status.starts_with(['4', '5'])
                         && r.content.is_empty()
-                        && let utoipa::openapi::RefOr::T(p) = problem(&r.description)
                     {
-                        r.content = p.content;
+                        r.content
+                            .insert(PROBLEM_JSON.to_owned(), problem_body().into());
                     }
                 }
             }

@@ -62,14 +62,8 @@ const fn secret(
     help: &'static str,
 ) -> Def {
     Def {
-        key,
-        env,
-        flag,
-        ty: Ty::Str,
-        default: None,
-        example,
         secret: true,
-        help,
+        ..def(key, env, flag, Ty::Str, None, example, help)
     }
 }
 

@@ -338,17 +338,9 @@ fn span(v: &toml::Value) -> Result<Option<Duration>, String> {
         toml::Value::String(s) => s.trim().to_owned(),
         _ => return Err("must be a span such as \"24h\" or \"20s\"".into()),
     };
-    let (digits, mult) = match raw.chars().last() {
-        Some('s') => (&raw[..raw.len() - 1], 1),
-        Some('m') => (&raw[..raw.len() - 1], 60),
-        Some('h') => (&raw[..raw.len() - 1], 3600),
-        Some('d') => (&raw[..raw.len() - 1], 86_400),
-        _ => (raw.as_str(), 1),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{raw:?} is not a span such as 24h or 20s"))?;
-    Ok((n > 0).then(|| Duration::from_secs(n * mult)))
+    let n = patchbay_domain::span::span_seconds(&raw)
+        .ok_or_else(|| format!("{raw:?} is not a span such as 24h or 20s"))?;
+    Ok((n > 0).then(|| Duration::from_secs(n)))
 }
 
 fn nonzero_span(v: &toml::Value) -> Result<Duration, String> {
