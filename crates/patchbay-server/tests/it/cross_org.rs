@@ -51,7 +51,7 @@ const EXEMPT: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Creates it in `a`, one object of each kind; their ids by the path parameter they fill.
+/// One object of each kind in an organization, by the path parameter it fills.
 struct Objects {
     connection: String,
     database: String,
@@ -63,7 +63,8 @@ struct Objects {
     delivery: String,
 }
 
-async fn objects(app: &TestApp, a: &patchbay_client::Client) -> Objects {
+/// Creates one object of each kind in `a`.
+async fn objects(a: &patchbay_client::Client) -> Objects {
     let create = |v: Value| async move {
         a.create_connection(&serde_json::from_value::<CreateConnection>(v).unwrap())
             .await
@@ -145,7 +146,6 @@ async fn objects(app: &TestApp, a: &patchbay_client::Client) -> Objects {
         .expect("the queued delivery")
         .id
         .to_string();
-    let _ = app;
     Objects {
         connection,
         database,
@@ -222,7 +222,7 @@ async fn another_organization_reaches_nothing_by_any_operation(backend: Backend)
     let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let a = app.org("alpha").await;
     let b = app.org("bravo").await;
-    let o = objects(&app, &a).await;
+    let o = objects(&a).await;
     let before = a.get_connection(&o.connection).await.unwrap();
     let secrets_before = serde_json::to_value(a.list_secrets().await.unwrap()).unwrap();
     let doc = app
