@@ -607,10 +607,7 @@ async fn connections(g: &Global, cmd: ConnectionsCmd) -> Result<()> {
 async fn oauth_connect(g: &Global, connection: &str, wait: u64) -> Result<()> {
     let c = client(g)?;
     let linked_at = |conn: &patchbay_domain::connection::Connection| {
-        conn.oauth
-            .as_ref()
-            .and_then(|o| o.get("linked_at"))
-            .cloned()
+        conn.oauth.as_ref().and_then(|o| o.linked_at)
     };
     let before = linked_at(&c.get_connection(connection).await?);
     let started = c.start_oauth(connection).await?;

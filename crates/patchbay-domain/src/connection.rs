@@ -120,8 +120,7 @@ pub struct Connection {
     pub last_used_at: Option<DateTime<Utc>>,
     pub used_by: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub oauth: Option<Value>,
+    pub oauth: Option<OAuthState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub mcp: Option<Value>,
@@ -134,6 +133,58 @@ pub struct Connection {
     pub version: i64,
 }
 
+/// What Patchbay knows of an OAuth connection's tokens (never the tokens themselves): set when
+/// it is linked and on every renewal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct OAuthState {
+    /// The scopes granted (those asked for when the provider does not say).
+    pub scopes: Vec<String>,
+    /// When the access token expires; none when the provider gave no lifetime.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Whether a refresh token is held.
+    pub refreshable: bool,
+    pub token_type: Option<String>,
+    /// When the account was first linked.
+    pub linked_at: Option<DateTime<Utc>>,
+    /// When the tokens were last renewed; none before the first renewal.
+    pub last_refresh_at: Option<DateTime<Utc>>,
+    /// When the current access token was obtained.
+    pub obtained_at: Option<DateTime<Utc>>,
+    /// Why the last renewal failed; cleared by the next success.
+    pub last_refresh_error: Option<String>,
+    /// The upstream account the tokens act as, once a test has learnt it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+impl OAuthState {
+    /// The state after tokens were obtained at `now`: the link time and account carry over from
+    /// `previous`, as do the scopes when the provider named none.
+    pub fn obtained(
+        previous: Option<&OAuthState>,
+        now: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+        scopes: Option<Vec<String>>,
+        refreshable: bool,
+        token_type: Option<String>,
+    ) -> Self {
+        OAuthState {
+            scopes: scopes
+                .or_else(|| previous.map(|o| o.scopes.clone()))
+                .unwrap_or_default(),
+            expires_at,
+            refreshable,
+            token_type,
+            linked_at: Some(previous.and_then(|o| o.linked_at).unwrap_or(now)),
+            last_refresh_at: previous.map(|_| now),
+            obtained_at: Some(now),
+            last_refresh_error: None,
+            account: previous.and_then(|o| o.account.clone()),
+        }
+    }
+}
+
 impl Connection {
     pub fn auth_type(&self) -> AuthType {
         self.auth
@@ -141,5 +192,66 @@ impl Connection {
             .and_then(Value::as_str)
             .and_then(AuthType::parse)
             .unwrap_or(AuthType::None)
+    }
+}
+
+#[cfg(test)]
+mod oauth_state_tests {
+    use super::OAuthState;
+    use serde_json::json;
+
+    /// The stored shape is the one earlier versions wrote: rows written before the state was
+    /// typed read back, and what is written now has the same fields.
+    #[test]
+    fn oauth_state_keeps_its_stored_shape() {
+        let stored = json!({
+            "scopes": ["repo"], "expires_at": "2026-01-01T00:00:00Z", "refreshable": true,
+            "token_type": "bearer", "linked_at": "2025-12-01T00:00:00Z", "last_refresh_at": null,
+            "obtained_at": "2025-12-31T23:00:00Z", "last_refresh_error": null, "account": "U1"
+        });
+        let state: OAuthState = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(state.scopes, ["repo"]);
+        assert!(state.refreshable);
+        assert_eq!(state.account.as_deref(), Some("U1"));
+        assert_eq!(serde_json::to_value(&state).unwrap(), stored);
+
+        // A failed renewal written over an absent state, as older versions did.
+        let bare: OAuthState =
+            serde_json::from_value(json!({"last_refresh_error": "invalid_grant"})).unwrap();
+        assert_eq!(bare.last_refresh_error.as_deref(), Some("invalid_grant"));
+        assert!(!bare.refreshable && bare.scopes.is_empty());
+        assert!(
+            serde_json::to_value(&bare)
+                .unwrap()
+                .get("account")
+                .is_none(),
+            "no account until one is learnt"
+        );
+    }
+
+    #[test]
+    fn a_renewal_keeps_the_link_time_the_account_and_unnamed_scopes() {
+        let linked_at = chrono::DateTime::parse_from_rfc3339("2025-12-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let first = OAuthState::obtained(None, linked_at, None, Some(vec!["a".into()]), true, None);
+        assert_eq!(first.linked_at, Some(linked_at));
+        assert_eq!(first.last_refresh_at, None);
+        let previous = OAuthState {
+            account: Some("U1".into()),
+            last_refresh_error: Some("timeout".into()),
+            ..first
+        };
+        let now = linked_at + chrono::Duration::hours(1);
+        let renewed = OAuthState::obtained(Some(&previous), now, None, None, false, None);
+        assert_eq!(renewed.linked_at, Some(linked_at));
+        assert_eq!(renewed.last_refresh_at, Some(now));
+        assert_eq!(renewed.obtained_at, Some(now));
+        assert_eq!(renewed.scopes, ["a"]);
+        assert_eq!(renewed.account.as_deref(), Some("U1"));
+        assert_eq!(
+            renewed.last_refresh_error, None,
+            "a success clears the error"
+        );
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use patchbay_domain::connection::{Connection, SecretState};
+use patchbay_domain::connection::{Connection, OAuthState, SecretState};
 use patchbay_domain::{AuthType, ConnectionId, Kind, OrgId, ProjectId, SecretName, Status};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
@@ -104,8 +104,8 @@ fn secret_state(row: &SecretRow) -> SecretState {
     }
 }
 
-fn json_text(v: &serde_json::Map<String, serde_json::Value>) -> String {
-    serde_json::Value::Object(v.clone()).to_string()
+fn json_text(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).expect("a map or a plain struct serializes")
 }
 
 impl Store {
@@ -453,8 +453,8 @@ impl Tx {
         .collect()
     }
 
-    /// Records an OAuth link or refresh: token fields (sealed), the `oauth` state, the token's
-    /// expiry, the status, and (on a link) config values the provider returned (QuickBooks'
+    /// Records an OAuth link or refresh: token fields (sealed), the `oauth` state (and with it
+    /// the token's expiry, indexed for the renewal sweep), the status, and (on a link) config values the provider returned (QuickBooks'
     /// `realmId`); a refresh passes no config and leaves it as it is.
     /// Not an edit: the version stays.
     #[allow(clippy::too_many_arguments)]
@@ -462,8 +462,7 @@ impl Tx {
         &mut self,
         org: &OrgId,
         id: &ConnectionId,
-        oauth: &serde_json::Value,
-        expires_at: Option<DateTime<Utc>>,
+        oauth: &OAuthState,
         status: Status,
         config: Option<&serde_json::Map<String, serde_json::Value>>,
         tokens: &[SecretRow],
@@ -474,8 +473,8 @@ impl Tx {
              config = COALESCE($4, config), updated_at = $5 \
              WHERE org_id = $6 AND id = $7 AND deleted_at IS NULL",
         )
-        .bind(oauth.to_string())
-        .bind(expires_at.map(ms))
+        .bind(json_text(oauth))
+        .bind(oauth.expires_at.map(ms))
         .bind(status.as_str().to_owned())
         .bind(config.map(json_text))
         .bind(ms(now))
@@ -538,10 +537,10 @@ impl Tx {
         &mut self,
         org: &OrgId,
         id: &ConnectionId,
-        oauth: &serde_json::Value,
+        oauth: &OAuthState,
     ) -> Result<()> {
         sqlx::query("UPDATE connections SET oauth = $1 WHERE org_id = $2 AND id = $3 AND deleted_at IS NULL")
-            .bind(oauth.to_string())
+            .bind(json_text(oauth))
             .bind(org.as_str().to_owned())
             .bind(id.as_str().to_owned())
             .execute(&mut *self.inner)

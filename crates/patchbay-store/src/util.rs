@@ -35,11 +35,14 @@ pub(crate) fn json_map(
     serde_json::from_str(&v).map_err(|_| StoreError::Corrupt(format!("{col} is not a JSON object")))
 }
 
-pub(crate) fn opt_json(row: &AnyRow, col: &str) -> Result<Option<serde_json::Value>> {
+pub(crate) fn opt_json<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    col: &str,
+) -> Result<Option<T>> {
     let v: Option<String> = row.try_get(col)?;
     v.map(|s| serde_json::from_str(&s))
         .transpose()
-        .map_err(|_| StoreError::Corrupt(format!("{col} is not JSON")))
+        .map_err(|e| StoreError::Corrupt(format!("{col} does not hold what it should: {e}")))
 }
 
 /// Maps "no row updated" to the right error for an optimistic write.

@@ -18,7 +18,8 @@ pub struct Grant {
     pub ttl: i64,
     /// How long an answer to the token endpoint takes, after the rotation is committed.
     pub delay_ms: u64,
-    /// Tokens issued (the code exchange included); the n-th is `access-n` / `refresh-n`.
+    /// Tokens issued (the code exchange included); the n-th is `access-n` / `refresh-n` (after
+    /// the prefix).
     pub issued: usize,
     pub current_refresh: Option<String>,
     pub spent: HashSet<String>,
@@ -27,6 +28,8 @@ pub struct Grant {
     pub reuse: usize,
     /// Refresh grants asked for.
     pub refreshes: usize,
+    /// Put before every token it issues (`{prefix}access-n`), for tests that look for them.
+    pub prefix: String,
 }
 
 /// The running server.
@@ -123,11 +126,11 @@ async fn token(
             _ => return refused("unsupported_grant_type"),
         }
         g.issued += 1;
-        let n = g.issued;
-        g.current_refresh = Some(format!("refresh-{n}"));
+        let (n, prefix) = (g.issued, g.prefix.clone());
+        g.current_refresh = Some(format!("{prefix}refresh-{n}"));
         (
-            json!({"access_token": format!("access-{n}"), "token_type": "Bearer",
-                "expires_in": g.ttl, "refresh_token": format!("refresh-{n}")}),
+            json!({"access_token": format!("{prefix}access-{n}"), "token_type": "Bearer",
+                "expires_in": g.ttl, "refresh_token": format!("{prefix}refresh-{n}")}),
             g.delay_ms,
         )
     };

@@ -3,6 +3,8 @@
 //! credentials read that exists to return them), any header, any log line, audit entry or
 //! `/metrics` line.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -15,22 +17,75 @@ fn canary(what: &str) -> String {
     format!("{MARK}-{what}-9f8e7d6c")
 }
 
+/// Responses that exist to hand credentials to their caller (an executor's reads).
+fn returns_credentials(path: &str) -> bool {
+    path.ends_with("/credentials") || path.ends_with("/token")
+}
+
+/// The OpenAPI document's operations as (method, path template), with the statuses each
+/// documents.
+type Operations = BTreeMap<(String, String), BTreeSet<String>>;
+
+fn operations(doc: &Value) -> Operations {
+    let mut ops = Operations::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("a path item") {
+            if let Some(responses) = op["responses"].as_object() {
+                ops.insert(
+                    (method.clone(), path.clone()),
+                    responses.keys().cloned().collect(),
+                );
+            }
+        }
+    }
+    ops
+}
+
 struct Recorder {
     http: reqwest::Client,
     url: String,
     token: String,
     /// Everything that came back, except the credentials bodies.
     seen: String,
+    operations: Operations,
+    /// The operations called, each with the statuses it answered.
+    exercised: BTreeMap<(String, String), BTreeSet<u16>>,
 }
 
 impl Recorder {
+    /// The document's operation a concrete request is an instance of (the most literal
+    /// template that matches).
+    fn operation(&self, method: &Method, path: &str) -> (String, String) {
+        let path = path.split('?').next().unwrap();
+        let segments: Vec<&str> = path.split('/').collect();
+        let method = method.as_str().to_ascii_lowercase();
+        self.operations
+            .keys()
+            .filter(|(m, template)| {
+                let parts: Vec<&str> = template.split('/').collect();
+                *m == method
+                    && parts.len() == segments.len()
+                    && parts
+                        .iter()
+                        .zip(&segments)
+                        .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+            })
+            .min_by_key(|(_, template)| template.matches('{').count())
+            .cloned()
+            .unwrap_or_else(|| panic!("{method} {path} is not in the OpenAPI document"))
+    }
+
+    /// Calls one operation and asserts that it answered one of `expect`, a status its
+    /// operation documents.
     async fn call(
         &mut self,
         method: Method,
         path: &str,
         body: Option<Value>,
         token: Option<&str>,
+        expect: &[u16],
     ) -> (u16, Value) {
+        let op = self.operation(&method, path);
         let mut req = self
             .http
             .request(method.clone(), format!("{}{}", self.url, path));
@@ -42,18 +97,28 @@ impl Recorder {
         let status = resp.status().as_u16();
         let headers = format!("{:?}", resp.headers());
         let text = resp.text().await.unwrap();
-        // 502/504 are an upstream's failures, reported as such; a 500 is a bug.
         assert!(
-            status != 500 || path.ends_with("/credentials"),
-            "{method} {path} answered {status}: {text}"
+            expect.contains(&status),
+            "{method} {path} answered {status}, not one of {expect:?}: {text}"
         );
+        let documented = &self.operations[&op];
+        assert!(
+            documented.contains(&status.to_string()) || documented.contains("default"),
+            "{} {} answered {status}, which its operation does not document ({documented:?})",
+            op.0,
+            op.1
+        );
+        self.exercised.entry(op).or_default().insert(status);
         self.seen.push_str(&headers);
-        if !path.ends_with("/credentials") {
+        if !returns_credentials(path) {
             self.seen.push_str(&text);
         }
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 }
+
+/// Operations the walk does not call, and why.
+const EXEMPT: &[(&str, &str, &str)] = &[];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
@@ -69,6 +134,9 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         .local_addr()
         .unwrap()
         .port();
+    // An authorization server whose tokens are canaries too.
+    let idp = patchbay_testkit::strict_oauth::StrictServer::start(3600, 0).await;
+    idp.grant.lock().unwrap().prefix = canary("oauthtoken");
     let mut server = Server::start(
         &data,
         &[
@@ -82,13 +150,29 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         &[("RUST_LOG", "trace")],
     );
     let token = server.token.clone().unwrap();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let doc: Value = http
+        .get(format!("{}/v1/openapi.json", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let mut r = Recorder {
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        http,
         url: server.url.clone(),
         token,
-        seen: String::new(),
+        seen: doc.to_string(),
+        operations: operations(&doc),
+        exercised: BTreeMap::new(),
     };
-    let mut planted = vec![];
+    let mut planted = vec![canary("oauthtoken")];
     let mut plant = |what: &str| {
         let c = canary(what);
         planted.push(c.clone());
@@ -110,30 +194,37 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
     ];
     let mut ids = vec![];
     for b in bodies {
-        let (status, c) = r.call(Method::POST, "/v1/connections", Some(b), None).await;
-        assert_eq!(status, 201, "{c}");
+        let (_, c) = r
+            .call(Method::POST, "/v1/connections", Some(b), None, &[201])
+            .await;
         ids.push(c["id"].as_str().unwrap().to_owned());
     }
     let secret_value = plant("orgsecret");
-    assert_eq!(
-        r.call(
-            Method::PUT,
-            "/v1/secrets/shared",
-            Some(json!({"value": secret_value})),
-            None
-        )
-        .await
-        .0,
-        201
-    );
+    r.call(
+        Method::PUT,
+        "/v1/secrets/shared",
+        Some(json!({"value": secret_value})),
+        None,
+        &[201],
+    )
+    .await;
+    r.call(
+        Method::PUT,
+        "/v1/secrets/shared",
+        Some(json!({"value": plant("orgsecretagain")})),
+        None,
+        &[200],
+    )
+    .await;
     r.call(
         Method::POST,
         "/v1/secrets",
         Some(json!({"name": "other", "value": plant("orgsecret2")})),
         None,
+        &[201],
     )
     .await;
-    r.call(Method::POST, "/v1/connections", Some(json!({"name": "ref", "kind": "http", "auth": {"type": "bearer"}, "config": {"base_url": "https://a.example"}, "secrets": {"token": {"ref": "shared"}}})), None).await;
+    r.call(Method::POST, "/v1/connections", Some(json!({"name": "ref", "kind": "http", "auth": {"type": "bearer"}, "config": {"base_url": "https://a.example"}, "secrets": {"token": {"ref": "shared"}}})), None, &[201]).await;
 
     // Connection tests that fail, saved and unsaved, with canaries in every secret.
     let failing = vec![
@@ -150,17 +241,26 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
     let mut kinds = std::collections::BTreeSet::new();
     for b in failing {
         let (_, result) = r
-            .call(Method::POST, "/v1/connections/test", Some(b.clone()), None)
+            .call(
+                Method::POST,
+                "/v1/connections/test",
+                Some(b.clone()),
+                None,
+                &[200],
+            )
             .await;
         assert_eq!(result["success"], false, "{result}");
         kinds.insert(result["error_kind"].as_str().unwrap_or("none").to_owned());
-        let (_, c) = r.call(Method::POST, "/v1/connections", Some(b), None).await;
+        let (_, c) = r
+            .call(Method::POST, "/v1/connections", Some(b), None, &[201])
+            .await;
         let (_, saved) = r
             .call(
                 Method::POST,
                 &format!("/v1/connections/{}/test", c["id"].as_str().unwrap()),
                 None,
                 None,
+                &[200],
             )
             .await;
         assert_eq!(saved["success"], false, "{saved}");
@@ -169,6 +269,80 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         kinds.contains("auth") && kinds.contains("refused") && kinds.contains("blocked"),
         "{kinds:?}"
     );
+
+    // An OAuth connection linked through the whole flow: the client secret and every token the
+    // provider issues are canaries.
+    let mut linked = idp.connection("o-linked");
+    linked["config"]["base_url"] = json!(upstream);
+    linked["secrets"]["client_secret"] = json!(plant("linkclientsecret"));
+    let (_, c) = r
+        .call(Method::POST, "/v1/connections", Some(linked), None, &[201])
+        .await;
+    let oauth_id = c["id"].as_str().unwrap().to_owned();
+    let (_, started) = r
+        .call(
+            Method::POST,
+            &format!("/v1/connections/{oauth_id}/oauth/start"),
+            Some(json!({})),
+            None,
+            &[200],
+        )
+        .await;
+    let (redirected, _) = r
+        .call(
+            Method::GET,
+            &format!("/v1/oauth/start?connection={oauth_id}"),
+            None,
+            None,
+            &[303],
+        )
+        .await;
+    assert_eq!(redirected, 303);
+    let consent = r
+        .http
+        .get(started["authorization_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let back = consent.headers()["location"].to_str().unwrap().to_owned();
+    let callback = back
+        .strip_prefix(&r.url)
+        .unwrap_or_else(|| panic!("the provider sends the browser back to Patchbay: {back}"))
+        .to_owned();
+    r.call(Method::GET, &callback, None, None, &[200]).await;
+    // The same code and state again, and a state never issued: refused with a reason.
+    r.call(Method::GET, &callback, None, None, &[400]).await;
+    r.call(
+        Method::GET,
+        &format!("/v1/oauth/callback?code={}&state=unknown", plant("code")),
+        None,
+        None,
+        &[400],
+    )
+    .await;
+    let (_, access) = r
+        .call(
+            Method::GET,
+            &format!("/v1/connections/{oauth_id}/token"),
+            None,
+            None,
+            &[200],
+        )
+        .await;
+    assert!(
+        access["access_token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with(MARK)),
+        "the linked token is the provider's: {access}"
+    );
+    r.call(
+        Method::GET,
+        &format!("/v1/connections/{}/token", ids[0]),
+        None,
+        None,
+        &[409],
+    )
+    .await;
 
     // The proxy, through every auth type, to the refusing upstream (with retries of its 401s
     // and a token renewal where one applies).
@@ -180,15 +354,20 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         json!({"name": "p-custom", "kind": "http", "auth": {"type": "custom", "inject": [{"in": "query", "name": "sig", "template": "${secrets.k}"}]}, "config": {"base_url": upstream}, "secrets": {"k": plant("proxycustom")}}),
         json!({"name": "p-closed", "kind": "http", "auth": {"type": "api_key", "in": "query", "name": "key"}, "config": {"base_url": format!("http://127.0.0.1:{closed}")}, "secrets": {"api_key": plant("proxyclosed")}}),
     ];
+    let mut proxy_ids = vec![oauth_id.clone()];
     for b in proxied {
-        let (_, c) = r.call(Method::POST, "/v1/connections", Some(b), None).await;
-        let id = c["id"].as_str().unwrap().to_owned();
+        let (_, c) = r
+            .call(Method::POST, "/v1/connections", Some(b), None, &[201])
+            .await;
+        proxy_ids.push(c["id"].as_str().unwrap().to_owned());
+    }
+    for id in &proxy_ids {
         for method in [Method::GET, Method::POST] {
             let resp = r
                 .http
                 .request(method, format!("{}/v1/proxy/things?q=1", r.url))
                 .bearer_auth(&r.token)
-                .header("Patchbay-Connection", &id)
+                .header("Patchbay-Connection", id)
                 .header("Patchbay-Caller", "canary-run")
                 .body("{}")
                 .send()
@@ -200,6 +379,10 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
             r.seen.push_str(&resp.text().await.unwrap());
         }
     }
+    assert!(
+        idp.counts().1 >= 1,
+        "the upstream's 401 renewed the OAuth connection's tokens"
+    );
 
     // Actions and nodes through connections holding canaries, failing upstream.
     let action_connections = vec![
@@ -210,144 +393,271 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
     ];
     let mut action_ids = vec![];
     for b in action_connections {
-        let (status, c) = r.call(Method::POST, "/v1/connections", Some(b), None).await;
-        assert_eq!(status, 201, "{c}");
+        let (_, c) = r
+            .call(Method::POST, "/v1/connections", Some(b), None, &[201])
+            .await;
         action_ids.push(c["id"].as_str().unwrap().to_owned());
     }
-    for (path, body) in [
+    for (path, body, expect) in [
         (
             "/v1/actions/http",
             json!({"connection": action_ids[0], "method": "POST", "path": "/x", "query": {"q": 1}, "body": {"b": 1}}),
+            200,
         ),
         (
             "/v1/actions/http",
             json!({"connection": action_ids[0], "path": "/x", "auth": {"type": "bearer", "secret_ref": "shared"}}),
+            200,
         ),
         (
             "/v1/actions/sql",
             json!({"connection": action_ids[1], "query": "SELECT ?", "params": [1]}),
+            502,
         ),
         (
             "/v1/actions/email",
             json!({"connection": action_ids[2], "to": "b@example.com", "subject": "s", "text": "t"}),
+            502,
         ),
         (
             "/v1/actions/webhook",
             json!({"connection": action_ids[3], "body": {"k": 1}, "retry": {"attempts": 2, "backoff_ms": 10}}),
+            200,
         ),
         (
             "/v1/actions/webhook",
             json!({"connection": action_ids[3], "mode": "fire_and_forget", "body": {"k": 2}, "retry": {"attempts": 1}}),
+            202,
         ),
         (
             "/v1/nodes/run",
             json!({"type": "llm", "config": {"provider": "openai", "model": "m", "connectionId": action_ids[0], "prompt": "p"}}),
+            502,
         ),
     ] {
-        let (status, answer) = r.call(Method::POST, path, Some(body), None).await;
-        assert!(status < 500 || status == 502, "{path}: {status} {answer}");
+        r.call(Method::POST, path, Some(body), None, &[expect])
+            .await;
     }
-    r.call(Method::GET, "/v1/deliveries", None, None).await;
+    // The queued delivery: read, and (once it has failed for good) replayed.
+    let (_, deliveries) = r
+        .call(Method::GET, "/v1/deliveries", None, None, &[200])
+        .await;
+    let delivery = deliveries["items"][0]["id"]
+        .as_str()
+        .expect("the fire-and-forget delivery")
+        .to_owned();
+    let mut finished = false;
+    for _ in 0..200 {
+        let (_, d) = r
+            .call(
+                Method::GET,
+                &format!("/v1/deliveries/{delivery}"),
+                None,
+                None,
+                &[200],
+            )
+            .await;
+        if d["status"] == "delivered" || d["status"] == "failed" {
+            finished = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(finished, "the one-attempt delivery ended");
+    r.call(
+        Method::POST,
+        &format!("/v1/deliveries/{delivery}/replay"),
+        None,
+        None,
+        &[202],
+    )
+    .await;
 
     // Failure paths that carry canaries in places where they do not belong.
-    let (s, _) = r.call(Method::POST, "/v1/connections", Some(json!({"name": "leak", "kind": "http", "config": {"base_url": "https://a.example", "password": plant("inconfig")}})), None).await;
-    assert_eq!(s, 422);
-    let (s, _) = r.call(Method::POST, "/v1/connections", Some(json!({"name": "leak", "kind": "http", "config": {"base_url": "https://a.example", "headers": {"X-A": format!("{}\r\n", plant("inheader"))}}})), None).await;
-    assert_eq!(s, 422);
-    let (s, _) = r.call(Method::POST, "/v1/connections", Some(json!({"name": "leak", "kind": "http", "config": {"base_url": format!("https://user:{}@a.example", plant("inurl"))}})), None).await;
-    assert_eq!(s, 422);
-    let (s, _) = r.call(Method::POST, "/v1/connections", Some(json!({"name": "leak", "kind": "webhook", "auth": {"type": "hmac"}, "config": {"url": "https://h.example"}, "secrets": {"secret": plant("x")[..10].to_owned()}})), None).await;
-    assert_eq!(s, 422);
-    let (s, _) = r.call(Method::POST, "/v1/connections", Some(json!({"name": "leak", "kind": "http", "auth": {"type": "bearer"}, "config": {"base_url": "https://a.example"}, "secrets": {"token": plant("wrongtype"), "password": plant("unknownfield")}})), None).await;
-    assert_eq!(s, 422);
+    for body in [
+        json!({"name": "leak", "kind": "http", "config": {"base_url": "https://a.example", "password": plant("inconfig")}}),
+        json!({"name": "leak", "kind": "http", "config": {"base_url": "https://a.example", "headers": {"X-A": format!("{}\r\n", plant("inheader"))}}}),
+        json!({"name": "leak", "kind": "http", "config": {"base_url": format!("https://user:{}@a.example", plant("inurl"))}}),
+        json!({"name": "leak", "kind": "webhook", "auth": {"type": "hmac"}, "config": {"url": "https://h.example"}, "secrets": {"secret": plant("x")[..10].to_owned()}}),
+        json!({"name": "leak", "kind": "http", "auth": {"type": "bearer"}, "config": {"base_url": "https://a.example"}, "secrets": {"token": plant("wrongtype"), "password": plant("unknownfield")}}),
+        json!({"name": "leak", "kind": "http", "provider": "openai", "auth": {"type": "api_key"}, "secrets": {"api_key": plant("badformat")}}),
+    ] {
+        r.call(Method::POST, "/v1/connections", Some(body), None, &[422])
+            .await;
+    }
     let bogus = format!("pb_{}", &plant("badtoken")[..]);
-    assert_eq!(
-        r.call(Method::GET, "/v1/me", None, Some(&bogus)).await.0,
-        401
-    );
+    r.call(Method::GET, "/v1/me", None, Some(&bogus), &[401])
+        .await;
     let provider = plant("inquery");
     r.call(
         Method::GET,
         &format!("/v1/connections?provider={provider}"),
         None,
         None,
+        &[200],
     )
     .await;
-    // Every other route, with its reads and writes.
+
+    // Every other operation, with its reads and writes.
+    let (_, project) = r
+        .call(
+            Method::POST,
+            "/v1/projects",
+            Some(json!({"name": "p2", "description": "payments"})),
+            None,
+            &[201],
+        )
+        .await;
+    let project = project["id"].as_str().unwrap().to_owned();
+    let (_, executor) = r
+        .call(
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"name": "exec", "role": "executor"})),
+            None,
+            &[201],
+        )
+        .await;
+    let executor_id = executor["id"].as_str().unwrap().to_owned();
+    let executor_value = executor["value"].as_str().unwrap().to_owned();
+    let (_, app) = r
+        .call(
+            Method::POST,
+            "/v1/oauth/apps",
+            Some(json!({"name": "slack-app", "provider": "slack", "client_id": "1234.5678", "client_secret": plant("appsecret")})),
+            None,
+            &[201],
+        )
+        .await;
+    let app = app["id"].as_str().unwrap().to_owned();
     let id = ids[0].clone();
-    for (m, p, b) in [
-        (Method::GET, "/v1/me".to_owned(), None),
-        (Method::GET, "/v1/orgs".to_owned(), None),
+    for (m, p, b, expect) in [
+        (Method::GET, "/v1/me".to_owned(), None, 200),
+        (Method::GET, "/v1/orgs".to_owned(), None, 200),
         (
             Method::POST,
             "/v1/orgs".to_owned(),
             Some(json!({"name": "second"})),
+            201,
         ),
-        (Method::GET, "/v1/projects".to_owned(), None),
+        (Method::GET, "/v1/projects".to_owned(), None, 200),
+        (Method::GET, format!("/v1/projects/{project}"), None, 200),
         (
-            Method::POST,
-            "/v1/projects".to_owned(),
-            Some(json!({"name": "p2"})),
+            Method::PATCH,
+            format!("/v1/projects/{project}"),
+            Some(json!({"description": "payments and refunds"})),
+            200,
         ),
-        (Method::GET, "/v1/tokens".to_owned(), None),
+        (Method::GET, "/v1/tokens".to_owned(), None, 200),
+        (Method::GET, "/v1/oauth/apps".to_owned(), None, 200),
         (
-            Method::POST,
-            "/v1/tokens".to_owned(),
-            Some(json!({"name": "exec", "role": "executor"})),
+            Method::PATCH,
+            format!("/v1/oauth/apps/{app}"),
+            Some(json!({"client_secret": plant("appsecret2")})),
+            200,
         ),
-        (Method::GET, "/v1/secrets".to_owned(), None),
-        (Method::GET, "/v1/connections".to_owned(), None),
-        (Method::GET, format!("/v1/connections/{id}"), None),
+        (Method::GET, "/v1/providers".to_owned(), None, 200),
+        (Method::GET, "/v1/providers/openai".to_owned(), None, 200),
+        (Method::GET, "/v1/providers/no-such".to_owned(), None, 404),
+        (Method::GET, "/v1/secrets".to_owned(), None, 200),
+        (Method::GET, "/v1/connections".to_owned(), None, 200),
+        (Method::GET, format!("/v1/connections/{id}"), None, 200),
         (
             Method::PATCH,
             format!("/v1/connections/{id}"),
             Some(json!({"secrets": {"token": plant("patched")}, "config": {"timeout_ms": 1000}})),
+            200,
         ),
         (
             Method::PATCH,
             format!("/v1/connections/{}", ids[1]),
             Some(json!({"config": {"retries": 3}})),
+            200,
         ),
         (
             Method::GET,
             format!("/v1/connections/{id}/credentials"),
             None,
+            200,
         ),
         (
             Method::GET,
             format!("/v1/connections/{}/credentials", ids[7]),
             None,
+            200,
         ),
-        (Method::GET, "/v1/audit?limit=200".to_owned(), None),
-        (Method::GET, "/v1/audit/verify".to_owned(), None),
-        (Method::GET, "/v1/keys".to_owned(), None),
-        (Method::POST, "/v1/keys/rotate".to_owned(), None),
-        (Method::GET, "/v1/openapi.json".to_owned(), None),
-        (Method::GET, "/healthz".to_owned(), None),
-        (Method::GET, "/readyz".to_owned(), None),
-        (Method::DELETE, format!("/v1/connections/{}", ids[2]), None),
-        (Method::DELETE, "/v1/secrets/other".to_owned(), None),
+        (Method::GET, "/v1/audit?limit=200".to_owned(), None, 200),
+        (Method::GET, "/v1/audit/verify".to_owned(), None, 200),
+        (Method::GET, "/v1/keys".to_owned(), None, 200),
+        (Method::POST, "/v1/keys/rotate".to_owned(), None, 202),
+        (Method::GET, "/healthz".to_owned(), None, 200),
+        (Method::GET, "/readyz".to_owned(), None, 200),
+        (Method::GET, "/metrics".to_owned(), None, 200),
+        (
+            Method::DELETE,
+            format!("/v1/connections/{}", ids[2]),
+            None,
+            204,
+        ),
+        (Method::DELETE, "/v1/secrets/other".to_owned(), None, 204),
+        (Method::DELETE, format!("/v1/oauth/apps/{app}"), None, 204),
+        (Method::DELETE, format!("/v1/projects/{project}"), None, 204),
     ] {
-        r.call(m, &p, b, None).await;
+        r.call(m, &p, b, None, &[expect]).await;
     }
+    // An executor reads credentials but manages nothing; once revoked it is refused.
+    r.call(
+        Method::GET,
+        &format!("/v1/connections/{id}/credentials"),
+        None,
+        Some(&executor_value),
+        &[200],
+    )
+    .await;
+    r.call(
+        Method::GET,
+        "/v1/tokens",
+        None,
+        Some(&executor_value),
+        &[403],
+    )
+    .await;
+    r.call(
+        Method::DELETE,
+        &format!("/v1/tokens/{executor_id}"),
+        None,
+        None,
+        &[204],
+    )
+    .await;
+    r.call(Method::GET, "/v1/me", None, Some(&executor_value), &[401])
+        .await;
     // Let the rotation finish, then read everything once more on the new key.
+    let mut rotated = false;
     for _ in 0..100 {
-        let (_, k) = r.call(Method::GET, "/v1/keys", None, None).await;
+        let (_, k) = r.call(Method::GET, "/v1/keys", None, None, &[200]).await;
         if k["rotation"]["finished"] == true {
+            rotated = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    for id in &ids {
+    assert!(rotated, "the key rotation finished");
+    for (i, id) in ids.iter().enumerate() {
+        // The third was deleted above.
+        let expect = if i == 2 { 404 } else { 200 };
         r.call(
             Method::GET,
             &format!("/v1/connections/{id}/credentials"),
             None,
             None,
+            &[expect],
         )
         .await;
     }
-    let (_, audit) = r.call(Method::GET, "/v1/audit?limit=200", None, None).await;
+    let (_, audit) = r
+        .call(Method::GET, "/v1/audit?limit=200", None, None, &[200])
+        .await;
     assert!(
         audit["items"].as_array().unwrap().len() > 20,
         "the audit log recorded the session"
@@ -369,11 +679,25 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
     );
     r.seen.push_str(&metrics);
 
+    // The walk covered the whole document.
+    let missing: Vec<String> = r
+        .operations
+        .keys()
+        .filter(|op| !r.exercised.contains_key(*op))
+        .filter(|(m, p)| !EXEMPT.iter().any(|(em, ep, _)| em == m && ep == p))
+        .map(|(m, p)| format!("{m} {p}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "operations neither exercised nor exempted (call them above, or add them to EXEMPT with a reason): {missing:?}"
+    );
+
     server.stop();
     let logs = server.logs();
     assert!(logs.lines().count() > 50, "trace logging produced output");
     assert!(logs.contains("/v1/connections"), "requests are logged");
-    let stdout = server.stdout.join("\n");
+    let stdout = server.printed();
+    assert!(stdout.contains("Patchbay listening on"), "{stdout}");
     for c in &planted {
         let forms = [
             c.clone(),

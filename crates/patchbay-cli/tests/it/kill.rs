@@ -245,7 +245,7 @@ async fn kill_while_a_renewal_waits_on_the_provider_is_reported() {
     let c = admin.get_connection(&id).await.unwrap();
     assert_eq!(c.status.as_str(), "expired", "{}", server.logs());
     let oauth = c.oauth.unwrap();
-    assert_eq!(oauth["last_refresh_error"], "invalid_grant");
+    assert_eq!(oauth.last_refresh_error.as_deref(), Some("invalid_grant"));
     let (_, refreshes, reuse, revoked) = provider.counts();
     assert_eq!(refreshes, 2, "the spent refresh token was tried once");
     assert!(

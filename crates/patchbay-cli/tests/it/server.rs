@@ -57,7 +57,10 @@ pub struct Server {
     pub child: Child,
     pub url: String,
     pub token: Option<String>,
+    /// The start-up lines.
     pub stdout: Vec<String>,
+    /// Every line printed so far (stdout is read for the server's whole life).
+    printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub log_path: PathBuf,
 }
 
@@ -79,11 +82,13 @@ impl Server {
         let mut child = cmd.stdout(Stdio::piped()).stderr(log).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let all = printed.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                all.lock().unwrap().push(line.clone());
+                // Once start-up is over nobody listens; the lines are still kept.
+                let _ = tx.send(line);
             }
         });
         let mut lines = Vec::new();
@@ -127,8 +132,14 @@ impl Server {
             url: url.unwrap(),
             token,
             stdout: lines,
+            printed,
             log_path,
         }
+    }
+
+    /// Everything the server printed on stdout, start-up lines included.
+    pub fn printed(&self) -> String {
+        self.printed.lock().unwrap().join("\n")
     }
 
     pub fn logs(&self) -> String {

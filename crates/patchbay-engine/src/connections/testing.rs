@@ -144,19 +144,13 @@ impl Hub {
             r.scopes_granted = c
                 .oauth
                 .as_ref()
-                .and_then(|o| o.get("scopes"))
-                .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+                .map(|o| o.scopes.clone())
                 .filter(|s| !s.is_empty());
         }
         if let Some(account) = &r.account {
-            let known = c
-                .oauth
-                .as_ref()
-                .and_then(|o| o.get("account"))
-                .and_then(|a| a.as_str());
+            let known = c.oauth.as_ref().and_then(|o| o.account.as_deref());
             if known != Some(account.as_str()) {
-                self.set_oauth_field(p, &c.id, "account", serde_json::json!(account))
-                    .await?;
+                self.set_oauth_account(p, &c.id, account).await?;
             }
         }
         Ok(())
@@ -354,12 +348,7 @@ impl Hub {
 pub(crate) fn renewable(c: &Connection) -> bool {
     match c.auth_type() {
         patchbay_domain::AuthType::Oauth2ClientCredentials => true,
-        patchbay_domain::AuthType::Oauth2 => c
-            .oauth
-            .as_ref()
-            .and_then(|o| o.get("refreshable"))
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false),
+        patchbay_domain::AuthType::Oauth2 => c.oauth.as_ref().is_some_and(|o| o.refreshable),
         _ => false,
     }
 }

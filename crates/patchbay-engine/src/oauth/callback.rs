@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use patchbay_domain::connection::OAuthState;
 use patchbay_domain::validate::RESERVED_PREFIX;
 use patchbay_domain::{ConnectionId, Principal, Role, Status};
 use patchbay_store::SecretRow;
@@ -218,8 +219,8 @@ impl Hub {
         id: &ConnectionId,
         tokens: &serde_json::Map<String, Value>,
         now: chrono::DateTime<chrono::Utc>,
-        previous: Option<&Value>,
-    ) -> Result<(Vec<SecretRow>, Value, Option<chrono::DateTime<chrono::Utc>>)> {
+        previous: Option<&OAuthState>,
+    ) -> Result<(Vec<SecretRow>, OAuthState)> {
         let ring = self.vault().keyring()?;
         let version = i64::from(ring.current_version());
         let mut rows = Vec::new();
@@ -244,37 +245,24 @@ impl Hub {
             .get("expires_in")
             .and_then(Value::as_i64)
             .map(|s| now + chrono::Duration::seconds(s));
-        let scopes: Vec<String> = match tokens.get("scope").and_then(Value::as_str) {
-            Some(s) => s
-                .split([' ', ','])
+        let scopes = tokens.get("scope").and_then(Value::as_str).map(|s| {
+            s.split([' ', ','])
                 .filter(|x| !x.is_empty())
                 .map(str::to_owned)
-                .collect(),
-            None => previous
-                .and_then(|o| o.get("scopes"))
-                .and_then(|v| serde_json::from_value(v.clone()).ok())
-                .unwrap_or_default(),
-        };
-        let linked_at = previous
-            .and_then(|o| o.get("linked_at"))
-            .cloned()
-            .unwrap_or_else(|| json!(now));
-        let account = previous.and_then(|o| o.get("account")).cloned();
-        let oauth = json!({
-            "scopes": scopes,
-            "expires_at": expires_at,
-            "refreshable": tokens.get("refresh_token").is_some(),
-            "token_type": tokens.get("token_type"),
-            "linked_at": linked_at,
-            "last_refresh_at": if previous.is_some() { json!(now) } else { Value::Null },
-            "obtained_at": now,
-            "last_refresh_error": null,
+                .collect()
         });
-        let mut oauth = oauth;
-        if let Some(account) = account {
-            oauth["account"] = account;
-        }
-        Ok((rows, oauth, expires_at))
+        let oauth = OAuthState::obtained(
+            previous,
+            now,
+            expires_at,
+            scopes,
+            tokens.contains_key("refresh_token"),
+            tokens
+                .get("token_type")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        );
+        Ok((rows, oauth))
     }
 
     /// Stores the tokens of a first link, audited as `oauth.link` with `details`.
@@ -287,13 +275,12 @@ impl Hub {
         details: Value,
     ) -> Result<()> {
         let now = self.now();
-        let (rows, oauth, expires_at) = self.sealed_tokens(p, id, tokens, now, None)?;
+        let (rows, oauth) = self.sealed_tokens(p, id, tokens, now, None)?;
         let mut w = self.write().await?;
         w.record_oauth(
             &p.org_id,
             id,
             &oauth,
-            expires_at,
             Status::Active,
             Some(config),
             &rows,

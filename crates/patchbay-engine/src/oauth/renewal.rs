@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use patchbay_domain::connection::Connection;
+use patchbay_domain::connection::{Connection, OAuthState};
 use patchbay_domain::{ConnectionId, Principal, Status};
 use patchbay_store::Held;
 use serde_json::{Value, json};
@@ -38,17 +38,11 @@ const RETRIES: u32 = 3;
 
 /// When the connection's current access token was obtained.
 fn obtained(c: &Connection) -> Option<DateTime<Utc>> {
-    c.oauth
-        .as_ref()
-        .and_then(|o| o.get("obtained_at"))
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
+    c.oauth.as_ref().and_then(|o| o.obtained_at)
 }
 
 fn expiry(c: &Connection) -> Option<DateTime<Utc>> {
-    c.oauth
-        .as_ref()
-        .and_then(|o| o.get("expires_at"))
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
+    c.oauth.as_ref().and_then(|o| o.expires_at)
 }
 
 impl Hub {
@@ -61,14 +55,13 @@ impl Hub {
         current: &Connection,
         tokens: &serde_json::Map<String, Value>,
         now: DateTime<Utc>,
-    ) -> Result<Value> {
-        let (rows, oauth, expires_at) =
+    ) -> Result<OAuthState> {
+        let (rows, oauth) =
             self.sealed_tokens(p, &current.id, tokens, now, current.oauth.as_ref())?;
         w.record_oauth(
             &p.org_id,
             &current.id,
             &oauth,
-            expires_at,
             Status::Active,
             None,
             &rows,
@@ -145,21 +138,20 @@ impl Hub {
         }
     }
 
-    /// Sets one field of a connection's `oauth` state, read and written under its row lock.
-    pub(crate) async fn set_oauth_field(
+    /// Records the upstream account a connection's tokens act as, read and written under its
+    /// row lock.
+    pub(crate) async fn set_oauth_account(
         &self,
         p: &Principal,
         id: &ConnectionId,
-        field: &str,
-        value: Value,
+        account: &str,
     ) -> Result<()> {
         let mut w = self.write().await?;
-        if let Some(mut c) = w.lock_connection(&p.org_id, id).await?
-            && let Some(oauth) = c.oauth.as_mut().and_then(Value::as_object_mut)
+        if let Some(c) = w.lock_connection(&p.org_id, id).await?
+            && let Some(mut oauth) = c.oauth
         {
-            oauth.insert(field.to_owned(), value);
-            let state = Value::Object(oauth.clone());
-            w.set_oauth(&p.org_id, id, &state).await?;
+            oauth.account = Some(account.to_owned());
+            w.set_oauth(&p.org_id, id, &oauth).await?;
             w.invalidates(Change::connection(id));
         }
         w.commit().await?;
@@ -326,8 +318,7 @@ impl Hub {
                 if current
                     .oauth
                     .as_ref()
-                    .and_then(|o| o.get("last_refresh_error"))
-                    .is_some_and(|e| !e.is_null())
+                    .is_some_and(|o| o.last_refresh_error.is_some())
                 {
                     self.emit("connection.recovered", &p.org_id, &current.id, json!({}));
                 }
@@ -336,24 +327,15 @@ impl Hub {
                 Ok(updated)
             }
             Err((permanent, message)) => {
-                let mut oauth = current.oauth.clone().unwrap_or_else(|| json!({}));
-                oauth["last_refresh_error"] = json!(message);
+                let mut oauth = current.oauth.clone().unwrap_or_default();
+                oauth.last_refresh_error = Some(message.clone());
                 let status = if permanent {
                     Status::Expired
                 } else {
                     current.status
                 };
-                w.record_oauth(
-                    &p.org_id,
-                    &current.id,
-                    &oauth,
-                    expiry(&current),
-                    status,
-                    None,
-                    &[],
-                    now,
-                )
-                .await?;
+                w.record_oauth(&p.org_id, &current.id, &oauth, status, None, &[], now)
+                    .await?;
                 w.invalidates(Change::connection(&current.id));
                 let action = if permanent {
                     "connection.expired"
@@ -393,7 +375,7 @@ enum Renewal {
     /// They expire within the margin (or a client-credentials connection has none).
     WhenDue,
     /// The upstream refused the access token of this `oauth` state.
-    Rejected(Option<Value>),
+    Rejected(Option<OAuthState>),
 }
 
 impl Hub {

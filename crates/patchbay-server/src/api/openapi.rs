@@ -124,13 +124,19 @@ impl utoipa::Modify for ProblemAnswers {
                 if !(path == "/healthz" || path == "/readyz" || path == "/metrics") {
                     statuses.push(("422", "A field is invalid; `errors` names each"));
                 }
-                if matches!(method, "post" | "put" | "patch" | "delete") {
+                // Reading a token or starting a link also depends on the connection's state (not
+                // OAuth, expired, disabled).
+                if matches!(method, "post" | "put" | "patch" | "delete")
+                    || path.ends_with("/token")
+                    || path == "/v1/oauth/start"
+                {
                     statuses.push(("409", "The change conflicts with the current state"));
                 }
                 if matches!(method, "patch" | "put") {
                     statuses.push(("412", "If-Match names an older version"));
                 }
                 if path.starts_with("/v1/actions/")
+                    || path == "/v1/nodes/run"
                     || path.ends_with("/test")
                     || path.ends_with("/token")
                     || path.starts_with("/v1/connections/test")

@@ -19,11 +19,16 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, Tweak};
 
-/// Answers for the test zone; `rebind` answers public first, private afterwards.
+/// The public address a rebinding name answers first; the namespace holds it on `lo`, so a
+/// connection to it is seen.
+const REBIND_PUBLIC: Ipv4Addr = Ipv4Addr::new(93, 184, 216, 99);
+
+/// Answers for the test zone; each `rebind-*` name answers [`REBIND_PUBLIC`] to its first
+/// query and loopback to every later one.
 async fn dns_server() -> SocketAddr {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
-    let rebinds = AtomicUsize::new(0);
+    let mut asked = std::collections::HashMap::<String, usize>::new();
     tokio::spawn(async move {
         let mut buf = vec![0u8; 1500];
         loop {
@@ -49,9 +54,11 @@ async fn dns_server() -> SocketAddr {
                     ("mixed.patchbay.test.", RecordType::A) => {
                         vec![Ipv4Addr::new(93, 184, 216, 34), Ipv4Addr::LOCALHOST]
                     }
-                    ("rebind.patchbay.test.", RecordType::A) => {
-                        if rebinds.fetch_add(1, Ordering::SeqCst) == 0 {
-                            vec![Ipv4Addr::new(93, 184, 216, 34)]
+                    (n, RecordType::A) if n.starts_with("rebind-") => {
+                        let seen = asked.entry(name.clone()).or_default();
+                        *seen += 1;
+                        if *seen == 1 {
+                            vec![REBIND_PUBLIC]
                         } else {
                             vec![Ipv4Addr::LOCALHOST]
                         }
@@ -98,6 +105,25 @@ async fn canary(port: u16) -> Arc<AtomicUsize> {
         }
     });
     hits
+}
+
+/// The local addresses connected to on `port` (any address: the public one of the rebinding
+/// names, or loopback).
+async fn reached(port: u16) -> Arc<std::sync::Mutex<Vec<std::net::IpAddr>>> {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)))
+        .await
+        .unwrap();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            if let Ok(local) = stream.local_addr() {
+                record.lock().unwrap().push(local.ip().to_canonical());
+            }
+            drop(stream);
+        }
+    });
+    seen
 }
 
 /// An HTTP server that redirects everything to the cloud metadata address.
@@ -246,19 +272,43 @@ async fn hostile_targets() {
         );
         tried += 1;
     }
-    // DNS rebinding: the public first answer is where a pinned connection goes; HTTP-based
-    // kinds resolve again when connecting and that private answer is blocked.
+    // DNS rebinding: a name that answers public to its first query and loopback afterwards.
+    // Whatever a kind resolves, the address it connects to is one the gate checked: the
+    // public answer (pinned), or a block — never loopback. Asked again, the name answers only
+    // loopback, and every kind is blocked.
+    let rebind_port = 47_320;
+    let rebind_reached = reached(rebind_port).await;
     for kind in KINDS {
-        let r = run(&app, kind, "rebind.patchbay.test", port).await;
+        let name = format!("rebind-{kind}.patchbay.test");
+        let before = rebind_reached.lock().unwrap().len();
+        let r = run(&app, kind, &name, rebind_port).await;
+        let now: Vec<_> = rebind_reached.lock().unwrap()[before..].to_vec();
+        assert!(
+            now.iter()
+                .all(|ip| *ip == std::net::IpAddr::V4(REBIND_PUBLIC)),
+            "{kind} via a rebinding name connected to {now:?}: {r:?}"
+        );
+        assert!(
+            r.error_kind == Some(ErrorKind::Blocked) || !now.is_empty(),
+            "{kind} via a rebinding name neither went to the checked address nor was blocked: {r:?}"
+        );
         assert!(!r.success, "{kind} via a rebinding name: {r:?}");
-        if ["http", "webhook", "mcp"].contains(kind) {
-            assert_eq!(
-                r.error_kind,
-                Some(ErrorKind::Blocked),
-                "{kind} via a rebinding name: {r:?}"
-            );
-        }
+        let again = run(&app, kind, &name, rebind_port).await;
+        assert_eq!(
+            again.error_kind,
+            Some(ErrorKind::Blocked),
+            "{kind} via a name now answering loopback: {again:?}"
+        );
+        tried += 2;
     }
+    assert!(
+        rebind_reached
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|ip| *ip == std::net::IpAddr::V4(REBIND_PUBLIC)),
+        "a rebinding name reached loopback"
+    );
     assert!(tried >= 40 * KINDS.len());
     assert_eq!(
         hits.load(Ordering::SeqCst),
@@ -323,6 +373,12 @@ fn hostile_targets_are_blocked_for_every_kind_and_allowed_by_the_operator() {
         String::from_utf8_lossy(&routes.stdout).trim().is_empty(),
         "no route leaves this namespace"
     );
+    // The rebinding names' public answer, local to the namespace so that reaching it is seen.
+    let public = std::process::Command::new("ip")
+        .args(["addr", "add", &format!("{REBIND_PUBLIC}/32"), "dev", "lo"])
+        .status()
+        .expect("ip");
+    assert!(public.success());
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -91,8 +91,10 @@ async fn code_flow_with_pkce_and_state_attacks(backend: Backend) {
     let linked = app.admin.get_connection(c.id.as_str()).await.unwrap();
     assert_eq!(linked.status.as_str(), "active");
     let oauth = linked.oauth.unwrap();
-    assert_eq!(oauth["refreshable"], true);
-    assert!(oauth["expires_at"].is_string());
+    assert!(oauth.refreshable);
+    assert!(oauth.expires_at.is_some());
+    assert_eq!(oauth.linked_at, oauth.obtained_at, "linked now");
+    assert_eq!(oauth.last_refresh_at, None, "not renewed yet");
     assert!(
         linked.secrets.keys().all(|k| !k.starts_with("__")),
         "tokens are not listed as secrets"
@@ -250,8 +252,7 @@ pub(crate) async fn linked(app: &TestApp, idp_port: u16, name: &str) -> String {
 pub(crate) async fn expire(app: &TestApp, id: &str) {
     let c = app.admin.get_connection(id).await.unwrap();
     let oauth = c.oauth.expect("an OAuth connection");
-    let expires: chrono::DateTime<chrono::Utc> =
-        serde_json::from_value(oauth["expires_at"].clone()).expect("the token expires");
+    let expires = oauth.expires_at.expect("the token expires");
     let left = expires - patchbay_engine::Clock::now(&*app.clock);
     app.clock
         .advance(left.to_std().unwrap_or_default() + std::time::Duration::from_secs(1));
@@ -305,7 +306,7 @@ async fn refresh_storm_reaches_the_server_once(backend: Backend) {
         first["access_token"].as_str().unwrap()
     );
     let c = app.admin.get_connection(&id).await.unwrap();
-    assert!(c.oauth.as_ref().unwrap()["last_refresh_at"].is_string());
+    assert!(c.oauth.as_ref().unwrap().last_refresh_at.is_some());
     // The rotated refresh token was kept: a second refresh works (a reused one would not).
     expire(&app, &id).await;
     assert_eq!(token_of(&app.admin, &id).await.0, 200);
@@ -408,7 +409,7 @@ async fn outages_keep_active_and_invalid_grant_expires(backend: Backend) {
     );
     let c = app.admin.get_connection(&id).await.unwrap();
     assert_eq!(c.status.as_str(), "active");
-    assert!(c.oauth.unwrap()["last_refresh_error"].is_string());
+    assert!(c.oauth.unwrap().last_refresh_error.is_some());
     // Back up: it recovers.
     http.post(format!("http://127.0.0.1:{}/_mode?token=ok", idp.port))
         .send()
@@ -601,8 +602,7 @@ async fn the_background_refresher_keeps_idle_connections_fresh(backend: Backend)
         before + 1
     );
     let c = app.admin.get_connection(&id).await.unwrap();
-    let expires: chrono::DateTime<chrono::Utc> =
-        serde_json::from_value(c.oauth.unwrap()["expires_at"].clone()).unwrap();
+    let expires = c.oauth.unwrap().expires_at.unwrap();
     assert!(expires > chrono::Utc::now() + chrono::Duration::minutes(30));
     // A caller now gets the refreshed token without another request.
     assert_eq!(token_of(&app.admin, &id).await.0, 200);

@@ -167,8 +167,8 @@ async fn slack_token_answers_and_verify(backend: Backend) {
         "{shown}"
     );
     assert_eq!(
-        c.oauth.as_ref().unwrap()["scopes"],
-        json!(["chat:write", "channels:read"])
+        c.oauth.as_ref().unwrap().scopes,
+        ["chat:write", "channels:read"]
     );
     let pool = app.db().await;
     let oauth_json: String = sqlx::query_scalar("SELECT oauth FROM connections WHERE id = $1")
@@ -188,7 +188,7 @@ async fn slack_token_answers_and_verify(backend: Backend) {
         Some(vec!["chat:write".to_owned(), "channels:read".to_owned()])
     );
     let c = app.admin.get_connection(&bot).await.unwrap();
-    assert_eq!(c.oauth.as_ref().unwrap()["account"], "U0BOT");
+    assert_eq!(c.oauth.as_ref().unwrap().account.as_deref(), Some("U0BOT"));
 
     // Slack answers a revoked token with HTTP 200 and ok: false: an auth failure.
     seen.lock()
@@ -217,8 +217,8 @@ async fn slack_token_answers_and_verify(backend: Backend) {
     assert_eq!(token["access_token"], "xoxp-user-only");
     let c = app.admin.get_connection(&user).await.unwrap();
     assert_eq!(
-        c.oauth.as_ref().unwrap()["scopes"],
-        json!(["search:read", "users:read"])
+        c.oauth.as_ref().unwrap().scopes,
+        ["search:read", "users:read"]
     );
     let r = app.admin.test_connection(&user).await.unwrap();
     assert_eq!(r.account.as_deref(), Some("U1"), "{r:?}");

@@ -3,7 +3,7 @@
 //! commit must not be cached again).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use patchbay_domain::Role;
@@ -25,10 +25,14 @@ async fn revoked_under_load(backend: Backend) {
     let http = reqwest::Client::new();
     let stop = Arc::new(AtomicBool::new(false));
     let revoked_at: Arc<std::sync::Mutex<Option<Instant>>> = Default::default();
+    // Successes before the revocation, and answers to requests sent after it.
+    let (succeeded, answered_after) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut users = tokio::task::JoinSet::new();
     for _ in 0..64 {
         let (http, url, value) = (http.clone(), app.url.clone(), created.value.clone());
         let (stop, revoked_at) = (stop.clone(), revoked_at.clone());
+        let (succeeded, answered_after) = (succeeded.clone(), answered_after.clone());
         users.spawn(async move {
             let mut late_successes = 0;
             let mut refused = 0;
@@ -45,6 +49,11 @@ async fn revoked_under_load(backend: Backend) {
                 if ok && after {
                     late_successes += 1;
                 }
+                if after {
+                    answered_after.fetch_add(1, Ordering::SeqCst);
+                } else if ok {
+                    succeeded.fetch_add(1, Ordering::SeqCst);
+                }
                 if !ok {
                     refused += 1;
                 }
@@ -52,14 +61,24 @@ async fn revoked_under_load(backend: Backend) {
             (late_successes, refused)
         });
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The token is in use (and cached) before it is revoked…
+    let busy = holds_within(Duration::from_secs(10), async || {
+        succeeded.load(Ordering::SeqCst) >= 64
+    })
+    .await;
+    assert!(busy.is_some(), "the users got going");
     app.admin
         .revoke_token(created.token.id.as_str())
         .await
         .unwrap();
     *revoked_at.lock().unwrap() = Some(Instant::now());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // …and many requests are answered after the revocation returned.
+    let tried = holds_within(Duration::from_secs(10), async || {
+        answered_after.load(Ordering::SeqCst) >= 256
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
+    assert!(tried.is_some(), "requests were sent after the revocation");
     let (mut late, mut refused) = (0, 0);
     while let Some(r) = users.join_next().await {
         let (l, r) = r.unwrap();
