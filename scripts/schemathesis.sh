@@ -31,6 +31,14 @@ TOKEN=$(sed -n 's/^Admin token[^:]*: //p' "$WORK/out" | head -1)
 curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/v1/openapi.json" >"$WORK/openapi.json"
 
 log "schemathesis: every check, $EXAMPLES examples per operation"
+set +e
 .tools/venv/bin/st run "$WORK/openapi.json" --url "http://127.0.0.1:$PORT" \
   -H "Authorization: Bearer $TOKEN" --checks all --max-examples "$EXAMPLES" \
-  --workers 2 --seed 1 --no-color "$@"
+  --workers 2 --seed 1 --request-timeout 60 --max-response-time 60 --no-color "$@"
+rc=$?
+set -e
+me=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/v1/me")
+log "the run's token afterwards: GET /v1/me answered $me"
+curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/v1/audit?action=token.revoke&limit=5" | head -c 2000 >&2 || true
+echo >&2
+exit $rc

@@ -13,6 +13,7 @@ use crate::ids::ConnectionId;
 #[serde(deny_unknown_fields)]
 pub struct MapRule {
     #[serde(rename = "as")]
+    #[schema(min_length = 1)]
     pub name: String,
     pub select: String,
 }
@@ -24,6 +25,7 @@ pub struct HttpAction {
     pub connection: ConnectionId,
     /// GET unless given.
     #[serde(default)]
+    #[schema(value_type = Option<crate::names::HttpMethod>)]
     pub method: Option<String>,
     /// Under the connection's base URL.
     #[serde(default)]
@@ -33,13 +35,14 @@ pub struct HttpAction {
     #[schema(value_type = Option<Object>)]
     pub query: Option<Map<String, Value>>,
     #[serde(default)]
+    #[schema(value_type = Option<BTreeMap<crate::names::HeaderName, crate::names::HeaderValue>>)]
     pub headers: Option<BTreeMap<String, String>>,
     /// Sent as JSON (a string is sent as text).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub body: Option<Value>,
     /// Values to pick out of a JSON answer, returned under `output`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::list")]
     pub map: Vec<MapRule>,
     /// Auth for this call instead of the connection's: `{"type": "bearer", "secret_ref":
     /// "<organization secret>"}`, `{"type": "api_key", "in", "name", "secret_ref"}`,
@@ -68,18 +71,21 @@ pub struct HttpActionResult {
 #[serde(deny_unknown_fields)]
 pub struct SqlAction {
     pub connection: ConnectionId,
+    #[schema(value_type = crate::names::Statement)]
     pub query: String,
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     pub params: Vec<Value>,
     /// At most this many rows come back (default 1,000, at most 10,000).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
     pub max_rows: Option<u32>,
     /// Run in a read-only transaction the database enforces.
     #[serde(default)]
     pub read_only: bool,
     /// Statement timeout (default the connection's, else 30 s).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 600000)]
     pub timeout_ms: Option<u64>,
 }
 
@@ -156,9 +162,11 @@ pub struct EmailActionResult {
 pub struct RetryPolicy {
     /// Attempts in all (default 5, at most 20).
     #[serde(default, alias = "maxAttempts")]
+    #[schema(minimum = 1, maximum = 20)]
     pub attempts: Option<u32>,
     /// The first wait; it doubles each time, with jitter (default 1,000 ms).
     #[serde(default, alias = "backoffMs")]
+    #[schema(maximum = 3600000)]
     pub backoff_ms: Option<u64>,
 }
 
@@ -179,18 +187,25 @@ pub struct WebhookAction {
     #[serde(default)]
     pub connection: Option<ConnectionId>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::names::WebhookUrl>)]
     pub url: Option<String>,
     /// POST, PUT or PATCH (default the connection's, else POST).
     #[serde(default)]
+    #[schema(value_type = Option<crate::names::WebhookMethod>)]
     pub method: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<BTreeMap<crate::names::HeaderName, crate::names::HeaderValue>>)]
     pub headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub body: Option<Value>,
     #[serde(default)]
     pub mode: DeliveryMode,
-    #[serde(default, alias = "retryPolicy")]
+    #[serde(
+        default,
+        alias = "retryPolicy",
+        deserialize_with = "crate::objects::optional"
+    )]
     pub retry: Option<RetryPolicy>,
     /// A CEL expression over `context`; when false nothing is sent.
     #[serde(default)]
@@ -255,6 +270,7 @@ pub struct Delivery {
 pub struct NodeRun {
     /// `http`, `webhook`, `sql`, `email`, `integration`, `llm` or `mcp_tool`.
     #[serde(rename = "type")]
+    #[schema(value_type = crate::names::NodeType)]
     pub node_type: String,
     #[serde(default)]
     pub label: Option<String>,
@@ -270,6 +286,7 @@ pub struct NodeRun {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeRunResult {
     #[serde(rename = "type")]
+    #[schema(value_type = crate::names::NodeType)]
     pub node_type: String,
     #[schema(value_type = Object)]
     pub outputs: Map<String, Value>,

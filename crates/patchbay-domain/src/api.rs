@@ -39,6 +39,7 @@ pub struct Org {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateOrg {
+    #[schema(value_type = crate::names::Name)]
     pub name: String,
 }
 
@@ -63,8 +64,10 @@ pub struct Project {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
+    #[schema(value_type = crate::names::Name)]
     pub name: String,
     #[serde(default)]
+    #[schema(value_type = Option<crate::names::Description>)]
     pub description: Option<String>,
 }
 
@@ -72,8 +75,10 @@ pub struct CreateProject {
 #[serde(deny_unknown_fields)]
 pub struct UpdateProject {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::names::Name>)]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::names::Description>)]
     pub description: Option<String>,
 }
 
@@ -93,6 +98,7 @@ pub struct Token {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    #[schema(value_type = crate::names::Name)]
     pub name: String,
     pub role: Role,
     #[serde(default)]
@@ -123,8 +129,10 @@ pub struct SecretMeta {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutSecret {
+    #[schema(min_length = 1, max_length = 65536)]
     pub value: String,
     #[serde(default)]
+    #[schema(value_type = Option<crate::names::Description>)]
     pub description: Option<String>,
     /// The projects (ids or names) whose connections and tokens may use it; `null` makes it
     /// organization-wide again; absent keeps what it was (organization-wide when new).
@@ -134,6 +142,7 @@ pub struct PutSecret {
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(value_type = Option<Vec<String>>)]
+    #[schema(min_items = 1)]
     pub projects: Option<Option<Vec<String>>>,
 }
 
@@ -155,10 +164,10 @@ pub struct CreateConnection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
     #[serde(default)]
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::names::Name)]
     pub name: Value,
     #[serde(default)]
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::connection::Kind)]
     pub kind: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<Value>,
@@ -374,15 +383,19 @@ pub struct OAuthApp {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOAuthApp {
+    #[schema(value_type = crate::names::Name)]
     pub name: String,
     /// A catalog provider key.
     pub provider: String,
+    #[schema(value_type = crate::names::ClientId)]
     pub client_id: String,
     /// Omitted for a public client (PKCE only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 65536)]
     pub client_secret: Option<String>,
     /// The catalog's default scopes when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::names::Scope>>)]
     pub scopes: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_params: Option<BTreeMap<String, String>>,
@@ -395,8 +408,10 @@ pub struct CreateOAuthApp {
 #[serde(deny_unknown_fields)]
 pub struct UpdateOAuthApp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::names::Name>)]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::names::ClientId>)]
     pub client_id: Option<String>,
     /// Kept when absent; `null` removes it (hence not a plain `Option`, where null is absent).
     #[serde(
@@ -404,9 +419,10 @@ pub struct UpdateOAuthApp {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 65536)]
     pub client_secret: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::names::Scope>>)]
     pub scopes: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_params: Option<BTreeMap<String, String>>,

@@ -91,7 +91,11 @@ macro_rules! define_id {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
                 utoipa::openapi::ObjectBuilder::new()
                     .schema_type(utoipa::openapi::schema::Type::String)
-                    .pattern(Some(concat!("^", $prefix, "_[0-9a-hjkmnp-tv-z]{26}$")))
+                    .pattern(Some(concat!(
+                        "^",
+                        $prefix,
+                        "_[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
+                    )))
                     .into()
             }
         }

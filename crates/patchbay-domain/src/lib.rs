@@ -11,6 +11,7 @@ pub mod destination;
 pub mod error;
 pub mod ids;
 pub mod names;
+pub mod objects;
 pub mod principal;
 pub mod span;
 pub mod spec;

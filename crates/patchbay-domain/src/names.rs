@@ -21,6 +21,50 @@ pub struct SecretName(String);
 
 const NAME_MAX: usize = 128;
 
+/// What a [`Name`] matches, as its OpenAPI schema says and its parser checks: letters and
+/// digits of any script, spaces inside, and `_ - . : ( ) @ + /`.
+pub const NAME_PATTERN: &str =
+    r"^[\p{L}\p{N}_.:()@+/-](?:[\p{L}\p{N} _.:()@+/-]*[\p{L}\p{N}_.:()@+/-])?$";
+
+/// What a [`SecretName`] matches.
+pub const SECRET_NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_.-]*$";
+
+fn matches(
+    pattern: &'static str,
+    cell: &'static std::sync::OnceLock<regex::Regex>,
+    raw: &str,
+) -> bool {
+    cell.get_or_init(|| regex::Regex::new(pattern).expect("a valid pattern"))
+        .is_match(raw)
+}
+
+static NAME_RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+static SECRET_NAME_RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+
+/// Free text with no control characters (an OAuth client id).
+pub const TEXT_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
+
+/// A description: at most [`DESCRIPTION_MAX`] characters, no control characters but newlines.
+pub const DESCRIPTION_PATTERN: &str = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f]*$";
+pub const DESCRIPTION_MAX: usize = 1000;
+
+/// Checks a description against [`DESCRIPTION_PATTERN`] and [`DESCRIPTION_MAX`].
+pub fn check_description(d: &str) -> Result<(), String> {
+    if d.chars().count() > DESCRIPTION_MAX {
+        Err(format!("must be at most {DESCRIPTION_MAX} characters"))
+    } else if d.chars().any(|c| c.is_control() && c != '\n') {
+        Err("must not contain control characters other than newlines".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether `c` may appear in a name at all (the pattern's character class).
+fn name_char(c: char) -> bool {
+    let mut buf = [0u8; 4];
+    matches(NAME_PATTERN, &NAME_RE, c.encode_utf8(&mut buf)) || c == ' '
+}
+
 impl Name {
     pub fn parse(raw: &str) -> Result<Self, String> {
         if raw.is_empty() {
@@ -32,15 +76,13 @@ impl Name {
         if raw.starts_with(' ') || raw.ends_with(' ') {
             return Err("must not start or end with a space".into());
         }
-        if let Some(bad) = raw
-            .chars()
-            .find(|c| !(c.is_alphanumeric() || " _-.:()@+/".contains(*c)))
-        {
+        if let Some(bad) = raw.chars().find(|c| !name_char(*c)) {
             return Err(format!(
                 "contains {}; allowed are letters, digits, spaces and _ - . : ( ) @ + /",
                 describe(bad)
             ));
         }
+        debug_assert!(matches(NAME_PATTERN, &NAME_RE, raw));
         Ok(Self(raw.to_owned()))
     }
 
@@ -70,6 +112,7 @@ impl SecretName {
                 describe(bad)
             ));
         }
+        debug_assert!(matches(SECRET_NAME_PATTERN, &SECRET_NAME_RE, raw));
         Ok(Self(raw.to_owned()))
     }
 
@@ -88,7 +131,7 @@ fn describe(c: char) -> String {
 }
 
 macro_rules! string_newtype_impls {
-    ($t:ty) => {
+    ($t:ty, $pattern:expr) => {
         impl TryFrom<String> for $t {
             type Error = String;
             fn try_from(value: String) -> Result<Self, Self::Error> {
@@ -120,6 +163,7 @@ macro_rules! string_newtype_impls {
                     .schema_type(utoipa::openapi::schema::Type::String)
                     .min_length(Some(1))
                     .max_length(Some(NAME_MAX))
+                    .pattern(Some($pattern))
                     .into()
             }
         }
@@ -128,8 +172,85 @@ macro_rules! string_newtype_impls {
     };
 }
 
-string_newtype_impls!(Name);
-string_newtype_impls!(SecretName);
+string_newtype_impls!(Name, NAME_PATTERN);
+string_newtype_impls!(SecretName, SECRET_NAME_PATTERN);
+
+/// A string schema with these bounds and pattern, for fields kept as plain strings.
+fn text_schema(
+    min: Option<usize>,
+    max: impl Into<Option<usize>>,
+    pattern: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(min)
+        .max_length(max.into())
+        .pattern(Some(pattern))
+        .into()
+}
+
+/// Schemas of strings checked where they are used (see each checker).
+macro_rules! text_schemas {
+    ($($(#[$meta:meta])* $name:ident => $schema:expr;)+) => {$(
+        $(#[$meta])*
+        #[derive(Debug)]
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $schema
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    )+};
+}
+
+/// The longest OAuth client id.
+pub const CLIENT_ID_MAX: usize = 512;
+
+/// What an OAuth scope matches: no spaces, no control characters.
+pub const SCOPE_PATTERN: &str = r"^[^\s\x00-\x1f\x7f-\x9f]+$";
+
+/// An HTTP method or header name: an RFC 9110 token.
+pub const TOKEN_PATTERN: &str = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+
+/// A header value: no control characters but tab.
+pub const HEADER_VALUE_PATTERN: &str = r"^[^\x00-\x08\x0a-\x1f\x7f]*$";
+
+/// A webhook action's URL: http or https, a host name or IPv4 address, an optional port.
+pub const WEBHOOK_URL_PATTERN: &str = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?$";
+
+text_schemas! {
+    /// An HTTP method.
+    HttpMethod => text_schema(Some(1), None, TOKEN_PATTERN);
+    /// A header name.
+    HeaderName => text_schema(Some(1), None, TOKEN_PATTERN);
+    /// A header value.
+    HeaderValue => text_schema(None, None, HEADER_VALUE_PATTERN);
+    /// A webhook action's own URL (instead of a connection).
+    WebhookUrl => text_schema(Some(1), None, WEBHOOK_URL_PATTERN);
+    /// A webhook action's method, in any case.
+    WebhookMethod => text_schema(
+        Some(3),
+        Some(5),
+        "^([Pp][Oo][Ss][Tt]|[Pp][Uu][Tt]|[Pp][Aa][Tt][Cc][Hh])$"
+    );
+    /// The node types `POST /v1/nodes/run` runs.
+    NodeType => text_schema(
+        Some(1),
+        None,
+        "^(http|webhook|sql|database|email|integration|llm|mcp_tool)$"
+    );
+    /// A SQL statement: not blank.
+    Statement => text_schema(Some(1), None, r"\S");
+    /// See [`check_description`].
+    Description => text_schema(None, DESCRIPTION_MAX, DESCRIPTION_PATTERN);
+    /// An OAuth client id: 1–512 characters, no control characters.
+    ClientId => text_schema(Some(1), CLIENT_ID_MAX, TEXT_PATTERN);
+    /// One OAuth scope.
+    Scope => text_schema(Some(1), 1024, SCOPE_PATTERN);
+}
 
 #[cfg(test)]
 mod tests {
@@ -165,5 +286,51 @@ mod tests {
         assert!(SecretName::parse("_x.y-z").is_ok());
         assert!(SecretName::parse("1abc").is_err());
         assert!(SecretName::parse("has space").is_err());
+    }
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::*;
+
+    /// The patterns the OpenAPI document publishes accept exactly what the parsers accept.
+    #[test]
+    fn the_published_patterns_agree_with_the_parsers() {
+        let name = regex::Regex::new(NAME_PATTERN).unwrap();
+        for raw in [
+            "My OpenAI API",
+            "Zürich.mail@ops",
+            "東京 (prod)",
+            "a",
+            " padded",
+            "trailing ",
+            "x'; DROP",
+            "<b>",
+            "a\r\nb",
+            "",
+            "٣",
+        ] {
+            assert_eq!(
+                name.is_match(raw),
+                Name::parse(raw).is_ok(),
+                "{raw:?} under {NAME_PATTERN}"
+            );
+        }
+        let secret = regex::Regex::new(SECRET_NAME_PATTERN).unwrap();
+        for raw in ["stripe_api_key", "_x.y-z", "1abc", "has space", "", "é"] {
+            assert_eq!(
+                secret.is_match(raw),
+                SecretName::parse(raw).is_ok(),
+                "{raw:?} under {SECRET_NAME_PATTERN}"
+            );
+        }
+        let description = regex::Regex::new(DESCRIPTION_PATTERN).unwrap();
+        for raw in ["two\nlines", "tab\there", "bell\u{7}", "c1\u{85}", "plain"] {
+            assert_eq!(
+                description.is_match(raw),
+                check_description(raw).is_ok(),
+                "{raw:?}"
+            );
+        }
     }
 }

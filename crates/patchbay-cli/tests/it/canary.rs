@@ -317,7 +317,7 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         &format!("/v1/oauth/callback?code={}&state=unknown", plant("code")),
         None,
         None,
-        &[400],
+        &[404],
     )
     .await;
     let (_, access) = r

@@ -29,8 +29,8 @@ use secrets::{check_custom_templates, check_webhook_secret, parse_secret, secret
 /// written by callers, never listed.
 pub const RESERVED_PREFIX: &str = "__";
 
-/// Largest accepted secret value; bigger ones are not credentials.
-pub const SECRET_MAX_BYTES: usize = 64 * 1024;
+/// Largest accepted secret value, in characters; bigger ones are not credentials.
+pub const SECRET_MAX_CHARS: usize = 65_536;
 
 /// A secret field as written by a caller: a literal value or a reference to an org secret.
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::{SECRET_MAX_BYTES, SecretInput};
+use super::{SECRET_MAX_CHARS, SecretInput};
 use crate::connection::{AuthType, Kind};
 use crate::error::ValidationErrors;
 use crate::names::SecretName;
@@ -16,8 +16,8 @@ pub(super) fn parse_secret(field: &str, value: &Value) -> Result<Option<SecretIn
     match value {
         Value::Null => Ok(None),
         Value::String(s) => {
-            if s.len() > SECRET_MAX_BYTES {
-                return Err(format!("must be at most {SECRET_MAX_BYTES} bytes"));
+            if s.chars().count() > SECRET_MAX_CHARS {
+                return Err(format!("must be at most {SECRET_MAX_CHARS} characters"));
             }
             if s.is_empty() && field != "password" {
                 return Err("must not be empty".into());

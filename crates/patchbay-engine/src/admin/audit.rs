@@ -25,10 +25,14 @@ impl Hub {
         }
         let before = match cursor {
             None => None,
-            Some(c) => c
-                .parse::<i64>()
-                .map_err(|_| errs.push("cursor", "is not a cursor from a previous page"))
-                .ok(),
+            // Digits only, as the document says (no sign, no spaces).
+            Some(c) if (1..=18).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()) => {
+                c.parse::<i64>().ok()
+            }
+            Some(_) => {
+                errs.push("cursor", "is not a cursor from a previous page");
+                None
+            }
         };
         errs.into_result(())?;
         let (items, next) = self

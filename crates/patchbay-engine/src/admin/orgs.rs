@@ -7,8 +7,6 @@ use patchbay_store::{OrgRecord, ProjectRecord};
 use crate::admin::{mint, require_admin};
 use crate::{EngineError, Hub, Result};
 
-const DESCRIPTION_MAX: usize = 1000;
-
 fn project_view(p: &ProjectRecord) -> Project {
     Project {
         id: p.id.clone(),
@@ -21,15 +19,8 @@ fn project_view(p: &ProjectRecord) -> Project {
 }
 
 fn check_description(d: &Option<String>, errs: &mut ValidationErrors) {
-    if let Some(d) = d {
-        if d.chars().count() > DESCRIPTION_MAX {
-            errs.push(
-                "description",
-                format!("must be at most {DESCRIPTION_MAX} characters"),
-            );
-        } else if d.chars().any(|c| c.is_control() && c != '\n') {
-            errs.push("description", "must not contain control characters");
-        }
+    if let Some(Err(e)) = d.as_deref().map(patchbay_domain::names::check_description) {
+        errs.push("description", e);
     }
 }
 

@@ -175,7 +175,7 @@ impl Hub {
                 .await?
                 .is_none()
         {
-            return Err(ValidationErrors::single("project", "no such project").into());
+            return Err(EngineError::NotFound("project"));
         }
         let (value, new) = mint(
             &p.org_id,

@@ -110,7 +110,7 @@ impl Hub {
         };
         match found {
             Some(r) if p.sees_project(&r.id) => Ok(r),
-            _ => Err(ValidationErrors::single("project", "no such project").into()),
+            _ => Err(EngineError::NotFound("project")),
         }
     }
 

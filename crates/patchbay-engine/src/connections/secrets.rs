@@ -4,7 +4,7 @@
 //! only; a project-scoped token never learns whether a secret not shared with it exists.
 
 use patchbay_domain::api::{PutSecret, SecretMeta};
-use patchbay_domain::validate::SECRET_MAX_BYTES;
+use patchbay_domain::validate::SECRET_MAX_CHARS;
 use patchbay_domain::{Principal, ProjectId, SecretId, SecretName, ValidationErrors};
 use patchbay_store::SecretRecord;
 use patchbay_vault::Aad;
@@ -83,7 +83,7 @@ impl Hub {
             return Ok(None);
         }
         let mut ids: Vec<String> = Vec::new();
-        for (i, asked) in list.iter().enumerate() {
+        for asked in &list {
             let found = match asked.parse::<ProjectId>() {
                 Ok(id) => self.store().get_project(&p.org_id, &id).await?,
                 Err(_) => self.store().find_project(&p.org_id, asked).await?,
@@ -91,7 +91,7 @@ impl Hub {
             match found {
                 Some(r) if !ids.contains(&r.id.to_string()) => ids.push(r.id.to_string()),
                 Some(_) => {}
-                None => errs.push(format!("projects[{i}]"), "no such project"),
+                None => return Err(EngineError::NotFound("project")),
             }
         }
         Ok(Some(ids))
@@ -112,16 +112,18 @@ impl Hub {
             .ok();
         if value.is_empty() {
             errs.push("value", "must not be empty");
-        } else if value.len() > SECRET_MAX_BYTES {
-            errs.push("value", format!("must be at most {SECRET_MAX_BYTES} bytes"));
-        }
-        if let Some(d) = &req.description
-            && (d.chars().count() > 1000 || d.chars().any(char::is_control))
-        {
+        } else if value.chars().count() > SECRET_MAX_CHARS {
             errs.push(
-                "description",
-                "must be at most 1000 characters without control characters",
+                "value",
+                format!("must be at most {SECRET_MAX_CHARS} characters"),
             );
+        }
+        if let Some(Err(e)) = req
+            .description
+            .as_deref()
+            .map(patchbay_domain::names::check_description)
+        {
+            errs.push("description", e);
         }
         let current = match &name {
             Some(n) => self.store().get_secret(&p.org_id, n.as_str()).await?,

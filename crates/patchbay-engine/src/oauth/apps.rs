@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use patchbay_domain::api::{CreateOAuthApp, OAuthApp, UpdateOAuthApp};
 use patchbay_domain::connection::SecretState;
-use patchbay_domain::validate::SECRET_MAX_BYTES;
+use patchbay_domain::validate::SECRET_MAX_CHARS;
 use patchbay_domain::{AppId, Name, Principal, ValidationErrors};
 use patchbay_store::AppRecord;
 use serde_json::Value;
@@ -53,7 +53,7 @@ fn view(a: &AppRecord) -> OAuthApp {
 }
 
 fn check_client_id(id: &str, errs: &mut ValidationErrors) {
-    if id.is_empty() || id.len() > 512 || id.chars().any(char::is_control) {
+    if id.is_empty() || id.chars().count() > 512 || id.chars().any(char::is_control) {
         errs.push(
             "client_id",
             "must be 1-512 characters without control characters",
@@ -62,13 +62,15 @@ fn check_client_id(id: &str, errs: &mut ValidationErrors) {
 }
 
 fn check_scopes(scopes: &[String], errs: &mut ValidationErrors) {
-    if scopes
-        .iter()
-        .any(|s| s.is_empty() || s.contains(char::is_whitespace) || s.chars().any(char::is_control))
-    {
+    if scopes.iter().any(|s| {
+        s.is_empty()
+            || s.chars().count() > 1024
+            || s.contains(char::is_whitespace)
+            || s.chars().any(char::is_control)
+    }) {
         errs.push(
             "scopes",
-            "each scope must be a non-empty string without spaces",
+            "each scope must be 1-1024 characters without spaces",
         );
     }
 }
@@ -128,11 +130,11 @@ impl Hub {
         if req
             .client_secret
             .as_ref()
-            .is_some_and(|s| s.is_empty() || s.len() > SECRET_MAX_BYTES)
+            .is_some_and(|s| s.is_empty() || s.chars().count() > SECRET_MAX_CHARS)
         {
             errs.push(
                 "client_secret",
-                "must be 1-65536 bytes (omit it for a public client)",
+                "must be 1-65536 characters (omit it for a public client)",
             );
         }
         let scopes = req
@@ -212,7 +214,7 @@ impl Hub {
                 record.client_secret = None;
                 record.key_version = None;
             }
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= SECRET_MAX_BYTES => {
+            Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= SECRET_MAX_CHARS => {
                 let (v, c) = self.seal_client_secret(p.org_id.as_str(), &record.id, s)?;
                 record.key_version = Some(v);
                 record.client_secret = Some(c);

@@ -27,6 +27,8 @@ pub struct CallbackOutcome {
     pub connection: Option<ConnectionId>,
     pub message: String,
     pub return_to: Option<String>,
+    /// The state names no authorization request Patchbay made.
+    pub unknown: bool,
 }
 
 impl CallbackOutcome {
@@ -36,6 +38,7 @@ impl CallbackOutcome {
             connection,
             message: message.into(),
             return_to: None,
+            unknown: false,
         }
     }
 }
@@ -69,10 +72,13 @@ impl Hub {
         };
         let hash = state_hash(state);
         let Some(record) = self.store().find_state(&hash).await? else {
-            return Ok(CallbackOutcome::failed(
-                None,
-                "unknown authorization request (bad or forged state)",
-            ));
+            return Ok(CallbackOutcome {
+                unknown: true,
+                ..CallbackOutcome::failed(
+                    None,
+                    "unknown authorization request (bad or forged state)",
+                )
+            });
         };
         let connection = Some(record.connection_id.clone());
         let now = self.now();
@@ -184,6 +190,7 @@ impl Hub {
             connection,
             message: "Connected".into(),
             return_to: record.return_to,
+            unknown: false,
         })
     }
 

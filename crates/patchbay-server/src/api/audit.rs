@@ -33,7 +33,8 @@ pub struct AuditQuery {
 #[utoipa::path(get, path = "/v1/audit", tag = "audit",
     params(("actor" = Option<String>, Query), ("action" = Option<String>, Query), ("target" = Option<String>, Query),
         ("since" = Option<String>, Query, format = DateTime), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200),
-        ("cursor" = Option<String>, Query)),
+        ("cursor" = Option<String>, Query, pattern = "^[0-9]{1,18}$",
+            description = "`next_cursor` of the previous page")),
     responses((status = 200, body = Page<AuditEvent>)))]
 pub async fn list(
     State(s): State<AppState>,

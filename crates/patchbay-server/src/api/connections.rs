@@ -35,7 +35,7 @@ fn etag(c: &Connection) -> HeaderMap {
     params(("project" = Option<String>, Query), ("kind" = Option<patchbay_domain::Kind>, Query),
         ("provider" = Option<String>, Query), ("auth" = Option<patchbay_domain::AuthType>, Query),
         ("status" = Option<patchbay_domain::Status>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200),
-        ("cursor" = Option<String>, Query)),
+        ("cursor" = Option<patchbay_domain::ConnectionId>, Query, description = "`next_cursor` of the previous page")),
     responses((status = 200, body = Page<Connection>)))]
 pub async fn list(
     State(s): State<AppState>,

@@ -32,8 +32,9 @@ pub struct DeliveryQuery {
 /// Deliveries, newest first.
 #[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries",
     params(("status" = Option<String>, Query, pattern = "^(pending|delivering|delivered|failed)$"),
-        ("connection" = Option<String>, Query, pattern = "^con_[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500), ("cursor" = Option<String>, Query)),
+        ("connection" = Option<ConnectionId>, Query),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500),
+        ("cursor" = Option<DeliveryId>, Query, description = "`next_cursor` of the previous page")),
     responses((status = 200, body = Page<Delivery>)))]
 pub async fn list(
     State(s): State<AppState>,

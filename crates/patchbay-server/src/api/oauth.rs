@@ -82,8 +82,11 @@ fn escape(s: &str) -> String {
 /// The provider's redirect target. Answers a page that tells its opener (`postMessage` with
 /// an explicit target origin) and closes, or redirects to the flow's `return_to`.
 #[utoipa::path(get, path = "/v1/oauth/callback", tag = "oauth", security(),
-    params(("code" = Option<String>, Query), ("state" = String, Query), ("iss" = Option<String>, Query)),
-    responses((status = 200, description = "connected"), (status = 400, description = "refused, with a reason")))]
+    params(("code" = Option<String>, Query), ("state" = String, Query, min_length = 1), ("iss" = Option<String>, Query)),
+    responses((status = 200, description = "connected: a page that tells the opener", content_type = "text/html"),
+        (status = 303, description = "connected: back to the `return_to` the link was started with"),
+        (status = 400, description = "refused, with a reason, as a page", content_type = "text/html"),
+        (status = 404, description = "the state names no authorization request, as a page", content_type = "text/html")))]
 pub async fn callback(
     State(s): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<std::collections::BTreeMap<String, String>>,
@@ -128,6 +131,8 @@ pub async fn callback(
     );
     let status = if outcome.success {
         StatusCode::OK
+    } else if outcome.unknown {
+        StatusCode::NOT_FOUND
     } else {
         StatusCode::BAD_REQUEST
     };

@@ -1,5 +1,6 @@
 //! The OpenAPI document at `/v1/openapi.json`, generated from the handlers' annotations.
 
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
@@ -55,7 +56,9 @@ impl utoipa::Modify for BearerAuth {
 
 /// Operations answered without a token (`/metrics` asks for its own only when the operator
 /// sets one).
-const PUBLIC: &[&str] = &["/healthz", "/readyz", "/metrics", "/v1/oauth/callback"];
+const PUBLIC: &[&str] = &["/healthz", "/readyz", "/metrics", CALLBACK];
+
+const CALLBACK: &str = "/v1/oauth/callback";
 
 /// Every status an operation can answer with a problem document, added to what its handler
 /// declares: authentication and role (401, 403) unless the route is public; a malformed body
@@ -96,6 +99,10 @@ impl utoipa::Modify for ProblemAnswers {
                 let Some(op) = op else { continue };
                 if public {
                     op.security = Some(Vec::new());
+                }
+                // The callback answers a browser with pages, never a problem document.
+                if path == CALLBACK {
+                    continue;
                 }
                 let mut statuses: Vec<(&str, &str)> = vec![
                     (
@@ -165,9 +172,31 @@ impl utoipa::Modify for ProblemAnswers {
     }
 }
 
+/// The document as served: what the annotations generate, refined with what they cannot say
+/// (constraints across fields, and enums that come from the provider catalog).
+pub fn document_for(catalog: &patchbay_oauth::Catalog) -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let schemas = &mut doc["components"]["schemas"];
+    // A webhook action goes to a connection or to a URL: exactly one of them.
+    schemas["WebhookAction"]["oneOf"] = serde_json::json!([
+        {"required": ["connection"], "properties": {"connection": {"type": "string"}}},
+        {"required": ["url"], "properties": {"url": {"type": "string"}}},
+    ]);
+    // Read leniently so that validation names every missing field at once, yet required.
+    schemas["CreateConnection"]["required"] = serde_json::json!(["name", "kind"]);
+    // An OAuth app is for a catalog provider that uses OAuth.
+    let oauth: Vec<&str> = catalog
+        .iter()
+        .filter(|p| p.auth_modes.iter().any(|m| m.starts_with("oauth2")))
+        .map(|p| p.key.as_str())
+        .collect();
+    schemas["CreateOAuthApp"]["properties"]["provider"]["enum"] = serde_json::json!(oauth);
+    doc
+}
+
 /// The document itself; like every API route it needs a token.
-async fn document(_: Auth) -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+async fn document(State(s): State<AppState>, _: Auth) -> Json<serde_json::Value> {
+    Json(document_for(s.hub.catalog()))
 }
 
 pub fn router() -> Router<AppState> {

@@ -21,12 +21,16 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSecret {
+    #[schema(value_type = patchbay_domain::SecretName)]
     pub name: String,
+    #[schema(min_length = 1, max_length = 65536)]
     pub value: String,
     #[serde(default)]
+    #[schema(value_type = Option<patchbay_domain::names::Description>)]
     pub description: Option<String>,
     /// The projects (ids or names) that may use it; absent or `null`: organization-wide.
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub projects: Option<Vec<String>>,
 }
 
@@ -59,6 +63,7 @@ pub async fn create(
 }
 
 #[utoipa::path(put, path = "/v1/secrets/{name}", tag = "secrets", request_body = PutSecret,
+    params(("name" = patchbay_domain::SecretName, Path)),
     responses((status = 201, body = SecretMeta), (status = 200, body = SecretMeta)))]
 pub async fn replace(
     State(s): State<AppState>,
@@ -77,7 +82,8 @@ pub async fn replace(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/secrets/{name}", tag = "secrets", responses((status = 204)))]
+#[utoipa::path(delete, path = "/v1/secrets/{name}", tag = "secrets", params(("name" = patchbay_domain::SecretName, Path)),
+    responses((status = 204)))]
 pub async fn remove(
     State(s): State<AppState>,
     Auth(p): Auth,

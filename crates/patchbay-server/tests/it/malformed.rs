@@ -214,6 +214,36 @@ async fn malformed_input_is_refused_cleanly(backend: Backend) {
             vec![],
             "application/json",
         ),
+        (
+            "a signed cursor",
+            Method::GET,
+            "/v1/audit?cursor=-1".into(),
+            vec![],
+            "application/json",
+        ),
+        (
+            "a cursor with a plus",
+            Method::GET,
+            "/v1/audit?cursor=%2B5".into(),
+            vec![],
+            "application/json",
+        ),
+        (
+            "a struct's fields as an array",
+            Method::POST,
+            "/v1/projects".into(),
+            br#"["sneaky", null]"#.to_vec(),
+            "application/json",
+        ),
+        (
+            "a nested struct's fields as an array",
+            Method::POST,
+            "/v1/actions/webhook".into(),
+            json!({"url": "http://127.0.0.1:9/", "retry": [3, 100]})
+                .to_string()
+                .into_bytes(),
+            "application/json",
+        ),
     ];
     for (what, method, path, body, ctype) in cases {
         let mut req = http
@@ -259,6 +289,27 @@ async fn malformed_input_is_refused_cleanly(backend: Backend) {
         .map(|e| e["field"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(fields, vec!["name", "config.timeout_ms", "config.base_url"]);
+    // A project a body names that does not exist is not found, like a connection an action
+    // names.
+    for (path, body) in [
+        (
+            "/v1/tokens",
+            json!({"name": "t", "role": "member", "project": "prj_01j00000000000000000000000"}),
+        ),
+        (
+            "/v1/connections",
+            json!({"name": "elsewhere", "kind": "http", "project": "nowhere",
+                "config": {"base_url": "https://a.example"}}),
+        ),
+    ] {
+        let r = app
+            .admin
+            .raw(Method::POST, path, Some(&body), &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 404, "{path}: {}", r.text());
+        assert!(r.text().contains("project"), "{}", r.text());
+    }
     // A stale or malformed If-Match.
     let r = app
         .admin

@@ -22,8 +22,19 @@ pub(crate) fn oidc_connection(name: &str, port: u16) -> CreateConnection {
 
 /// The callback at `url` answers 400 with a page that says `reason`.
 async fn refused(client: &reqwest::Client, url: &str, reason: &str) {
+    refused_with(client, url, 400, reason).await;
+}
+
+async fn refused_with(client: &reqwest::Client, url: &str, status: u16, reason: &str) {
     let r = client.get(url).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(r.status().as_u16(), status);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "a page"
+    );
     let page = r.text().await.unwrap();
     assert!(page.contains(reason), "expected {reason:?} in {page}");
 }
@@ -126,10 +137,11 @@ async fn code_flow_with_pkce_and_state_attacks(backend: Backend) {
         "no second exchange"
     );
 
-    // A forged state.
-    refused(
+    // A forged state names no authorization request.
+    refused_with(
         &anon,
         &with_param(&back, "state", "forged-state-value"),
+        404,
         "unknown authorization request",
     )
     .await;

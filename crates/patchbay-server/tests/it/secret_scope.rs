@@ -160,14 +160,24 @@ async fn a_secrets_projects_are_checked_and_kept(backend: Backend) {
         })
         .await
         .unwrap();
-    for (projects, field) in [
-        (Some(Some(vec!["nowhere".to_owned()])), "projects[0]"),
-        (Some(Some(vec![])), "projects"),
+    // A project that does not exist is not found, like any object a body names; an empty
+    // list is invalid.
+    for (projects, status, says) in [
+        (
+            Some(Some(vec!["nowhere".to_owned()])),
+            404,
+            "project not found",
+        ),
+        (Some(Some(vec![])), 422, "projects"),
     ] {
-        let (status, detail) = refusal(app.admin.put_secret("k", &put("v", projects)).await);
-        assert_eq!(status, 422);
-        assert!(detail.contains(field), "{detail}");
+        let (got, detail) = refusal(app.admin.put_secret("k", &put("v", projects)).await);
+        assert_eq!(got, status, "{detail}");
+        assert!(detail.contains(says), "{detail}");
     }
+    assert!(
+        app.admin.list_secrets().await.unwrap().is_empty(),
+        "nothing was stored"
+    );
     let shared = Some(Some(vec!["alpha".to_owned()]));
     let m = app.admin.put_secret("k", &put("v1", shared)).await.unwrap();
     assert_eq!(m.projects.as_ref().map(Vec::len), Some(1));
