@@ -37,9 +37,9 @@ pub struct HttpAction {
     #[serde(default)]
     #[schema(value_type = Option<BTreeMap<crate::names::HeaderName, crate::names::HeaderValue>>)]
     pub headers: Option<BTreeMap<String, String>>,
-    /// Sent as JSON (a string is sent as text).
+    /// Sent as JSON, any JSON value (a string is sent as text).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub body: Option<Value>,
     /// Values to pick out of a JSON answer, returned under `output`.
     #[serde(default, deserialize_with = "crate::objects::list")]
@@ -77,14 +77,14 @@ pub struct SqlAction {
     #[schema(value_type = Vec<Object>)]
     pub params: Vec<Value>,
     /// At most this many rows come back (default 1,000, at most 10,000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::integer")]
     #[schema(minimum = 1, maximum = 10000)]
     pub max_rows: Option<u32>,
     /// Run in a read-only transaction the database enforces.
     #[serde(default)]
     pub read_only: bool,
     /// Statement timeout (default the connection's, else 30 s).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::integer")]
     #[schema(minimum = 1, maximum = 600000)]
     pub timeout_ms: Option<u64>,
 }
@@ -161,11 +161,19 @@ pub struct EmailActionResult {
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Attempts in all (default 5, at most 20).
-    #[serde(default, alias = "maxAttempts")]
+    #[serde(
+        default,
+        alias = "maxAttempts",
+        deserialize_with = "crate::objects::integer"
+    )]
     #[schema(minimum = 1, maximum = 20)]
     pub attempts: Option<u32>,
     /// The first wait; it doubles each time, with jitter (default 1,000 ms).
-    #[serde(default, alias = "backoffMs")]
+    #[serde(
+        default,
+        alias = "backoffMs",
+        deserialize_with = "crate::objects::integer"
+    )]
     #[schema(maximum = 3600000)]
     pub backoff_ms: Option<u64>,
 }
@@ -196,8 +204,9 @@ pub struct WebhookAction {
     #[serde(default)]
     #[schema(value_type = Option<BTreeMap<crate::names::HeaderName, crate::names::HeaderValue>>)]
     pub headers: Option<BTreeMap<String, String>>,
+    /// Any JSON value.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub body: Option<Value>,
     #[serde(default)]
     pub mode: DeliveryMode,

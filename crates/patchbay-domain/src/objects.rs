@@ -30,6 +30,26 @@ pub fn list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<
         .collect()
 }
 
+/// An optional count or duration: JSON Schema's `integer` takes `58.0` as well as `58`.
+pub fn integer<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|w| T::try_from(w).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("{n} is not a whole number in range")))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::actions::{HttpAction, WebhookAction};
@@ -51,5 +71,27 @@ mod tests {
         }))
         .unwrap_err();
         assert!(e.to_string().contains("must be an object"), "{e}");
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_with_a_fraction_of_zero() {
+        let a: crate::actions::SqlAction = serde_json::from_value(serde_json::json!({
+            "connection": "con_01j0000000000000000000000a", "query": "SELECT 1",
+            "timeout_ms": 58.0, "max_rows": 3
+        }))
+        .unwrap();
+        assert_eq!((a.timeout_ms, a.max_rows), (Some(58), Some(3)));
+        for bad in [
+            serde_json::json!(1.5),
+            serde_json::json!(-1),
+            serde_json::json!(1e300),
+        ] {
+            let e = serde_json::from_value::<crate::actions::SqlAction>(serde_json::json!({
+                "connection": "con_01j0000000000000000000000a", "query": "SELECT 1",
+                "max_rows": bad
+            }))
+            .unwrap_err();
+            assert!(e.to_string().contains("whole number"), "{e}");
+        }
     }
 }
