@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Property-based tests of the whole API against its own OpenAPI document: schemathesis (from
 # PyPI, into .tools/venv, git-ignored) with every check, against a Patchbay started here on the
-# embedded store. EXAMPLES sets the examples per operation (default 100; the test command runs a
-# shorter pass). Usage: scripts/schemathesis.sh [extra schemathesis options]
+# embedded store. EXAMPLES sets the examples per operation (default 100). Not yet part of the
+# test command: connection bodies (one schema per kind) and node configs still fail it.
+# Usage: scripts/schemathesis.sh [extra schemathesis options]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,15 +31,23 @@ TOKEN=$(sed -n 's/^Admin token[^:]*: //p' "$WORK/out" | head -1)
 [ -n "$TOKEN" ] || { cat "$WORK/err" >&2; exit 1; }
 curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/v1/openapi.json" >"$WORK/openapi.json"
 
+# Two passes: token revocation last, since GET /v1/tokens lists the run's own token and revoking
+# it would leave every later request unauthenticated. Blocking webhook actions retry a
+# receiver that fails for up to ~15 s by design, hence the 60 s limits.
+st() {
+  .tools/venv/bin/st run "$WORK/openapi.json" --url "http://127.0.0.1:$PORT" \
+    -H "Authorization: Bearer $TOKEN" --checks all --max-examples "$EXAMPLES" \
+    --workers 2 --seed 1 --request-timeout 60 --max-response-time 60 --no-color "$@"
+}
 log "schemathesis: every check, $EXAMPLES examples per operation"
 set +e
-.tools/venv/bin/st run "$WORK/openapi.json" --url "http://127.0.0.1:$PORT" \
-  -H "Authorization: Bearer $TOKEN" --checks all --max-examples "$EXAMPLES" \
-  --workers 2 --seed 1 --request-timeout 60 --max-response-time 60 --no-color "$@"
+st --exclude-path-regex '^/v1/tokens/\{id\}$' "$@"
 rc=$?
+log "schemathesis: token revocation"
+st --include-path-regex '^/v1/tokens/\{id\}$' "$@"
+rc2=$?
 set -e
+[ "$rc" -ne 0 ] || rc=$rc2
 me=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/v1/me")
-log "the run's token afterwards: GET /v1/me answered $me"
-curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/v1/audit?action=token.revoke&limit=5" | head -c 2000 >&2 || true
-echo >&2
+log "the run's token after both passes: GET /v1/me answered $me"
 exit $rc
