@@ -2,6 +2,7 @@
 //! show in a table, a log line or a URL segment (no control characters, no quotes, bounded).
 
 use std::fmt;
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,17 +30,10 @@ pub const NAME_PATTERN: &str =
 /// What a [`SecretName`] matches.
 pub const SECRET_NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_.-]*$";
 
-fn matches(
-    pattern: &'static str,
-    cell: &'static std::sync::OnceLock<regex::Regex>,
-    raw: &str,
-) -> bool {
-    cell.get_or_init(|| regex::Regex::new(pattern).expect("a valid pattern"))
-        .is_match(raw)
-}
-
-static NAME_RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-static SECRET_NAME_RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+static NAME_RE: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(NAME_PATTERN).expect("a valid pattern"));
+static SECRET_NAME_RE: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(SECRET_NAME_PATTERN).expect("a valid pattern"));
 
 /// Free text with no control characters (an OAuth client id).
 pub const TEXT_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
@@ -59,10 +53,11 @@ pub fn check_description(d: &str) -> Result<(), String> {
     }
 }
 
-/// Whether `c` may appear in a name at all (the pattern's character class).
+/// Whether `c` may appear in a name at all (the pattern's character class); only asked to
+/// say why a name failed the pattern.
 fn name_char(c: char) -> bool {
     let mut buf = [0u8; 4];
-    matches(NAME_PATTERN, &NAME_RE, c.encode_utf8(&mut buf)) || c == ' '
+    c == ' ' || NAME_RE.is_match(c.encode_utf8(&mut buf))
 }
 
 impl Name {
@@ -73,17 +68,20 @@ impl Name {
         if raw.chars().count() > NAME_MAX {
             return Err(format!("must be at most {NAME_MAX} characters"));
         }
+        // The pattern decides; the rest only says why it refused.
+        if NAME_RE.is_match(raw) {
+            return Ok(Self(raw.to_owned()));
+        }
         if raw.starts_with(' ') || raw.ends_with(' ') {
             return Err("must not start or end with a space".into());
         }
-        if let Some(bad) = raw.chars().find(|c| !name_char(*c)) {
-            return Err(format!(
+        match raw.chars().find(|c| !name_char(*c)) {
+            Some(bad) => Err(format!(
                 "contains {}; allowed are letters, digits, spaces and _ - . : ( ) @ + /",
                 describe(bad)
-            ));
+            )),
+            None => Err("is not a name".into()),
         }
-        debug_assert!(matches(NAME_PATTERN, &NAME_RE, raw));
-        Ok(Self(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -112,7 +110,7 @@ impl SecretName {
                 describe(bad)
             ));
         }
-        debug_assert!(matches(SECRET_NAME_PATTERN, &SECRET_NAME_RE, raw));
+        debug_assert!(SECRET_NAME_RE.is_match(raw));
         Ok(Self(raw.to_owned()))
     }
 

@@ -225,12 +225,7 @@ async fn another_organization_reaches_nothing_by_any_operation(backend: Backend)
     let o = objects(&a).await;
     let before = a.get_connection(&o.connection).await.unwrap();
     let secrets_before = serde_json::to_value(a.list_secrets().await.unwrap()).unwrap();
-    let doc = app
-        .admin
-        .raw(Method::GET, "/v1/openapi.json", None, &[])
-        .await
-        .unwrap()
-        .json();
+    let doc = app.openapi().await;
     let b_executor = app.token(&b, Role::Executor, None).await;
     let mut covered = 0;
     let mut unknown = vec![];

@@ -73,6 +73,15 @@ impl TestApp {
         Self::spawn_with(backend, None).await
     }
 
+    /// The OpenAPI document the server serves.
+    pub async fn openapi(&self) -> Value {
+        self.admin
+            .raw(reqwest::Method::GET, "/v1/openapi.json", None, &[])
+            .await
+            .expect("the OpenAPI document")
+            .json()
+    }
+
     /// A server whose settings `tweak` adjusts (allow-lists, limits).
     pub async fn spawn_with(backend: Backend, tweak: Option<Tweak>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -8,7 +8,6 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType};
@@ -90,25 +89,9 @@ async fn dns_server() -> SocketAddr {
     addr
 }
 
-/// Counts every connection to any local address on `port`: one dual-stack listener on `[::]`
-/// takes IPv4 (as mapped addresses) and IPv6 alike.
-async fn canary(port: u16) -> Arc<AtomicUsize> {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)))
-        .await
-        .unwrap();
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            drop(stream);
-        }
-    });
-    hits
-}
-
-/// The local addresses connected to on `port` (any address: the public one of the rebinding
-/// names, or loopback).
+/// The local address of every connection to `port`, on any local address (the public one of
+/// the rebinding names, or loopback): one dual-stack listener on `[::]` takes IPv4 (as mapped
+/// addresses) and IPv6 alike.
 async fn reached(port: u16) -> Arc<std::sync::Mutex<Vec<std::net::IpAddr>>> {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)))
@@ -240,7 +223,8 @@ async fn run(app: &TestApp, kind: &str, host: &str, port: u16) -> TestResult {
 
 async fn hostile_targets() {
     let port = 47_319;
-    let hits = canary(port).await;
+    let canary = reached(port).await;
+    let hits = || canary.lock().unwrap().len();
     let dns = dns_server().await;
     let redirect = redirector().await;
 
@@ -310,11 +294,7 @@ async fn hostile_targets() {
         "a rebinding name reached loopback"
     );
     assert!(tried >= 40 * KINDS.len());
-    assert_eq!(
-        hits.load(Ordering::SeqCst),
-        0,
-        "a blocked target was connected to"
-    );
+    assert_eq!(hits(), 0, "a blocked target was connected to");
     let blocked = app
         .admin
         .audit("action=egress.blocked&limit=5")
@@ -327,7 +307,7 @@ async fn hostile_targets() {
         TestApp::spawn_with(Backend::Sqlite, Some(tweak(vec!["0.0.0.0/0", "::/0"], dns))).await;
     for host in TARGETS {
         for kind in KINDS {
-            let before = hits.load(Ordering::SeqCst);
+            let before = hits();
             let r = run(&open, kind, host, port).await;
             assert_ne!(
                 r.error_kind,
@@ -345,7 +325,7 @@ async fn hostile_targets() {
             .contains(host)
             {
                 assert!(
-                    hits.load(Ordering::SeqCst) > before,
+                    hits() > before,
                     "{kind} to {host} should reach the canary: {r:?}"
                 );
             }

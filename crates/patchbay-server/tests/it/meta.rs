@@ -17,12 +17,7 @@ async fn health_openapi_and_authentication(backend: Backend) {
     assert_eq!(ready.status.as_u16(), 200);
     assert_eq!(ready.json()["vault"], "unsealed");
 
-    let doc = app
-        .admin
-        .raw(Method::GET, "/v1/openapi.json", None, &[])
-        .await
-        .unwrap()
-        .json();
+    let doc = app.openapi().await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
     let expected = [
