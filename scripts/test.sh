@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on any machine of ours: makes sure PostgreSQL and MariaDB run
 # (starting or installing them), installs the test peers into .tools/ (git-ignored): aiosmtpd
-# and standardwebhooks from PyPI, the MCP reference server and oidc-provider from npm, then runs every test.
+# and standardwebhooks from PyPI, the MCP reference server and oidc-provider from npm, then runs every test
+# and a short schemathesis pass (scripts/schemathesis.sh, which installs schemathesis from PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -125,4 +126,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   log "running the test suite (cargo test)"
   cargo test --workspace --no-fail-fast "$@"
+fi
+
+# The API against its own OpenAPI document, briefly (the whole suite only, not a filtered run);
+# `scripts/schemathesis.sh` alone runs 100 examples per operation.
+if [ "$#" -eq 0 ]; then
+  log "schemathesis: a short run against the OpenAPI document"
+  EXAMPLES="${SCHEMATHESIS_EXAMPLES:-10}" scripts/schemathesis.sh
 fi

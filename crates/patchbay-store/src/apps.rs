@@ -82,6 +82,21 @@ impl Store {
 }
 
 impl Tx {
+    /// Reads a live OAuth app by id or name inside the transaction, locking its row on
+    /// PostgreSQL.
+    pub async fn lock_app(&mut self, org: &OrgId, id_or_name: &str) -> Result<Option<AppRecord>> {
+        let lock = self.for_update();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLS} FROM oauth_apps WHERE org_id = $1 AND (id = $2 OR name = $2) AND deleted_at IS NULL{lock}"
+        )))
+        .bind(org.as_str().to_owned())
+        .bind(id_or_name.to_owned())
+        .fetch_optional(&mut *self.inner)
+        .await?
+        .map(|r| app(&r))
+        .transpose()
+    }
+
     pub async fn insert_app(&mut self, a: &AppRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO oauth_apps (id, org_id, name, provider, client_id, key_version, client_secret, scopes, \

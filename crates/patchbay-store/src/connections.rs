@@ -371,11 +371,7 @@ impl Tx {
         org: &OrgId,
         id: &ConnectionId,
     ) -> Result<Option<Connection>> {
-        let lock = if self.dialect == Dialect::Postgres {
-            " FOR UPDATE"
-        } else {
-            ""
-        };
+        let lock = self.for_update();
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {COLS} FROM connections WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL{lock}"
         )))

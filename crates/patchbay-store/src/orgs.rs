@@ -115,6 +115,25 @@ impl Store {
 }
 
 impl Tx {
+    /// Reads a live project inside the transaction, locking its row on PostgreSQL (a
+    /// read-modify-write that no concurrent one can slip between).
+    pub async fn lock_project(
+        &mut self,
+        org: &OrgId,
+        id: &ProjectId,
+    ) -> Result<Option<ProjectRecord>> {
+        let lock = self.for_update();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROJECT_COLS} FROM projects WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL{lock}"
+        )))
+        .bind(org.as_str().to_owned())
+        .bind(id.as_str().to_owned())
+        .fetch_optional(&mut *self.inner)
+        .await?
+        .map(|r| project(&r))
+        .transpose()
+    }
+
     pub async fn insert_org(&mut self, org: &OrgRecord) -> Result<()> {
         sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(org.id.as_str().to_owned())

@@ -157,6 +157,16 @@ impl Store {
 }
 
 impl Tx {
+    /// What a read inside this transaction appends to lock the rows it reads: `FOR UPDATE` on
+    /// PostgreSQL; nothing on SQLite, whose write transaction already excludes other writers.
+    pub(crate) fn for_update(&self) -> &'static str {
+        if self.dialect == Dialect::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        }
+    }
+
     pub async fn commit(self) -> Result<()> {
         self.inner.commit().await?;
         Ok(())

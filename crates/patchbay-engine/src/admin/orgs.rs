@@ -179,7 +179,13 @@ impl Hub {
         req: UpdateProject,
         if_match: Option<i64>,
     ) -> Result<Project> {
-        let mut record = self.visible_project(p, id).await?;
+        // Read under the write, so that a concurrent change cannot turn into a 412 for a
+        // caller who sent no If-Match.
+        let mut w = self.write().await?;
+        let mut record = match w.lock_project(&p.org_id, id).await? {
+            Some(r) if p.sees_project(&r.id) => r,
+            _ => return Err(EngineError::NotFound("project")),
+        };
         require_admin(p)?;
         check_version("project", if_match, record.version)?;
         let mut errs = ValidationErrors::new();
@@ -195,7 +201,6 @@ impl Hub {
             record.description = req.description;
         }
         record.updated_at = self.now();
-        let mut w = self.write().await?;
         let name = Name::parse(&record.name).map_err(EngineError::Internal)?;
         w.update_project(&record, Some(record.version))
             .await

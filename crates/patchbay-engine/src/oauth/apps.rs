@@ -190,7 +190,12 @@ impl Hub {
         req: UpdateOAuthApp,
         if_match: Option<i64>,
     ) -> Result<OAuthApp> {
-        let mut record = self.visible_app(p, id).await?;
+        // Read under the write, as a project's update does.
+        let mut w = self.write().await?;
+        let mut record = w
+            .lock_app(&p.org_id, id.as_str())
+            .await?
+            .ok_or(EngineError::NotFound("OAuth app"))?;
         require_admin(p)?;
         check_version("OAuth app", if_match, record.version)?;
         let mut errs = ValidationErrors::new();
@@ -233,7 +238,6 @@ impl Hub {
         errs.into_result(())?;
         record.updated_at = self.now();
         let name = Name::parse(&record.name).map_err(EngineError::Internal)?;
-        let mut w = self.write().await?;
         w.update_app(&record, record.version)
             .await
             .map_err(|e| update_failed(e, "OAuth app", record.version, "OAuth app", &name))?;

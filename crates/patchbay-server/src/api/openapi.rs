@@ -182,6 +182,10 @@ pub fn document_for(catalog: &patchbay_oauth::Catalog) -> serde_json::Value {
         {"required": ["connection"], "properties": {"connection": {"type": "string"}}},
         {"required": ["url"], "properties": {"url": {"type": "string"}}},
     ]);
+    // Strings with a grammar of their own, named by a format (schemathesis is given their
+    // generators in scripts/schemathesis_hooks.py).
+    schemas["MapRule"]["properties"]["select"]["format"] = "jsonpath".into();
+    schemas["WebhookAction"]["properties"]["condition"]["format"] = "cel".into();
     // Read leniently so that validation names every missing field at once, yet required.
     schemas["CreateConnection"]["required"] = serde_json::json!(["name", "kind"]);
     // An OAuth app is for a catalog provider that uses OAuth.

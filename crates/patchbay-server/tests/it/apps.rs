@@ -186,7 +186,79 @@ async fn key_rotation_covers_app_secrets(backend: Backend) {
     );
 }
 
+/// Concurrent edits that send no If-Match all apply, one after the other: none is answered 412
+/// for a version it never named, and every one counts in the version.
+async fn edits_without_if_match_all_apply(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let project = app
+        .admin
+        .create_project(&patchbay_domain::api::CreateProject {
+            name: "busy".into(),
+            description: None,
+        })
+        .await
+        .unwrap();
+    let oauth_app = app
+        .admin
+        .create_app(&CreateOAuthApp {
+            name: "busy-app".into(),
+            provider: "github".into(),
+            client_id: "Iv1.busy".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let edits = 12;
+    let project_edits = (0..edits).map(|i| {
+        let path = format!("/v1/projects/{}", project.id);
+        let admin = &app.admin;
+        async move {
+            admin
+                .raw(
+                    Method::PATCH,
+                    &path,
+                    Some(&json!({"description": format!("edit {i}")})),
+                    &[],
+                )
+                .await
+                .unwrap()
+                .status
+                .as_u16()
+        }
+    });
+    let app_edits = (0..edits).map(|i| {
+        let path = format!("/v1/oauth/apps/{}", oauth_app.id);
+        let admin = &app.admin;
+        async move {
+            admin
+                .raw(
+                    Method::PATCH,
+                    &path,
+                    Some(&json!({"client_id": format!("Iv1.edit{i}")})),
+                    &[],
+                )
+                .await
+                .unwrap()
+                .status
+                .as_u16()
+        }
+    });
+    let (projects, apps) = futures::future::join(
+        futures::future::join_all(project_edits),
+        futures::future::join_all(app_edits),
+    )
+    .await;
+    assert!(projects.iter().all(|s| *s == 200), "{projects:?}");
+    assert!(apps.iter().all(|s| *s == 200), "{apps:?}");
+    let after = app.admin.get_project(project.id.as_str()).await.unwrap();
+    assert_eq!(after.version, project.version + edits);
+    let listed = app.admin.list_apps().await.unwrap();
+    let after = listed.iter().find(|a| a.id == oauth_app.id).unwrap();
+    assert_eq!(after.version, oauth_app.version + edits);
+}
+
 both_backends!(
     oauth_apps_are_admin_only_and_write_only,
-    key_rotation_covers_app_secrets
+    key_rotation_covers_app_secrets,
+    edits_without_if_match_all_apply,
 );
