@@ -40,9 +40,51 @@ schemathesis.openapi.format(
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    """A blocking webhook action waits out its retries (five attempts, 15 s of backoff by
-    default) before it answers; where a generated action leaves `retry` out, it is sent with one
-    attempt, so the run stays bounded. What is checked of the answer does not change."""
+    """Realistic values where generated ones would only wait or miss. A blocking webhook action
+    (or node) waits out its retries before it answers (five attempts and 15 s of backoff by
+    default, up to 20 attempts of an hour each): valid policies are bounded so the run stays
+    short. What is checked of the answers does not change."""
     body = case.body
-    if case.path == "/v1/actions/webhook" and isinstance(body, dict) and body.get("retry") is None:
-        body["retry"] = {"attempts": 1}
+    if not isinstance(body, dict):
+        return
+    if case.path == "/v1/actions/webhook":
+        body["retry"] = _bounded(body.get("retry"))
+    # A secret shared with projects names ones that exist (what a caller would do); the answer
+    # to a project that does not exist is tested in tests/it/secret_scope.rs.
+    projects = body.get("projects")
+    if (
+        case.path.startswith("/v1/secrets")
+        and isinstance(projects, list)
+        and projects
+        and all(isinstance(p, str) for p in projects)
+    ):
+        body["projects"] = ["default"]
+    # A webhook node reads `retryPolicy` or `retry`.
+    config = body.get("config")
+    if (
+        case.path == "/v1/nodes/run"
+        and body.get("type") == "webhook"
+        and isinstance(config, dict)
+    ):
+        key = "retryPolicy" if config.get("retryPolicy") is not None else "retry"
+        config[key] = _bounded(config.get(key))
+
+
+def _bounded(retry):
+    """A retry policy that ends within a second: valid attempts and backoff are lowered, an
+    absent policy is one attempt; an invalid one is left for the server to refuse."""
+    if retry is None:
+        return {"attempts": 1}
+    if not isinstance(retry, dict):
+        return retry
+    attempts, backoff = retry.get("attempts"), retry.get("backoff_ms")
+    if attempts is None or (_whole(attempts) and 1 <= attempts <= 20):
+        retry["attempts"] = min(attempts or 1, 2)
+    if backoff is None or (_whole(backoff) and 0 <= backoff <= 3_600_000):
+        retry["backoff_ms"] = 0
+    return retry
+
+
+def _whole(n):
+    """A JSON integer, however it is written (`3` or `3.0`)."""
+    return isinstance(n, (int, float)) and not isinstance(n, bool) and float(n).is_integer()

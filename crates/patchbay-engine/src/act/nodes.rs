@@ -13,21 +13,34 @@ use serde_json::{Map, Value, json};
 use crate::connections::templates::{fill, fill_optional, fill_path, has_placeholder};
 use crate::{EngineError, Hub, Result};
 
-/// The first of `names` present in the node's config (camelCase as in the seeds, or
-/// snake_case).
-fn field<'a>(config: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
+/// The first of `names` present (and not `null`) in the node's config (camelCase as in the
+/// seeds, or snake_case), with the name it was found under.
+fn named_field<'a>(
+    config: &'a Map<String, Value>,
+    names: &[&'a str],
+) -> Option<(&'a str, &'a Value)> {
     names
         .iter()
-        .find_map(|n| config.get(*n))
-        .filter(|v| !v.is_null())
+        .find_map(|n| config.get(*n).filter(|v| !v.is_null()).map(|v| (*n, v)))
 }
 
-fn str_field<'a>(config: &'a Map<String, Value>, names: &[&str]) -> Option<&'a str> {
-    field(config, names).and_then(Value::as_str)
+fn field<'a>(config: &'a Map<String, Value>, names: &[&'a str]) -> Option<&'a Value> {
+    named_field(config, names).map(|(_, v)| v)
 }
 
-fn required_str<'a>(config: &'a Map<String, Value>, names: &[&str]) -> Result<&'a str> {
-    str_field(config, names).ok_or_else(|| {
+/// A string field; a value of another type is refused, naming it, rather than ignored.
+fn str_field<'a>(config: &'a Map<String, Value>, names: &[&'a str]) -> Result<Option<&'a str>> {
+    match named_field(config, names) {
+        None => Ok(None),
+        Some((_, Value::String(s))) => Ok(Some(s)),
+        Some((name, _)) => {
+            Err(ValidationErrors::single(format!("config.{name}"), "must be a string").into())
+        }
+    }
+}
+
+fn required_str<'a>(config: &'a Map<String, Value>, names: &[&'a str]) -> Result<&'a str> {
+    str_field(config, names)?.ok_or_else(|| {
         ValidationErrors::single(format!("config.{}", names[0]), "is required").into()
     })
 }
@@ -47,17 +60,18 @@ fn as_action<T: serde::de::DeserializeOwned>(v: Value) -> Result<T> {
     })
 }
 
-fn output_variable(config: &Map<String, Value>, default: &str) -> String {
+fn output_variable(config: &Map<String, Value>) -> Result<Option<&str>> {
     str_field(config, &["outputVariable", "output_variable"])
-        .unwrap_or(default)
-        .to_owned()
 }
 
 /// A node's one output, under its `outputVariable` (or `default`).
-fn output(config: &Map<String, Value>, default: &str, value: Value) -> Map<String, Value> {
+fn output(config: &Map<String, Value>, default: &str, value: Value) -> Result<Map<String, Value>> {
     let mut outputs = Map::new();
-    outputs.insert(output_variable(config, default), value);
-    outputs
+    outputs.insert(
+        output_variable(config)?.unwrap_or(default).to_owned(),
+        value,
+    );
+    Ok(outputs)
 }
 
 /// How a provider's chat answer holds its text.
@@ -94,6 +108,8 @@ impl Hub {
     ) -> Result<NodeRunResult> {
         let ctx = node.context.clone().unwrap_or_default();
         let config = &node.config;
+        // Read once before anything is sent, so that a bad one is refused without side effects.
+        output_variable(config)?;
         let (outputs, result) = match node.node_type.as_str() {
             "http" => self.http_node(p, config, &ctx, caller).await?,
             "webhook" => self.webhook_node(p, config, &ctx, caller).await?,
@@ -131,14 +147,14 @@ impl Hub {
         caller: Option<String>,
     ) -> Result<(Map<String, Value>, Value)> {
         let path = fill_path(
-            str_field(config, &["path"]).unwrap_or(""),
+            str_field(config, &["path"])?.unwrap_or(""),
             ctx,
             "config.path",
         )?;
         let mut a = json!({
             "connection": connection_of(config)?,
             "path": path,
-            "method": str_field(config, &["method"]).unwrap_or("GET"),
+            "method": str_field(config, &["method"])?.unwrap_or("GET"),
         });
         for (key, names) in [
             ("query", &["query"][..]),
@@ -156,7 +172,7 @@ impl Hub {
         let action: HttpAction = as_action(a)?;
         let r = self.http_action(p, action, caller).await?;
         let mut outputs = r.output.clone();
-        if let Some(var) = str_field(config, &["outputVariable", "output_variable"]) {
+        if let Some(var) = output_variable(config)? {
             outputs.insert(var.to_owned(), r.body.clone());
         } else if outputs.is_empty() {
             outputs.insert("output".into(), r.body.clone());
@@ -191,7 +207,7 @@ impl Hub {
         let action: WebhookAction = as_action(a)?;
         let r = self.webhook_action(p, action, caller).await?;
         let value = serde_json::to_value(&r).unwrap_or_default();
-        Ok((output(config, "output", value.clone()), value))
+        Ok((output(config, "output", value.clone())?, value))
     }
 
     async fn sql_node(
@@ -227,7 +243,7 @@ impl Hub {
         let r = self.sql_action(p, action, caller).await?;
         let value = serde_json::to_value(&r).unwrap_or_default();
         let mut outputs = Map::new();
-        match str_field(config, &["outputVariable", "output_variable"]) {
+        match output_variable(config)? {
             Some(var) => {
                 outputs.insert(var.to_owned(), json!({"rows": r.rows, "count": r.count}));
             }
@@ -263,7 +279,7 @@ impl Hub {
         let action: EmailAction = as_action(a)?;
         let r = self.email_action(p, action, caller).await?;
         let value = serde_json::to_value(&r).unwrap_or_default();
-        Ok((output(config, "output", value.clone()), value))
+        Ok((output(config, "output", value.clone())?, value))
     }
 
     /// Calls a catalog operation with `params` through the connection; the answer's JSON.
@@ -358,7 +374,7 @@ impl Hub {
                 caller,
             )
             .await?;
-        Ok((output(config, "output", body.clone()), body))
+        Ok((output(config, "output", body.clone())?, body))
     }
 
     async fn llm_node(
@@ -381,7 +397,7 @@ impl Hub {
         let mut params = Map::new();
         params.insert("model".into(), json!(model));
         let user = json!({"role": "user", "content": prompt});
-        let messages = match str_field(config, &["system", "systemPrompt"]) {
+        let messages = match str_field(config, &["system", "systemPrompt"])? {
             Some(system) if provider != "anthropic" => {
                 json!([{"role": "system", "content": system}, user])
             }
@@ -418,7 +434,7 @@ impl Hub {
             .await?;
         let text = chat_text(&provider, &body)
             .ok_or_else(|| EngineError::Upstream(format!("{provider}'s answer holds no text")))?;
-        Ok((output(config, "llmOutput", json!(text)), body))
+        Ok((output(config, "llmOutput", json!(text))?, body))
     }
 }
 

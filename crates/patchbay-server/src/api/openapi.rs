@@ -195,7 +195,191 @@ pub fn document_for(catalog: &patchbay_oauth::Catalog) -> serde_json::Value {
         .map(|p| p.key.as_str())
         .collect();
     schemas["CreateOAuthApp"]["properties"]["provider"]["enum"] = serde_json::json!(oauth);
+    let nodes = node_run_schema(schemas, catalog);
+    schemas["NodeRun"] = nodes;
     doc
+}
+
+/// `POST /v1/nodes/run`: one schema per node type, its `config` as the node reads it — each
+/// field under every name the node accepts, with the schema of the action field it becomes.
+fn node_run_schema(
+    schemas: &serde_json::Value,
+    catalog: &patchbay_oauth::Catalog,
+) -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    let of = |schema: &str, field: &str| schemas[schema]["properties"][field].clone();
+    const CONNECTION: [&str; 3] = ["connectionId", "connection_id", "connection"];
+    const OUTPUT: [&str; 2] = ["outputVariable", "output_variable"];
+    /// A field under each of the names it goes by (the first given and not null is read).
+    fn put(props: &mut Map<String, Value>, names: &[&str], schema: Value) {
+        for n in names {
+            props.insert(
+                (*n).to_owned(),
+                json!({"anyOf": [schema.clone(), {"type": "null"}]}),
+            );
+        }
+    }
+    let mut props = Map::new();
+    let connection = json!({"$ref": "#/components/schemas/ConnectionId"});
+    let string = json!({"type": "string"});
+    // At least one of `names` is given and not null.
+    let one_of_names = |names: &[&str]| -> Value {
+        let branches: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"required": [n], "properties": {*n: {"not": {"type": "null"}}}}))
+            .collect();
+        json!({"anyOf": branches})
+    };
+    let config = |props: Map<String, Value>, extra: Value| -> Value {
+        let mut c = json!({"type": "object", "properties": props});
+        if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
+            c.extend(extra.clone());
+        }
+        c
+    };
+    let node = |ty: Value, config: Value| -> Value {
+        json!({"type": "object", "required": ["type", "config"], "properties": {
+            "type": ty, "label": {"type": ["string", "null"]}, "config": config,
+            "context": {"type": ["object", "null"]}}})
+    };
+    let mut branches = Vec::new();
+
+    // http: an HTTP action.
+    put(&mut props, &CONNECTION, connection.clone());
+    for f in ["path", "method", "query", "headers", "body", "map", "auth"] {
+        put(&mut props, &[f], of("HttpAction", f));
+    }
+    put(&mut props, &OUTPUT, string.clone());
+    branches.push(node(
+        json!({"const": "http"}),
+        config(std::mem::take(&mut props), one_of_names(&CONNECTION)),
+    ));
+
+    // webhook: a webhook action, to a connection or to a URL.
+    put(&mut props, &CONNECTION, connection.clone());
+    for f in ["url", "method", "headers", "body", "mode", "condition"] {
+        put(&mut props, &[f], of("WebhookAction", f));
+    }
+    put(
+        &mut props,
+        &["retryPolicy", "retry"],
+        of("WebhookAction", "retry"),
+    );
+    put(&mut props, &OUTPUT, string.clone());
+    let no_url = json!({"properties": {"url": {"type": "null"}}});
+    let mut to_url = json!({"required": ["url"], "properties": {"url": {"type": "string"}}});
+    for n in CONNECTION {
+        to_url["properties"][n] = json!({"type": "null"});
+    }
+    branches.push(node(
+        json!({"const": "webhook"}),
+        config(
+            std::mem::take(&mut props),
+            json!({"oneOf": [{"allOf": [one_of_names(&CONNECTION), no_url]}, to_url]}),
+        ),
+    ));
+
+    // sql (or database): a SQL action; templates are never filled into the statement.
+    put(&mut props, &CONNECTION, connection.clone());
+    let mut query = of("SqlAction", "query");
+    query["not"] = json!({"pattern": r"(\$\{|\{\{)\s*[\p{L}\p{N}_.-]+\s*\}"});
+    props.insert("query".into(), query);
+    put(
+        &mut props,
+        &["params", "parameters"],
+        json!({"type": "array"}),
+    );
+    put(
+        &mut props,
+        &["maxRows", "max_rows"],
+        of("SqlAction", "max_rows"),
+    );
+    put(
+        &mut props,
+        &["readOnly", "read_only"],
+        of("SqlAction", "read_only"),
+    );
+    put(
+        &mut props,
+        &["timeoutMs", "timeout_ms"],
+        of("SqlAction", "timeout_ms"),
+    );
+    put(&mut props, &OUTPUT, string.clone());
+    let mut sql = one_of_names(&CONNECTION);
+    sql["required"] = json!(["query"]);
+    branches.push(node(
+        json!({"enum": ["sql", "database"]}),
+        config(std::mem::take(&mut props), sql),
+    ));
+
+    // email: an e-mail action.
+    put(&mut props, &CONNECTION, connection.clone());
+    for f in ["to", "subject"] {
+        props.insert(f.to_owned(), of("EmailAction", f));
+    }
+    for f in ["cc", "bcc", "html"] {
+        put(&mut props, &[f], of("EmailAction", f));
+    }
+    put(
+        &mut props,
+        &["replyTo", "reply_to"],
+        of("EmailAction", "reply_to"),
+    );
+    put(&mut props, &["text", "body"], of("EmailAction", "text"));
+    put(&mut props, &OUTPUT, string.clone());
+    let mut email = one_of_names(&CONNECTION);
+    email["required"] = json!(["to", "subject"]);
+    branches.push(node(
+        json!({"const": "email"}),
+        config(std::mem::take(&mut props), email),
+    ));
+
+    // integration: a catalog provider's named operation, through a connection to it.
+    for p in catalog.iter().filter(|p| !p.operations.is_empty()) {
+        put(&mut props, &CONNECTION, connection.clone());
+        props.insert("service".into(), json!({"const": p.key}));
+        props.insert(
+            "operation".into(),
+            json!({"enum": p.operations.keys().collect::<Vec<_>>()}),
+        );
+        put(
+            &mut props,
+            &["config", "params", "parameters"],
+            json!({"type": "object"}),
+        );
+        put(&mut props, &OUTPUT, string.clone());
+        let mut integration = one_of_names(&CONNECTION);
+        integration["required"] = json!(["service", "operation"]);
+        branches.push(node(
+            json!({"const": "integration"}),
+            config(std::mem::take(&mut props), integration),
+        ));
+    }
+
+    // llm: a provider's chat operation.
+    let chat: Vec<&str> = catalog
+        .iter()
+        .filter(|p| p.operations.contains_key("chat"))
+        .map(|p| p.key.as_str())
+        .collect();
+    put(&mut props, &CONNECTION, connection);
+    props.insert("provider".into(), json!({"enum": chat}));
+    props.insert("model".into(), string.clone());
+    props.insert("prompt".into(), string.clone());
+    put(&mut props, &["system", "systemPrompt"], string.clone());
+    props.insert(
+        "temperature".into(),
+        json!({"type": ["number", "null"], "minimum": 0, "maximum": 2}),
+    );
+    put(&mut props, &OUTPUT, string.clone());
+    let mut llm = one_of_names(&CONNECTION);
+    llm["required"] = json!(["provider", "model", "prompt"]);
+    branches.push(node(json!({"const": "llm"}), config(props, llm)));
+
+    json!({
+        "description": schemas["NodeRun"]["description"],
+        "oneOf": branches,
+    })
 }
 
 /// The document itself; like every API route it needs a token.

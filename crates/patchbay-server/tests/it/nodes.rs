@@ -223,7 +223,8 @@ async fn integration_and_llm_nodes_call_what_the_provider_expects(backend: Backe
         .admin
         .run_node(
             &json!({"type": "llm", "config": {"provider": "anthropic", "model": "claude-sonnet-4-5",
-            "connectionId": anthropic, "prompt": "Say hi"}}),
+            // A name given as null does not hide the next one the node reads.
+            "connectionId": null, "connection": anthropic, "prompt": "Say hi"}}),
         )
         .await
         .unwrap();
@@ -257,14 +258,29 @@ async fn integration_and_llm_nodes_call_what_the_provider_expects(backend: Backe
             "config.temperature",
         ),
         (json!({"type": "teleport", "config": {}}), "type"),
+        // A field of the wrong type is refused, before anything is sent, not ignored.
+        (
+            json!({"type": "llm", "config": {"provider": "openai", "model": "m", "connectionId": openai, "prompt": "x", "outputVariable": 7}}),
+            "config.outputVariable",
+        ),
+        (
+            json!({"type": "http", "config": {"connectionId": openai, "method": ["GET"]}}),
+            "config.method",
+        ),
         (
             json!({"type": "integration", "config": {"service": "slack", "operation": "send_message", "connectionId": slack,
             "config": {"channel": "#x", "text": "${absent}"}}}),
             "context.absent",
         ),
     ] {
+        let calls = seen.lock().unwrap().len();
         let e = app.admin.run_node(&node).await.unwrap_err().to_string();
         assert!(e.starts_with("422") && e.contains(field), "{field}: {e}");
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            calls,
+            "{field}: nothing was sent"
+        );
     }
 }
 
