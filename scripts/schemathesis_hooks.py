@@ -1,9 +1,18 @@
-"""Generators for the custom string formats Patchbay's OpenAPI document uses.
+"""Generators for the custom string formats Patchbay's OpenAPI document uses, and the
+realistic references a request needs.
 
 Schemathesis cannot know what a JSONPath or a CEL expression is; these strategies give it
-values of each format for its positive tests. Loaded through SCHEMATHESIS_HOOKS by
-scripts/schemathesis.sh.
+values of each format for its positive tests. Nor can a schema say that a referenced
+organization secret or OAuth app exists: `before_call` points such references at ones made
+here. Loaded through SCHEMATHESIS_HOOKS by scripts/schemathesis.sh, which sets PATCHBAY_URL
+and PATCHBAY_TOKEN.
 """
+
+import json
+import os
+import re
+import urllib.error
+import urllib.request
 
 import schemathesis
 from hypothesis import strategies as st
@@ -38,6 +47,73 @@ schemathesis.openapi.format(
 )
 
 
+_URL = os.environ.get("PATCHBAY_URL", "")
+_TOKEN = os.environ.get("PATCHBAY_TOKEN", "")
+_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+_TEXT = re.compile(r"^[^\x00-\x1f\x7f-\x9f]{1,2048}$")
+# The organization secret every generated reference is pointed at.
+SHARED_SECRET = "schemathesis_shared"
+_made = set()
+
+
+def _post(path, body):
+    """POSTs `body` to the server under test; the status (an existing one answers 409)."""
+    request = urllib.request.Request(
+        _URL + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": "Bearer " + _TOKEN, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def _once(key, path, body):
+    """Makes a resource the first time it is needed (201 or 200: made; 409: it was there)."""
+    if key not in _made and _post(path, body) in (200, 201, 409):
+        _made.add(key)
+
+
+def _connection(body):
+    """A connection body's references, made real: a valid secret reference names the shared
+    organization secret, a valid `auth.app` names an OAuth app of the body's provider, and a
+    custom auth template's `${secrets.NAME}` names a secret the body sets."""
+    secrets = body.get("secrets")
+    if isinstance(secrets, dict):
+        for value in secrets.values():
+            if (
+                isinstance(value, dict)
+                and list(value) == ["ref"]
+                and isinstance(value["ref"], str)
+                and _SECRET_NAME.match(value["ref"])
+            ):
+                _once("secret", "/v1/secrets", {"name": SHARED_SECRET, "value": "shared value"})
+                value["ref"] = SHARED_SECRET
+    auth = body.get("auth")
+    if not isinstance(auth, dict):
+        return
+    provider = body.get("provider")
+    if isinstance(auth.get("app"), str) and _TEXT.match(auth["app"]) and isinstance(provider, str):
+        name = "schemathesis " + provider
+        _once(("app", provider), "/v1/oauth/apps",
+              {"name": name, "provider": provider, "client_id": "schemathesis"})
+        auth["app"] = name
+    inject = auth.get("inject")
+    if auth.get("type") == "custom" and isinstance(inject, list):
+        for rule in inject:
+            template = rule.get("template") if isinstance(rule, dict) else None
+            if not isinstance(template, str):
+                continue
+            for name in re.findall(r"\$\{secrets\.([^}]*)\}", template):
+                if not isinstance(secrets, dict):
+                    secrets = body["secrets"] = {}
+                if _SECRET_NAME.match(name) and not name.startswith("__") and secrets.get(name) is None:
+                    secrets[name] = "template value"
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     """Realistic values where generated ones would only wait or miss. A blocking webhook action
@@ -47,6 +123,8 @@ def before_call(context, case, kwargs):
     body = case.body
     if not isinstance(body, dict):
         return
+    if case.path in ("/v1/connections", "/v1/connections/test"):
+        _connection(body)
     if case.path == "/v1/actions/webhook":
         body["retry"] = _bounded(body.get("retry"))
     # A secret shared with projects names ones that exist (what a caller would do); the answer

@@ -132,5 +132,5 @@ fi
 # `scripts/schemathesis.sh` alone runs 100 examples per operation.
 if [ "$#" -eq 0 ]; then
   log "schemathesis: a short run against the OpenAPI document"
-  EXAMPLES="${SCHEMATHESIS_EXAMPLES:-10}" scripts/schemathesis.sh
+  SHORT=1 EXAMPLES="${SCHEMATHESIS_EXAMPLES:-10}" scripts/schemathesis.sh
 fi

@@ -30,6 +30,15 @@ pub fn list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<
         .collect()
 }
 
+/// The integer a JSON number stands for, however it is written (`58` or `58.0`).
+pub fn whole(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() <= i64::MAX as f64)
+            .map(|f| f as i64)
+    })
+}
+
 /// An optional count or duration: JSON Schema's `integer` takes `58.0` as well as `58`.
 pub fn integer<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where

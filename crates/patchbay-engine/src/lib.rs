@@ -29,7 +29,7 @@ use patchbay_vault::Vault;
 
 pub use act::{Answer, ProxyCall, caller_label};
 pub use admin::{KeyChoice, Started, TOKEN_PREFIX, hash_token};
-pub use connections::{EngineSettings, ListQuery};
+pub use connections::{EngineSettings, ListQuery, provider_fill};
 pub use core::metrics::{Metrics, RequestLabels};
 pub use core::{Clock, SystemClock};
 pub use error::{EngineError, Result};

@@ -64,6 +64,29 @@ const CLIENT_CREDENTIALS_AUTH: &[Rule] = &[
     r("token_params", Ty::Object),
 ];
 
+const API_KEY_AUTH: &[Rule] = &[
+    r("in", Ty::Enum(KeyLocation::NAMES)),
+    r("name", Ty::Str),
+    r("prefix", Ty::Str),
+];
+
+const BASIC_AUTH: &[Rule] = &[r("username", Ty::Str)];
+const CUSTOM_AUTH: &[Rule] = &[r("inject", Ty::Object)];
+const AWS_SIGV4_AUTH: &[Rule] = &[r("region", Ty::Str), r("service", Ty::Str)];
+
+/// The parameters (besides `type`) an auth type takes on a connection of `kind`.
+pub(super) fn auth_rules(kind: Kind, auth_type: AuthType) -> &'static [Rule] {
+    match auth_type {
+        AuthType::ApiKey => API_KEY_AUTH,
+        AuthType::Basic if matches!(kind, Kind::Http | Kind::Mcp) => BASIC_AUTH,
+        AuthType::Oauth2 => OAUTH2_AUTH,
+        AuthType::Oauth2ClientCredentials => CLIENT_CREDENTIALS_AUTH,
+        AuthType::Custom => CUSTOM_AUTH,
+        AuthType::AwsSigv4 => AWS_SIGV4_AUTH,
+        _ => &[],
+    }
+}
+
 pub(super) fn check_auth(
     kind: Kind,
     auth_type: AuthType,
@@ -73,19 +96,7 @@ pub(super) fn check_auth(
 ) {
     let mut params = auth.clone();
     params.remove("type");
-    let rules: &[Rule] = match auth_type {
-        AuthType::ApiKey => &[
-            r("in", Ty::Enum(KeyLocation::NAMES)),
-            r("name", Ty::Str),
-            r("prefix", Ty::Str),
-        ],
-        AuthType::Basic if matches!(kind, Kind::Http | Kind::Mcp) => &[r("username", Ty::Str)],
-        AuthType::Oauth2 => OAUTH2_AUTH,
-        AuthType::Oauth2ClientCredentials => CLIENT_CREDENTIALS_AUTH,
-        AuthType::Custom => &[r("inject", Ty::Object)],
-        AuthType::AwsSigv4 => &[r("region", Ty::Str), r("service", Ty::Str)],
-        _ => &[],
-    };
+    let rules = auth_rules(kind, auth_type);
     if auth_type == AuthType::Custom {
         // `inject` is an array of rules; checked separately below.
         let inject = params.remove("inject");

@@ -10,7 +10,7 @@ use crate::connection::Kind;
 use crate::error::ValidationErrors;
 use crate::spec::{DatabaseDriver, McpTransportName, SmtpEncryption, WebhookMethod};
 
-const HTTP_CONFIG: &[Rule] = &[
+pub(super) const HTTP_CONFIG: &[Rule] = &[
     r("base_url", Ty::Url),
     r("headers", Ty::Headers),
     r("timeout_ms", Ty::Int(1, 600_000)),
@@ -18,7 +18,7 @@ const HTTP_CONFIG: &[Rule] = &[
     r("backoff_ms", Ty::Int(0, 60_000)),
     r("verify_path", Ty::UrlPath),
 ];
-const DATABASE_CONFIG: &[Rule] = &[
+pub(super) const DATABASE_CONFIG: &[Rule] = &[
     r("driver", Ty::Enum(DatabaseDriver::NAMES)),
     r("host", Ty::Str),
     r("port", Ty::Int(1, 65_535)),
@@ -28,19 +28,19 @@ const DATABASE_CONFIG: &[Rule] = &[
     r("ssl_ca", Ty::Pem),
     r("options", Ty::Object),
 ];
-const SMTP_CONFIG: &[Rule] = &[
+pub(super) const SMTP_CONFIG: &[Rule] = &[
     r("host", Ty::Str),
     r("port", Ty::Int(1, 65_535)),
     r("username", Ty::Str),
     r("from_address", Ty::Email),
     r("encryption", Ty::Enum(SmtpEncryption::NAMES)),
 ];
-const WEBHOOK_CONFIG: &[Rule] = &[
+pub(super) const WEBHOOK_CONFIG: &[Rule] = &[
     r("url", Ty::Url),
     r("method", Ty::Enum(WebhookMethod::NAMES)),
     r("headers", Ty::Headers),
 ];
-const MCP_CONFIG: &[Rule] = &[
+pub(super) const MCP_CONFIG: &[Rule] = &[
     r("server_url", Ty::Url),
     r("command", Ty::Str),
     r("args", Ty::StrList),
@@ -50,6 +50,17 @@ const MCP_CONFIG: &[Rule] = &[
     r("headers", Ty::Headers),
 ];
 
+/// The `config` fields a kind takes.
+pub(super) fn config_rules(kind: Kind) -> &'static [Rule] {
+    match kind {
+        Kind::Http => HTTP_CONFIG,
+        Kind::Database => DATABASE_CONFIG,
+        Kind::Smtp => SMTP_CONFIG,
+        Kind::Webhook => WEBHOOK_CONFIG,
+        Kind::Mcp => MCP_CONFIG,
+    }
+}
+
 pub(super) fn check_config(
     kind: Kind,
     config: &mut Map<String, Value>,
@@ -57,14 +68,7 @@ pub(super) fn check_config(
     errs: &mut ValidationErrors,
 ) {
     let before = errs.errors().len();
-    let rules = match kind {
-        Kind::Http => HTTP_CONFIG,
-        Kind::Database => DATABASE_CONFIG,
-        Kind::Smtp => SMTP_CONFIG,
-        Kind::Webhook => WEBHOOK_CONFIG,
-        Kind::Mcp => MCP_CONFIG,
-    };
-    check_fields("config", config, rules, errs);
+    check_fields("config", config, config_rules(kind), errs);
     let bad_fields: BTreeSet<String> = errs.errors()[before..]
         .iter()
         .map(|e| e.field.clone())

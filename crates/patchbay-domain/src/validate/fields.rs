@@ -5,6 +5,11 @@ use serde_json::{Map, Value};
 
 use crate::error::ValidationErrors;
 
+/// Longest accepted plain string field, in characters.
+pub(super) const STR_MAX: usize = 2048;
+/// Longest accepted e-mail address, in characters.
+pub(super) const EMAIL_MAX: usize = 254;
+
 /// What a field holds.
 #[derive(Clone, Copy)]
 pub(super) enum Ty {
@@ -81,7 +86,7 @@ fn is_secretish(key: &str) -> bool {
         && k != "token_params"
 }
 
-fn check_value(ty: Ty, value: &mut Value) -> Result<(), String> {
+pub(super) fn check_value(ty: Ty, value: &mut Value) -> Result<(), String> {
     match ty {
         Ty::Url => {
             let s = value.as_str().ok_or("must be a string URL")?;
@@ -92,16 +97,20 @@ fn check_value(ty: Ty, value: &mut Value) -> Result<(), String> {
             if s.is_empty() {
                 return Err("must not be empty".into());
             }
-            if s.len() > 2048 {
-                return Err("must be at most 2048 characters".into());
+            if s.chars().count() > STR_MAX {
+                return Err(format!("must be at most {STR_MAX} characters"));
             }
             if s.chars().any(char::is_control) {
                 return Err("must not contain control characters".into());
             }
             Ok(())
         }
-        Ty::Int(min, max) => match value.as_i64() {
-            Some(n) if (min..=max).contains(&n) => Ok(()),
+        Ty::Int(min, max) => match crate::objects::whole(value) {
+            Some(n) if (min..=max).contains(&n) => {
+                // `58.0` is the integer 58, and is stored as one.
+                *value = Value::from(n);
+                Ok(())
+            }
             Some(_) => Err(format!("must be between {min} and {max}")),
             None => Err("must be an integer".into()),
         },
@@ -183,7 +192,7 @@ pub fn check_url(s: &str) -> Result<(), String> {
 }
 
 pub(super) fn check_email(s: &str) -> Result<(), String> {
-    let ok = s.len() <= 254
+    let ok = s.chars().count() <= EMAIL_MAX
         && !s
             .chars()
             .any(|c| c.is_control() || c.is_whitespace() || "<>\",;".contains(c))
@@ -220,15 +229,20 @@ pub(super) fn check_headers(value: &Value) -> Result<(), String> {
             ));
         }
         match v.as_str() {
-            Some(s) if !s.chars().any(|c| c == '\r' || c == '\n' || c == '\0') => {}
+            Some(s) if !s.chars().any(is_header_control) => {}
             _ => {
                 return Err(format!(
-                    "header {name:?} must be a string without CR, LF or NUL"
+                    "header {name:?} must be a string without control characters other than tab"
                 ));
             }
         }
     }
     Ok(())
+}
+
+/// A character a header value may not hold (what `HEADER_VALUE_PATTERN` leaves out).
+fn is_header_control(c: char) -> bool {
+    matches!(c, '\0'..='\x08' | '\n'..='\x1f' | '\x7f')
 }
 
 /// Names `prefix.field` as required (`why` says when) unless `map` has it.

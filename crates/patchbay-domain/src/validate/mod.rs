@@ -7,7 +7,8 @@
 //! field, while a user filling a form wants to hear about all of them.
 //!
 //! By concern: `fields` (field types and shared checks), `config` (each kind's config),
-//! `auth` (each auth type's parameters), `secrets` (secret fields and their forms).
+//! `auth` (each auth type's parameters), `secrets` (secret fields and their forms), `schema`
+//! (the JSON Schemas of what they accept, for the OpenAPI document).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -314,6 +315,7 @@ fn object_or_empty(
 mod auth;
 mod config;
 mod fields;
+pub mod schema;
 mod secrets;
 
 #[cfg(test)]

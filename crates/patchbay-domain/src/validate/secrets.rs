@@ -37,7 +37,7 @@ pub(super) fn parse_secret(field: &str, value: &Value) -> Result<Option<SecretIn
 /// The secret fields an auth type takes.
 pub(super) struct SecretSpec {
     pub required: Vec<String>,
-    optional: Vec<String>,
+    pub optional: Vec<String>,
     /// `custom` auth accepts any identifier.
     any: bool,
 }
@@ -111,8 +111,8 @@ pub(super) fn check_webhook_secret(secret: &SecretString) -> Result<(), String> 
         if !(24..=64).contains(&bytes.len()) {
             return Err("whsec_ secrets must encode 24 to 64 bytes".into());
         }
-    } else if s.len() < 16 {
-        return Err("must be at least 16 bytes, or a whsec_ secret".into());
+    } else if s.chars().count() < 16 {
+        return Err("must be at least 16 characters, or a whsec_ secret".into());
     }
     Ok(())
 }

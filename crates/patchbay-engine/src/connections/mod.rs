@@ -21,6 +21,7 @@ mod secrets;
 pub(crate) mod templates;
 mod testing;
 
+pub use providers::provider_fill;
 pub use testing::EngineSettings;
 
 pub(crate) use testing::{Limiter, limiter, renewable};

@@ -2,8 +2,10 @@
 //! key is required, and a catalog provider's static base URL fills an omitted `base_url`.
 
 use patchbay_connectors::VerifyRequest;
+use patchbay_domain::Kind;
 use patchbay_domain::api::CreateConnection;
-use patchbay_domain::spec::ConnectionSpec;
+use patchbay_domain::spec::{ConnectionSpec, DatabaseDriver};
+use patchbay_domain::validate::schema::{McpFill, ProviderFill};
 use patchbay_domain::{Principal, ValidationErrors};
 use patchbay_oauth::Provider;
 use serde_json::Value;
@@ -85,7 +87,7 @@ impl Hub {
                 .and_then(Value::as_str)
                 .and_then(|k| self.catalog().get(k))
                 .and_then(|e| e.base_url.as_deref())
-                .is_some_and(|u| u.contains("${token_response."))
+                .is_some_and(|u| u.contains(TOKEN_RESPONSE))
     }
 
     /// Checks the provider key and fills the catalog's defaults of the connection's kind into a
@@ -237,6 +239,79 @@ impl Hub {
         }
     }
 }
+
+/// What [`Hub::apply_catalog`] adds to a body of `kind` naming `entry`, as far as what is
+/// accepted goes: the OpenAPI document's connection schemas are written from it, so it follows
+/// `apply_catalog` field for field. `None` when the provider does not serve `kind`.
+pub fn provider_fill(entry: &Provider, kind: Kind) -> Option<ProviderFill> {
+    if !entry.serves(kind.as_str()) {
+        return None;
+    }
+    let mut fill = ProviderFill {
+        kind_implied: entry.kinds.len() == 1,
+        secret_formats: entry
+            .secret_formats
+            .iter()
+            .map(|(field, f)| (field.clone(), f.prefixes.clone()))
+            .collect(),
+        oauth_apps: entry.auth_modes.iter().any(|m| m.starts_with("oauth2")),
+        ..Default::default()
+    };
+    let mut fills = |field: &str| {
+        fill.fills.insert(field.to_owned());
+    };
+    match kind {
+        Kind::Http => {
+            if entry.static_base_url().is_some() {
+                fills("base_url");
+            }
+        }
+        Kind::Database => {
+            if let Some(d) = &entry.database {
+                if d.driver.is_some() {
+                    fills("driver");
+                }
+                if d.port.is_some() {
+                    fills("port");
+                }
+                if d.ssl.is_some() {
+                    fills("ssl");
+                }
+                fill.fills_sqlite = d.driver.as_deref() == Some(DatabaseDriver::Sqlite.as_str());
+                fill.host_patterns = d.host_patterns.clone();
+            }
+        }
+        Kind::Smtp => {
+            if let Some(m) = &entry.smtp {
+                for f in ["host", "port", "encryption"] {
+                    fills(f);
+                }
+                if m.username.is_some() || m.username_is_from_address {
+                    fills("username");
+                }
+            }
+        }
+        Kind::Mcp => {
+            fill.mcp = entry.mcp.as_ref().and_then(|m| {
+                if m.server_url.is_some() {
+                    Some(McpFill::Url)
+                } else {
+                    m.command.as_ref().map(|_| McpFill::Command)
+                }
+            });
+        }
+        Kind::Webhook => {}
+    }
+    fill.base_url_from_token = kind == Kind::Http
+        && entry
+            .base_url
+            .as_deref()
+            .is_some_and(|u| u.contains(TOKEN_RESPONSE));
+    Some(fill)
+}
+
+/// How a base URL names a value of the token answer.
+const TOKEN_RESPONSE: &str = "${token_response.";
 
 /// Names each secret of `secrets` written as a literal value that lacks the format its
 /// provider issues (the value itself is never repeated); references are opened later.

@@ -186,8 +186,8 @@ pub fn document_for(catalog: &patchbay_oauth::Catalog) -> serde_json::Value {
     // generators in scripts/schemathesis_hooks.py).
     schemas["MapRule"]["properties"]["select"]["format"] = "jsonpath".into();
     schemas["WebhookAction"]["properties"]["condition"]["format"] = "cel".into();
-    // Read leniently so that validation names every missing field at once, yet required.
-    schemas["CreateConnection"]["required"] = serde_json::json!(["name", "kind"]);
+    // A connection body: one schema per kind, case, auth type and provider.
+    schemas["CreateConnection"] = connection_schema(&schemas["CreateConnection"], catalog);
     // An OAuth app is for a catalog provider that uses OAuth.
     let oauth: Vec<&str> = catalog
         .iter()
@@ -198,6 +198,34 @@ pub fn document_for(catalog: &patchbay_oauth::Catalog) -> serde_json::Value {
     let nodes = node_run_schema(schemas, catalog);
     schemas["NodeRun"] = nodes;
     doc
+}
+
+/// `POST /v1/connections` and `POST /v1/connections/test`: one schema per kind, case, auth
+/// type and provider, written from validation's rules (`patchbay_domain::validate::schema`)
+/// and what each catalog entry fills (`patchbay_engine::provider_fill`). Providers that fill
+/// the same share a schema.
+fn connection_schema(
+    annotated: &serde_json::Value,
+    catalog: &patchbay_oauth::Catalog,
+) -> serde_json::Value {
+    use patchbay_domain::Kind;
+    use patchbay_domain::validate::schema::{ProviderFill, connection_bodies};
+    let mut branches = Vec::new();
+    for &kind in Kind::ALL {
+        branches.extend(connection_bodies(kind, None, &ProviderFill::default()));
+        let mut groups: std::collections::BTreeMap<ProviderFill, Vec<String>> = Default::default();
+        for entry in catalog.iter() {
+            if let Some(fill) = patchbay_engine::provider_fill(entry, kind) {
+                let names = groups.entry(fill).or_default();
+                names.push(entry.key.clone());
+                names.extend(entry.aliases.iter().cloned());
+            }
+        }
+        for (fill, names) in groups {
+            branches.extend(connection_bodies(kind, Some(&names), &fill));
+        }
+    }
+    serde_json::json!({"description": annotated["description"], "oneOf": branches})
 }
 
 /// `POST /v1/nodes/run`: one schema per node type, its `config` as the node reads it — each

@@ -8,6 +8,7 @@ mod helpers;
 mod actions;
 mod apps;
 mod audit;
+mod connection_schema;
 mod connection_tests;
 mod connections;
 mod cross_org;
