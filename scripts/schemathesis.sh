@@ -36,10 +36,12 @@ curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/v1/openapi.j
 # retry a receiver that fails for up to ~15 s by design, hence the 60 s limits. One worker:
 # Python 3.11's parser is not safe to call from two threads at once, and Hypothesis parses its
 # own sources while it runs ("AST constructor recursion depth mismatch"). The hooks make the
-# references a body needs real, through the same server.
+# references a body needs real, through the same server; scripts/schemathesis.toml holds the
+# settings of single operations.
 export PATCHBAY_URL="http://127.0.0.1:$PORT" PATCHBAY_TOKEN="$TOKEN"
 st() {
-  PYTHONPATH=scripts SCHEMATHESIS_HOOKS=schemathesis_hooks .tools/venv/bin/st run "$WORK/openapi.json" \
+  PYTHONPATH=scripts SCHEMATHESIS_HOOKS=schemathesis_hooks .tools/venv/bin/st \
+    --config-file scripts/schemathesis.toml run "$WORK/openapi.json" \
     --url "http://127.0.0.1:$PORT" -H "Authorization: Bearer $TOKEN" --checks all \
     --max-examples "$EXAMPLES" --workers 1 --seed 1 --request-timeout 60 --max-response-time 60 \
     --no-color "$@"

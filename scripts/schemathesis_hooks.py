@@ -71,6 +71,31 @@ def _post(path, body):
         return e.code
 
 
+def _get(path):
+    """GETs `path` from the server under test: the status and the JSON answer."""
+    request = urllib.request.Request(_URL + path, headers={"Authorization": "Bearer " + _TOKEN})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+def _create(path, body):
+    """POSTs `body`; the answer's `id` when it was created."""
+    request = urllib.request.Request(
+        _URL + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": "Bearer " + _TOKEN, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.load(answer).get("id")
+    except urllib.error.HTTPError:
+        return None
+
+
 def _once(key, path, body):
     """Makes a resource the first time it is needed (201 or 200: made; 409: it was there)."""
     if key not in _made and _post(path, body) in (200, 201, 409):
@@ -114,6 +139,67 @@ def _connection(body):
                     secrets[name] = "template value"
 
 
+_CONNECTION_ID = re.compile(r"^con_[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")
+# The kind of connection each action and node runs on.
+_ACTION_KIND = {
+    "/v1/actions/http": "http",
+    "/v1/actions/sql": "database",
+    "/v1/actions/email": "smtp",
+    "/v1/actions/webhook": "webhook",
+}
+_NODE_KIND = {"http": "http", "webhook": "webhook", "sql": "database", "database": "database",
+              "email": "smtp", "integration": "http", "llm": "http"}
+# A connection of each kind to a host that does not resolve here.
+_OF_KIND = {
+    "http": {"config": {"base_url": "https://api.example.com"}, "auth": {"type": "none"}},
+    "database": {"config": {"driver": "postgresql", "host": "db.example.com", "database": "d",
+                            "username": "u"}, "secrets": {"password": "p"}},
+    "smtp": {"config": {"host": "smtp.example.com", "from_address": "ops@example.com",
+                        "encryption": "none"}},
+    "webhook": {"config": {"url": "https://hooks.example.com/in"}},
+}
+_of_kind = {}
+
+
+def _right_kind(value, kind, provider):
+    """A connection id the run created, of another kind (or provider) than the action or node
+    runs on, replaced by one of the right kind: which connection an id names is not something a
+    request's schema can say. Ids that name no connection stay (they answer 404)."""
+    if not (isinstance(value, str) and _CONNECTION_ID.match(value)):
+        return value
+    status, connection = _get("/v1/connections/" + value)
+    if status != 200 or not isinstance(connection, dict):
+        return value
+    if connection.get("kind") == kind and (provider is None or connection.get("provider") == provider):
+        return value
+    key = (kind, provider)
+    if key not in _of_kind:
+        body = {"name": f"schemathesis {kind} {provider or 'custom'}", "kind": kind,
+                "provider": provider or "custom", **_OF_KIND[kind]}
+        _of_kind[key] = _create("/v1/connections", body)
+    return _of_kind[key] or value
+
+
+def _runs_on(case, body):
+    """Points an action's or node's connection at one it can run on."""
+    if case.path in _ACTION_KIND:
+        if "connection" in body:
+            body["connection"] = _right_kind(body["connection"], _ACTION_KIND[case.path], None)
+        return
+    config = body.get("config")
+    kind = _NODE_KIND.get(body.get("type")) if isinstance(body.get("type"), str) else None
+    if case.path != "/v1/nodes/run" or kind is None or not isinstance(config, dict):
+        return
+    provider = None
+    if body["type"] in ("integration", "llm"):
+        provider = config.get("service" if body["type"] == "integration" else "provider")
+        if not isinstance(provider, str):
+            return
+    for name in ("connectionId", "connection_id", "connection"):
+        if name in config:
+            config[name] = _right_kind(config[name], kind, provider)
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     """Realistic values where generated ones would only wait or miss. A blocking webhook action
@@ -125,6 +211,7 @@ def before_call(context, case, kwargs):
         return
     if case.path in ("/v1/connections", "/v1/connections/test"):
         _connection(body)
+    _runs_on(case, body)
     if case.path == "/v1/actions/webhook":
         body["retry"] = _bounded(body.get("retry"))
     # A secret shared with projects names ones that exist (what a caller would do); the answer

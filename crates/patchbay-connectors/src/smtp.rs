@@ -222,3 +222,21 @@ fn classify(e: &lettre::transport::smtp::Error) -> Outcome {
     }
     Outcome::fail(ErrorKind::Protocol, text)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every address the OpenAPI document describes is one the mail library takes.
+    #[test]
+    fn documented_addresses_are_mailboxes() {
+        let pattern = regex::Regex::new(patchbay_domain::names::EMAIL_PATTERN).unwrap();
+        for a in [
+            "ops@example.com",
+            "first.last+tag@mail.example.co",
+            "a_b%c-d@x-1.example.org",
+            "Z9@a1.b2.c3.io",
+        ] {
+            assert!(pattern.is_match(a), "{a}");
+            assert!(super::mailbox("to", a).is_ok(), "{a}");
+        }
+    }
+}

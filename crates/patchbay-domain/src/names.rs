@@ -221,6 +221,11 @@ pub const HEADER_VALUE_PATTERN: &str = r"^[^\x00-\x08\x0a-\x1f\x7f]*$";
 /// is unambiguous.
 pub const HTTP_URL_PATTERN: &str = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?$";
 
+/// An e-mail address as the document describes it: a dot-separated local part of common
+/// characters and a host name with a top-level domain. The server accepts every address its
+/// mail library does; the document keeps to the unambiguous ones.
+pub const EMAIL_PATTERN: &str = r"^[A-Za-z0-9_%+-]{1,20}(\.[A-Za-z0-9_%+-]{1,20}){0,2}@([A-Za-z0-9]([A-Za-z0-9-]{0,28}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,12}$";
+
 text_schemas! {
     /// An HTTP method.
     HttpMethod => text_schema(Some(1), None, TOKEN_PATTERN);

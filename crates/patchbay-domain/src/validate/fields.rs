@@ -191,16 +191,13 @@ pub fn check_url(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An e-mail address as the SMTP connector (lettre) takes one: a valid local part and domain
+/// (`email_address`'s rules), at most [`EMAIL_MAX`] characters.
 pub(super) fn check_email(s: &str) -> Result<(), String> {
     let ok = s.chars().count() <= EMAIL_MAX
-        && !s
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || "<>\",;".contains(c))
-        && s.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.contains('@')
+        && s.rsplit_once('@').is_some_and(|(user, domain)| {
+            email_address::EmailAddress::is_valid_local_part(user)
+                && email_address::EmailAddress::is_valid_domain(domain)
         });
     ok.then_some(())
         .ok_or_else(|| "must be an e-mail address like ops@example.com".to_owned())

@@ -434,6 +434,19 @@ impl Hub {
                 None
             }
         };
+        // A new provider is one of the catalog's for this kind, by its key.
+        let provider = match &patch.provider {
+            Some(Value::String(key)) => match self.check_new_provider(key, current.kind) {
+                Ok(key) => Some(Value::String(key)),
+                // Reported with every other bad field.
+                Err(EngineError::Validation(e)) => {
+                    errs.append(e);
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+            other => other.clone(),
+        };
         let mut draft = Draft {
             name: Some(
                 patch
@@ -442,12 +455,7 @@ impl Hub {
                     .unwrap_or_else(|| Value::String(current.name.to_string())),
             ),
             kind: Some(Value::String(current.kind.as_str().into())),
-            provider: Some(
-                patch
-                    .provider
-                    .clone()
-                    .unwrap_or_else(|| Value::String(current.provider.clone())),
-            ),
+            provider: Some(provider.unwrap_or_else(|| Value::String(current.provider.clone()))),
             auth: Some(Value::Object(auth)),
             config: Some(Value::Object(config)),
             secrets: patch.secrets.clone(),

@@ -101,13 +101,7 @@ impl Hub {
             // Validation names the bad type.
             Some(_) => return Ok(()),
         };
-        let Some(entry) = self.catalog().get(&key) else {
-            return Err(ValidationErrors::single(
-                "provider",
-                format!("unknown provider {key:?}; see GET /v1/providers, or use \"custom\""),
-            )
-            .into());
-        };
+        let entry = self.catalog_entry(&key)?;
         body.provider = Some(Value::String(entry.key.clone()));
         if body.kind.is_null()
             && let [only] = entry.kinds.as_slice()
@@ -118,17 +112,7 @@ impl Hub {
             // Validation names the missing or bad kind.
             return Ok(());
         };
-        if !entry.serves(&kind) {
-            return Err(ValidationErrors::single(
-                "provider",
-                format!(
-                    "{} is a provider of {} connections, not of {kind} connections",
-                    entry.key,
-                    entry.kinds.join(" and ")
-                ),
-            )
-            .into());
-        }
+        serves(entry, &kind)?;
         let mut errs = ValidationErrors::new();
         secret_format_errors(entry, body.secrets.as_ref(), &mut errs);
         // An API key goes where the provider wants it, unless the connection says otherwise.
@@ -227,6 +211,28 @@ impl Hub {
         errs.into_result(()).map_err(Into::into)
     }
 
+    /// The catalog entry `key` names (an alias names its entry's).
+    fn catalog_entry(&self, key: &str) -> Result<&Provider> {
+        self.catalog().get(key).ok_or_else(|| {
+            ValidationErrors::single(
+                "provider",
+                format!("unknown provider {key:?}; see GET /v1/providers, or use \"custom\""),
+            )
+            .into()
+        })
+    }
+
+    /// A PATCH's new provider: `custom`, or a catalog entry serving the connection's kind,
+    /// named by its key (an alias becomes the key).
+    pub(crate) fn check_new_provider(&self, key: &str, kind: Kind) -> Result<String> {
+        if key == "custom" {
+            return Ok(key.to_owned());
+        }
+        let entry = self.catalog_entry(key)?;
+        serves(entry, kind.as_str())?;
+        Ok(entry.key.clone())
+    }
+
     /// A PATCH's new secrets, checked against the formats of the connection's provider.
     pub(crate) fn check_secret_formats(
         &self,
@@ -238,6 +244,22 @@ impl Hub {
             secret_format_errors(entry, secrets, errs);
         }
     }
+}
+
+/// Refuses `entry` for a connection of `kind` it does not serve, naming both.
+fn serves(entry: &Provider, kind: &str) -> Result<()> {
+    if entry.serves(kind) {
+        return Ok(());
+    }
+    Err(ValidationErrors::single(
+        "provider",
+        format!(
+            "{} is a provider of {} connections, not of {kind} connections",
+            entry.key,
+            entry.kinds.join(" and ")
+        ),
+    )
+    .into())
 }
 
 /// What [`Hub::apply_catalog`] adds to a body of `kind` naming `entry`, as far as what is

@@ -40,10 +40,11 @@ pub async fn start(
     body: axum::body::Bytes,
 ) -> ApiResult<Json<OAuthStart>> {
     let id: ConnectionId = path_id(&id, "connection")?;
+    // No body, or `null` (the document's "no options"), is the defaults.
     let body: StartBody = if body.is_empty() {
         StartBody::default()
     } else {
-        parse_json(&body)?
+        parse_json::<Option<StartBody>>(&body)?.unwrap_or_default()
     };
     Ok(Json(s.hub.start_oauth(&p, &id, body.return_to).await?))
 }

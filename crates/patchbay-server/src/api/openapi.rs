@@ -174,7 +174,7 @@ impl utoipa::Modify for ProblemAnswers {
 
 /// The document as served: what the annotations generate, refined with what they cannot say
 /// (constraints across fields, and enums that come from the provider catalog).
-pub fn document_for(catalog: &patchbay_oauth::Catalog) -> serde_json::Value {
+pub fn document_for(catalog: &patchbay_oauth::Catalog, public_url: &str) -> serde_json::Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     let schemas = &mut doc["components"]["schemas"];
     // A webhook action goes to a connection or to a URL: exactly one of them.
@@ -188,6 +188,19 @@ pub fn document_for(catalog: &patchbay_oauth::Catalog) -> serde_json::Value {
     schemas["WebhookAction"]["properties"]["condition"]["format"] = "cel".into();
     // A connection body: one schema per kind, case, auth type and provider.
     schemas["CreateConnection"] = connection_schema(&schemas["CreateConnection"], catalog);
+    // A PATCH: `null` keeps a field; a provider is `custom` or the catalog's (of the
+    // connection's kind, which the server checks); `auth` and `config` merge into the stored
+    // ones and are checked, as a whole, against the connection's kind.
+    let mut providers: Vec<&str> = vec!["custom"];
+    for p in catalog.iter() {
+        providers.push(&p.key);
+        providers.extend(p.aliases.iter().map(String::as_str));
+    }
+    let update = &mut schemas["UpdateConnection"]["properties"];
+    update["name"] =
+        serde_json::json!({"anyOf": [{"$ref": "#/components/schemas/Name"}, {"type": "null"}]});
+    update["provider"] = serde_json::json!({"type": ["string", "null"], "enum": providers.iter().map(|p| serde_json::Value::from(*p)).chain([serde_json::Value::Null]).collect::<Vec<_>>()});
+    update["status"] = serde_json::json!({"description": update["status"]["description"], "type": ["string", "null"], "enum": ["active", "disabled", null]});
     // An OAuth app is for a catalog provider that uses OAuth.
     let oauth: Vec<&str> = catalog
         .iter()
@@ -195,9 +208,46 @@ pub fn document_for(catalog: &patchbay_oauth::Catalog) -> serde_json::Value {
         .map(|p| p.key.as_str())
         .collect();
     schemas["CreateOAuthApp"]["properties"]["provider"]["enum"] = serde_json::json!(oauth);
+    // An e-mail goes to addresses (at least one in `to`) and has text, HTML or both.
+    let address = serde_json::json!({"type": "string", "minLength": 6, "maxLength": 254,
+        "pattern": patchbay_domain::names::EMAIL_PATTERN});
+    let addresses = |min: usize| serde_json::json!({"oneOf": [address, {"type": "array", "minItems": min, "items": address}]});
+    let nullable = |s: serde_json::Value| serde_json::json!({"anyOf": [s, {"type": "null"}]});
+    let email = &mut schemas["EmailAction"];
+    email["properties"]["to"] = addresses(1);
+    email["properties"]["cc"] = nullable(addresses(0));
+    email["properties"]["bcc"] = nullable(addresses(0));
+    email["properties"]["reply_to"] = nullable(address.clone());
+    email["anyOf"] = serde_json::json!([
+        {"required": ["text"], "properties": {"text": {"type": "string"}}},
+        {"required": ["html"], "properties": {"html": {"type": "string"}}},
+    ]);
+    // The browser returns to this deployment after the callback.
+    let return_to = serde_json::json!({"type": ["string", "null"],
+        "pattern": format!(r"^{}(/[\s\S]*)?$", escape_pattern(public_url)),
+        "description": "Where the browser goes after the callback: a URL of this deployment."});
+    schemas["StartBody"]["properties"]["return_to"] = return_to.clone();
     let nodes = node_run_schema(schemas, catalog);
     schemas["NodeRun"] = nodes;
+    if let Some(params) = doc["paths"]["/v1/oauth/start"]["get"]["parameters"].as_array_mut() {
+        for p in params.iter_mut().filter(|p| p["name"] == "return_to") {
+            p["schema"] = return_to.clone();
+        }
+    }
     doc
+}
+
+/// `s` as a literal in a pattern.
+fn escape_pattern(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if r"\^$.|?*+()[]{}/-".contains(c) {
+                format!(r"\{c}")
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// `POST /v1/connections` and `POST /v1/connections/test`: one schema per kind, case, auth
@@ -355,7 +405,8 @@ fn node_run_schema(
     );
     put(&mut props, &["text", "body"], of("EmailAction", "text"));
     put(&mut props, &OUTPUT, string.clone());
-    let mut email = one_of_names(&CONNECTION);
+    let mut email =
+        json!({"allOf": [one_of_names(&CONNECTION), one_of_names(&["text", "body", "html"])]});
     email["required"] = json!(["to", "subject"]);
     branches.push(node(
         json!({"const": "email"}),
@@ -363,25 +414,39 @@ fn node_run_schema(
     ));
 
     // integration: a catalog provider's named operation, through a connection to it.
-    for p in catalog.iter().filter(|p| !p.operations.is_empty()) {
-        put(&mut props, &CONNECTION, connection.clone());
-        props.insert("service".into(), json!({"const": p.key}));
-        props.insert(
-            "operation".into(),
-            json!({"enum": p.operations.keys().collect::<Vec<_>>()}),
-        );
-        put(
-            &mut props,
-            &["config", "params", "parameters"],
-            json!({"type": "object"}),
-        );
-        put(&mut props, &OUTPUT, string.clone());
-        let mut integration = one_of_names(&CONNECTION);
-        integration["required"] = json!(["service", "operation"]);
-        branches.push(node(
-            json!({"const": "integration"}),
-            config(std::mem::take(&mut props), integration),
-        ));
+    // One schema per operation: the parameters its path names are required, in the object
+    // read (the first of `config`, `params` and `parameters` given and not null).
+    const PARAMS: [&str; 3] = ["config", "params", "parameters"];
+    for p in catalog.iter() {
+        for (name, op) in &p.operations {
+            put(&mut props, &CONNECTION, connection.clone());
+            props.insert("service".into(), json!({"const": p.key}));
+            props.insert("operation".into(), json!({"const": name}));
+            put(&mut props, &PARAMS, json!({"type": "object"}));
+            put(&mut props, &OUTPUT, string.clone());
+            let mut integration = json!({"allOf": [one_of_names(&CONNECTION)]});
+            let named = path_parameters(&op.path);
+            if !named.is_empty() {
+                let read: Vec<Value> = (0..PARAMS.len())
+                    .map(|i| {
+                        let mut b = json!({"required": [PARAMS[i]], "properties": {
+                            PARAMS[i]: {"type": "object", "required": named}}});
+                        for earlier in &PARAMS[..i] {
+                            b["properties"][*earlier] = json!({"type": "null"});
+                        }
+                        b
+                    })
+                    .collect();
+                if let Some(all) = integration["allOf"].as_array_mut() {
+                    all.push(json!({"anyOf": read}));
+                }
+            }
+            integration["required"] = json!(["service", "operation"]);
+            branches.push(node(
+                json!({"const": "integration"}),
+                config(std::mem::take(&mut props), integration),
+            ));
+        }
     }
 
     // llm: a provider's chat operation.
@@ -410,9 +475,19 @@ fn node_run_schema(
     })
 }
 
+/// The `${name}` parameters an operation's path is filled with.
+fn path_parameters(path: &str) -> Vec<&str> {
+    path.match_indices("${")
+        .filter_map(|(i, m)| {
+            let rest = &path[i + m.len()..];
+            rest.find('}').map(|end| &rest[..end])
+        })
+        .collect()
+}
+
 /// The document itself; like every API route it needs a token.
 async fn document(State(s): State<AppState>, _: Auth) -> Json<serde_json::Value> {
-    Json(document_for(s.hub.catalog()))
+    Json(document_for(s.hub.catalog(), s.hub.public_url()))
 }
 
 pub fn router() -> Router<AppState> {

@@ -50,7 +50,7 @@ fn accepted() -> Vec<(&'static str, Value)> {
         (
             "SMTP without a user",
             json!({"name": "g", "kind": "smtp",
-            "config": {"host": "smtp.example.com", "from_address": "a@b.", "encryption": "none"}}),
+            "config": {"host": "smtp.example.com", "from_address": "a@b.co", "encryption": "none"}}),
         ),
         (
             "a two-kind provider with its kind",

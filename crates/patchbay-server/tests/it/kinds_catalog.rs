@@ -183,6 +183,43 @@ async fn a_mismatched_kind_and_a_malformed_key_are_refused(backend: Backend) {
         .unwrap();
     assert_eq!(r.status.as_u16(), 422, "{}", r.text());
     assert!(!r.text().contains("CANARY"), "{}", r.text());
+    // A PATCH's provider is one of the catalog's for the connection's kind, by its key, and
+    // the refusal names every bad field at once.
+    let patch = |body: Value| {
+        let app = &app;
+        let id = c.id.clone();
+        async move {
+            let r = app
+                .admin
+                .raw(
+                    Method::PATCH,
+                    &format!("/v1/connections/{id}"),
+                    Some(&body),
+                    &[],
+                )
+                .await
+                .unwrap();
+            (r.status.as_u16(), r.json())
+        }
+    };
+    for (provider, reason) in [
+        ("postgresql", "not of http connections"),
+        ("no-such-provider", "unknown provider"),
+    ] {
+        let (status, answer) = patch(json!({"provider": provider, "name": " bad"})).await;
+        assert_eq!(status, 422, "{answer}");
+        let fields: Vec<&str> = answer["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert_eq!(fields, ["provider", "name"], "{answer}");
+        assert!(answer.to_string().contains(reason), "{answer}");
+    }
+    let (status, answer) = patch(json!({"provider": "custom"})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["provider"], "custom");
 }
 
 /// The MCP registry's reference server, run as the operator allow-listed it by path.

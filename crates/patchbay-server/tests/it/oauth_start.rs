@@ -7,7 +7,7 @@ use base64::Engine as _;
 use patchbay_domain::Role;
 use patchbay_domain::api::{CreateConnection, CreateOAuthApp};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::Digest;
 use sqlx::Row;
 
@@ -133,6 +133,19 @@ async fn authorization_requests_are_bound_and_single_use(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(offsite.status.as_u16(), 422);
+    // A `null` body, as the document allows, is no options.
+    let null = app
+        .admin
+        .raw(
+            Method::POST,
+            &format!("/v1/connections/{}/oauth/start", c.id),
+            Some(&Value::Null),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(null.status.as_u16(), 200, "{}", null.text());
+    assert!(null.json()["authorization_url"].is_string());
 }
 
 async fn catalog_apps_shape_the_request(backend: Backend) {
