@@ -180,8 +180,22 @@ def _right_kind(value, kind, provider):
     return _of_kind[key] or value
 
 
+def _override(auth):
+    """Replacement credentials name the shared organization secret."""
+    if isinstance(auth, dict):
+        for name in ("secret_ref", "tokenRef"):
+            if isinstance(auth.get(name), str):
+                _once("secret", "/v1/secrets", {"name": SHARED_SECRET, "value": "shared value"})
+                auth[name] = SHARED_SECRET
+
+
 def _runs_on(case, body):
-    """Points an action's or node's connection at one it can run on."""
+    """Points an action's or node's connection at one it can run on, and its replacement
+    credentials at a secret that exists."""
+    if case.path == "/v1/actions/http":
+        _override(body.get("auth"))
+    elif case.path == "/v1/nodes/run" and isinstance(body.get("config"), dict):
+        _override(body["config"].get("auth"))
     if case.path in _ACTION_KIND:
         if "connection" in body:
             body["connection"] = _right_kind(body["connection"], _ACTION_KIND[case.path], None)

@@ -228,14 +228,21 @@ mod tests {
     /// Every address the OpenAPI document describes is one the mail library takes.
     #[test]
     fn documented_addresses_are_mailboxes() {
-        let pattern = regex::Regex::new(patchbay_domain::names::EMAIL_PATTERN).unwrap();
+        let local = "!#$%&'*+/=?^_`{|}~-";
         for a in [
-            "ops@example.com",
-            "first.last+tag@mail.example.co",
-            "a_b%c-d@x-1.example.org",
-            "Z9@a1.b2.c3.io",
+            "ops@example.com".to_owned(),
+            "first.last+tag@mail.example.co".to_owned(),
+            format!("{local}.{local}@x-1.example.org"),
+            format!(
+                "{}@{}.{}.io",
+                "a".repeat(64),
+                "b".repeat(63),
+                "c".repeat(63)
+            ),
+            "Z9@a1.b2.c3.io".to_owned(),
         ] {
-            assert!(pattern.is_match(a), "{a}");
+            assert!(patchbay_domain::names::is_email(&a), "{a}");
+            let a = a.as_str();
             assert!(super::mailbox("to", a).is_ok(), "{a}");
         }
     }

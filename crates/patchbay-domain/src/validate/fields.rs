@@ -7,8 +7,6 @@ use crate::error::ValidationErrors;
 
 /// Longest accepted plain string field, in characters.
 pub(super) const STR_MAX: usize = 2048;
-/// Longest accepted e-mail address, in characters.
-pub(super) const EMAIL_MAX: usize = 254;
 
 /// What a field holds.
 #[derive(Clone, Copy)]
@@ -191,15 +189,10 @@ pub fn check_url(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// An e-mail address as the SMTP connector (lettre) takes one: a valid local part and domain
-/// (`email_address`'s rules), at most [`EMAIL_MAX`] characters.
+/// An e-mail address ([`crate::names::is_email`]).
 pub(super) fn check_email(s: &str) -> Result<(), String> {
-    let ok = s.chars().count() <= EMAIL_MAX
-        && s.rsplit_once('@').is_some_and(|(user, domain)| {
-            email_address::EmailAddress::is_valid_local_part(user)
-                && email_address::EmailAddress::is_valid_domain(domain)
-        });
-    ok.then_some(())
+    crate::names::is_email(s)
+        .then_some(())
         .ok_or_else(|| "must be an e-mail address like ops@example.com".to_owned())
 }
 

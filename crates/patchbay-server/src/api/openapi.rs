@@ -209,8 +209,7 @@ pub fn document_for(catalog: &patchbay_oauth::Catalog, public_url: &str) -> serd
         .collect();
     schemas["CreateOAuthApp"]["properties"]["provider"]["enum"] = serde_json::json!(oauth);
     // An e-mail goes to addresses (at least one in `to`) and has text, HTML or both.
-    let address = serde_json::json!({"type": "string", "minLength": 6, "maxLength": 254,
-        "pattern": patchbay_domain::names::EMAIL_PATTERN});
+    let address = patchbay_domain::names::email_schema();
     let addresses = |min: usize| serde_json::json!({"oneOf": [address, {"type": "array", "minItems": min, "items": address}]});
     let nullable = |s: serde_json::Value| serde_json::json!({"anyOf": [s, {"type": "null"}]});
     let email = &mut schemas["EmailAction"];
@@ -222,6 +221,12 @@ pub fn document_for(catalog: &patchbay_oauth::Catalog, public_url: &str) -> serd
         {"required": ["text"], "properties": {"text": {"type": "string"}}},
         {"required": ["html"], "properties": {"html": {"type": "string"}}},
     ]);
+    // Replacement credentials for one HTTP call.
+    let http = &mut schemas["HttpAction"]["properties"]["auth"];
+    let description = http["description"].clone();
+    *http = serde_json::json!({"description": description, "anyOf": [
+        patchbay_domain::validate::schema::auth_override(patchbay_domain::Kind::Http),
+        {"type": "null"}]});
     // The browser returns to this deployment after the callback.
     let return_to = serde_json::json!({"type": ["string", "null"],
         "pattern": format!(r"^{}(/[\s\S]*)?$", escape_pattern(public_url)),
