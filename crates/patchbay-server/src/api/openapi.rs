@@ -185,7 +185,10 @@ pub fn document_for(catalog: &patchbay_oauth::Catalog, public_url: &str) -> serd
     // Strings with a grammar of their own, named by a format (schemathesis is given their
     // generators in scripts/schemathesis_hooks.py).
     schemas["MapRule"]["properties"]["select"]["format"] = "jsonpath".into();
-    schemas["WebhookAction"]["properties"]["condition"]["format"] = "cel".into();
+    // A nullable one as a choice, so that its string is always of the format.
+    let condition = &mut schemas["WebhookAction"]["properties"]["condition"];
+    *condition = serde_json::json!({"description": condition["description"],
+        "anyOf": [{"type": "string", "format": "cel"}, {"type": "null"}]});
     // A connection body: one schema per kind, case, auth type and provider.
     schemas["CreateConnection"] = connection_schema(&schemas["CreateConnection"], catalog);
     // A PATCH: `null` keeps a field; a provider is `custom` or the catalog's (of the
