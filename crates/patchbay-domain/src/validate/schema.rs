@@ -146,7 +146,7 @@ fn any_case(s: &str) -> String {
 }
 
 /// `s` as a literal in a pattern.
-fn escape(s: &str) -> String {
+pub fn escape(s: &str) -> String {
     s.chars()
         .map(|c| {
             if r"\^$.|?*+()[]{}/-".contains(c) {

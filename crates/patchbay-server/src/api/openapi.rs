@@ -232,7 +232,7 @@ pub fn document_for(catalog: &patchbay_oauth::Catalog, public_url: &str) -> serd
         {"type": "null"}]});
     // The browser returns to this deployment after the callback.
     let return_to = serde_json::json!({"type": ["string", "null"],
-        "pattern": format!(r"^{}(/[\s\S]*)?$", escape_pattern(public_url)),
+        "pattern": format!(r"^{}(/[\s\S]*)?$", patchbay_domain::validate::schema::escape(public_url)),
         "description": "Where the browser goes after the callback: a URL of this deployment."});
     schemas["StartBody"]["properties"]["return_to"] = return_to.clone();
     let nodes = node_run_schema(schemas, catalog);
@@ -243,19 +243,6 @@ pub fn document_for(catalog: &patchbay_oauth::Catalog, public_url: &str) -> serd
         }
     }
     doc
-}
-
-/// `s` as a literal in a pattern.
-fn escape_pattern(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if r"\^$.|?*+()[]{}/-".contains(c) {
-                format!(r"\{c}")
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// `POST /v1/connections` and `POST /v1/connections/test`: one schema per kind, case, auth
