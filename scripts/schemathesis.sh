@@ -47,9 +47,10 @@ st() {
     --no-color "$@"
 }
 # A connection body has one schema per kind, case, auth type and provider (about 190): their
-# coverage phase alone sends some 50,000 requests (about four minutes), so SHORT=1 (the test
-# command's run) fuzzes them without it.
-CONNECTIONS='/v1/connections|/v1/connections/test'
+# coverage phase alone sends some 50,000 requests (about four minutes); actions and nodes run
+# on real connections and wait on upstreams that do not resolve (up to 5 s each). SHORT=1 (the
+# test command's run) fuzzes these without their coverage phase.
+CONNECTIONS='/v1/connections|/v1/connections/test|/v1/actions/[a-z]+|/v1/nodes/run'
 set +e
 rc=0
 run() { st "$@"; local r=$?; [ "$rc" -ne 0 ] || rc=$r; }
@@ -60,7 +61,7 @@ if [ -n "${ONLY:-}" ]; then
 elif [ "${SHORT:-}" = 1 ]; then
   log "schemathesis: every check, $EXAMPLES examples per operation"
   run --exclude-path-regex "^(/v1/tokens/\{id\}|$CONNECTIONS)\$" "$@"
-  log "schemathesis: connection bodies, $EXAMPLES examples each, no coverage phase"
+  log "schemathesis: connection bodies, actions and nodes, $EXAMPLES examples each, no coverage phase"
   run --include-path-regex "^($CONNECTIONS)\$" --phases examples,fuzzing "$@"
 else
   log "schemathesis: every check, $EXAMPLES examples per operation"
