@@ -56,24 +56,15 @@ SHARED_SECRET = "schemathesis_shared"
 _made = set()
 
 
-def _post(path, body):
-    """POSTs `body` to the server under test; the status (an existing one answers 409)."""
-    request = urllib.request.Request(
-        _URL + path,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Authorization": "Bearer " + _TOKEN, "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status
-    except urllib.error.HTTPError as e:
-        return e.code
-
-
-def _get(path):
-    """GETs `path` from the server under test: the status and the JSON answer."""
-    request = urllib.request.Request(_URL + path, headers={"Authorization": "Bearer " + _TOKEN})
+def _call(path, body=None):
+    """Calls the server under test: a POST of `body`, or a GET without one. The status and the
+    JSON answer (`None` for an error)."""
+    headers = {"Authorization": "Bearer " + _TOKEN}
+    data = None
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        data = json.dumps(body).encode()
+    request = urllib.request.Request(_URL + path, data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
             return answer.status, json.load(answer)
@@ -81,25 +72,16 @@ def _get(path):
         return e.code, None
 
 
-def _create(path, body):
-    """POSTs `body`; the answer's `id` when it was created."""
-    request = urllib.request.Request(
-        _URL + path,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Authorization": "Bearer " + _TOKEN, "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return json.load(answer).get("id")
-    except urllib.error.HTTPError:
-        return None
-
-
 def _once(key, path, body):
     """Makes a resource the first time it is needed (201 or 200: made; 409: it was there)."""
-    if key not in _made and _post(path, body) in (200, 201, 409):
+    if key not in _made and _call(path, body)[0] in (200, 201, 409):
         _made.add(key)
+
+
+def _shared_secret():
+    """The shared organization secret's name, made the first time it is needed."""
+    _once("secret", "/v1/secrets", {"name": SHARED_SECRET, "value": "shared value"})
+    return SHARED_SECRET
 
 
 def _connection(body):
@@ -115,8 +97,7 @@ def _connection(body):
                 and isinstance(value["ref"], str)
                 and _SECRET_NAME.match(value["ref"])
             ):
-                _once("secret", "/v1/secrets", {"name": SHARED_SECRET, "value": "shared value"})
-                value["ref"] = SHARED_SECRET
+                value["ref"] = _shared_secret()
     auth = body.get("auth")
     if not isinstance(auth, dict):
         return
@@ -168,7 +149,7 @@ def _right_kind(value, kind, provider):
     tests hold that.)"""
     if not (isinstance(value, str) and _CONNECTION_ID.match(value)):
         return value
-    status, connection = _get("/v1/connections/" + value)
+    status, connection = _call("/v1/connections/" + value)
     if (
         status == 200
         and isinstance(connection, dict)
@@ -180,7 +161,8 @@ def _right_kind(value, kind, provider):
     if key not in _of_kind:
         body = {"name": f"schemathesis {kind} {provider or 'custom'}", "kind": kind,
                 "provider": provider or "custom", **_OF_KIND[kind]}
-        _of_kind[key] = _create("/v1/connections", body)
+        status, made = _call("/v1/connections", body)
+        _of_kind[key] = made.get("id") if status == 201 and isinstance(made, dict) else None
     return _of_kind[key] or value
 
 
@@ -189,8 +171,7 @@ def _override(auth):
     if isinstance(auth, dict):
         for name in ("secret_ref", "tokenRef"):
             if isinstance(auth.get(name), str):
-                _once("secret", "/v1/secrets", {"name": SHARED_SECRET, "value": "shared value"})
-                auth[name] = SHARED_SECRET
+                auth[name] = _shared_secret()
 
 
 def _runs_on(case, body):

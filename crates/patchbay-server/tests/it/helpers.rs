@@ -261,6 +261,16 @@ pub fn err_status<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String
     }
 }
 
+/// The fields a problem document's `errors` name, in order.
+pub fn error_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .expect("a problem document with errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// One connection body of each kind, each with distinct secret values.
 pub fn every_kind(tag: &str) -> Vec<(Value, Vec<String>)> {
     let s = |name: &str| format!("canary-{tag}-{name}-7c1f9e");

@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, Tweak, allow_loopback};
+use crate::helpers::{Backend, TestApp, Tweak, allow_loopback, error_fields};
 
 fn body(v: Value) -> CreateConnection {
     serde_json::from_value(v).unwrap()
@@ -208,13 +208,7 @@ async fn a_mismatched_kind_and_a_malformed_key_are_refused(backend: Backend) {
     ] {
         let (status, answer) = patch(json!({"provider": provider, "name": " bad"})).await;
         assert_eq!(status, 422, "{answer}");
-        let fields: Vec<&str> = answer["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|e| e["field"].as_str())
-            .collect();
-        assert_eq!(fields, ["provider", "name"], "{answer}");
+        assert_eq!(error_fields(&answer), ["provider", "name"], "{answer}");
         assert!(answer.to_string().contains(reason), "{answer}");
     }
     let (status, answer) = patch(json!({"provider": "custom"})).await;

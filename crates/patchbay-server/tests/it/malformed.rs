@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, error_fields};
 
 async fn snapshot(app: &TestApp) -> (Value, Value, i64) {
     let list =
@@ -282,13 +282,10 @@ async fn malformed_input_is_refused_cleanly(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status.as_u16(), 422);
-    let fields: Vec<String> = r.json()["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(fields, vec!["name", "config.timeout_ms", "config.base_url"]);
+    assert_eq!(
+        error_fields(&r.json()),
+        ["name", "config.timeout_ms", "config.base_url"]
+    );
     // A project a body names that does not exist is not found, like a connection an action
     // names.
     for (path, body) in [
