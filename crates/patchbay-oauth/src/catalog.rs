@@ -282,6 +282,18 @@ impl Provider {
         self.base_url.as_deref().filter(|u| !u.contains("${"))
     }
 
+    /// The base URL when the token answer completes it (`${token_response.NAME}`).
+    pub fn token_base_url(&self) -> Option<&str> {
+        self.base_url
+            .as_deref()
+            .filter(|u| u.contains("${token_response."))
+    }
+
+    /// Whether it uses OAuth 2.0 (either flavour), so OAuth apps can be registered for it.
+    pub fn uses_oauth(&self) -> bool {
+        self.auth_modes.iter().any(|m| m.starts_with("oauth2"))
+    }
+
     /// Whether connections of `kind` may name this provider.
     pub fn serves(&self, kind: &str) -> bool {
         self.kinds.iter().any(|k| k == kind)
@@ -373,7 +385,7 @@ impl Provider {
         {
             return Err(format!("{}: unknown auth mode {m:?}", self.key));
         }
-        let oauth = self.auth_modes.iter().any(|m| m.starts_with("oauth2"));
+        let oauth = self.uses_oauth();
         if oauth && self.token_url.is_none() {
             return Err(format!("{}: OAuth entries need token_url", self.key));
         }

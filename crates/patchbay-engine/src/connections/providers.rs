@@ -86,8 +86,7 @@ impl Hub {
             && provider
                 .and_then(Value::as_str)
                 .and_then(|k| self.catalog().get(k))
-                .and_then(|e| e.base_url.as_deref())
-                .is_some_and(|u| u.contains(TOKEN_RESPONSE))
+                .is_some_and(|e| e.token_base_url().is_some())
     }
 
     /// Checks the provider key and fills the catalog's defaults of the connection's kind into a
@@ -276,7 +275,7 @@ pub fn provider_fill(entry: &Provider, kind: Kind) -> Option<ProviderFill> {
             .iter()
             .map(|(field, f)| (field.clone(), f.prefixes.clone()))
             .collect(),
-        oauth_apps: entry.auth_modes.iter().any(|m| m.starts_with("oauth2")),
+        oauth_apps: entry.uses_oauth(),
         ..Default::default()
     };
     let mut fills = |field: &str| {
@@ -324,16 +323,9 @@ pub fn provider_fill(entry: &Provider, kind: Kind) -> Option<ProviderFill> {
         }
         Kind::Webhook => {}
     }
-    fill.base_url_from_token = kind == Kind::Http
-        && entry
-            .base_url
-            .as_deref()
-            .is_some_and(|u| u.contains(TOKEN_RESPONSE));
+    fill.base_url_from_token = kind == Kind::Http && entry.token_base_url().is_some();
     Some(fill)
 }
-
-/// How a base URL names a value of the token answer.
-const TOKEN_RESPONSE: &str = "${token_response.";
 
 /// Names each secret of `secrets` written as a literal value that lacks the format its
 /// provider issues (the value itself is never repeated); references are opened later.

@@ -114,9 +114,7 @@ impl Hub {
             .map_err(|e| errs.push("name", e))
             .ok();
         let provider = match self.catalog().get(&req.provider) {
-            Some(entry) if entry.auth_modes.iter().any(|m| m.starts_with("oauth2")) => {
-                Some(entry.clone())
-            }
+            Some(entry) if entry.uses_oauth() => Some(entry.clone()),
             Some(_) => {
                 errs.push("provider", format!("{} does not use OAuth", req.provider));
                 None

@@ -119,10 +119,7 @@ pub(crate) fn fill_config_template(template: &str, config: &Map<String, Value>) 
 
 /// A provider's base URL when the token answer completes it.
 fn token_base_url(entry: &patchbay_oauth::Provider) -> Option<String> {
-    entry
-        .base_url
-        .clone()
-        .filter(|u| u.contains("${token_response."))
+    entry.token_base_url().map(str::to_owned)
 }
 
 /// Fills `${token_response.NAME}` from a token answer; `None` when a value is missing or the
