@@ -348,44 +348,37 @@ fn cases(kind: Kind, fill: &ProviderFill) -> Vec<Case> {
             let transport = |t: McpTransportName| json!({"type": "string", "enum": [t.as_str()]});
             let mut url = base();
             url.set("server_url", ty_schema(Ty::Url), Presence::Required);
-            let mut command = base();
-            command.set("command", ty_schema(Ty::Str), Presence::Required);
-            let mut filled = base();
-            for c in [&mut url, &mut command, &mut filled] {
-                c.set(
-                    "transport",
-                    transport(McpTransportName::StreamableHttp),
-                    Presence::Optional,
-                );
-            }
             for f in ["command", "args", "env"] {
                 url.set(f, Value::Null, Presence::Empty);
             }
+            url.set(
+                "transport",
+                transport(McpTransportName::StreamableHttp),
+                Presence::Optional,
+            );
+            let mut command = base();
+            command.set("command", ty_schema(Ty::Str), Presence::Required);
             command.set("server_url", Value::Null, Presence::Empty);
             command.set(
                 "transport",
                 transport(McpTransportName::Stdio),
                 Presence::Optional,
             );
+            // The provider's server: its case, with neither key given (not even as `null`).
+            let filled = fill.mcp.map(|m| {
+                let mut filled = match m {
+                    McpFill::Url => url.clone(),
+                    McpFill::Command => command.clone(),
+                };
+                filled.set("server_url", Value::Null, Presence::Absent);
+                filled.set("command", Value::Null, Presence::Absent);
+                filled
+            });
             let mut out = vec![
                 case("a server URL", url, &all_auths),
                 case("a command", command, &all_auths),
             ];
-            if let Some(m) = fill.mcp {
-                filled.set("server_url", Value::Null, Presence::Absent);
-                filled.set("command", Value::Null, Presence::Absent);
-                match m {
-                    McpFill::Url => {
-                        for f in ["args", "env"] {
-                            filled.set(f, Value::Null, Presence::Empty);
-                        }
-                    }
-                    McpFill::Command => filled.set(
-                        "transport",
-                        transport(McpTransportName::Stdio),
-                        Presence::Optional,
-                    ),
-                }
+            if let Some(filled) = filled {
                 out.push(case("the provider's server", filled, &all_auths));
             }
             out
