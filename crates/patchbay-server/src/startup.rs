@@ -25,6 +25,9 @@ pub struct AppState {
     pub counters: Arc<Counters>,
     /// The hash of the token `/metrics` asks for, when one is set.
     pub metrics_token: Option<Arc<Vec<u8>>>,
+    /// The served OpenAPI document, written on its first request: the catalog and the public
+    /// URL it is written from do not change while the server runs.
+    pub openapi: Arc<std::sync::OnceLock<axum::body::Bytes>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +144,7 @@ impl Application {
                 use secrecy::ExposeSecret as _;
                 Arc::new(patchbay_engine::hash_token(t.expose_secret()))
             }),
+            openapi: Arc::default(),
         };
         let limits = Limits {
             header_timeout: settings.http.header_timeout,

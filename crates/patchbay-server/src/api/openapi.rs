@@ -1,8 +1,8 @@
 //! The OpenAPI document at `/v1/openapi.json`, generated from the handlers' annotations.
 
+use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use axum::{Json, Router};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
@@ -207,7 +207,7 @@ pub fn document_for(catalog: &patchbay_oauth::Catalog, public_url: &str) -> serd
     // An OAuth app is for a catalog provider that uses OAuth.
     let oauth: Vec<&str> = catalog
         .iter()
-        .filter(|p| p.auth_modes.iter().any(|m| m.starts_with("oauth2")))
+        .filter(|p| p.uses_oauth())
         .map(|p| p.key.as_str())
         .collect();
     schemas["CreateOAuthApp"]["properties"]["provider"]["enum"] = serde_json::json!(oauth);
@@ -481,8 +481,16 @@ fn path_parameters(path: &str) -> Vec<&str> {
 }
 
 /// The document itself; like every API route it needs a token.
-async fn document(State(s): State<AppState>, _: Auth) -> Json<serde_json::Value> {
-    Json(document_for(s.hub.catalog(), s.hub.public_url()))
+async fn document(State(s): State<AppState>, _: Auth) -> impl axum::response::IntoResponse {
+    let body = s.openapi.get_or_init(|| {
+        serde_json::to_vec(&document_for(s.hub.catalog(), s.hub.public_url()))
+            .unwrap_or_default()
+            .into()
+    });
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.clone(),
+    )
 }
 
 pub fn router() -> Router<AppState> {
