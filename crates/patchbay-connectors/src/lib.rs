@@ -6,7 +6,7 @@ mod auth;
 pub mod call;
 mod database;
 mod http;
-mod mcp;
+pub mod mcp;
 pub mod redact;
 pub mod smtp;
 pub mod sql;
@@ -240,7 +240,7 @@ impl Connectors {
                 ConnectionSpec::Database(c) => database::test(self, m, c, timeout).await,
                 ConnectionSpec::Smtp(c) => smtp::test(self, m, c, timeout).await,
                 ConnectionSpec::Webhook(_) => webhook::test(self, m).await,
-                ConnectionSpec::Mcp(c) => mcp::test(self, m, c, timeout).await,
+                ConnectionSpec::Mcp(_) => mcp::test(self, m, timeout).await,
             }
         };
         let outcome = match tokio::time::timeout(timeout + Duration::from_millis(500), run).await {

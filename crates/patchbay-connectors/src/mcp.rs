@@ -1,179 +1,156 @@
-//! MCP connection test: `initialize` then `tools/list` over Streamable HTTP (through the gate)
-//! or stdio (only commands the operator allows). The Patchbay token is never forwarded: the
-//! upstream's credentials come from the connection.
+//! MCP connections: where a connection's server is and how it is reached ([`endpoint`]), a
+//! session with it ([`Connectors::mcp_connect`]), and its test (initialize or discover, then
+//! `tools/list`). HTTP transports go through the gate with the connection's headers and
+//! credentials; stdio runs only commands the operator allows, with the connection's
+//! environment and secrets as its variables. The Patchbay token is never forwarded.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use patchbay_domain::api::ErrorKind;
 use patchbay_domain::spec::{McpConfig, McpTransport};
-use reqwest::header::{HeaderName, HeaderValue};
-use rmcp::ServiceExt;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use patchbay_mcp::{Endpoint, Era, Limits, McpError, Session, ToolServer};
+use secrecy::ExposeSecret;
+use serde_json::Value;
 
 use crate::{Connectors, Material, Outcome, Outgoing, apply_auth};
 
-pub(crate) async fn test(
-    c: &Connectors,
-    m: &Material,
-    config: &McpConfig,
-    timeout: Duration,
-) -> Outcome {
-    match &config.transport {
-        McpTransport::StreamableHttp { url } => streamable_http(c, m, url, timeout).await,
-        McpTransport::Stdio { command, args, env } => stdio(c, command, args, env, timeout).await,
-        // Validation refuses it until a client for it exists.
-        McpTransport::Sse { .. } => Outcome::fail(
-            ErrorKind::Protocol,
-            "the legacy HTTP+SSE transport is not available yet",
-        ),
+/// What a server said of itself and its tools.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    pub summary: patchbay_mcp::ServerSummary,
+    pub tools: Vec<Value>,
+}
+
+impl From<McpError> for Outcome {
+    fn from(e: McpError) -> Self {
+        Outcome::fail(e.kind, e.message)
     }
 }
 
-/// The connection's default headers and credentials, injected as for every other kind (an API
-/// key in the query goes into `url`).
-async fn upstream_headers(
+pub(crate) async fn test(c: &Connectors, m: &Material, timeout: Duration) -> Outcome {
+    match c.mcp_discover(m, Era::Unknown, timeout).await {
+        Ok(d) => Outcome::ok(format!(
+            "Connected to {} ({}): {} tools",
+            d.summary.label(),
+            d.summary.protocol_version,
+            d.tools.len()
+        )),
+        Err(e) => e.into(),
+    }
+}
+
+impl Connectors {
+    /// Connects to the MCP server of `m`; `era` is what it spoke last time.
+    pub async fn mcp_connect(
+        &self,
+        m: &Material,
+        era: Era,
+        timeout: Duration,
+    ) -> Result<Session, McpError> {
+        let endpoint = endpoint(self, m).await?;
+        patchbay_mcp::connect(&endpoint, self.http(), era, self.mcp_limits(), timeout).await
+    }
+
+    /// Connects, lists the tools, and ends the session.
+    pub async fn mcp_discover(
+        &self,
+        m: &Material,
+        era: Era,
+        timeout: Duration,
+    ) -> Result<Discovery, McpError> {
+        let started = tokio::time::Instant::now();
+        let session = self.mcp_connect(m, era, timeout).await?;
+        let left = timeout.saturating_sub(started.elapsed());
+        let tools = session.list_tools(left).await;
+        let summary = session.summary().clone();
+        session.close().await;
+        Ok(Discovery {
+            summary,
+            tools: tools?,
+        })
+    }
+
+    pub fn mcp_limits(&self) -> Limits {
+        Limits::default()
+    }
+}
+
+/// The connection's MCP configuration.
+fn config(m: &Material) -> Result<&McpConfig, McpError> {
+    match &m.spec {
+        patchbay_domain::spec::ConnectionSpec::Mcp(c) => Ok(c),
+        _ => Err(McpError::protocol("not an MCP connection")),
+    }
+}
+
+/// Where the server of `m` is: its URL with the connection's headers and credentials, or its
+/// allowed program with the connection's environment.
+pub async fn endpoint(c: &Connectors, m: &Material) -> Result<Endpoint, McpError> {
+    let config = config(m)?;
+    match &config.transport {
+        McpTransport::StreamableHttp { url } => {
+            let (url, headers) = http_target(c, m, url).await?;
+            Ok(Endpoint::StreamableHttp { url, headers })
+        }
+        McpTransport::Sse { url } => {
+            let (url, headers) = http_target(c, m, url).await?;
+            Ok(Endpoint::Sse { url, headers })
+        }
+        McpTransport::Stdio { command, args, env } => stdio_target(c, m, command, args, env),
+    }
+}
+
+async fn http_target(
     c: &Connectors,
     m: &Material,
-    url: url::Url,
-) -> Result<(url::Url, HashMap<HeaderName, HeaderValue>), Outcome> {
+    server: &str,
+) -> Result<(url::Url, patchbay_mcp::Headers), McpError> {
+    let url = url::Url::parse(server)
+        .map_err(|e| McpError::protocol(format!("config.server_url: {e}")))?;
     let mut out = Outgoing {
         url,
         headers: m.default_headers().collect(),
     };
-    apply_auth(c.http(), m, &mut out).await?;
-    Ok((
-        out.url,
-        out.headers
-            .into_iter()
-            .filter_map(|(k, v)| Some((k?, v)))
-            .collect(),
-    ))
+    apply_auth(c.http(), m, &mut out).await.map_err(|e| {
+        let o = Outcome::from(e);
+        McpError::new(o.kind.unwrap_or(ErrorKind::Protocol), o.message)
+    })?;
+    let headers = out
+        .headers
+        .into_iter()
+        .filter_map(|(k, v)| Some((k?, v)))
+        .collect();
+    Ok((out.url, headers))
 }
 
-async fn streamable_http(c: &Connectors, m: &Material, server: &str, timeout: Duration) -> Outcome {
-    let url = match url::Url::parse(server) {
-        Ok(u) => u,
-        Err(e) => return Outcome::fail(ErrorKind::Protocol, format!("config.server_url: {e}")),
-    };
-    if let Err(e) = c.http().check_url(&url).await {
-        return e.into();
-    }
-    let (url, headers) = match upstream_headers(c, m, url).await {
-        Ok(pair) => pair,
-        Err(o) => return o,
-    };
-    let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-        .control_request_timeout(timeout);
-    config.custom_headers = headers;
-    // A client of its own records gate refusals, which the MCP library reports only as text.
-    let (http, refusals) = match c.http().observed() {
-        Ok(pair) => pair,
-        Err(e) => return Outcome::fail(ErrorKind::Protocol, e),
-    };
-    let transport =
-        StreamableHttpClientTransport::with_client(http.following_client().clone(), config);
-    let run = async {
-        let client = ().serve(transport).await.map_err(|e| describe(&e))?;
-        let server = client
-            .peer_info()
-            .and_then(|i| {
-                i.server_info
-                    .as_ref()
-                    .map(|s| format!("{} {}", s.name, s.version))
-            })
-            .unwrap_or_else(|| "an MCP server".into());
-        let tools = client.list_all_tools().await.map_err(|e| describe(&e));
-        let _ = client.cancel().await;
-        tools.map(|t| (server, t.len()))
-    };
-    match tokio::time::timeout(timeout, run).await {
-        Ok(Ok((server, n))) => Outcome::ok(format!("Connected to {server}: {n} tools")),
-        Ok(Err(outcome)) => refusals.last().map_or(outcome, Outcome::from),
-        Err(_) => Outcome::fail(
-            ErrorKind::Timeout,
-            format!("no answer within {} ms", timeout.as_millis()),
-        ),
-    }
-}
-
-/// Starts an allowed command with a minimal environment (and the connection's own variables)
-/// and speaks MCP over its stdio.
-async fn stdio(
+fn stdio_target(
     c: &Connectors,
+    m: &Material,
     command: &str,
     args: &[String],
     env: &BTreeMap<String, String>,
-    timeout: Duration,
-) -> Outcome {
+) -> Result<Endpoint, McpError> {
     let Some(program) = c.settings.allowed_command(command) else {
-        return Outcome::fail(
+        return Err(McpError::new(
             ErrorKind::Blocked,
             format!(
                 "the command {command:?} is not on the operator's allow-list (--allow-command)"
             ),
-        );
+        ));
     };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args).env_clear().kill_on_drop(true);
-    for var in ["PATH", "HOME", "LANG"] {
-        if let Ok(v) = std::env::var(var) {
-            cmd.env(var, v);
-        }
+    let mut vars = env.clone();
+    let mut redact = Vec::new();
+    // A stdio server's secrets are its environment variables.
+    for (name, value) in &m.secrets {
+        vars.insert(name.clone(), value.expose_secret().to_owned());
+        redact.push(value.expose_secret().to_owned());
     }
-    cmd.envs(env);
-    let transport = match rmcp::transport::TokioChildProcess::new(cmd) {
-        Ok(t) => t,
-        Err(e) => {
-            return Outcome::fail(
-                ErrorKind::Refused,
-                format!("cannot start {command:?}: {}", e.kind()),
-            );
-        }
-    };
-    let run = async {
-        let client = ().serve(transport).await.map_err(|e| describe(&e))?;
-        let tools = client.list_all_tools().await.map_err(|e| describe(&e));
-        let _ = client.cancel().await;
-        tools.map(|t| t.len())
-    };
-    match tokio::time::timeout(timeout, run).await {
-        Ok(Ok(n)) => Outcome::ok(format!("Started {command}: {n} tools")),
-        Ok(Err(outcome)) => outcome,
-        Err(_) => Outcome::fail(
-            ErrorKind::Timeout,
-            format!("no answer within {} ms", timeout.as_millis()),
-        ),
-    }
-}
-
-/// Sorts an MCP client failure: gate refusals and transport failures by their type, HTTP
-/// auth refusals by their status, the rest as protocol errors; URLs never reach the message.
-fn describe(e: &(dyn std::error::Error + 'static)) -> Outcome {
-    if let Some(http) = patchbay_net::classify_chain(e) {
-        return http.into();
-    }
-    let text = patchbay_net::redact_urls(&e.to_string());
-    let lower = text.to_ascii_lowercase();
-    let auth = [
-        "401 unauthorized",
-        "403 forbidden",
-        "status: 401",
-        "status: 403",
-        "auth required",
-        "authrequired",
-        "unauthorized",
-    ]
-    .iter()
-    .any(|w| lower.contains(w));
-    let kind = if auth {
-        ErrorKind::Auth
-    } else {
-        ErrorKind::Protocol
-    };
-    Outcome::fail(
-        kind,
-        format!("MCP: {}", text.chars().take(300).collect::<String>()),
-    )
+    Ok(Endpoint::Stdio(patchbay_mcp::Command {
+        program: program.into(),
+        args: args.to_vec(),
+        env: vars,
+        redact,
+        label: command.to_owned(),
+    }))
 }

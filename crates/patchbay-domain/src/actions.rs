@@ -303,3 +303,42 @@ pub struct NodeRunResult {
     #[schema(value_type = Object)]
     pub result: Value,
 }
+
+/// `POST /v1/actions/mcp`: one tool of an MCP connection's server.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpAction {
+    pub connection: ConnectionId,
+    /// The tool's name, as the server lists it.
+    #[schema(min_length = 1, max_length = 256)]
+    pub tool: String,
+    /// The tool's arguments (its `inputSchema` says which).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub arguments: Option<Map<String, Value>>,
+    /// How long the call may take (default the connection's `timeout_ms`).
+    #[serde(default, deserialize_with = "crate::objects::integer")]
+    #[schema(minimum = 1, maximum = 600000)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// A tool's result as its server wrote it: `content` (text, image, audio, resource,
+/// resource_link), `structuredContent`, and `isError` when the tool failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct McpActionResult {
+    #[schema(value_type = Vec<Object>)]
+    pub content: Vec<Value>,
+    #[serde(
+        rename = "structuredContent",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub structured_content: Option<Value>,
+    #[serde(rename = "isError", default)]
+    pub is_error: bool,
+    /// Everything else the result carried (`_meta`, fields of later revisions).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub rest: Map<String, Value>,
+}

@@ -434,3 +434,121 @@ pub struct UpdateOAuthApp {
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
+
+/// Body of `POST /v1/mcp/discover`: an MCP server as a connection would describe it, nothing
+/// saved. `server_url` and `transport` may be given at the top level (they go into `config`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpDiscover {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub auth: Option<Value>,
+    /// As an MCP connection's `config`: `server_url` or `command`, `transport`, `headers`,
+    /// `timeout_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub secrets: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub server_url: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub transport: Option<Value>,
+}
+
+impl McpDiscover {
+    /// The connection draft it describes.
+    pub fn into_draft(self) -> CreateConnection {
+        let mut config = match self.config {
+            Some(Value::Object(m)) => Value::Object(m),
+            None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
+            Some(other) => other,
+        };
+        if let Value::Object(m) = &mut config {
+            for (k, v) in [
+                ("server_url", self.server_url),
+                ("transport", self.transport),
+            ] {
+                if let Some(v) = v {
+                    m.insert(k.into(), v);
+                }
+            }
+        }
+        CreateConnection {
+            project: self.project,
+            name: Value::String("discovery".into()),
+            kind: Value::String("mcp".into()),
+            provider: self.provider,
+            auth: self.auth,
+            config: Some(config),
+            secrets: self.secrets,
+        }
+    }
+}
+
+/// What an MCP connection's server said of itself at its last discovery (`mcp` on the
+/// connection).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct McpState {
+    /// `serverInfo`: name, version, and whatever else the server reports.
+    #[schema(value_type = Object)]
+    pub server_info: Value,
+    /// The protocol revision spoken (`2026-07-28` for a stateless server).
+    pub protocol_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub capabilities: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// Each tool as the server lists it (`name`, `description`, `inputSchema`, …).
+    #[schema(value_type = Vec<Object>)]
+    pub tools: Vec<Value>,
+    pub tools_refreshed_at: DateTime<Utc>,
+}
+
+/// The answer of `POST /v1/mcp/discover` and `POST /v1/connections/{id}/refresh-tools`: a
+/// connection test's fields, and on success what the server said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct McpDiscovery {
+    #[serde(flatten)]
+    pub test: TestResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub server_info: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub tools: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools_count: Option<usize>,
+}
+
+/// An entry of the MCP server registry (`GET /v1/mcp/providers`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct McpProvider {
+    /// The catalog key to create a connection with (`provider`).
+    pub name: String,
+    pub display_name: String,
+    pub categories: Vec<String>,
+    /// `streamable_http`, `sse` or `stdio`.
+    pub transport: String,
+    /// The server's URL: the operator's `PATCHBAY_MCP_<NAME>_URL`, else the catalog's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_server_url: Option<String>,
+    /// The command a stdio server runs (the operator must allow it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// The auth types the server takes.
+    pub auth_types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs_url: Option<String>,
+}

@@ -157,11 +157,6 @@ fn check_mcp(config: &Map<String, Value>, ok: &dyn Fn(&str) -> bool, errs: &mut 
         Some(McpTransportName::StreamableHttp | McpTransportName::Sse) if has_cmd => {
             errs.push("config.transport", "a `command` server speaks stdio")
         }
-        // Refused until a client for it exists, so that what is accepted can be tested.
-        Some(McpTransportName::Sse) => errs.push(
-            "config.transport",
-            "the legacy HTTP+SSE transport is not available yet; use streamable_http",
-        ),
         _ => {}
     }
 }

@@ -225,6 +225,8 @@ struct Case {
     auths: Vec<AuthType>,
     /// An SMTP user name is set (basic auth needs one, and then a password).
     smtp_user: bool,
+    /// Secrets are the environment of a stdio server (without credentials of an auth type).
+    env_secrets: bool,
 }
 
 fn cases(kind: Kind, fill: &ProviderFill) -> Vec<Case> {
@@ -244,6 +246,7 @@ fn cases(kind: Kind, fill: &ProviderFill) -> Vec<Case> {
         config,
         auths: auths.to_vec(),
         smtp_user: false,
+        env_secrets: false,
     };
     let all_auths: Vec<AuthType> = allowed_auth(kind)
         .iter()
@@ -340,12 +343,13 @@ fn cases(kind: Kind, fill: &ProviderFill) -> Vec<Case> {
                     config: user,
                     auths: vec![AuthType::Basic, AuthType::None],
                     smtp_user: true,
+                    env_secrets: false,
                 },
                 case("without a user name", anonymous, &[AuthType::None]),
             ]
         }
         Kind::Mcp => {
-            let transport = |t: McpTransportName| json!({"type": "string", "enum": [t.as_str()]});
+            let transport = |t: &[McpTransportName]| json!({"type": "string", "enum": t.iter().map(|t| t.as_str()).collect::<Vec<_>>()});
             let mut url = base();
             url.set("server_url", ty_schema(Ty::Url), Presence::Required);
             for f in ["command", "args", "env"] {
@@ -353,7 +357,7 @@ fn cases(kind: Kind, fill: &ProviderFill) -> Vec<Case> {
             }
             url.set(
                 "transport",
-                transport(McpTransportName::StreamableHttp),
+                transport(&[McpTransportName::StreamableHttp, McpTransportName::Sse]),
                 Presence::Optional,
             );
             let mut command = base();
@@ -361,7 +365,7 @@ fn cases(kind: Kind, fill: &ProviderFill) -> Vec<Case> {
             command.set("server_url", Value::Null, Presence::Empty);
             command.set(
                 "transport",
-                transport(McpTransportName::Stdio),
+                transport(&[McpTransportName::Stdio]),
                 Presence::Optional,
             );
             // The provider's server: its case, with neither key given (not even as `null`).
@@ -374,12 +378,20 @@ fn cases(kind: Kind, fill: &ProviderFill) -> Vec<Case> {
                 filled.set("command", Value::Null, Presence::Absent);
                 filled
             });
+            let stdio = |title, config| Case {
+                env_secrets: true,
+                ..case(title, config, &all_auths)
+            };
             let mut out = vec![
                 case("a server URL", url, &all_auths),
-                case("a command", command, &all_auths),
+                stdio("a command", command),
             ];
-            if let Some(filled) = filled {
-                out.push(case("the provider's server", filled, &all_auths));
+            match (fill.mcp, filled) {
+                (Some(McpFill::Command), Some(filled)) => {
+                    out.push(stdio("the provider's server", filled))
+                }
+                (_, Some(filled)) => out.push(case("the provider's server", filled, &all_auths)),
+                _ => {}
             }
             out
         }
@@ -518,10 +530,11 @@ fn secrets_schema(
     o
 }
 
-/// A custom auth's secrets: any secret name outside Patchbay's own.
-fn any_secrets() -> Value {
+/// Secrets under any name `pattern` matches, outside Patchbay's own: a custom auth's
+/// (secret names), a stdio server's (environment variables).
+fn named_secrets(pattern: &str) -> Value {
     json!({"type": "object",
-        "propertyNames": {"pattern": SECRET_NAME_PATTERN, "maxLength": 128,
+        "propertyNames": {"pattern": pattern, "maxLength": 128,
             "not": {"pattern": format!("^{}", escape(super::RESERVED_PREFIX))}},
         "additionalProperties": nullable(secret_value("", &BTreeMap::new(), false))})
 }
@@ -604,7 +617,9 @@ pub fn connection_bodies(
                     auth.schema()
                 };
                 let (secrets, secrets_required) = if auth_type == AuthType::Custom {
-                    (any_secrets(), false)
+                    (named_secrets(SECRET_NAME_PATTERN), false)
+                } else if case.env_secrets && auth_type == AuthType::None {
+                    (named_secrets(ENV_NAME_PATTERN), false)
                 } else {
                     let s = secrets_schema(kind, auth_type, with_app, case.smtp_user, fill);
                     (s.schema(), s.has_required())

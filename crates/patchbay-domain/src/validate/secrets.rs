@@ -40,6 +40,8 @@ pub(super) struct SecretSpec {
     pub optional: Vec<String>,
     /// `custom` auth accepts any identifier.
     any: bool,
+    /// A stdio MCP server's secrets are environment variables: any variable name.
+    env: bool,
 }
 
 impl SecretSpec {
@@ -48,11 +50,13 @@ impl SecretSpec {
             required: required.iter().map(|s| s.to_string()).collect(),
             optional: optional.iter().map(|s| s.to_string()).collect(),
             any: false,
+            env: false,
         }
     }
 
     pub fn allows(&self, field: &str) -> bool {
         (self.any && SecretName::parse(field).is_ok())
+            || (self.env && is_env_name(field))
             || self.required.iter().any(|f| f == field)
             || self.optional.iter().any(|f| f == field)
     }
@@ -74,6 +78,14 @@ pub(super) fn secret_spec(
 ) -> SecretSpec {
     let has_app = auth.get("app").is_some_and(|v| !v.is_null());
     match auth_type {
+        AuthType::None
+            if kind == Kind::Mcp && config.get("command").is_some_and(Value::is_string) =>
+        {
+            SecretSpec {
+                env: true,
+                ..SecretSpec::new(&[], &[])
+            }
+        }
         AuthType::None => SecretSpec::new(&[], &[]),
         AuthType::ApiKey => SecretSpec::new(&["api_key"], &["api_secret"]),
         AuthType::Bearer => SecretSpec::new(&["token"], &[]),
@@ -89,15 +101,26 @@ pub(super) fn secret_spec(
         AuthType::Oauth2ClientCredentials if has_app => SecretSpec::new(&[], &[]),
         AuthType::Oauth2ClientCredentials => SecretSpec::new(&["client_id", "client_secret"], &[]),
         AuthType::Custom => SecretSpec {
-            required: vec![],
-            optional: vec![],
             any: true,
+            ..SecretSpec::new(&[], &[])
         },
         AuthType::AwsSigv4 => {
             SecretSpec::new(&["access_key_id", "secret_access_key"], &["session_token"])
         }
         AuthType::Hmac => SecretSpec::new(&["secret"], &[]),
     }
+}
+
+/// An environment variable's name (`[A-Za-z_][A-Za-z0-9_]*`), never one of Patchbay's reserved
+/// fields.
+pub(super) fn is_env_name(field: &str) -> bool {
+    let mut chars = field.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !field.starts_with(super::RESERVED_PREFIX)
+        && field.len() <= 128
 }
 
 /// Standard Webhooks secrets: `whsec_` + base64 of 24–64 bytes, or a raw string of 16+ bytes.

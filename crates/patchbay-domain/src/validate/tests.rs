@@ -290,15 +290,33 @@ fn reserved_token_fields_cannot_be_written_and_survive_edits() {
 }
 
 #[test]
-fn what_no_connector_can_run_is_refused_naming_the_field() {
+fn what_no_connector_can_run_is_refused_naming_the_field_and_the_rest_runs() {
     let sigv4 = fields(json!({"name": "s", "kind": "http",
         "auth": {"type": "aws_sigv4", "region": "eu-west-1", "service": "s3"},
         "config": {"base_url": "https://s3.example"},
         "secrets": {"access_key_id": "AKIAEXAMPLEEXAMPLE12", "secret_access_key": "x"}}));
     assert_eq!(sigv4, ["auth.type"]);
-    let sse = fields(json!({"name": "m", "kind": "mcp",
+    let sse = ok(json!({"name": "m", "kind": "mcp",
         "config": {"server_url": "https://m.example/sse", "transport": "sse"}}));
-    assert_eq!(sse, ["config.transport"]);
+    assert!(matches!(&sse.spec, crate::spec::ConnectionSpec::Mcp(m)
+        if matches!(&m.transport, crate::spec::McpTransport::Sse { url } if url == "https://m.example/sse")));
+    let sse_command = fields(json!({"name": "m", "kind": "mcp",
+        "config": {"command": "srv", "transport": "sse"}}));
+    assert_eq!(sse_command, ["config.transport"]);
+    // A stdio server's secrets are environment variables; an HTTP server's are not.
+    let stdio = ok(
+        json!({"name": "m", "kind": "mcp", "config": {"command": "srv"},
+        "secrets": {"API_TOKEN": "t"}}),
+    );
+    assert!(stdio.secrets.contains_key("API_TOKEN"));
+    let not_a_variable = fields(
+        json!({"name": "m", "kind": "mcp", "config": {"command": "srv"},
+        "secrets": {"A-B": "t", "__access_token": "t"}}),
+    );
+    assert_eq!(not_a_variable, ["secrets.A-B", "secrets.__access_token"]);
+    let http_env = fields(json!({"name": "m", "kind": "mcp",
+        "config": {"server_url": "https://m.example/mcp"}, "secrets": {"API_TOKEN": "t"}}));
+    assert_eq!(http_env, ["secrets.API_TOKEN"]);
     let header = fields(json!({"name": "c", "kind": "http",
         "auth": {"type": "custom", "inject": [{"in": "header", "name": "X Bad", "template": "${secrets.k}"}]},
         "config": {"base_url": "https://a.example"}, "secrets": {"k": "v"}}));

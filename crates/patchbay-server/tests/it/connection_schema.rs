@@ -81,6 +81,17 @@ fn accepted() -> Vec<(&'static str, Value)> {
             "auth": {"type": "bearer"}, "secrets": {"token": "t"}}),
         ),
         (
+            "a legacy HTTP+SSE server",
+            json!({"name": "l2", "kind": "mcp",
+            "config": {"server_url": "https://mcp.example.com/sse", "transport": "sse"}}),
+        ),
+        (
+            "a stdio server with secrets as its environment",
+            json!({"name": "l3", "kind": "mcp",
+            "config": {"command": "mcp-server-everything", "env": {"MODE": "x"}},
+            "secrets": {"GITHUB_TOKEN": "t", "_other": "u"}}),
+        ),
+        (
             "custom injection",
             json!({"name": "m", "kind": "http",
             "config": {"base_url": "https://api.example.com"},
@@ -163,7 +174,12 @@ fn refused() -> Vec<(&'static str, Value)> {
         (
             "config.transport",
             json!({"name": "g", "kind": "mcp",
-            "config": {"server_url": "https://mcp.example.com", "transport": "sse"}}),
+            "config": {"command": "srv", "transport": "sse"}}),
+        ),
+        (
+            "secrets.1_NOT_A_VARIABLE",
+            json!({"name": "g2", "kind": "mcp",
+            "config": {"command": "srv"}, "secrets": {"1_NOT_A_VARIABLE": "v"}}),
         ),
         (
             "config.headers",

@@ -78,23 +78,74 @@ pub fn smtp(auth: Option<(&str, &str)>, maildir: Option<&Path>) -> Peer {
     Peer { child, port }
 }
 
+/// The MCP reference server's entry point (`node <it> stdio|sse|streamableHttp`).
+pub fn everything_entry() -> PathBuf {
+    tools_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+}
+
 /// The MCP reference server in Streamable HTTP mode.
 pub fn mcp_everything() -> Peer {
+    everything("streamableHttp", "listening on port")
+}
+
+/// The MCP reference server in the legacy HTTP+SSE mode (`/sse`).
+pub fn mcp_everything_sse() -> Peer {
+    everything("sse", "running on port")
+}
+
+fn everything(mode: &str, ready: &'static str) -> Peer {
     let port = free_port();
-    let entry =
-        tools_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
     let mut child = Command::new("node")
-        .arg(entry)
-        .arg("streamableHttp")
+        .arg(everything_entry())
+        .arg(mode)
         .env("PORT", port.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("node");
+    wait_for(child.stderr.take().unwrap(), ready, "server-everything");
+    Peer { child, port }
+}
+
+/// The Python interpreter of the test peers (with the MCP SDK).
+pub fn python() -> PathBuf {
+    tools_dir().join("venv/bin/python")
+}
+
+/// An MCP server built with the Python SDK (`tests/peers/mcp_server.py`) with `args`.
+pub fn mcp_python(args: &[&str]) -> Peer {
+    let port = free_port();
+    let mut child = Command::new(python())
+        .arg(repo_dir().join("tests/peers/mcp_server.py"))
+        .arg(port.to_string())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python");
     wait_for(
-        child.stderr.take().unwrap(),
-        "listening on port",
-        "server-everything",
+        child.stdout.take().unwrap(),
+        "READY",
+        "the Python MCP server",
+    );
+    Peer { child, port }
+}
+
+/// The misbehaving MCP server (`tests/peers/mcp_misbehaving.py`) over HTTP in `mode`.
+pub fn mcp_misbehaving(mode: &str) -> Peer {
+    let port = free_port();
+    let mut child = Command::new(python())
+        .arg(repo_dir().join("tests/peers/mcp_misbehaving.py"))
+        .arg(mode)
+        .args(["--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python");
+    wait_for(
+        child.stdout.take().unwrap(),
+        "READY",
+        "the misbehaving MCP server",
     );
     Peer { child, port }
 }

@@ -1,0 +1,341 @@
+//! Connecting to a server and the session that follows.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use patchbay_net::{GatedHttp, HttpError, Refusals};
+use rmcp::RoleClient;
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation,
+    PaginatedRequestParams, ProtocolVersion,
+};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Map, Value};
+
+use crate::{Endpoint, Era, ErrorKind, Limits, McpError, ServerSummary, ToolServer, sse, stdio};
+
+/// What the client tells servers it is.
+fn client_config(version: ProtocolVersion) -> ClientConfig {
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("patchbay", env!("CARGO_PKG_VERSION")),
+    )
+    .with_protocol_version(version)
+}
+
+/// The client side of a session: notices when the server's tools change.
+#[derive(Debug)]
+struct Handler {
+    config: ClientConfig,
+    tools_changed: Arc<AtomicBool>,
+}
+
+impl rmcp::ClientHandler for Handler {
+    fn get_info(&self) -> ClientConfig {
+        self.config.clone()
+    }
+
+    fn on_tool_list_changed(
+        &self,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        self.tools_changed.store(true, Ordering::Relaxed);
+        std::future::ready(())
+    }
+}
+
+/// A connected server. Dropping it ends the session (an HTTP session is deleted, a process is
+/// killed with its group).
+pub struct Session {
+    service: RunningService<RoleClient, Handler>,
+    summary: ServerSummary,
+    limits: Limits,
+    tools_changed: Arc<AtomicBool>,
+    /// The process of a stdio server.
+    child: Option<stdio::Child>,
+    /// Why a legacy SSE stream ended.
+    ended: Option<Arc<OnceLock<McpError>>>,
+    refusals: Option<Refusals>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("summary", &self.summary)
+            .field("child", &self.child)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects to `endpoint` within `timeout`. `era` is what the server spoke last time (asked
+/// first; on a protocol failure the client probes again, modern first).
+pub async fn connect(
+    endpoint: &Endpoint,
+    http: &GatedHttp,
+    era: Era,
+    limits: Limits,
+    timeout: Duration,
+) -> Result<Session, McpError> {
+    let attempt = tokio::time::timeout(timeout, connect_once(endpoint, http, era, limits, timeout));
+    let first = attempt.await.map_err(|_| McpError::timeout(timeout))?;
+    match first {
+        Err(e) if era != Era::Unknown && e.kind == ErrorKind::Protocol => {
+            let again = connect_once(endpoint, http, Era::Unknown, limits, timeout);
+            tokio::time::timeout(timeout, again)
+                .await
+                .map_err(|_| McpError::timeout(timeout))?
+        }
+        other => other,
+    }
+}
+
+fn lifecycle(era: Era) -> ClientLifecycleMode {
+    let modern = vec![ProtocolVersion::V_2026_07_28];
+    match era {
+        Era::Modern => ClientLifecycleMode::Discover {
+            preferred_versions: modern,
+        },
+        Era::Legacy => ClientLifecycleMode::Initialize,
+        Era::Unknown => ClientLifecycleMode::Auto {
+            preferred_versions: modern,
+            legacy_version: Some(ProtocolVersion::V_2025_11_25),
+        },
+    }
+}
+
+async fn connect_once(
+    endpoint: &Endpoint,
+    http: &GatedHttp,
+    era: Era,
+    limits: Limits,
+    timeout: Duration,
+) -> Result<Session, McpError> {
+    let tools_changed = Arc::new(AtomicBool::new(false));
+    let handler = |version| Handler {
+        config: client_config(version),
+        tools_changed: tools_changed.clone(),
+    };
+    let (service, child, ended, refusals) = match endpoint {
+        Endpoint::StreamableHttp { url, headers } => {
+            http.check_url(url).await.map_err(McpError::from_http)?;
+            // A client of its own records gate refusals, which the protocol library reports
+            // only as text.
+            let (gated, refusals) = http.observed().map_err(McpError::protocol)?;
+            let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                .control_request_timeout(timeout);
+            config.custom_headers = headers.clone();
+            config.max_json_response_size = limits.max_message_bytes;
+            config.max_sse_event_size = limits.max_message_bytes;
+            config.reinit_on_expired_session = true;
+            let transport =
+                StreamableHttpClientTransport::with_client(gated.client().clone(), config);
+            let served = handler(ProtocolVersion::V_2025_11_25)
+                .serve_with_lifecycle(transport, lifecycle(era))
+                .await;
+            let service = served.map_err(|e| {
+                refusals.last().map_or_else(
+                    || McpError::from_init(e),
+                    |n| McpError::from_http(HttpError::Net(n)),
+                )
+            })?;
+            (service, None, None, Some(refusals))
+        }
+        Endpoint::Sse { url, headers } => {
+            http.check_url(url).await.map_err(McpError::from_http)?;
+            let (gated, refusals) = http.observed().map_err(McpError::protocol)?;
+            let opened = sse::open(
+                gated.client().clone(),
+                url.clone(),
+                headers.clone(),
+                limits,
+                timeout,
+            )
+            .await;
+            let transport = opened.map_err(|e| {
+                refusals
+                    .last()
+                    .map_or(e, |n| McpError::from_http(HttpError::Net(n)))
+            })?;
+            let ended = transport.ended.clone();
+            let service = handler(ProtocolVersion::V_2024_11_05)
+                .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
+                .await
+                .map_err(|e| {
+                    ended
+                        .get()
+                        .cloned()
+                        .unwrap_or_else(|| McpError::from_init(e))
+                })?;
+            (service, None, Some(ended), Some(refusals))
+        }
+        Endpoint::Stdio(command) => {
+            let (transport, child) = stdio::spawn(command, limits.max_message_bytes)?;
+            let served = handler(ProtocolVersion::V_2025_11_25)
+                .serve_with_lifecycle(transport, lifecycle(era))
+                .await;
+            let service = served.map_err(|e| {
+                child
+                    .tripped
+                    .get()
+                    .cloned()
+                    .unwrap_or_else(|| McpError::from_init(e))
+                    .with_stderr(child.stderr.tail())
+            })?;
+            (service, Some(child), None, None)
+        }
+    };
+    let summary = summarise(&service);
+    Ok(Session {
+        service,
+        summary,
+        limits,
+        tools_changed,
+        child,
+        ended,
+        refusals,
+    })
+}
+
+fn summarise(service: &RunningService<RoleClient, Handler>) -> ServerSummary {
+    let info = service.peer_info();
+    match info.as_deref() {
+        Some(i) => ServerSummary {
+            server_info: i
+                .server_info
+                .as_ref()
+                .map_or(Value::Object(Map::new()), json),
+            protocol_version: i.protocol_version.to_string(),
+            capabilities: json(&i.capabilities),
+            instructions: i.instructions.clone(),
+        },
+        None => ServerSummary {
+            server_info: Value::Object(Map::new()),
+            protocol_version: String::new(),
+            capabilities: Value::Object(Map::new()),
+            instructions: None,
+        },
+    }
+}
+
+/// One of the protocol library's values as the JSON it was read from (they always serialize).
+fn json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
+
+impl Session {
+    pub fn summary(&self) -> &ServerSummary {
+        &self.summary
+    }
+
+    /// The id of a stdio server's process.
+    pub fn process_id(&self) -> Option<u32> {
+        self.child.as_ref().and_then(stdio::Child::id)
+    }
+
+    /// Sorts a failure of a request, with what the transport knows of why.
+    fn failed(&self, e: rmcp::service::ServiceError) -> McpError {
+        if let Some(n) = self.refusals.as_ref().and_then(Refusals::last) {
+            return McpError::from_http(HttpError::Net(n));
+        }
+        let transport_end = self
+            .ended
+            .as_ref()
+            .and_then(|e| e.get().cloned())
+            .or_else(|| self.child.as_ref().and_then(|c| c.tripped.get().cloned()));
+        let closed = matches!(e, rmcp::service::ServiceError::TransportClosed)
+            || self.service.is_transport_closed();
+        let error = match transport_end {
+            Some(end) if closed => end,
+            _ => McpError::from_service(e),
+        };
+        error.with_stderr(self.child.as_ref().and_then(|c| c.stderr.tail()))
+    }
+
+    async fn list_all(&self) -> Result<Vec<Value>, McpError> {
+        let mut tools = Vec::new();
+        let mut seen = HashSet::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..self.limits.max_pages {
+            let page = self
+                .service
+                .list_tools(Some(
+                    PaginatedRequestParams::default().with_cursor(cursor.clone()),
+                ))
+                .await
+                .map_err(|e| self.failed(e))?;
+            tools.extend(page.tools.iter().map(json));
+            match page.next_cursor {
+                None => return Ok(tools),
+                Some(next) if !seen.insert(next.clone()) => {
+                    return Err(McpError::protocol(format!(
+                        "the MCP server repeated the cursor of a tools/list page after {} tools",
+                        tools.len()
+                    )));
+                }
+                Some(next) => cursor = Some(next),
+            }
+        }
+        Err(McpError::protocol(format!(
+            "the MCP server's tools/list went on past {} pages",
+            self.limits.max_pages
+        )))
+    }
+
+    /// Ends the session: an HTTP session is deleted, a process stopped.
+    pub async fn close(mut self) {
+        let _ = self
+            .service
+            .close_with_timeout(Duration::from_secs(2))
+            .await;
+    }
+}
+
+impl ToolServer for Session {
+    fn summary(&self) -> &ServerSummary {
+        &self.summary
+    }
+
+    fn list_tools(&self, timeout: Duration) -> BoxFuture<'_, Result<Vec<Value>, McpError>> {
+        async move {
+            self.tools_changed.store(false, Ordering::Relaxed);
+            tokio::time::timeout(timeout, self.list_all())
+                .await
+                .map_err(|_| McpError::timeout(timeout))?
+        }
+        .boxed()
+    }
+
+    fn call_tool<'a>(
+        &'a self,
+        name: &'a str,
+        arguments: Option<Map<String, Value>>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Value, McpError>> {
+        async move {
+            let mut params = CallToolRequestParams::new(name.to_owned());
+            params.arguments = arguments;
+            // Dropped at the deadline, the request is cancelled upstream.
+            let call = self.service.call_tool(params);
+            let result = tokio::time::timeout(timeout, call)
+                .await
+                .map_err(|_| McpError::timeout(timeout))?
+                .map_err(|e| self.failed(e))?;
+            Ok(json(&result))
+        }
+        .boxed()
+    }
+
+    fn take_tools_changed(&self) -> bool {
+        self.tools_changed.swap(false, Ordering::Relaxed)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.service.is_transport_closed()
+    }
+}
