@@ -9,6 +9,8 @@ MODE:
   silent         accepts requests and never answers them (HTTP: holds the request open)
   huge           tools/call answers 50 MB
   die            the process exits in the middle of tools/call
+Over HTTP, GET /stats answers how many times each method was asked (initialize included), and
+DELETE ends a session (counted as "delete").
 Prints READY once it listens (HTTP) or at once (stdio, on stderr).
 """
 
@@ -16,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -84,6 +87,13 @@ def serve_stdio(mode: str) -> None:
 
 
 def serve_http(mode: str, port: int) -> None:
+    counts: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def count(name: str) -> None:
+        with lock:
+            counts[name] = counts.get(name, 0) + 1
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -91,11 +101,15 @@ def serve_http(mode: str, port: int) -> None:
             pass
 
         def do_GET(self):
+            if self.path == "/stats":
+                with lock:
+                    return self.send(200, dict(counts))
             self.send_response(405)
             self.send_header("content-length", "0")
             self.end_headers()
 
         def do_DELETE(self):
+            count("delete")
             self.send_response(200)
             self.send_header("content-length", "0")
             self.end_headers()
@@ -108,6 +122,7 @@ def serve_http(mode: str, port: int) -> None:
                 # A session-era server: the modern revision is an unknown version to it.
                 return self.send(400, {"jsonrpc": "2.0", "id": None,
                                        "error": {"code": -32000, "message": "Bad Request"}})
+            count(message.get("method", "?"))
             if "id" not in message:
                 self.send_response(202)
                 self.send_header("content-length", "0")

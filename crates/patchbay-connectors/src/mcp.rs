@@ -74,6 +74,12 @@ impl Connectors {
     pub fn mcp_limits(&self) -> Limits {
         Limits::default()
     }
+
+    /// How long a test or a discovery of `m` may take: the connection's timeout, at most the
+    /// operator's test timeout.
+    pub fn timeout_for(&self, m: &Material) -> Duration {
+        m.timeout(self.settings.test_timeout)
+    }
 }
 
 /// The connection's MCP configuration.

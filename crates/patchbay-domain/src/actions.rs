@@ -277,8 +277,7 @@ pub struct Delivery {
 /// `position`, …) are ignored.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeRun {
-    /// `http`, `webhook`, `sql` (or `database`), `email`, `integration` or `llm`; `mcp_tool` is
-    /// refused until MCP tool calls exist.
+    /// `http`, `webhook`, `sql` (or `database`), `email`, `integration`, `llm` or `mcp_tool`.
     #[serde(rename = "type")]
     #[schema(value_type = crate::names::NodeType)]
     pub node_type: String,

@@ -549,6 +549,4 @@ pub struct McpProvider {
     pub args: Vec<String>,
     /// The auth types the server takes.
     pub auth_types: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub docs_url: Option<String>,
 }

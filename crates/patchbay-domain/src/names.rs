@@ -264,12 +264,11 @@ text_schemas! {
         Some(5),
         "^([Pp][Oo][Ss][Tt]|[Pp][Uu][Tt]|[Pp][Aa][Tt][Cc][Hh])$"
     );
-    /// The node types `POST /v1/nodes/run` runs (`mcp_tool` is refused until MCP tool calls
-    /// exist).
+    /// The node types `POST /v1/nodes/run` runs.
     NodeType => text_schema(
         Some(1),
         None,
-        "^(http|webhook|sql|database|email|integration|llm)$"
+        "^(http|webhook|sql|database|email|integration|llm|mcp_tool)$"
     );
     /// A SQL statement: not blank.
     Statement => text_schema(Some(1), None, r"\S");

@@ -17,6 +17,7 @@ mod admin;
 mod connections;
 mod core;
 mod error;
+mod mcp;
 mod oauth;
 mod outbox;
 mod workers;
@@ -33,6 +34,7 @@ pub use connections::{EngineSettings, ListQuery, provider_fill};
 pub use core::metrics::{Metrics, RequestLabels};
 pub use core::{Clock, SystemClock};
 pub use error::{EngineError, Result};
+pub use mcp::registry_name;
 pub use oauth::{CallbackOutcome, OAuthStart};
 pub use outbox::EventSink;
 pub use patchbay_oauth::pkce::{code_challenge, state_hash};
@@ -54,6 +56,7 @@ struct Inner {
     test_limiter: connections::Limiter,
     refresh_locks: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     prepared: Arc<act::PreparedCache>,
+    mcp: Arc<mcp::SessionPool>,
     usage: Mutex<act::UsageLog>,
     principals: Arc<admin::PrincipalCache>,
     outbox_wake: tokio::sync::Notify,

@@ -103,6 +103,13 @@ impl McpError {
             StreamableHttpError::HttpStatus(s) => {
                 Self::protocol(format!("the MCP server answered HTTP {}", s.status))
             }
+            // Redirects are not followed: credentials go to the configured URL only.
+            StreamableHttpError::UnexpectedServerResponse(text) if text.starts_with("HTTP 3") => {
+                Self::protocol(format!(
+                    "the MCP server answered with a redirect ({}), which is not followed",
+                    text.split(':').next().unwrap_or("HTTP 3xx")
+                ))
+            }
             StreamableHttpError::ResponseBodyTooLarge { max_size } => Self::protocol(format!(
                 "the MCP server's answer is larger than {max_size} bytes"
             )),
@@ -166,6 +173,8 @@ impl McpError {
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
+            // Its transport error is not marked as its source: followed here.
+            ClientInitializeError::TransportError { error, .. } => Self::from_error(&error),
             ClientInitializeError::LegacyFallbackFailed { fallback, .. } => {
                 Self::from_init(*fallback)
             }

@@ -21,10 +21,20 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
+/// Libraries whose events may quote what they carry (the MCP library logs whole JSON-RPC
+/// messages, tool results and a stdio server's environment among them): never logged,
+/// whatever `RUST_LOG` says.
+const SILENCED: &[&str] = &["rmcp=off"];
+
 /// Installs the global subscriber (`RUST_LOG` filters, `info` by default).
 pub fn init_logging(format: LogFormat) {
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    for directive in SILENCED {
+        if let Ok(d) = directive.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -339,7 +339,26 @@ fn engine_settings(settings: &Settings) -> Result<EngineSettings, StartupError> 
         catalog: Arc::new(catalog),
         test_rate_per_minute: settings.limits.test_rate_per_minute,
         retest_interval: settings.workers.retest_interval,
+        mcp_server_urls: mcp_server_urls(std::env::vars()),
     })
+}
+
+/// The MCP registry's URLs the operator set: `PATCHBAY_MCP_<NAME>_URL` (`PATCHBAY_MCP_FILESYSTEM_URL`
+/// for `mcp-filesystem`), by registry name in lower case with `-` for `_`.
+fn mcp_server_urls(
+    vars: impl Iterator<Item = (String, String)>,
+) -> std::collections::BTreeMap<String, String> {
+    vars.filter_map(|(k, v)| {
+        let name = k.strip_prefix("PATCHBAY_MCP_")?.strip_suffix("_URL")?;
+        if name.is_empty() || v.trim().is_empty() {
+            return None;
+        }
+        Some((
+            name.to_ascii_lowercase().replace('_', "-"),
+            v.trim().to_owned(),
+        ))
+    })
+    .collect()
 }
 
 fn resolve_key(settings: &Settings) -> Result<(KeyChoice, Option<String>), StartupError> {

@@ -544,6 +544,24 @@ impl Tx {
         Ok(())
     }
 
+    /// Replaces only the `mcp` state (what the connection's server said at its discovery).
+    pub async fn set_mcp(
+        &mut self,
+        org: &OrgId,
+        id: &ConnectionId,
+        mcp: &serde_json::Value,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE connections SET mcp = $1 WHERE org_id = $2 AND id = $3 AND deleted_at IS NULL",
+        )
+        .bind(json_text(mcp))
+        .bind(org.as_str().to_owned())
+        .bind(id.as_str().to_owned())
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
     /// Sets only the status (a failed OAuth link, an expired grant).
     pub async fn set_status(
         &mut self,

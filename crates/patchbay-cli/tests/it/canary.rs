@@ -146,6 +146,8 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
             "127.0.0.0/8",
             "--test-rate-limit",
             "0",
+            "--allow-command",
+            "node",
         ],
         &[("RUST_LOG", "trace")],
     );
@@ -438,6 +440,83 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         r.call(Method::POST, path, Some(body), None, &[expect])
             .await;
     }
+    // MCP: a stdio server whose environment holds a canary and which is asked to print it;
+    // a draft's discovery and a saved connection's refresh against the refusing upstream; a
+    // tool call that fails; the registry.
+    let everything = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.tools/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let (_, tools) = r
+        .call(
+            Method::POST,
+            "/v1/connections",
+            Some(json!({"name": "env-tools", "kind": "mcp",
+                "config": {"command": "node", "args": [everything, "stdio"]},
+                "secrets": {"TOOL_SECRET": plant("mcpenv")}})),
+            None,
+            &[201],
+        )
+        .await;
+    assert_eq!(tools["test_status"], "success", "{tools}");
+    let tools = tools["id"].as_str().unwrap().to_owned();
+    let (_, env) = r
+        .call(
+            Method::POST,
+            "/v1/actions/mcp",
+            Some(json!({"connection": tools, "tool": "get-env"})),
+            None,
+            &[200],
+        )
+        .await;
+    assert!(env.to_string().contains("TOOL_SECRET"), "{env}");
+    r.call(
+        Method::POST,
+        "/v1/nodes/run",
+        Some(json!({"type": "mcp_tool", "config": {"connectionId": tools, "tool": "get-env"}})),
+        None,
+        &[200],
+    )
+    .await;
+    r.call(
+        Method::POST,
+        &format!("/v1/connections/{tools}/refresh-tools"),
+        None,
+        None,
+        &[200],
+    )
+    .await;
+    let (_, discovered) = r
+        .call(
+            Method::POST,
+            "/v1/mcp/discover",
+            Some(
+                json!({"server_url": format!("{upstream}/mcp"), "auth": {"type": "bearer"},
+                "secrets": {"token": plant("discovertoken")}}),
+            ),
+            None,
+            &[200],
+        )
+        .await;
+    assert_eq!(discovered["error_kind"], "auth", "{discovered}");
+    let refusing = ids.last().unwrap().clone();
+    r.call(
+        Method::POST,
+        &format!("/v1/connections/{refusing}/refresh-tools"),
+        None,
+        None,
+        &[200],
+    )
+    .await;
+    r.call(
+        Method::POST,
+        "/v1/actions/mcp",
+        Some(json!({"connection": refusing, "tool": "echo", "arguments": {"m": 1}})),
+        None,
+        &[502],
+    )
+    .await;
+    r.call(Method::GET, "/v1/mcp/providers", None, None, &[200])
+        .await;
+
     // The queued delivery: read, and (once it has failed for good) replayed.
     let (_, deliveries) = r
         .call(Method::GET, "/v1/deliveries", None, None, &[200])

@@ -7,4 +7,5 @@ mod nodes;
 
 pub use calls::{Answer, ProxyCall, caller_label};
 
+pub(crate) use actions::require_kind;
 pub(crate) use calls::{PreparedCache, UsageLog, prepared_cache};

@@ -5,7 +5,7 @@
 //! nodes call a provider's chat operation (OpenAI-compatible, Anthropic, Gemini, Cohere).
 
 use patchbay_domain::actions::{
-    EmailAction, HttpAction, NodeRun, NodeRunResult, SqlAction, WebhookAction,
+    EmailAction, HttpAction, McpAction, NodeRun, NodeRunResult, SqlAction, WebhookAction,
 };
 use patchbay_domain::{ConnectionId, Principal, ValidationErrors};
 use serde_json::{Map, Value, json};
@@ -117,13 +117,7 @@ impl Hub {
             "email" => self.email_node(p, config, &ctx, caller).await?,
             "integration" => self.integration_node(p, config, &ctx, caller).await?,
             "llm" => self.llm_node(p, config, &ctx, caller).await?,
-            "mcp_tool" => {
-                return Err(ValidationErrors::single(
-                    "type",
-                    "mcp_tool nodes need MCP tool calls, which this server does not offer yet",
-                )
-                .into());
-            }
+            "mcp_tool" => self.mcp_tool_node(p, config, &ctx, caller).await?,
             _ => {
                 return Err(ValidationErrors::single(
                     "type",
@@ -208,6 +202,29 @@ impl Hub {
         let r = self.webhook_action(p, action, caller).await?;
         let value = serde_json::to_value(&r).unwrap_or_default();
         Ok((output(config, "output", value.clone())?, value))
+    }
+
+    /// `mcp_tool`: `{connectionId, tool, parameters, outputVariable}` — a tool of an MCP
+    /// connection, its parameters filled from the context; the output is the tool's result.
+    async fn mcp_tool_node(
+        &self,
+        p: &Principal,
+        config: &Map<String, Value>,
+        ctx: &Map<String, Value>,
+        caller: Option<String>,
+    ) -> Result<(Map<String, Value>, Value)> {
+        let tool = required_str(config, &["tool", "toolName", "tool_name"])?;
+        let mut a = json!({"connection": connection_of(config)?, "tool": tool});
+        if let Some((name, v)) = named_field(config, &["parameters", "arguments", "params"]) {
+            a["arguments"] = fill(v, ctx, &format!("config.{name}"))?;
+        }
+        if let Some(v) = field(config, &["timeoutMs", "timeout_ms"]) {
+            a["timeout_ms"] = v.clone();
+        }
+        let action: McpAction = as_action(a)?;
+        let r = self.mcp_action(p, action, caller).await?;
+        let value = serde_json::to_value(&r).unwrap_or_default();
+        Ok((output(config, "result", value.clone())?, value))
     }
 
     async fn sql_node(

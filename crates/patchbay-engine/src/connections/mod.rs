@@ -386,7 +386,12 @@ impl Hub {
             &id,
             serde_json::json!({"kind": v.kind, "provider": v.provider}),
         );
-        self.visible_connection(p, &id).await
+        let created = self.visible_connection(p, &id).await?;
+        if created.kind == Kind::Mcp {
+            self.discover_created(p, created).await;
+            return self.visible_connection(p, &id).await;
+        }
+        Ok(created)
     }
 
     pub async fn update_connection(

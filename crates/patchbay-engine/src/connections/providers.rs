@@ -185,14 +185,27 @@ impl Hub {
                 }
             }
             "mcp" => {
+                let operators = self
+                    .inner
+                    .settings
+                    .mcp_server_urls
+                    .get(&crate::mcp::registry_name(&entry.key));
                 if let Some(m) = &entry.mcp
                     && !config.contains_key("server_url")
                     && !config.contains_key("command")
                 {
-                    if let Some(url) = &m.server_url {
+                    // The operator's URL for the registry entry comes first.
+                    if let Some(url) = operators {
+                        config.insert("server_url".into(), url.as_str().into());
+                        config
+                            .entry("transport")
+                            .or_insert_with(|| "streamable_http".into());
+                    } else if let Some(url) = &m.server_url {
                         config.insert("server_url".into(), url.as_str().into());
                     }
-                    if let Some(command) = &m.command {
+                    if operators.is_none()
+                        && let Some(command) = &m.command
+                    {
                         config.insert("command".into(), command.as_str().into());
                         if !m.args.is_empty() {
                             config

@@ -34,6 +34,8 @@ pub struct EngineSettings {
     pub test_rate_per_minute: u32,
     /// How often the scheduler re-tests connections; `None` turns it off.
     pub retest_interval: Option<Duration>,
+    /// The operator's MCP server URLs by registry name (`PATCHBAY_MCP_<NAME>_URL`).
+    pub mcp_server_urls: BTreeMap<String, String>,
 }
 
 impl EngineSettings {
@@ -46,6 +48,7 @@ impl EngineSettings {
             catalog: std::sync::Arc::new(catalog),
             test_rate_per_minute: 10,
             retest_interval: None,
+            mcp_server_urls: BTreeMap::new(),
         }
     }
 
@@ -69,7 +72,7 @@ impl Hub {
         &self.inner.settings.connectors
     }
 
-    fn check_test_rate(&self, p: &Principal) -> Result<()> {
+    pub(crate) fn check_test_rate(&self, p: &Principal) -> Result<()> {
         let Some(limiter) = &self.inner.test_limiter else {
             return Ok(());
         };
@@ -90,6 +93,10 @@ impl Hub {
             ));
         }
         self.check_test_rate(p)?;
+        if c.kind == patchbay_domain::Kind::Mcp {
+            // An MCP server's test is its discovery, whose findings are kept.
+            return Ok(self.discover_stored(p, c, p.actor()).await?.test);
+        }
         let result = self.run_test(p, c.clone()).await?;
         self.record(p, &c, &result, p.actor()).await?;
         Ok(result)
@@ -97,7 +104,7 @@ impl Hub {
 
     /// Tests a stored connection with a usable token: an OAuth connection's token is refreshed
     /// first when due, and once more when the upstream answers 401 to it.
-    async fn run_test(&self, p: &Principal, c: Connection) -> Result<TestResult> {
+    pub(crate) async fn run_test(&self, p: &Principal, c: Connection) -> Result<TestResult> {
         let c = match self.ensure_fresh(p, c).await {
             Ok(c) => c,
             Err(e) => return token_failure(e),
@@ -158,13 +165,39 @@ impl Hub {
 
     /// Tests a draft (the body of a create) without storing anything.
     pub async fn test_unsaved(&self, p: &Principal, body: CreateConnection) -> Result<TestResult> {
+        let (name, material) = self.draft_material(p, &body).await?;
+        let result = self.connectors().test(&material).await;
+        drop(material);
+        self.audit_draft_test(p, &name, &result).await?;
+        Ok(result)
+    }
+
+    /// Audits the test of a draft named `name`.
+    pub(crate) async fn audit_draft_test(
+        &self,
+        p: &Principal,
+        name: &str,
+        result: &TestResult,
+    ) -> Result<()> {
+        let target = format!("draft:{name}");
+        self.audit_test(self.write().await?, p, &target, result, p.actor())
+            .await
+    }
+
+    /// The material of a draft, for a test (writers only, rate limited): its name and its
+    /// material, references opened.
+    pub(crate) async fn draft_material(
+        &self,
+        p: &Principal,
+        body: &CreateConnection,
+    ) -> Result<(String, Material)> {
         if !p.can_write() {
             return Err(EngineError::forbidden(
                 "testing connections needs an admin or member token",
             ));
         }
         self.check_test_rate(p)?;
-        let (project, v) = self.validate_new(p, &body).await?;
+        let (project, v) = self.validate_new(p, body).await?;
         let mut secrets = BTreeMap::new();
         for (field, input) in &v.secrets {
             let value = match input {
@@ -186,12 +219,7 @@ impl Hub {
             secrets,
             verify,
         );
-        let result = self.connectors().test(&material).await;
-        drop(material);
-        let target = format!("draft:{}", v.name.as_str());
-        self.audit_test(self.write().await?, p, &target, &result, p.actor())
-            .await?;
-        Ok(result)
+        Ok((v.name.as_str().to_owned(), material))
     }
 
     /// Decrypted material of a stored connection (see [`Hub::ensure_fresh`] for its tokens), for
@@ -223,7 +251,7 @@ impl Hub {
         ))
     }
 
-    async fn record(
+    pub(crate) async fn record(
         &self,
         p: &Principal,
         c: &Connection,

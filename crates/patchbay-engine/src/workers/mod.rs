@@ -13,6 +13,8 @@ use crate::{Hub, Result};
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
 /// How often noted connection uses are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often idle upstream MCP sessions are looked for (and ended).
+const MCP_SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// The running workers; [`Workers::stop`] ends them.
 #[derive(Debug)]
@@ -56,9 +58,13 @@ impl Hub {
         });
         let hub = self.clone();
         let outbox = self.spawn_background(async move { hub.run_outbox().await });
+        let sweep = self.every(MCP_SWEEP_EVERY, "MCP session sweep", |hub| async move {
+            hub.sweep_mcp_sessions();
+            Ok(())
+        });
         Workers {
             hub: self.clone(),
-            tasks: vec![flush, outbox],
+            tasks: vec![flush, outbox, sweep],
         }
     }
 
@@ -94,6 +100,7 @@ impl Workers {
         for task in &self.tasks {
             task.abort();
         }
+        self.hub.close_mcp_sessions();
         if let Err(e) = self.hub.flush_usage().await {
             tracing::warn!(error = %e, "could not record connection use at shutdown");
         }

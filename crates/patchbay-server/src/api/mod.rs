@@ -9,6 +9,7 @@ mod connections;
 mod deliveries;
 mod health;
 mod keys;
+mod mcp;
 mod oauth;
 mod openapi;
 mod orgs;
@@ -80,6 +81,7 @@ fn router(state: AppState, body_limit: usize) -> Router {
         .merge(audit::router())
         .merge(keys::router())
         .merge(actions::router())
+        .merge(mcp::router())
         .merge(deliveries::router())
         .merge(openapi::router());
     Router::new()

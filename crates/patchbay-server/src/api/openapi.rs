@@ -29,6 +29,7 @@ use crate::startup::AppState;
         super::keys::status, super::keys::rotate,
         super::actions::http, super::actions::sql, super::actions::email, super::actions::webhook, super::actions::run_node,
         super::deliveries::list, super::deliveries::read, super::deliveries::replay,
+        super::mcp::discover, super::mcp::refresh_tools, super::mcp::call, super::mcp::providers,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth, &ProblemAnswers),
@@ -450,7 +451,7 @@ fn node_run_schema(
         .filter(|p| p.operations.contains_key("chat"))
         .map(|p| p.key.as_str())
         .collect();
-    put(&mut props, &CONNECTION, connection);
+    put(&mut props, &CONNECTION, connection.clone());
     props.insert("provider".into(), json!({"enum": chat}));
     props.insert("model".into(), string.clone());
     props.insert("prompt".into(), string.clone());
@@ -462,7 +463,28 @@ fn node_run_schema(
     put(&mut props, &OUTPUT, string.clone());
     let mut llm = one_of_names(&CONNECTION);
     llm["required"] = json!(["provider", "model", "prompt"]);
-    branches.push(node(json!({"const": "llm"}), config(props, llm)));
+    branches.push(node(
+        json!({"const": "llm"}),
+        config(std::mem::take(&mut props), llm),
+    ));
+
+    // mcp_tool: a tool of an MCP connection, its parameters filled from the context.
+    put(&mut props, &CONNECTION, connection);
+    const TOOL: [&str; 3] = ["tool", "toolName", "tool_name"];
+    put(&mut props, &TOOL, of("McpAction", "tool"));
+    put(
+        &mut props,
+        &["parameters", "arguments", "params"],
+        json!({"type": "object"}),
+    );
+    put(
+        &mut props,
+        &["timeoutMs", "timeout_ms"],
+        of("McpAction", "timeout_ms"),
+    );
+    put(&mut props, &OUTPUT, string);
+    let mcp = json!({"allOf": [one_of_names(&CONNECTION), one_of_names(&TOOL)]});
+    branches.push(node(json!({"const": "mcp_tool"}), config(props, mcp)));
 
     json!({
         "description": schemas["NodeRun"]["description"],

@@ -46,6 +46,16 @@ const EXEMPT: &[(&str, &str, &str)] = &[
     ),
     (
         "post",
+        "/v1/mcp/discover",
+        "discovers a draft: no stored object to reach",
+    ),
+    (
+        "get",
+        "/v1/mcp/providers",
+        "the registry is shared by every organization",
+    ),
+    (
+        "post",
         "/v1/keys/rotate",
         "operator only: answered 403 (asserted below)",
     ),
@@ -57,6 +67,7 @@ struct Objects {
     database: String,
     mail: String,
     hook: String,
+    tools: String,
     project: String,
     token: String,
     app: String,
@@ -146,11 +157,16 @@ async fn objects(a: &patchbay_client::Client) -> Objects {
         .expect("the queued delivery")
         .id
         .to_string();
+    // An MCP server that is not there: created all the same (its discovery failed).
+    let tools = create(json!({"name": "alpha-tools", "kind": "mcp",
+        "config": {"server_url": "http://127.0.0.1:9/mcp"}}))
+    .await;
     Objects {
         connection,
         database,
         mail,
         hook,
+        tools,
         project,
         token,
         app: oauth_app,
@@ -189,6 +205,7 @@ fn request(method: &str, path: &str, o: &Objects) -> Option<(String, Option<Valu
             Some(json!({"connection": o.mail, "to": "x@example.com", "subject": "s", "text": "t"}))
         }
         ("post", "/v1/actions/webhook") => Some(json!({"connection": o.hook, "body": {}})),
+        ("post", "/v1/actions/mcp") => Some(json!({"connection": o.tools, "tool": "echo"})),
         ("post", "/v1/nodes/run") => {
             Some(json!({"type": "http", "config": {"connectionId": o.connection, "path": "/"}}))
         }

@@ -247,7 +247,7 @@ async fn hostile_targets() {
         }
     }
     // A redirect into a denied range is blocked at the hop.
-    for kind in ["http", "webhook", "mcp"] {
+    for kind in ["http", "webhook"] {
         let r = run(&app, kind, &redirect.ip().to_string(), redirect.port()).await;
         assert_eq!(
             r.error_kind,
@@ -256,6 +256,11 @@ async fn hostile_targets() {
         );
         tried += 1;
     }
+    // An MCP server's redirects are not followed at all (its credentials stay with its URL).
+    let r = run(&app, "mcp", &redirect.ip().to_string(), redirect.port()).await;
+    assert_eq!(r.error_kind, Some(ErrorKind::Protocol), "{r:?}");
+    assert!(r.message.contains("redirect"), "{r:?}");
+    tried += 1;
     // DNS rebinding: a name that answers public to its first query and loopback afterwards.
     // Whatever a kind resolves, the address it connects to is one the gate checked: the
     // public answer (pinned), or a block — never loopback. Asked again, the name answers only

@@ -19,6 +19,7 @@ mod hostile;
 mod isolation;
 mod kinds_catalog;
 mod malformed;
+mod mcp;
 mod mcp_client;
 mod meta;
 mod metrics;
