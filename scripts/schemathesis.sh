@@ -47,10 +47,11 @@ st() {
     --no-color "$@"
 }
 # A connection body has one schema per kind, case, auth type and provider (about 190): their
-# coverage phase alone sends some 50,000 requests (about four minutes); actions and nodes run
-# on real connections and wait on upstreams that do not resolve (up to 5 s each). SHORT=1 (the
-# test command's run) fuzzes these without their coverage phase.
-CONNECTIONS='/v1/connections|/v1/connections/test|/v1/actions/[a-z]+|/v1/nodes/run'
+# coverage phase alone sends some 50,000 requests (about four minutes); an MCP discovery's body
+# is an MCP connection's; actions and nodes run on real connections and wait on upstreams that
+# do not resolve (up to 5 s each). SHORT=1 (the test command's run) fuzzes these without their
+# coverage phase.
+CONNECTIONS='/v1/connections|/v1/connections/test|/v1/mcp/discover|/v1/actions/[a-z]+|/v1/nodes/run'
 set +e
 rc=0
 run() { st "$@"; local r=$?; [ "$rc" -ne 0 ] || rc=$r; }

@@ -127,9 +127,10 @@ _ACTION_KIND = {
     "/v1/actions/sql": "database",
     "/v1/actions/email": "smtp",
     "/v1/actions/webhook": "webhook",
+    "/v1/actions/mcp": "mcp",
 }
 _NODE_KIND = {"http": "http", "webhook": "webhook", "sql": "database", "database": "database",
-              "email": "smtp", "integration": "http", "llm": "http"}
+              "email": "smtp", "integration": "http", "llm": "http", "mcp_tool": "mcp"}
 # A connection of each kind to a host that does not resolve here.
 _OF_KIND = {
     "http": {"config": {"base_url": "https://api.example.com"}, "auth": {"type": "none"}},
@@ -138,6 +139,8 @@ _OF_KIND = {
     "smtp": {"config": {"host": "smtp.example.com", "from_address": "ops@example.com",
                         "encryption": "none"}},
     "webhook": {"config": {"url": "https://hooks.example.com/in"}},
+    # Loopback is closed to tenants here: its calls are refused at once, not waited on.
+    "mcp": {"config": {"server_url": "http://127.0.0.1:9/mcp"}},
 }
 _of_kind = {}
 
@@ -232,7 +235,7 @@ def before_call(context, case, kwargs):
     body = case.body
     if not isinstance(body, dict):
         return
-    if case.path in ("/v1/connections", "/v1/connections/test"):
+    if case.path in ("/v1/connections", "/v1/connections/test", "/v1/mcp/discover"):
         _connection(body)
     _runs_on(case, body)
     if case.path in ("/v1/actions/http", "/v1/actions/webhook", "/v1/nodes/run"):

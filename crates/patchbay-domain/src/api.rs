@@ -435,8 +435,9 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
     Value::deserialize(d).map(Some)
 }
 
-/// Body of `POST /v1/mcp/discover`: an MCP server as a connection would describe it, nothing
-/// saved. `server_url` and `transport` may be given at the top level (they go into `config`).
+/// Body of `POST /v1/mcp/discover`: an MCP server as a connection would describe it, its
+/// `config` fields at the top level (`server_url` or `command`, `transport`, …); nothing is
+/// saved.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct McpDiscover {
@@ -447,47 +448,82 @@ pub struct McpDiscover {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub auth: Option<Value>,
-    /// As an MCP connection's `config`: `server_url` or `command`, `transport`, `headers`,
-    /// `timeout_ms`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub config: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub secrets: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects::present"
+    )]
     #[schema(value_type = Option<String>)]
     pub server_url: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects::present"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub command: Option<Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects::present"
+    )]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub args: Option<Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects::present"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub env: Option<Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects::present"
+    )]
     #[schema(value_type = Option<String>)]
     pub transport: Option<Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects::present"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub headers: Option<Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects::present"
+    )]
+    #[schema(value_type = Option<u64>)]
+    pub timeout_ms: Option<Value>,
 }
 
 impl McpDiscover {
     /// The connection draft it describes.
     pub fn into_draft(self) -> CreateConnection {
-        let mut config = match self.config {
-            Some(Value::Object(m)) => Value::Object(m),
-            None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
-            Some(other) => other,
-        };
-        if let Value::Object(m) = &mut config {
-            for (k, v) in [
-                ("server_url", self.server_url),
-                ("transport", self.transport),
-            ] {
-                if let Some(v) = v {
-                    m.insert(k.into(), v);
-                }
-            }
-        }
+        let config: serde_json::Map<String, Value> = [
+            ("server_url", self.server_url),
+            ("command", self.command),
+            ("args", self.args),
+            ("env", self.env),
+            ("transport", self.transport),
+            ("headers", self.headers),
+            ("timeout_ms", self.timeout_ms),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+        .collect();
         CreateConnection {
             project: self.project,
             name: Value::String("discovery".into()),
             kind: Value::String("mcp".into()),
             provider: self.provider,
             auth: self.auth,
-            config: Some(config),
+            config: Some(Value::Object(config)),
             secrets: self.secrets,
         }
     }

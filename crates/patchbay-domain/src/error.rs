@@ -75,6 +75,15 @@ impl ValidationErrors {
         self.omitted += later.omitted;
     }
 
+    /// The same errors with each field renamed by `rename` (a body that nests its fields
+    /// differently from the one validated).
+    pub fn renamed(mut self, rename: impl Fn(&str) -> String) -> Self {
+        for e in &mut self.errors {
+            e.field = rename(&e.field);
+        }
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         self.errors.is_empty()
     }

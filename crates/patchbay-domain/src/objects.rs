@@ -59,6 +59,16 @@ where
         .ok_or_else(|| D::Error::custom(format!("{n} is not a whole number in range")))
 }
 
+/// A field that may be absent (`None`) or present, `null` included (`Some(Value::Null)`):
+/// for bodies whose `null` means something other than absence.
+pub fn present<'de, D>(d: D) -> Result<Option<serde_json::Value>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+
 #[cfg(test)]
 mod tests {
     use crate::actions::{HttpAction, WebhookAction};

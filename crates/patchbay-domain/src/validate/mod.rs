@@ -145,6 +145,13 @@ pub fn validate_connection(
     };
     auth.insert("type".into(), Value::String(auth_type.as_str().into()));
     check_auth(kind, auth_type, &mut auth, &config, &mut errs);
+    if kind == Kind::Mcp && config.contains_key("command") && auth_type != AuthType::None {
+        errs.push(
+            "auth.type",
+            "a stdio server takes no HTTP credentials: use none, with its secrets as \
+             environment variables",
+        );
+    }
 
     let spec = secret_spec(kind, auth_type, &auth, &config);
     let mut written = BTreeMap::new();

@@ -378,9 +378,10 @@ fn cases(kind: Kind, fill: &ProviderFill) -> Vec<Case> {
                 filled.set("command", Value::Null, Presence::Absent);
                 filled
             });
+            // A stdio server takes no HTTP credentials: its secrets are its environment.
             let stdio = |title, config| Case {
                 env_secrets: true,
-                ..case(title, config, &all_auths)
+                ..case(title, config, &[AuthType::None])
             };
             let mut out = vec![
                 case("a server URL", url, &all_auths),

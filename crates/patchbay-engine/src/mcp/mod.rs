@@ -93,7 +93,13 @@ impl Hub {
     /// its tools, and saves nothing. A failure answers like a connection test.
     pub async fn mcp_discover(&self, p: &Principal, body: McpDiscover) -> Result<McpDiscovery> {
         let draft = body.into_draft();
-        let (name, material) = self.draft_material(p, &draft).await?;
+        // The body's config fields are at its top level.
+        let (name, material) = self.draft_material(p, &draft).await.map_err(|e| match e {
+            EngineError::Validation(errs) => EngineError::Validation(
+                errs.renamed(|f| f.strip_prefix("config.").unwrap_or(f).to_owned()),
+            ),
+            other => other,
+        })?;
         let started = Instant::now();
         let timeout = self.connectors().timeout_for(&material);
         let outcome = self

@@ -191,6 +191,7 @@ pub fn document_for(catalog: &patchbay_oauth::Catalog, public_url: &str) -> serd
     *condition = serde_json::json!({"description": condition["description"],
         "anyOf": [{"type": "string", "format": "cel"}, {"type": "null"}]});
     // A connection body: one schema per kind, case, auth type and provider.
+    schemas["McpDiscover"] = discover_schema(&schemas["McpDiscover"], catalog);
     schemas["CreateConnection"] = connection_schema(&schemas["CreateConnection"], catalog);
     // A PATCH: `null` keeps a field; a provider is `custom` or the catalog's (of the
     // connection's kind, which the server checks); `auth` and `config` merge into the stored
@@ -246,6 +247,44 @@ pub fn document_for(catalog: &patchbay_oauth::Catalog, public_url: &str) -> serd
     doc
 }
 
+/// `POST /v1/mcp/discover`: the MCP connection bodies, their `config` fields at the top level
+/// and without a name or kind.
+fn discover_schema(
+    annotated: &serde_json::Value,
+    catalog: &patchbay_oauth::Catalog,
+) -> serde_json::Value {
+    use serde_json::Value;
+    let hoisted = connection_branches(patchbay_domain::Kind::Mcp, catalog)
+        .into_iter()
+        .map(|mut body| {
+            let config = body["properties"]["config"].clone();
+            // An optional config is `anyOf: [object, null]`.
+            let config = config["anyOf"]
+                .as_array()
+                .and_then(|a| a.iter().find(|s| s["type"] == "object").cloned())
+                .unwrap_or(config);
+            let dropped = ["name", "kind", "config"];
+            if let Some(props) = body["properties"].as_object_mut() {
+                props.retain(|k, _| !dropped.contains(&k.as_str()));
+                if let Some(fields) = config["properties"].as_object() {
+                    props.extend(fields.clone());
+                }
+            }
+            let mut required: Vec<Value> = body["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| !dropped.iter().any(|d| r == d))
+                .cloned()
+                .collect();
+            required.extend(config["required"].as_array().into_iter().flatten().cloned());
+            body["required"] = Value::Array(required);
+            body
+        })
+        .collect::<Vec<_>>();
+    serde_json::json!({"description": annotated["description"], "oneOf": hoisted})
+}
+
 /// `POST /v1/connections` and `POST /v1/connections/test`: one schema per kind, case, auth
 /// type and provider, written from validation's rules (`patchbay_domain::validate::schema`)
 /// and what each catalog entry fills (`patchbay_engine::provider_fill`). Providers that fill
@@ -255,23 +294,33 @@ fn connection_schema(
     catalog: &patchbay_oauth::Catalog,
 ) -> serde_json::Value {
     use patchbay_domain::Kind;
+    let branches: Vec<_> = Kind::ALL
+        .iter()
+        .flat_map(|&kind| connection_branches(kind, catalog))
+        .collect();
+    serde_json::json!({"description": annotated["description"], "oneOf": branches})
+}
+
+/// The connection bodies of one kind: without a provider, and for each group of providers
+/// that fill the same.
+fn connection_branches(
+    kind: patchbay_domain::Kind,
+    catalog: &patchbay_oauth::Catalog,
+) -> Vec<serde_json::Value> {
     use patchbay_domain::validate::schema::{ProviderFill, connection_bodies};
-    let mut branches = Vec::new();
-    for &kind in Kind::ALL {
-        branches.extend(connection_bodies(kind, None, &ProviderFill::default()));
-        let mut groups: std::collections::BTreeMap<ProviderFill, Vec<String>> = Default::default();
-        for entry in catalog.iter() {
-            if let Some(fill) = patchbay_engine::provider_fill(entry, kind) {
-                let names = groups.entry(fill).or_default();
-                names.push(entry.key.clone());
-                names.extend(entry.aliases.iter().cloned());
-            }
-        }
-        for (fill, names) in groups {
-            branches.extend(connection_bodies(kind, Some(&names), &fill));
+    let mut branches = connection_bodies(kind, None, &ProviderFill::default());
+    let mut groups: std::collections::BTreeMap<ProviderFill, Vec<String>> = Default::default();
+    for entry in catalog.iter() {
+        if let Some(fill) = patchbay_engine::provider_fill(entry, kind) {
+            let names = groups.entry(fill).or_default();
+            names.push(entry.key.clone());
+            names.extend(entry.aliases.iter().cloned());
         }
     }
-    serde_json::json!({"description": annotated["description"], "oneOf": branches})
+    for (fill, names) in groups {
+        branches.extend(connection_bodies(kind, Some(&names), &fill));
+    }
+    branches
 }
 
 /// `POST /v1/nodes/run`: one schema per node type, its `config` as the node reads it — each

@@ -284,6 +284,66 @@ async fn the_document_says_what_is_accepted(backend: Backend) {
     }
 }
 
+/// `POST /v1/mcp/discover`: the MCP connection bodies, their config at the top level.
+async fn the_document_says_what_discovery_accepts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let doc = app.openapi().await;
+    let schema = validator(&doc, "McpDiscover");
+    // Loopback is closed to tenants here: every accepted body fails at the gate, at once.
+    for body in [
+        json!({"server_url": "http://localhost:9/mcp"}),
+        json!({"server_url": "http://localhost:9/sse", "transport": "sse",
+            "auth": {"type": "bearer"}, "secrets": {"token": "t"}}),
+        json!({"command": "srv", "args": ["--x"], "secrets": {"API_KEY": "k"}}),
+        json!({"provider": "mcp-everything"}),
+    ] {
+        let errors: Vec<String> = schema.iter_errors(&body).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "{body}: the document refuses it: {errors:?}"
+        );
+        let r = app
+            .admin
+            .raw(Method::POST, "/v1/mcp/discover", Some(&body), &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{body}: {}", r.text());
+        assert_eq!(r.json()["success"], false, "{body}: {}", r.text());
+    }
+    for (field, body) in [
+        ("server_url", json!({"transport": "streamable_http"})),
+        (
+            "command",
+            json!({"server_url": "http://localhost:9/mcp", "command": "srv"}),
+        ),
+        (
+            "name",
+            json!({"name": "x", "server_url": "http://localhost:9/mcp"}),
+        ),
+        (
+            "secrets.token",
+            json!({"server_url": "http://localhost:9/mcp", "secrets": {"token": "t"}}),
+        ),
+    ] {
+        assert!(
+            !schema.is_valid(&body),
+            "{field}: the document admits {body}"
+        );
+        let r = app
+            .admin
+            .raw(Method::POST, "/v1/mcp/discover", Some(&body), &[])
+            .await
+            .unwrap();
+        assert!(
+            matches!(r.status.as_u16(), 400 | 422),
+            "{field}: {}",
+            r.text()
+        );
+        let text = r.text();
+        assert!(text.contains(field), "{field}: {text}");
+    }
+}
+
 async fn every_provider_has_its_schemas(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let doc = app.openapi().await;
@@ -318,6 +378,7 @@ async fn every_provider_has_its_schemas(backend: Backend) {
 }
 
 both_backends!(
+    the_document_says_what_discovery_accepts,
     the_document_says_what_is_accepted,
     every_provider_has_its_schemas
 );
