@@ -250,6 +250,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Providers(args) => providers(g, args).await,
         Command::Proxy(args) => crate::act::proxy(g, args).await,
         Command::Deliveries(cmd) => crate::act::deliveries(g, cmd).await,
+        Command::Mcp(cmd) => crate::mcp::run(g, cmd).await,
         Command::Oauth(OauthCmd::Connect { connection, wait }) => {
             oauth_connect(g, &connection, wait).await
         }
@@ -338,7 +339,7 @@ async fn projects(g: &Global, cmd: ProjectsCmd) -> Result<()> {
     Ok(())
 }
 
-fn split_pair<'a>(raw: &'a str, flag: &str) -> Result<(&'a str, &'a str)> {
+pub(crate) fn split_pair<'a>(raw: &'a str, flag: &str) -> Result<(&'a str, &'a str)> {
     raw.split_once('=').ok_or_else(|| {
         anyhow!(
             "{flag} takes KEY=VALUE, got {:?}",
@@ -355,7 +356,7 @@ fn parse_object(raw: &str, flag: &str) -> Result<Map<String, Value>> {
 }
 
 /// Builds a JSON body from the flags (on top of --from-file).
-fn connection_body(a: &ConnectionArgs) -> Result<Map<String, Value>> {
+pub(crate) fn connection_body(a: &ConnectionArgs) -> Result<Map<String, Value>> {
     let mut body = match &a.from_file {
         None => Map::new(),
         Some(path) => {

@@ -4,6 +4,7 @@ mod act;
 mod commands;
 mod config;
 mod discover;
+mod mcp;
 mod output;
 mod serve;
 
@@ -66,6 +67,9 @@ pub enum Command {
     /// Webhook deliveries (the outbox).
     #[command(subcommand)]
     Deliveries(act::DeliveriesCmd),
+    /// MCP servers: discover one, list a connection's tools, call a tool.
+    #[command(subcommand)]
+    Mcp(mcp::McpCmd),
     /// The provider catalog.
     Providers(commands::ProvidersArgs),
     /// Organization secrets (write-only values).

@@ -414,6 +414,38 @@ impl Client {
         self.send(Method::POST, "/v1/actions/sql", a).await
     }
 
+    /// `POST /v1/mcp/discover`: an MCP server's tools, nothing saved.
+    pub async fn mcp_discover(
+        &self,
+        body: &patchbay_domain::api::McpDiscover,
+    ) -> Result<patchbay_domain::api::McpDiscovery> {
+        self.send(Method::POST, "/v1/mcp/discover", body).await
+    }
+
+    /// `POST /v1/connections/{id}/refresh-tools`.
+    pub async fn refresh_tools(&self, id: &str) -> Result<patchbay_domain::api::McpDiscovery> {
+        self.call(
+            Method::POST,
+            &format!("/v1/connections/{id}/refresh-tools"),
+            None,
+            &[],
+        )
+        .await
+    }
+
+    /// `POST /v1/actions/mcp`.
+    pub async fn mcp_action(
+        &self,
+        a: &patchbay_domain::actions::McpAction,
+    ) -> Result<patchbay_domain::actions::McpActionResult> {
+        self.send(Method::POST, "/v1/actions/mcp", a).await
+    }
+
+    /// `GET /v1/mcp/providers`.
+    pub async fn mcp_providers(&self) -> Result<Vec<patchbay_domain::api::McpProvider>> {
+        self.get("/v1/mcp/providers").await
+    }
+
     /// `POST /v1/actions/email`.
     pub async fn email_action(
         &self,

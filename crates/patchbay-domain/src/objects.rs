@@ -68,7 +68,6 @@ where
     serde_json::Value::deserialize(d).map(Some)
 }
 
-
 #[cfg(test)]
 mod tests {
     use crate::actions::{HttpAction, WebhookAction};

@@ -574,3 +574,147 @@ fn deliveries_list_and_replay() {
     let out = run(&data, &["deliveries", "replay", "dlv_nope"], None);
     assert!(!out.status.success());
 }
+
+#[test]
+fn mcp_discover_tools_and_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = Server::start(&data, &["--allow-command", "node"], &[]);
+    let everything = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.tools/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let args = json!([everything, "stdio"]).to_string();
+    let set_args = format!("args={args}");
+
+    // Before saving: the server and its tools.
+    let out = run_ok(
+        &data,
+        &["mcp", "discover", "--command", "node", "--set", &set_args],
+        None,
+    );
+    assert!(out.contains("✓ Connected to"), "{out}");
+    assert!(out.contains("get-sum"), "{out}");
+    let refused = run(
+        &data,
+        &["mcp", "discover", "--command", "not-allowed"],
+        None,
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("--allow-command"));
+
+    let created: Value = serde_json::from_str(&run_ok(
+        &data,
+        &[
+            "connections",
+            "create",
+            "--name",
+            "everything",
+            "--kind",
+            "mcp",
+            "--set",
+            "command=node",
+            "--set",
+            &set_args,
+            "--json",
+        ],
+        None,
+    ))
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let tools = run_ok(&data, &["mcp", "tools", id], None);
+    assert!(tools.contains("echo") && tools.contains("TOOL"), "{tools}");
+    let listed: Value = serde_json::from_str(&run_ok(
+        &data,
+        &["mcp", "tools", id, "--refresh", "--json"],
+        None,
+    ))
+    .unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "get-sum")
+    );
+
+    let said = run_ok(
+        &data,
+        &["mcp", "call", id, "echo", "--arg", "message=hi there"],
+        None,
+    );
+    assert_eq!(said.trim(), "Echo: hi there");
+    let sum: Value = serde_json::from_str(&run_ok(
+        &data,
+        &[
+            "mcp",
+            "call",
+            id,
+            "get-sum",
+            "--args",
+            r#"{"a": 2, "b": 3}"#,
+            "--json",
+        ],
+        None,
+    ))
+    .unwrap();
+    assert!(
+        sum["content"][0]["text"].as_str().unwrap().contains('5'),
+        "{sum}"
+    );
+    // A tool's error result: printed, and the exit status says so.
+    let failed = run(&data, &["mcp", "call", id, "get-sum", "--arg", "a=x"], None);
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("answered an error"));
+
+    let registry = run_ok(&data, &["mcp", "providers"], None);
+    assert!(
+        registry.contains("mcp-everything") && registry.contains("github-mcp"),
+        "{registry}"
+    );
+}
+
+#[test]
+fn mcp_registry_urls_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = Server::start(
+        &data,
+        &[],
+        &[("PATCHBAY_MCP_FILESYSTEM_URL", "http://127.0.0.1:9/fs")],
+    );
+    let registry: Value =
+        serde_json::from_str(&run_ok(&data, &["mcp", "providers", "--json"], None)).unwrap();
+    let fs = registry
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "mcp-filesystem")
+        .unwrap();
+    assert_eq!(fs["default_server_url"], "http://127.0.0.1:9/fs");
+    assert_eq!(fs["transport"], "streamable_http");
+    let everything = registry
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "mcp-everything")
+        .unwrap();
+    assert_eq!(everything["transport"], "stdio", "untouched: {everything}");
+    let created: Value = serde_json::from_str(&run_ok(
+        &data,
+        &[
+            "connections",
+            "create",
+            "--name",
+            "files",
+            "--provider",
+            "mcp-filesystem",
+            "--json",
+        ],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(
+        created["config"]["server_url"], "http://127.0.0.1:9/fs",
+        "{created}"
+    );
+    assert!(created["config"].get("command").is_none(), "{created}");
+}
