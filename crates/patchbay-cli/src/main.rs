@@ -69,7 +69,7 @@ pub enum Command {
     Deliveries(act::DeliveriesCmd),
     /// MCP servers: discover one, list a connection's tools, call a tool.
     #[command(subcommand)]
-    Mcp(mcp::McpCmd),
+    Mcp(Box<mcp::McpCmd>),
     /// The provider catalog.
     Providers(commands::ProvidersArgs),
     /// Organization secrets (write-only values).

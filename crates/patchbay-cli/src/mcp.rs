@@ -15,7 +15,7 @@ use crate::output::{json, table};
 pub enum McpCmd {
     /// Connect to a server and list its tools without saving anything:
     /// `patchbay mcp discover --server-url https://…/mcp --auth bearer --secret-env token=TOKEN`.
-    Discover(DiscoverArgs),
+    Discover(Box<DiscoverArgs>),
     /// A saved MCP connection's tools (as last discovered; --refresh asks the server again).
     Tools {
         connection: String,
