@@ -74,7 +74,7 @@ impl std::fmt::Debug for Session {
 }
 
 /// Connects to `endpoint` within `timeout`. `era` is what the server spoke last time (asked
-/// first; on a protocol failure the client probes again, modern first).
+/// first; on a protocol failure the client probes again, modern first, in the time left).
 pub async fn connect(
     endpoint: &Endpoint,
     http: &GatedHttp,
@@ -82,14 +82,15 @@ pub async fn connect(
     limits: Limits,
     timeout: Duration,
 ) -> Result<Session, McpError> {
-    let attempt = tokio::time::timeout(timeout, connect_once(endpoint, http, era, limits, timeout));
-    let first = attempt.await.map_err(|_| McpError::timeout(timeout))?;
-    match first {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let within = |era| async move {
+        tokio::time::timeout_at(deadline, connect_once(endpoint, http, era, limits, timeout))
+            .await
+            .map_err(|_| McpError::timeout(timeout))?
+    };
+    match within(era).await {
         Err(e) if era != Era::Unknown && e.kind == ErrorKind::Protocol => {
-            let again = connect_once(endpoint, http, Era::Unknown, limits, timeout);
-            tokio::time::timeout(timeout, again)
-                .await
-                .map_err(|_| McpError::timeout(timeout))?
+            within(Era::Unknown).await
         }
         other => other,
     }

@@ -37,6 +37,16 @@ fn stdio(program: &str, args: &[&str]) -> Endpoint {
     })
 }
 
+/// The misbehaving server over stdio in `mode`.
+fn misbehaving_stdio(mode: &str) -> Endpoint {
+    let script = peers::repo_dir().join("tests/peers/mcp_misbehaving.py");
+    let py = peers::python();
+    stdio(
+        py.to_str().unwrap(),
+        &[script.to_str().unwrap(), mode, "--stdio"],
+    )
+}
+
 async fn connect(endpoint: &Endpoint) -> Result<Session, patchbay_mcp::McpError> {
     patchbay_mcp::connect(
         endpoint,
@@ -250,12 +260,7 @@ async fn a_server_that_never_answers_times_out_within_the_deadline() {
     assert_eq!(e.kind, ErrorKind::Timeout, "{e:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
 
-    let script = peers::repo_dir().join("tests/peers/mcp_misbehaving.py");
-    let py = peers::python();
-    let endpoint = stdio(
-        py.to_str().unwrap(),
-        &[script.to_str().unwrap(), "silent", "--stdio"],
-    );
+    let endpoint = misbehaving_stdio("silent");
     let s = connect(&endpoint).await.unwrap();
     let e = s
         .call_tool("tool1", None, Duration::from_millis(800))
@@ -273,12 +278,7 @@ async fn fifty_megabytes_are_refused_over_http_and_stdio() {
     let e = s.call_tool("tool1", None, T).await.unwrap_err();
     assert!(e.message.contains("larger than"), "{e:?}");
 
-    let script = peers::repo_dir().join("tests/peers/mcp_misbehaving.py");
-    let py = peers::python();
-    let endpoint = stdio(
-        py.to_str().unwrap(),
-        &[script.to_str().unwrap(), "huge", "--stdio"],
-    );
+    let endpoint = misbehaving_stdio("huge");
     let s = connect(&endpoint).await.unwrap();
     let e = s.call_tool("tool1", None, T).await.unwrap_err();
     assert!(e.message.contains("larger than"), "{e:?}");
@@ -293,12 +293,7 @@ async fn a_server_that_dies_mid_call_is_a_clear_error_and_leaves_no_process() {
     let e = s.call_tool("tool1", None, T).await.unwrap_err();
     assert_ne!(e.kind, ErrorKind::Timeout, "{e:?}");
 
-    let script = peers::repo_dir().join("tests/peers/mcp_misbehaving.py");
-    let py = peers::python();
-    let endpoint = stdio(
-        py.to_str().unwrap(),
-        &[script.to_str().unwrap(), "die", "--stdio"],
-    );
+    let endpoint = misbehaving_stdio("die");
     let s = connect(&endpoint).await.unwrap();
     let pid = s.process_id().unwrap();
     let started = Instant::now();

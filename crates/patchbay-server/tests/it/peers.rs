@@ -115,38 +115,28 @@ pub fn python() -> PathBuf {
 /// An MCP server built with the Python SDK (`tests/peers/mcp_server.py`) with `args`.
 pub fn mcp_python(args: &[&str]) -> Peer {
     let port = free_port();
-    let mut child = Command::new(python())
-        .arg(repo_dir().join("tests/peers/mcp_server.py"))
-        .arg(port.to_string())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python");
-    wait_for(
-        child.stdout.take().unwrap(),
-        "READY",
-        "the Python MCP server",
-    );
-    Peer { child, port }
+    let mut all = vec![port.to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    python_peer("mcp_server.py", &all, port)
 }
 
 /// The misbehaving MCP server (`tests/peers/mcp_misbehaving.py`) over HTTP in `mode`.
 pub fn mcp_misbehaving(mode: &str) -> Peer {
     let port = free_port();
+    let args = [mode.to_owned(), "--port".into(), port.to_string()];
+    python_peer("mcp_misbehaving.py", &args, port)
+}
+
+/// `tests/peers/<script>` run by the peers' Python, once it printed READY.
+fn python_peer(script: &str, args: &[String], port: u16) -> Peer {
     let mut child = Command::new(python())
-        .arg(repo_dir().join("tests/peers/mcp_misbehaving.py"))
-        .arg(mode)
-        .args(["--port", &port.to_string()])
+        .arg(repo_dir().join("tests/peers").join(script))
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("python");
-    wait_for(
-        child.stdout.take().unwrap(),
-        "READY",
-        "the misbehaving MCP server",
-    );
+    wait_for(child.stdout.take().unwrap(), "READY", "a Python MCP server");
     Peer { child, port }
 }
 
