@@ -11,6 +11,7 @@
 mod client;
 mod error;
 mod limit;
+pub mod names;
 mod sse;
 mod stdio;
 

@@ -30,6 +30,7 @@ embedded![
     "0006_secret_projects.sql",
     "0007_leases.sql",
     "0008_rotations.sql",
+    "0009_mcp_sessions.sql",
 ];
 
 /// `0007_leases.sql` → version 7, description "leases" (sqlx's naming rule).

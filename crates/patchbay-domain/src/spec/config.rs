@@ -348,6 +348,8 @@ pub struct McpConfig {
     pub transport: McpTransport,
     pub timeout_ms: u64,
     pub headers: BTreeMap<String, String>,
+    /// The tools the gateway offers of this server (none: all).
+    pub allowed_tools: Vec<String>,
 }
 
 impl McpConfig {
@@ -371,6 +373,8 @@ struct McpWire {
     timeout_ms: u64,
     #[serde(default, skip_serializing_if = "is_zero_map")]
     headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    allowed_tools: Vec<String>,
 }
 
 impl McpWire {
@@ -405,6 +409,7 @@ impl TryFrom<McpWire> for McpConfig {
             transport,
             timeout_ms: w.timeout_ms,
             headers: w.headers,
+            allowed_tools: w.allowed_tools,
         })
     }
 }
@@ -419,6 +424,7 @@ impl From<McpConfig> for McpWire {
             transport: None,
             timeout_ms: c.timeout_ms,
             headers: c.headers,
+            allowed_tools: c.allowed_tools,
         };
         match c.transport {
             McpTransport::StreamableHttp { url } => {

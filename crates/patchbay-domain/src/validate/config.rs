@@ -48,6 +48,7 @@ pub(super) const MCP_CONFIG: &[Rule] = &[
     r("transport", Ty::Enum(McpTransportName::NAMES)),
     r("timeout_ms", Ty::Int(1, 600_000)),
     r("headers", Ty::Headers),
+    r("allowed_tools", Ty::StrList),
 ];
 
 /// The `config` fields a kind takes.

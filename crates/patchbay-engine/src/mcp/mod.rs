@@ -4,7 +4,10 @@
 //! `patchbay-mcp`'s; the connection's material says where the server is and with which
 //! credentials.
 
+mod gateway;
 mod pool;
+
+pub use gateway::GatewayTool;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

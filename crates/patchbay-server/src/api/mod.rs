@@ -7,6 +7,7 @@ mod apps;
 mod audit;
 mod connections;
 mod deliveries;
+mod gateway;
 mod health;
 mod keys;
 mod mcp;
@@ -86,6 +87,7 @@ fn router(state: AppState, body_limit: usize) -> Router {
         .merge(openapi::router());
     Router::new()
         .nest("/v1", v1)
+        .merge(gateway::router())
         .merge(health::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -21,6 +21,7 @@ mod kinds_catalog;
 mod malformed;
 mod mcp;
 mod mcp_client;
+mod mcp_gateway;
 mod meta;
 mod metrics;
 mod nodes;

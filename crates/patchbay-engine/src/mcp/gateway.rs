@@ -1,0 +1,218 @@
+//! Patchbay as an MCP server (the gateway): the tools a principal sees — every active MCP
+//! connection it can see, each tool as last discovered, named `{connection}__{tool}`
+//! (`patchbay_mcp::names`), or one connection's tools under their own names — and calls of
+//! them as MCP actions. Client sessions of the session era live in the store, so any replica
+//! continues one another started.
+
+use patchbay_domain::actions::{McpAction, McpActionResult};
+use patchbay_domain::connection::Connection;
+use patchbay_domain::{ConnectionId, Kind, Principal, Status};
+use patchbay_store::McpSessionRecord;
+use serde_json::{Map, Value};
+
+use crate::connections::ListQuery;
+use crate::{EngineError, Hub, Result};
+
+/// Sessions unused this long are forgotten.
+const SESSION_IDLE: chrono::Duration = chrono::Duration::hours(24);
+
+/// One tool as the gateway offers it.
+#[derive(Debug, Clone)]
+pub struct GatewayTool {
+    /// Its name through the gateway.
+    pub name: String,
+    pub connection: ConnectionId,
+    /// Its name at its server.
+    pub upstream: String,
+    /// Its definition as the server listed it, `name` replaced by the gateway's.
+    pub definition: Value,
+}
+
+/// Whether `tool` passes the connection's allow-list (`config.allowed_tools`; none: all).
+fn allowed(c: &Connection, tool: &str) -> bool {
+    match c.config.get("allowed_tools").and_then(Value::as_array) {
+        Some(list) => list.iter().any(|t| t.as_str() == Some(tool)),
+        None => true,
+    }
+}
+
+fn tools_of(c: &Connection) -> Vec<(String, Value)> {
+    c.mcp
+        .as_ref()
+        .and_then(|m| m["tools"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some((t["name"].as_str()?.to_owned(), t.clone())))
+        .filter(|(name, _)| allowed(c, name))
+        .collect()
+}
+
+impl Hub {
+    /// The MCP connections `p` sees and may reach: active, in its scope.
+    async fn gateway_connections(&self, p: &Principal) -> Result<Vec<Connection>> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        for _ in 0..100 {
+            let page = self
+                .list_connections(
+                    p,
+                    ListQuery {
+                        kind: Some(Kind::Mcp.as_str().into()),
+                        status: Some(Status::Active.as_str().into()),
+                        limit: Some(200),
+                        cursor: cursor.take(),
+                        ..ListQuery::default()
+                    },
+                )
+                .await?;
+            out.extend(page.items);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The tools of `/mcp` (every connection's, namespaced) or of `/mcp/c/{id}` (`only`'s,
+    /// under their own names).
+    pub async fn gateway_tools(
+        &self,
+        p: &Principal,
+        only: Option<&ConnectionId>,
+    ) -> Result<Vec<GatewayTool>> {
+        if let Some(id) = only {
+            let c = self.visible_connection(p, id).await?;
+            if c.kind != Kind::Mcp {
+                return Err(EngineError::NotFound("MCP connection"));
+            }
+            return Ok(tools_of(&c)
+                .into_iter()
+                .map(|(name, definition)| GatewayTool {
+                    name: name.clone(),
+                    connection: c.id.clone(),
+                    upstream: name,
+                    definition,
+                })
+                .collect());
+        }
+        let connections = self.gateway_connections(p).await?;
+        let listed: Vec<(&Connection, String, Value)> = connections
+            .iter()
+            .flat_map(|c| {
+                tools_of(c)
+                    .into_iter()
+                    .map(move |(name, def)| (c, name, def))
+            })
+            .collect();
+        let pairs: Vec<(&str, &str, &str)> = listed
+            .iter()
+            .map(|(c, tool, _)| (c.name.as_str(), c.id.as_str(), tool.as_str()))
+            .collect();
+        let names = patchbay_mcp::names::name_tools(&pairs);
+        Ok(names
+            .into_iter()
+            .map(|n| {
+                let (c, tool, def) = &listed[n.index];
+                let mut definition = def.clone();
+                definition["name"] = Value::String(n.name.clone());
+                GatewayTool {
+                    name: n.name,
+                    connection: c.id.clone(),
+                    upstream: tool.clone(),
+                    definition,
+                }
+            })
+            .collect())
+    }
+
+    /// Calls the gateway's tool `name`: `None` when there is no such tool for `p`.
+    pub async fn gateway_call(
+        &self,
+        p: &Principal,
+        only: Option<&ConnectionId>,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        caller: Option<String>,
+    ) -> Result<Option<McpActionResult>> {
+        if !p.can_use() {
+            return Err(EngineError::forbidden(
+                "calling tools needs an admin, member or executor token",
+            ));
+        }
+        let tools = self.gateway_tools(p, only).await?;
+        let Some(tool) = tools.into_iter().find(|t| t.name == name) else {
+            return Ok(None);
+        };
+        let action = McpAction {
+            connection: tool.connection,
+            tool: tool.upstream,
+            arguments,
+            timeout_ms: None,
+        };
+        self.mcp_action(p, action, caller).await.map(Some)
+    }
+
+    /// Starts a client session of `p` in `protocol_version`; its id (shown once).
+    pub async fn gateway_session_start(
+        &self,
+        p: &Principal,
+        protocol_version: &str,
+    ) -> Result<String> {
+        let id = {
+            use base64::Engine as _;
+            use rand::RngCore as _;
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            format!(
+                "mcps_{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+            )
+        };
+        let now = self.now();
+        self.store()
+            .insert_mcp_session(&McpSessionRecord {
+                id_hash: hex::encode(crate::hash_token(&id)),
+                org_id: p.org_id.to_string(),
+                token_id: p.token_id.to_string(),
+                protocol_version: protocol_version.to_owned(),
+                created_at: now,
+                last_used_at: now,
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// The protocol version of `p`'s session `id`; `None` when there is none (ended, expired,
+    /// another token's).
+    pub async fn gateway_session(&self, p: &Principal, id: &str) -> Result<Option<String>> {
+        let hash = hex::encode(crate::hash_token(id));
+        let Some(s) = self.store().mcp_session(&hash).await? else {
+            return Ok(None);
+        };
+        let now = self.now();
+        if s.token_id != p.token_id.to_string() || now - s.last_used_at > SESSION_IDLE {
+            return Ok(None);
+        }
+        if now - s.last_used_at > chrono::Duration::minutes(1) {
+            self.store().touch_mcp_session(&hash, now).await?;
+        }
+        Ok(Some(s.protocol_version))
+    }
+
+    /// Ends `p`'s session `id`; whether there was one.
+    pub async fn gateway_session_end(&self, p: &Principal, id: &str) -> Result<bool> {
+        Ok(self
+            .store()
+            .delete_mcp_session(&hex::encode(crate::hash_token(id)), &p.token_id.to_string())
+            .await?)
+    }
+
+    /// Forgets sessions idle for a day (a worker's pass).
+    pub(crate) async fn expire_gateway_sessions(&self) -> Result<()> {
+        self.store()
+            .expire_mcp_sessions(self.now() - SESSION_IDLE)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,382 @@
+//! Patchbay as an MCP server (`/mcp`, `/mcp/c/{connection}`), spoken to by the official Python
+//! SDK's client in both eras: namespaced tools of two connections, calls that reach their
+//! upstreams, 401 without a token, nothing for another organization, listing but no calling
+//! for a viewer, and a session that continues on another replica.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use patchbay_domain::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, Tweak};
+use crate::peers;
+
+fn tweak() -> Tweak {
+    Arc::new(|s| {
+        s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
+        s.limits.test_rate_per_minute = 0;
+        s.egress.test_timeout = Duration::from_secs(15);
+    })
+}
+
+/// The Python SDK's client: what it listed and what a call answered.
+async fn python_client(url: &str, token: &str, mode: &str, call: Option<(&str, Value)>) -> Value {
+    // Not blocking: the server under test runs on this test's runtime too.
+    let mut cmd = tokio::process::Command::new(peers::python());
+    cmd.arg(peers::repo_dir().join("tests/peers/mcp_gateway_client.py"))
+        .args([url, token, mode]);
+    if let Some((name, args)) = call {
+        cmd.args([name.to_owned(), args.to_string()]);
+    }
+    let out = cmd.output().await.expect("python");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|_| {
+        panic!(
+            "the client printed {text:?}; stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools: {v}"))
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A token of `role` in `admin`'s organization: its value.
+async fn token_value(admin: &patchbay_client::Client, role: Role) -> String {
+    admin
+        .create_token(&patchbay_domain::api::CreateToken {
+            name: format!("{}-gateway", role.as_str()),
+            role,
+            project: None,
+        })
+        .await
+        .unwrap()
+        .value
+}
+
+async fn create(app: &TestApp, body: Value) -> String {
+    let r = app
+        .admin
+        .raw(Method::POST, "/v1/connections", Some(&body), &[])
+        .await
+        .unwrap();
+    let c = r.json();
+    assert_eq!(r.status.as_u16(), 201, "{c}");
+    assert_eq!(c["test_status"], "success", "{c}");
+    c["id"].as_str().unwrap().to_owned()
+}
+
+async fn the_python_sdk_uses_the_gateway(backend: Backend) {
+    let python = peers::mcp_python(&[]);
+    let everything = peers::mcp_everything();
+    let app = TestApp::spawn_with(backend, Some(tweak())).await;
+    let py = create(
+        &app,
+        json!({"name": "py", "kind": "mcp",
+            "config": {"server_url": format!("http://127.0.0.1:{}/mcp", python.port)}}),
+    )
+    .await;
+    create(
+        &app,
+        json!({"name": "everything", "kind": "mcp",
+            "config": {"server_url": format!("http://127.0.0.1:{}/mcp", everything.port),
+                "allowed_tools": ["echo", "get-sum"]}}),
+    )
+    .await;
+    let gateway = format!("{}/mcp", app.url);
+
+    for mode in ["legacy", "auto"] {
+        let out = python_client(
+            &gateway,
+            &app.admin_token,
+            mode,
+            Some(("py__echo", json!({"message": "through the gateway"}))),
+        )
+        .await;
+        let listed = names(&out);
+        for wanted in [
+            "py__echo",
+            "py__add",
+            "everything__echo",
+            "everything__get-sum",
+        ] {
+            assert!(
+                listed.contains(&wanted.to_owned()),
+                "{mode}: {wanted} in {listed:?}"
+            );
+        }
+        assert!(
+            !listed.iter().any(|n| n.starts_with("everything__trigger")),
+            "the allow-list holds: {listed:?}"
+        );
+        assert_eq!(
+            out["call"]["content"][0]["text"], "Echo: through the gateway",
+            "{mode}: {out}"
+        );
+        let version = out["protocol_version"].as_str().unwrap();
+        if mode == "auto" {
+            assert_eq!(version, "2026-07-28", "{out}");
+        } else {
+            assert_eq!(version, "2025-11-25", "{out}");
+        }
+        assert_eq!(out["server"], "patchbay");
+    }
+    let sum = python_client(
+        &gateway,
+        &app.admin_token,
+        "auto",
+        Some(("everything__get-sum", json!({"a": 40, "b": 2}))),
+    )
+    .await;
+    assert!(
+        sum["call"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("42"),
+        "{sum}"
+    );
+
+    // One connection under its own names.
+    let one = python_client(
+        &format!("{}/mcp/c/{py}", app.url),
+        &app.admin_token,
+        "auto",
+        Some(("add", json!({"a": 1, "b": 2}))),
+    )
+    .await;
+    let listed = names(&one);
+    assert!(
+        listed.contains(&"echo".to_owned()) && listed.contains(&"add".to_owned()),
+        "{one}"
+    );
+    assert_eq!(one["call"]["structuredContent"]["result"], 3, "{one}");
+
+    // Without a token: refused.
+    let anonymous = python_client(&gateway, "-", "legacy", None).await;
+    let refused = anonymous["error"].as_str().unwrap();
+    assert!(
+        refused.contains("401") || refused.contains("send a Patchbay token"),
+        "{anonymous}"
+    );
+    let r = reqwest::Client::new()
+        .post(&gateway)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer ")
+    );
+
+    // Another organization's token sees none of these tools.
+    let other = app.org("other").await;
+    let other_token = token_value(&other, Role::Admin).await;
+    let theirs = python_client(
+        &gateway,
+        &other_token,
+        "auto",
+        Some(("py__echo", json!({"message": "x"}))),
+    )
+    .await;
+    assert_eq!(theirs["tools"], json!([]), "{theirs}");
+    assert!(
+        theirs["call_error"]
+            .as_str()
+            .unwrap()
+            .contains("Unknown tool"),
+        "{theirs}"
+    );
+    let their_one = python_client(
+        &format!("{}/mcp/c/{py}", app.url),
+        &other_token,
+        "legacy",
+        None,
+    )
+    .await;
+    assert!(
+        their_one.get("tools").is_none() || their_one["tools"] == json!([]),
+        "{their_one}"
+    );
+
+    // A viewer lists, and may not call.
+    let viewer = token_value(&app.admin, Role::Viewer).await;
+    let seen = python_client(
+        &gateway,
+        &viewer,
+        "auto",
+        Some(("py__echo", json!({"message": "x"}))),
+    )
+    .await;
+    assert!(names(&seen).contains(&"py__echo".to_owned()), "{seen}");
+    assert!(
+        seen["call_error"]
+            .as_str()
+            .unwrap()
+            .contains("calling tools needs"),
+        "{seen}"
+    );
+
+    // A foreign Origin is refused (DNS rebinding).
+    let r = reqwest::Client::new()
+        .post(&gateway)
+        .bearer_auth(&app.admin_token)
+        .header("Origin", "http://rebound.example.com")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // Calls through the gateway are audited as MCP actions.
+    let audit = app
+        .admin
+        .raw(Method::GET, "/v1/audit?action=action.mcp", None, &[])
+        .await
+        .unwrap()
+        .json();
+    assert!(audit["items"].as_array().unwrap().len() >= 4, "{audit}");
+    assert!(!audit.to_string().contains("through the gateway"));
+}
+
+/// Raw JSON-RPC over HTTP, for what the SDK's client does not show (the session header).
+async fn rpc(url: &str, token: &str, session: Option<&str>, body: Value) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .header("Accept", "application/json, text/event-stream")
+        .json(&body);
+    if let Some(s) = session {
+        req = req.header("Mcp-Session-Id", s);
+    }
+    req.send().await.unwrap()
+}
+
+async fn a_session_continues_on_another_replica(backend: Backend) {
+    let python = peers::mcp_python(&[]);
+    let app = TestApp::spawn_with(backend, Some(tweak())).await;
+    create(
+        &app,
+        json!({"name": "py", "kind": "mcp",
+            "config": {"server_url": format!("http://127.0.0.1:{}/mcp", python.port)}}),
+    )
+    .await;
+    let r = rpc(
+        &format!("{}/mcp", app.url),
+        &app.admin_token,
+        None,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["result"]["protocolVersion"],
+        "2025-06-18"
+    );
+
+    let replica = app.replica().await;
+    let other = format!("{}/mcp", replica.base_url().as_str().trim_end_matches('/'));
+    let r = rpc(
+        &other,
+        &app.admin_token,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "py__echo", "arguments": {"message": "elsewhere"}}}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["result"]["content"][0]["text"], "Echo: elsewhere", "{v}");
+
+    // Ended on the replica, it is gone on the first too.
+    let ended = reqwest::Client::new()
+        .delete(&other)
+        .bearer_auth(&app.admin_token)
+        .header("Mcp-Session-Id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 204);
+    let r = rpc(
+        &format!("{}/mcp", app.url),
+        &app.admin_token,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+
+    // Another token cannot use the session.
+    let r = rpc(
+        &format!("{}/mcp", app.url),
+        &app.admin_token,
+        None,
+        json!({"jsonrpc": "2.0", "id": 4, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}}),
+    )
+    .await;
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let member = token_value(&app.admin, Role::Member).await;
+    let r = rpc(
+        &format!("{}/mcp", app.url),
+        &member,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"}),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+
+    // The stateless revision: its headers must match its body.
+    let modern = |name: &str| {
+        json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {
+            "name": name, "arguments": {"message": "m"},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {}}}})
+    };
+    let r = reqwest::Client::new()
+        .post(format!("{}/mcp", app.url))
+        .bearer_auth(&app.admin_token)
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "py__add")
+        .json(&modern("py__echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], -32020);
+    let r = reqwest::Client::new()
+        .post(format!("{}/mcp", app.url))
+        .bearer_auth(&app.admin_token)
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "py__echo")
+        .json(&modern("py__echo"))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["result"]["resultType"], "complete", "{v}");
+    assert_eq!(v["result"]["content"][0]["text"], "Echo: m", "{v}");
+}
+
+both_backends!(
+    the_python_sdk_uses_the_gateway,
+    a_session_continues_on_another_replica
+);
