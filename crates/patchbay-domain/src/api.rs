@@ -500,6 +500,13 @@ pub struct McpDiscover {
     )]
     #[schema(value_type = Option<u64>)]
     pub timeout_ms: Option<Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects::present"
+    )]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed_tools: Option<Value>,
 }
 
 impl McpDiscover {
@@ -513,6 +520,7 @@ impl McpDiscover {
             ("transport", self.transport),
             ("headers", self.headers),
             ("timeout_ms", self.timeout_ms),
+            ("allowed_tools", self.allowed_tools),
         ]
         .into_iter()
         .filter_map(|(k, v)| Some((k.to_owned(), v?)))

@@ -115,6 +115,16 @@ fn same_origin(public_url: &str, origin: &str) -> bool {
         && public.port_or_known_default() == origin.port_or_known_default()
 }
 
+/// What every request of the gateway is served with.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    s: &'a AppState,
+    p: &'a Principal,
+    /// `/mcp/c/{connection}`'s connection.
+    only: Option<&'a ConnectionId>,
+    headers: &'a HeaderMap,
+}
+
 async fn serve(
     s: &AppState,
     only: Option<&ConnectionId>,
@@ -142,8 +152,14 @@ async fn serve(
         Err(EngineError::Unauthenticated) => return unauthenticated(s),
         Err(e) => return engine_error(Value::Null, e),
     };
+    let ctx = Ctx {
+        s,
+        p: &p,
+        only,
+        headers,
+    };
     match method {
-        Method::POST => post(s, &p, only, headers, body).await,
+        Method::POST => post(ctx, body).await,
         Method::DELETE => {
             let Some(id) = headers.get(SESSION).and_then(|v| v.to_str().ok()) else {
                 return rpc_error(
@@ -260,13 +276,13 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     }
 }
 
-async fn post(
-    s: &AppState,
-    p: &Principal,
-    only: Option<&ConnectionId>,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Response {
+async fn post(ctx: Ctx<'_>, body: &[u8]) -> Response {
+    let Ctx {
+        s,
+        p,
+        only,
+        headers,
+    } = ctx;
     let Ok(Value::Object(msg)) = serde_json::from_slice::<Value>(body) else {
         return rpc_error(
             StatusCode::BAD_REQUEST,
@@ -304,7 +320,7 @@ async fn post(
         .and_then(Value::as_str)
         .map(str::to_owned);
     if let Some(version) = modern {
-        return modern_request(s, p, only, headers, id, method, &params, &version).await;
+        return modern_request(ctx, id, method, &params, &version).await;
     }
     if method == "initialize" {
         let asked = params
@@ -355,21 +371,18 @@ async fn post(
         }
         Err(e) => return engine_error(id, e),
     }
-    dispatch(s, p, only, headers, id, method, &params, None).await
+    dispatch(ctx, id, method, &params, None).await
 }
 
 /// A request of the stateless revision: its version supported, its headers matching its body.
-#[allow(clippy::too_many_arguments)]
 async fn modern_request(
-    s: &AppState,
-    p: &Principal,
-    only: Option<&ConnectionId>,
-    headers: &HeaderMap,
+    ctx: Ctx<'_>,
     id: Value,
     method: &str,
     params: &Map<String, Value>,
     version: &str,
 ) -> Response {
+    let headers = ctx.headers;
     if version != MODERN {
         return rpc_error_data(
             StatusCode::BAD_REQUEST,
@@ -399,7 +412,7 @@ async fn modern_request(
             return mismatch("Mcp-Name does not match params.name");
         }
     }
-    dispatch(s, p, only, headers, id, method, params, Some("complete")).await
+    dispatch(ctx, id, method, params, Some("complete")).await
 }
 
 fn server_info() -> Value {
@@ -440,17 +453,19 @@ fn listing(id: Value, mut result: Value, result_type: Option<&str>) -> Response 
     answer(id, result, result_type)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn dispatch(
-    s: &AppState,
-    p: &Principal,
-    only: Option<&ConnectionId>,
-    headers: &HeaderMap,
+    ctx: Ctx<'_>,
     id: Value,
     method: &str,
     params: &Map<String, Value>,
     result_type: Option<&str>,
 ) -> Response {
+    let Ctx {
+        s,
+        p,
+        only,
+        headers,
+    } = ctx;
     match method {
         "ping" => answer(id, json!({}), result_type),
         "server/discover" => listing(id, discover(only), result_type),

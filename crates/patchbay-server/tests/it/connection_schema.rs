@@ -286,7 +286,9 @@ async fn the_document_says_what_is_accepted(backend: Backend) {
 
 /// `POST /v1/mcp/discover`: the MCP connection bodies, their config at the top level.
 async fn the_document_says_what_discovery_accepts(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let unlimited: crate::helpers::Tweak =
+        std::sync::Arc::new(|s| s.limits.test_rate_per_minute = 0);
+    let app = TestApp::spawn_with(backend, Some(unlimited)).await;
     let doc = app.openapi().await;
     let schema = validator(&doc, "McpDiscover");
     // Loopback is closed to tenants here: every accepted body fails at the gate, at once.
@@ -296,6 +298,7 @@ async fn the_document_says_what_discovery_accepts(backend: Backend) {
             "auth": {"type": "bearer"}, "secrets": {"token": "t"}}),
         json!({"command": "srv", "args": ["--x"], "secrets": {"API_KEY": "k"}}),
         json!({"provider": "mcp-everything"}),
+        json!({"server_url": "http://localhost:9/mcp", "allowed_tools": ["echo"]}),
     ] {
         let errors: Vec<String> = schema.iter_errors(&body).map(|e| e.to_string()).collect();
         assert!(
@@ -309,6 +312,24 @@ async fn the_document_says_what_discovery_accepts(backend: Backend) {
             .unwrap();
         assert_eq!(r.status.as_u16(), 200, "{body}: {}", r.text());
         assert_eq!(r.json()["success"], false, "{body}: {}", r.text());
+    }
+    // Every field the document names is one the body takes (`null` keeps a default).
+    let mut fields = BTreeSet::new();
+    for branch in doc["components"]["schemas"]["McpDiscover"]["oneOf"]
+        .as_array()
+        .unwrap()
+    {
+        fields.extend(branch["properties"].as_object().unwrap().keys().cloned());
+    }
+    assert!(fields.contains("allowed_tools") && fields.contains("server_url"));
+    for field in fields.iter().filter(|f| *f != "server_url") {
+        let body = json!({"server_url": "http://localhost:9/mcp", field.as_str(): null});
+        let r = app
+            .admin
+            .raw(Method::POST, "/v1/mcp/discover", Some(&body), &[])
+            .await
+            .unwrap();
+        assert_ne!(r.status.as_u16(), 400, "{field}: {}", r.text());
     }
     for (field, body) in [
         ("server_url", json!({"transport": "streamable_http"})),
