@@ -217,6 +217,7 @@ pub struct Metrics {
     renewals: Family<RenewalLabels, Counter>,
     tests: Family<OutcomeLabels, Counter>,
     deliveries: Family<OutcomeLabels, Counter>,
+    tool_calls: Family<OutcomeLabels, Counter>,
     blocked: Counter,
     cache_entries: Family<CacheLabels, Gauge>,
     cache_misses: Family<CacheLabels, Gauge>,
@@ -270,6 +271,12 @@ impl Default for Metrics {
             "Webhook deliveries queued, delivered, retried and dead-lettered",
             deliveries.clone(),
         );
+        let tool_calls = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "mcp_tool_calls",
+            "MCP tool calls (actions, nodes and the gateway), by outcome: success, tool_error (the tool answered isError), failure",
+            tool_calls.clone(),
+        );
         let blocked = Counter::default();
         registry.register(
             "egress_blocked",
@@ -309,6 +316,7 @@ impl Default for Metrics {
             renewals,
             tests,
             deliveries,
+            tool_calls,
             blocked,
             cache_entries,
             cache_misses,
@@ -371,6 +379,13 @@ impl Metrics {
 
     pub(crate) fn blocked(&self) {
         self.blocked.inc();
+    }
+
+    /// An MCP tool call: `success`, `tool_error` or `failure`.
+    pub(crate) fn tool_call(&self, outcome: &'static str) {
+        self.tool_calls
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// The text exposition, with the gauges read now.

@@ -218,6 +218,11 @@ impl Hub {
             .call_tool(&prepared, &a.tool, a.arguments, timeout)
             .await;
         let is_error = result.as_ref().ok().map(|r| r.is_error);
+        self.core().metrics.tool_call(match is_error {
+            Some(false) => "success",
+            Some(true) => "tool_error",
+            None => "failure",
+        });
         self.audit_action(
             p,
             "action.mcp",

@@ -131,6 +131,18 @@ async fn discovery_on_create_and_tool_calls(backend: Backend) {
     assert_eq!(r["success"], true);
     assert!(r["tools_count"].as_u64().unwrap() >= 5, "{r}");
 
+    // Counted by outcome in /metrics.
+    let metrics = app
+        .admin
+        .raw(Method::GET, "/metrics", None, &[])
+        .await
+        .unwrap()
+        .text();
+    for outcome in ["success", "tool_error", "failure"] {
+        let line = format!("patchbay_mcp_tool_calls_total{{outcome=\"{outcome}\"}}");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
+
     // Every call is audited with its tool and outcome, never its arguments.
     let (_, audit) = call(&app, Method::GET, "/v1/audit?action=action.mcp", None).await;
     let entries = audit["items"].as_array().unwrap();
