@@ -96,6 +96,21 @@ pub async fn connect(
     }
 }
 
+/// The gate's client for one session to `url` (checked first), with a record of its own of
+/// the gate's refusals, which the protocol library reports only as text.
+async fn gated(http: &GatedHttp, url: &url::Url) -> Result<(reqwest::Client, Refusals), McpError> {
+    http.check_url(url).await.map_err(McpError::from_http)?;
+    let (gated, refusals) = http.observed().map_err(McpError::protocol)?;
+    Ok((gated.client().clone(), refusals))
+}
+
+/// The gate's refusal when it refused the session's destination, else `e`.
+fn refused_or(refusals: &Refusals, e: McpError) -> McpError {
+    refusals
+        .last()
+        .map_or(e, |n| McpError::from_http(HttpError::Net(n)))
+}
+
 fn lifecycle(era: Era) -> ClientLifecycleMode {
     let modern = vec![ProtocolVersion::V_2026_07_28];
     match era {
@@ -124,45 +139,24 @@ async fn connect_once(
     };
     let (service, child, ended, refusals) = match endpoint {
         Endpoint::StreamableHttp { url, headers } => {
-            http.check_url(url).await.map_err(McpError::from_http)?;
-            // A client of its own records gate refusals, which the protocol library reports
-            // only as text.
-            let (gated, refusals) = http.observed().map_err(McpError::protocol)?;
+            let (client, refusals) = gated(http, url).await?;
             let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .control_request_timeout(timeout);
             config.custom_headers = headers.clone();
             config.max_json_response_size = limits.max_message_bytes;
             config.max_sse_event_size = limits.max_message_bytes;
             config.reinit_on_expired_session = true;
-            let transport =
-                StreamableHttpClientTransport::with_client(gated.client().clone(), config);
+            let transport = StreamableHttpClientTransport::with_client(client, config);
             let served = handler(ProtocolVersion::V_2025_11_25)
                 .serve_with_lifecycle(transport, lifecycle(era))
                 .await;
-            let service = served.map_err(|e| {
-                refusals.last().map_or_else(
-                    || McpError::from_init(e),
-                    |n| McpError::from_http(HttpError::Net(n)),
-                )
-            })?;
+            let service = served.map_err(|e| refused_or(&refusals, McpError::from_init(e)))?;
             (service, None, None, Some(refusals))
         }
         Endpoint::Sse { url, headers } => {
-            http.check_url(url).await.map_err(McpError::from_http)?;
-            let (gated, refusals) = http.observed().map_err(McpError::protocol)?;
-            let opened = sse::open(
-                gated.client().clone(),
-                url.clone(),
-                headers.clone(),
-                limits,
-                timeout,
-            )
-            .await;
-            let transport = opened.map_err(|e| {
-                refusals
-                    .last()
-                    .map_or(e, |n| McpError::from_http(HttpError::Net(n)))
-            })?;
+            let (client, refusals) = gated(http, url).await?;
+            let opened = sse::open(client, url.clone(), headers.clone(), limits, timeout).await;
+            let transport = opened.map_err(|e| refused_or(&refusals, e))?;
             let ended = transport.ended.clone();
             let service = handler(ProtocolVersion::V_2024_11_05)
                 .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
