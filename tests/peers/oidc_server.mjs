@@ -1,9 +1,13 @@
 // A real OAuth 2.0 / OpenID Connect authorization server (oidc-provider) for Patchbay's tests.
 //
-// Usage: node oidc_server.mjs TOOLS_DIR PORT REDIRECT_URI  (TOOLS_DIR holds node_modules)
+// Usage: node oidc_server.mjs TOOLS_DIR PORT REDIRECT_URI [--mcp]  (TOOLS_DIR holds node_modules)
 // One confidential client: patchbay / patchbay-secret (client_secret_basic), PKCE required,
 // refresh tokens rotated on every use, client credentials and revocation enabled. The user
 // interaction is scripted: every authorization request is logged in as "user-1" and consented.
+// With --mcp it is also the authorization server of an MCP server: open dynamic client
+// registration (RFC 7591), resource indicators (RFC 8707; tokens for a resource carry the
+// scopes mcp:tools and mcp:admin and are bound to it) and introspection (RFC 7662) for the
+// resource server's client mcp-rs / mcp-rs-secret.
 // GET /_stats answers {token_requests, revocations, grace_uses}; /_mode changes behaviour:
 //   token=503|slow|ok   how the token endpoint answers (outage tests);
 //   access_ttl=SECONDS  the lifetime of access tokens issued from now on;
@@ -13,11 +17,12 @@
 import { pathToFileURL } from "node:url";
 import { join } from "node:path";
 
-const [tools, portArg, redirect] = process.argv.slice(2);
+const [tools, portArg, redirect, ...flags] = process.argv.slice(2);
+const mcp = flags.includes("--mcp");
 const { default: Provider } = await import(pathToFileURL(join(tools, "node_modules/oidc-provider/lib/index.js")).href);
 const port = Number(portArg);
 const issuer = `http://127.0.0.1:${port}`;
-const stats = { token_requests: 0, revocations: 0, grace_uses: 0 };
+const stats = { token_requests: 0, revocations: 0, grace_uses: 0, registrations: 0, resources: [] };
 let mode = "ok";
 let accessTtl = 3600;
 let grace = 0;
@@ -89,13 +94,37 @@ const provider = new Provider(issuer, {
       token_endpoint_auth_method: "client_secret_basic",
       scope: "openid offline_access api",
     },
+    ...(mcp
+      ? [
+          {
+            client_id: "mcp-rs",
+            client_secret: "mcp-rs-secret",
+            redirect_uris: [],
+            grant_types: [],
+            response_types: [],
+            token_endpoint_auth_method: "client_secret_basic",
+          },
+        ]
+      : []),
   ],
-  scopes: ["openid", "offline_access", "api"],
+  scopes: ["openid", "offline_access", "api", ...(mcp ? ["mcp:tools", "mcp:admin"] : [])],
   pkce: { required: () => true },
   features: {
     devInteractions: { enabled: false },
     revocation: { enabled: true },
     clientCredentials: { enabled: true },
+    registration: { enabled: mcp },
+    introspection: { enabled: mcp },
+    resourceIndicators: {
+      enabled: mcp,
+      defaultResource: () => undefined,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (ctx, resourceIndicator) => ({
+        scope: "mcp:tools mcp:admin",
+        audience: resourceIndicator,
+        accessTokenFormat: "opaque",
+      }),
+    },
   },
   adapter: Adapter,
   // Every authorization code needs its PKCE verifier (S256), confidential clients too: an
@@ -131,6 +160,8 @@ provider.use(async (ctx, next) => {
     if (mode === "slow") await new Promise((r) => setTimeout(r, 5000));
   }
   if (ctx.path === "/token/revocation") stats.revocations += 1;
+  if (ctx.path === "/reg" && ctx.method === "POST") stats.registrations += 1;
+  if (ctx.path === "/auth" && ctx.query.resource) stats.resources.push(`auth ${ctx.query.resource}`);
   // The scripted user: log in as user-1 and grant what the client asked for.
   const m = ctx.path.match(/^\/interaction\/([^/]+)$/);
   if (m) {
@@ -142,6 +173,9 @@ provider.use(async (ctx, next) => {
     } else {
       const grant = new provider.Grant({ accountId, clientId: details.params.client_id });
       grant.addOIDCScope(String(details.params.scope || "openid"));
+      for (const [indicator, scopes] of Object.entries(details.prompt.details.missingResourceScopes || {})) {
+        grant.addResourceScope(indicator, scopes.join(" "));
+      }
       result = { consent: { grantId: await grant.save() } };
     }
     await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });

@@ -206,6 +206,10 @@ impl Connectors {
         &self.gate
     }
 
+    pub fn settings(&self) -> &ConnectorSettings {
+        &self.settings
+    }
+
     pub fn http(&self) -> &GatedHttp {
         &self.http
     }

@@ -8,6 +8,7 @@
 //! and no credential. HTTP transports go through the outbound gate's client; the caller
 //! injects the connection's credentials as headers, so no Patchbay token can reach upstream.
 
+pub mod auth;
 mod client;
 mod error;
 mod limit;

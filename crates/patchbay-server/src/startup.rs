@@ -340,6 +340,11 @@ fn engine_settings(settings: &Settings) -> Result<EngineSettings, StartupError> 
         test_rate_per_minute: settings.limits.test_rate_per_minute,
         retest_interval: settings.workers.retest_interval,
         mcp_server_urls: mcp_server_urls(std::env::vars()),
+        client_metadata_url: settings
+            .providers
+            .client_metadata_url
+            .as_ref()
+            .map(url::Url::to_string),
     })
 }
 

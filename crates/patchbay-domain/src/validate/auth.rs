@@ -127,7 +127,8 @@ pub(super) fn check_auth(
         AuthType::Basic if kind == Kind::Smtp => {
             require(config, "config", "username", errs, " for basic auth");
         }
-        AuthType::Oauth2 if !has_app => {
+        // An MCP server names its authorization server itself (MCP authorization).
+        AuthType::Oauth2 if !has_app && kind != Kind::Mcp => {
             for f in ["authorization_url", "token_url"] {
                 require(&params, "auth", f, errs, " unless `app` names an OAuth app");
             }

@@ -423,9 +423,12 @@ fn auth_schema(kind: Kind, auth_type: AuthType, default: bool, with_app: bool) -
                 o.set("app", ty_schema(Ty::Str), Presence::Required);
             } else {
                 o.set("app", Value::Null, Presence::Empty);
-                o.set("token_url", ty_schema(Ty::Url), Presence::Required);
-                if auth_type == AuthType::Oauth2 {
-                    o.set("authorization_url", ty_schema(Ty::Url), Presence::Required);
+                // An MCP server names its authorization server (MCP authorization).
+                if kind != Kind::Mcp {
+                    o.set("token_url", ty_schema(Ty::Url), Presence::Required);
+                    if auth_type == AuthType::Oauth2 {
+                        o.set("authorization_url", ty_schema(Ty::Url), Presence::Required);
+                    }
                 }
             }
         }

@@ -97,6 +97,10 @@ pub(super) fn secret_spec(
             }
         }
         AuthType::Oauth2 if has_app => SecretSpec::new(&[], &[]),
+        // MCP authorization registers a client when the connection has none.
+        AuthType::Oauth2 if kind == Kind::Mcp => {
+            SecretSpec::new(&[], &["client_id", "client_secret"])
+        }
         AuthType::Oauth2 => SecretSpec::new(&["client_id"], &["client_secret"]),
         AuthType::Oauth2ClientCredentials if has_app => SecretSpec::new(&[], &[]),
         AuthType::Oauth2ClientCredentials => SecretSpec::new(&["client_id", "client_secret"], &[]),

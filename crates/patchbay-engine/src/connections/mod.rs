@@ -264,7 +264,7 @@ impl Hub {
     }
 
     /// Seals the written secret fields of connection `id`.
-    fn seal_fields(
+    pub(crate) fn seal_fields(
         &self,
         p: &Principal,
         id: &ConnectionId,

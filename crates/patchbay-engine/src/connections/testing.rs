@@ -36,6 +36,9 @@ pub struct EngineSettings {
     pub retest_interval: Option<Duration>,
     /// The operator's MCP server URLs by registry name (`PATCHBAY_MCP_<NAME>_URL`).
     pub mcp_server_urls: BTreeMap<String, String>,
+    /// Where Patchbay's OAuth client ID metadata document is published, when not at
+    /// `{public_url}/v1/oauth/client-metadata.json`.
+    pub client_metadata_url: Option<String>,
 }
 
 impl EngineSettings {
@@ -49,6 +52,7 @@ impl EngineSettings {
             test_rate_per_minute: 10,
             retest_interval: None,
             mcp_server_urls: BTreeMap::new(),
+            client_metadata_url: None,
         }
     }
 

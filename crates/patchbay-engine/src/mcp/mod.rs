@@ -4,6 +4,7 @@
 //! `patchbay-mcp`'s; the connection's material says where the server is and with which
 //! credentials.
 
+mod authorize;
 mod gateway;
 mod pool;
 
@@ -215,7 +216,7 @@ impl Hub {
             .or_else(|| prepared.material.spec.timeout())
             .unwrap_or(Duration::from_secs(30));
         let result = self
-            .call_tool(&prepared, &a.tool, a.arguments, timeout)
+            .call_tool(p, &prepared, &a.tool, a.arguments, timeout)
             .await;
         let is_error = result.as_ref().ok().map(|r| r.is_error);
         self.core().metrics.tool_call(match is_error {
@@ -245,6 +246,7 @@ impl Hub {
     /// Calls `tool` through the connection's pooled session.
     pub(crate) async fn call_tool(
         &self,
+        p: &Principal,
         prepared: &Arc<Prepared>,
         tool: &str,
         arguments: Option<serde_json::Map<String, Value>>,
@@ -255,12 +257,24 @@ impl Hub {
         if session.take_tools_changed() {
             self.refresh_in_background(&prepared.connection);
         }
-        let mut value = outcome.map_err(|e| {
-            if session.is_closed() {
-                self.inner.mcp.discard(prepared.connection.id.as_str());
+        let mut value = match outcome {
+            Ok(v) => v,
+            Err(e) => {
+                if session.is_closed() {
+                    self.inner.mcp.discard(prepared.connection.id.as_str());
+                }
+                let c = &prepared.connection;
+                if let Some(challenge) = &e.challenge
+                    && self.step_up(p, c, challenge).await
+                {
+                    return Err(EngineError::Upstream(format!(
+                        "the MCP server needs more scopes for this tool ({}); they were added to the connection: authorize it again (POST /v1/connections/{}/oauth/start)",
+                        e.message, c.id
+                    )));
+                }
+                return Err(mcp_error(e));
             }
-            mcp_error(e)
-        })?;
+        };
         // A tool may echo a credential (a stdio server's environment, a header it was sent).
         prepared.material.redactor().scrub_json(&mut value);
         serde_json::from_value(value).map_err(|e| {

@@ -322,6 +322,11 @@ impl Hub {
                 "connection {id} does not use oauth2 auth"
             )));
         }
+        let c = if Self::needs_mcp_authorization(&c) {
+            self.prepare_mcp_authorization(p, c).await?
+        } else {
+            c
+        };
         let flow = self.flow(p, &c).await?;
         if flow.authorization_url.is_empty() {
             return Err(EngineError::Conflict(

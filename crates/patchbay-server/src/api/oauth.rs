@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/connections/{id}/oauth/start", post(start))
         .route("/oauth/start", get(start_redirect))
         .route("/oauth/callback", get(callback))
+        .route("/oauth/client-metadata.json", get(client_metadata))
         .route("/connections/{id}/token", get(token))
 }
 
@@ -78,6 +79,22 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
+}
+
+/// Patchbay's OAuth client ID metadata document: its `client_id` with authorization servers
+/// that accept such documents (MCP authorization), a public client with PKCE and this
+/// deployment's callback.
+#[utoipa::path(get, path = "/v1/oauth/client-metadata.json", tag = "oauth", security(),
+    responses((status = 200, description = "the client metadata (RFC 7591 fields)", body = Object)))]
+pub async fn client_metadata(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        )],
+        Json(s.hub.client_metadata()),
+    )
+        .into_response()
 }
 
 /// The provider's redirect target. Answers a page that tells its opener (`postMessage` with

@@ -18,7 +18,7 @@ use crate::startup::AppState;
         super::projects::list, super::projects::create, super::projects::read, super::projects::update,
         super::projects::remove,
         super::providers::list, super::providers::read,
-        super::oauth::start, super::oauth::start_redirect, super::oauth::callback, super::oauth::token,
+        super::oauth::start, super::oauth::start_redirect, super::oauth::callback, super::oauth::client_metadata, super::oauth::token,
         super::apps::list, super::apps::create, super::apps::update, super::apps::remove,
         super::tokens::list, super::tokens::create, super::tokens::revoke,
         super::secrets::list, super::secrets::create, super::secrets::replace, super::secrets::remove,
@@ -57,7 +57,13 @@ impl utoipa::Modify for BearerAuth {
 
 /// Operations answered without a token (`/metrics` asks for its own only when the operator
 /// sets one).
-const PUBLIC: &[&str] = &["/healthz", "/readyz", "/metrics", CALLBACK];
+const PUBLIC: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    CALLBACK,
+    "/v1/oauth/client-metadata.json",
+];
 
 const CALLBACK: &str = "/v1/oauth/callback";
 

@@ -275,6 +275,17 @@ pub const DEFS: &[Def] = &[
         "A directory of YAML provider entries added to (or replacing, by key) the built-in \
          catalog.",
     ),
+    def(
+        "providers.client_metadata_url",
+        "PATCHBAY_CLIENT_METADATA_URL",
+        "client-metadata-url",
+        Str,
+        None,
+        "\"https://patchbay.example.com/v1/oauth/client-metadata.json\"",
+        "The https URL of Patchbay's OAuth client ID metadata document, its client_id with \
+         authorization servers that accept such documents (MCP authorization); default: \
+         {public_url}/v1/oauth/client-metadata.json when the public URL is https.",
+    ),
     secret(
         "metrics.token",
         "PATCHBAY_METRICS_TOKEN",

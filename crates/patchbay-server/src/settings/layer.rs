@@ -301,7 +301,10 @@ fn unset(data_dir: &Path) -> Settings {
             event_webhook_url: None,
             event_webhook_secret: None,
         },
-        providers: ProviderSettings { dir: None },
+        providers: ProviderSettings {
+            dir: None,
+            client_metadata_url: None,
+        },
         metrics: MetricsSettings { token: None },
         log: LogSettings {
             format: crate::logging::LogFormat::Text,
@@ -446,6 +449,13 @@ fn apply_value(s: &mut Settings, key: &str, v: &toml::Value) -> Result<(), Strin
         "workers.retest_interval" => s.workers.retest_interval = span(v)?,
         "workers.event_webhook_url" => s.workers.event_webhook_url = Some(url(v)?),
         "providers.dir" => s.providers.dir = Some(PathBuf::from(string(v)?)),
+        "providers.client_metadata_url" => {
+            let u = url(v)?;
+            if u.scheme() != "https" {
+                return Err("must be an https URL".into());
+            }
+            s.providers.client_metadata_url = Some(u);
+        }
         "log.format" => s.log.format = string(v)?.parse().map_err(|e: String| e)?,
         other => return Err(format!("{other} has no typed field")),
     }

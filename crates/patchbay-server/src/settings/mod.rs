@@ -95,6 +95,8 @@ pub struct WorkerSettings {
 pub struct ProviderSettings {
     /// The operator's provider catalog files.
     pub dir: Option<PathBuf>,
+    /// Where Patchbay's client ID metadata document is published (its `client_id`).
+    pub client_metadata_url: Option<url::Url>,
 }
 
 #[derive(Debug, Clone)]

@@ -20,6 +20,7 @@ mod isolation;
 mod kinds_catalog;
 mod malformed;
 mod mcp;
+mod mcp_auth;
 mod mcp_client;
 mod mcp_gateway;
 mod meta;

@@ -142,12 +142,23 @@ fn python_peer(script: &str, args: &[String], port: u16) -> Peer {
 
 /// oidc-provider with one client (`patchbay` / `patchbay-secret`) redirecting to `redirect`.
 pub fn oidc(redirect: &str) -> Peer {
+    oidc_with(redirect, &[])
+}
+
+/// oidc-provider as an MCP server's authorization server too: dynamic registration, resource
+/// indicators and introspection (`--mcp`).
+pub fn oidc_mcp(redirect: &str) -> Peer {
+    oidc_with(redirect, &["--mcp"])
+}
+
+fn oidc_with(redirect: &str, flags: &[&str]) -> Peer {
     let port = free_port();
     let mut child = Command::new("node")
         .arg(repo_dir().join("tests/peers/oidc_server.mjs"))
         .arg(tools_dir())
         .arg(port.to_string())
         .arg(redirect)
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
