@@ -12,7 +12,7 @@ server (protected-resource metadata, 401 with `resource_metadata`) requiring the
 `mcp:tools`, checking tokens by introspection at the issuer (RFC 7662, as client mcp-rs) and
 accepting only tokens bound to this server (their audience); `--step-up TOOL=SCOPE` answers a
 call of TOOL without SCOPE with 403 `insufficient_scope`.
-Prints READY once it listens. Its tools: echo, add, fail, slow, lines, admin.
+Prints READY once it listens. Its tools: echo, add, fail, slow, progress, lines, admin.
 """
 
 import argparse
@@ -23,7 +23,7 @@ import sys
 import urllib.parse
 import urllib.request
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 
 MODERN = "2026-07-28"
 HANDSHAKE = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
@@ -111,6 +111,14 @@ def build(auth=None) -> MCPServer:
         """Answers after some seconds."""
         await asyncio.sleep(seconds)
         return f"slept {seconds}"
+
+    @server.tool()
+    async def progress(steps: int, ctx: Context) -> str:
+        """Reports progress and logs a message at each of `steps` steps."""
+        for i in range(steps):
+            await ctx.report_progress(i + 1, steps, f"step {i + 1}")
+            await ctx.info(f"step {i + 1} of {steps}")
+        return f"{steps} steps done"
 
     @server.tool()
     def lines(count: int) -> str:

@@ -34,7 +34,7 @@ pub use connections::{EngineSettings, ListQuery, provider_fill};
 pub use core::metrics::{Metrics, RequestLabels};
 pub use core::{Clock, SystemClock};
 pub use error::{EngineError, Result};
-pub use mcp::{GatewayTool, registry_name};
+pub use mcp::{GatewayTool, Relay, registry_name};
 pub use oauth::{CallbackOutcome, OAuthStart};
 pub use outbox::EventSink;
 pub use patchbay_oauth::pkce::{code_challenge, state_hash};

@@ -1,6 +1,6 @@
 //! Connecting to a server and the session that follows.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -34,6 +34,30 @@ fn client_config(version: ProtocolVersion) -> ClientConfig {
 struct Handler {
     config: ClientConfig,
     tools_changed: Arc<AtomicBool>,
+    relays: Relays,
+}
+
+/// The relayed calls in flight, by the progress token each was sent with.
+type Relays = Arc<std::sync::Mutex<HashMap<String, crate::Notes>>>;
+
+/// Sends `note` to the relay of `token`, or to every relay when `None` (log messages belong to
+/// no request).
+fn relay(relays: &Relays, token: Option<&str>, note: Value) {
+    let relays = relays
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match token {
+        Some(t) => {
+            if let Some(tx) = relays.get(t) {
+                let _ = tx.send(note);
+            }
+        }
+        None => {
+            for tx in relays.values() {
+                let _ = tx.send(note.clone());
+            }
+        }
+    }
 }
 
 impl rmcp::ClientHandler for Handler {
@@ -48,6 +72,40 @@ impl rmcp::ClientHandler for Handler {
         self.tools_changed.store(true, Ordering::Relaxed);
         std::future::ready(())
     }
+
+    fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        {
+            let token = token_key(&params.progress_token);
+            let mut note = json(&params);
+            if let Some(obj) = note.as_object_mut() {
+                obj.remove("progressToken");
+            }
+            relay(
+                &self.relays,
+                Some(&token),
+                serde_json::json!({"method": "notifications/progress", "params": note}),
+            );
+        }
+        std::future::ready(())
+    }
+
+    #[allow(deprecated)] // session-era servers still log
+    fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        relay(
+            &self.relays,
+            None,
+            serde_json::json!({"method": "notifications/message", "params": json(&params)}),
+        );
+        std::future::ready(())
+    }
 }
 
 /// A connected server. Dropping it ends the session (an HTTP session is deleted, a process is
@@ -57,6 +115,7 @@ pub struct Session {
     summary: ServerSummary,
     limits: Limits,
     tools_changed: Arc<AtomicBool>,
+    relays: Relays,
     /// The process of a stdio server.
     child: Option<stdio::Child>,
     /// Why a legacy SSE stream ended.
@@ -133,9 +192,11 @@ async fn connect_once(
     timeout: Duration,
 ) -> Result<Session, McpError> {
     let tools_changed = Arc::new(AtomicBool::new(false));
+    let relays = Relays::default();
     let handler = |version| Handler {
         config: client_config(version),
         tools_changed: tools_changed.clone(),
+        relays: relays.clone(),
     };
     let (service, child, ended, refusals) = match endpoint {
         Endpoint::StreamableHttp { url, headers } => {
@@ -191,6 +252,7 @@ async fn connect_once(
         summary,
         limits,
         tools_changed,
+        relays,
         child,
         ended,
         refusals,
@@ -224,6 +286,47 @@ fn json<T: serde::Serialize>(value: &T) -> Value {
 }
 
 impl Session {
+    /// A call whose notifications go to `notes`: sent with the progress token the library
+    /// gives it, under which its progress is relayed; cancelled upstream when dropped.
+    async fn relayed(
+        &self,
+        params: CallToolRequestParams,
+        notes: crate::Notes,
+    ) -> Result<Value, McpError> {
+        let peer = self.service.peer();
+        let request =
+            rmcp::model::ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(params));
+        // Servers of the stateless revision log only to requests that ask for it.
+        let mut meta = rmcp::model::RequestMetaObject::default();
+        #[allow(deprecated)]
+        meta.set_log_level(rmcp::model::LoggingLevel::Info);
+        let mut options = rmcp::service::PeerRequestOptions::no_options();
+        options.meta = Some(meta);
+        let handle = peer
+            .send_request_with_option(request, options)
+            .await
+            .map_err(|e| self.failed(e))?;
+        let token = token_key(&handle.progress_token);
+        self.relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(token.clone(), notes);
+        let mut guard = Abandoned {
+            peer: peer.clone(),
+            id: Some(handle.id.clone()),
+            relays: &self.relays,
+            token,
+        };
+        let answer = handle.await_response().await;
+        guard.id = None;
+        match answer.map_err(|e| self.failed(e))? {
+            rmcp::model::ServerResult::CallToolResult(result) => Ok(json(&result)),
+            _ => Err(McpError::protocol(
+                "the MCP server answered the tool call with something else than a result",
+            )),
+        }
+    }
+
     pub fn summary(&self) -> &ServerSummary {
         &self.summary
     }
@@ -291,6 +394,42 @@ impl Session {
     }
 }
 
+/// A progress token as the relays are keyed (its JSON).
+fn token_key(token: &rmcp::model::ProgressToken) -> String {
+    serde_json::to_string(token).unwrap_or_default()
+}
+
+/// Forgets a relayed call's relay when the call ends, and cancels it upstream when it ends
+/// unanswered (the caller went, the deadline passed).
+struct Abandoned<'a> {
+    peer: rmcp::Peer<RoleClient>,
+    id: Option<rmcp::model::RequestId>,
+    relays: &'a Relays,
+    token: String,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        self.relays
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.token);
+        if let Some(id) = self.id.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let peer = self.peer.clone();
+            runtime.spawn(async move {
+                let _ = peer
+                    .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
+                        Some(id),
+                        Some("the caller cancelled the call".into()),
+                    ))
+                    .await;
+            });
+        }
+    }
+}
+
 impl ToolServer for Session {
     fn summary(&self) -> &ServerSummary {
         &self.summary
@@ -306,22 +445,28 @@ impl ToolServer for Session {
         .boxed()
     }
 
-    fn call_tool<'a>(
+    fn call_tool_relayed<'a>(
         &'a self,
         name: &'a str,
         arguments: Option<Map<String, Value>>,
         timeout: Duration,
+        notes: Option<crate::Notes>,
     ) -> BoxFuture<'a, Result<Value, McpError>> {
         async move {
             let mut params = CallToolRequestParams::new(name.to_owned());
             params.arguments = arguments;
-            // Dropped at the deadline, the request is cancelled upstream.
-            let call = self.service.call_tool(params);
-            let result = tokio::time::timeout(timeout, call)
+            let Some(notes) = notes else {
+                // Dropped at the deadline, the request is cancelled upstream.
+                let call = self.service.call_tool(params);
+                let result = tokio::time::timeout(timeout, call)
+                    .await
+                    .map_err(|_| McpError::timeout(timeout))?
+                    .map_err(|e| self.failed(e))?;
+                return Ok(json(&result));
+            };
+            tokio::time::timeout(timeout, self.relayed(params, notes))
                 .await
                 .map_err(|_| McpError::timeout(timeout))?
-                .map_err(|e| self.failed(e))?;
-            Ok(json(&result))
         }
         .boxed()
     }

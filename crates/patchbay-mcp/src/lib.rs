@@ -44,6 +44,9 @@ pub enum Endpoint {
     Stdio(Command),
 }
 
+/// Where a relayed call's notifications go.
+pub type Notes = tokio::sync::mpsc::UnboundedSender<Value>;
+
 /// Headers sent with every request (the connection's defaults and credentials).
 pub type Headers = HashMap<HeaderName, HeaderValue>;
 
@@ -150,6 +153,19 @@ pub trait ToolServer: Send + Sync + 'static {
         name: &'a str,
         arguments: Option<Map<String, Value>>,
         timeout: Duration,
+    ) -> BoxFuture<'a, Result<Value, McpError>> {
+        self.call_tool_relayed(name, arguments, timeout, None)
+    }
+
+    /// Like [`ToolServer::call_tool`]; with `notes`, the call asks for progress and what the
+    /// server notifies while it runs (`notifications/progress` without its token,
+    /// `notifications/message`) is sent there as `{"method", "params"}`.
+    fn call_tool_relayed<'a>(
+        &'a self,
+        name: &'a str,
+        arguments: Option<Map<String, Value>>,
+        timeout: Duration,
+        notes: Option<Notes>,
     ) -> BoxFuture<'a, Result<Value, McpError>>;
 
     /// Whether the server announced that its tools changed since the last listing.

@@ -134,6 +134,7 @@ impl Hub {
         name: &str,
         arguments: Option<Map<String, Value>>,
         caller: Option<String>,
+        relay: super::Relay,
     ) -> Result<Option<McpActionResult>> {
         if !p.can_use() {
             return Err(EngineError::forbidden(
@@ -150,7 +151,9 @@ impl Hub {
             arguments,
             timeout_ms: None,
         };
-        self.mcp_action(p, action, caller).await.map(Some)
+        self.mcp_action_relayed(p, action, caller, relay)
+            .await
+            .map(Some)
     }
 
     /// Starts a client session of `p` in `protocol_version`; its id (shown once).

@@ -10,6 +10,14 @@ mod pool;
 
 pub use gateway::GatewayTool;
 
+/// What a caller of a tool gets while it runs: its notifications (progress, log messages),
+/// and a way to cancel it (dropping the upstream request, which cancels it there).
+#[derive(Debug, Default, Clone)]
+pub struct Relay {
+    pub notes: Option<patchbay_mcp::Notes>,
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
+}
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -204,6 +212,18 @@ impl Hub {
         a: McpAction,
         caller: Option<String>,
     ) -> Result<McpActionResult> {
+        self.mcp_action_relayed(p, a, caller, Relay::default())
+            .await
+    }
+
+    /// [`Hub::mcp_action`] with the call's notifications relayed and its cancellation.
+    pub async fn mcp_action_relayed(
+        &self,
+        p: &Principal,
+        a: McpAction,
+        caller: Option<String>,
+        relay: Relay,
+    ) -> Result<McpActionResult> {
         let started = Instant::now();
         if a.tool.trim().is_empty() {
             return Err(ValidationErrors::single("tool", "is required").into());
@@ -216,7 +236,7 @@ impl Hub {
             .or_else(|| prepared.material.spec.timeout())
             .unwrap_or(Duration::from_secs(30));
         let result = self
-            .call_tool(p, &prepared, &a.tool, a.arguments, timeout)
+            .call_tool(p, &prepared, &a.tool, a.arguments, timeout, relay)
             .await;
         let is_error = result.as_ref().ok().map(|r| r.is_error);
         self.core().metrics.tool_call(match is_error {
@@ -251,9 +271,17 @@ impl Hub {
         tool: &str,
         arguments: Option<serde_json::Map<String, Value>>,
         timeout: Duration,
+        relay: Relay,
     ) -> Result<McpActionResult> {
         let session = self.mcp_session(prepared, timeout).await?;
-        let outcome = session.call_tool(tool, arguments, timeout).await;
+        let call = session.call_tool_relayed(tool, arguments, timeout, relay.notes);
+        let outcome = match relay.cancel {
+            Some(cancel) => tokio::select! {
+                r = call => r,
+                () = cancel.cancelled() => Err(McpError::protocol("the caller cancelled the call")),
+            },
+            None => call.await,
+        };
         if session.take_tools_changed() {
             self.refresh_in_background(&prepared.connection);
         }

@@ -6,7 +6,11 @@
 //! `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` headers checked against its body);
 //! otherwise `initialize` starts a session (`Mcp-Session-Id`, kept in the store, so any replica
 //! continues it) and `DELETE` ends it. Patchbay tokens are the bearer; an `Origin` must be this
-//! deployment's (DNS rebinding). Answers are single JSON objects.
+//! deployment's (DNS rebinding). Answers are single JSON objects, except a tool call that asks
+//! for progress (or any of the session era, when the caller accepts events): an SSE stream of
+//! the upstream's notifications (progress, log messages), then the result. A call runs in a
+//! task of its own: the caller's going away or its `notifications/cancelled` cancels it
+//! upstream, and it is audited either way.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -18,6 +22,8 @@ use base64::Engine as _;
 use patchbay_domain::{ConnectionId, Principal};
 use patchbay_engine::EngineError;
 use serde_json::{Map, Value, json};
+
+use tokio_util::sync::CancellationToken;
 
 use crate::extract::bearer;
 use crate::startup::AppState;
@@ -212,21 +218,35 @@ fn unauthenticated(s: &AppState) -> Response {
     r
 }
 
-/// An engine error as a JSON-RPC error.
+/// An engine error as a JSON-RPC error answer.
 fn engine_error(id: Value, e: EngineError) -> Response {
+    let (status, code, message, data) = error_parts(e);
+    rpc_error_data(status, id, code, &message, data)
+}
+
+/// An engine error as a JSON-RPC error message.
+fn error_message(id: Value, e: EngineError) -> Value {
+    let (_, code, message, data) = error_parts(e);
+    let mut error = json!({"code": code, "message": message});
+    if let Some(d) = data {
+        error["data"] = d;
+    }
+    json!({"jsonrpc": "2.0", "id": id, "error": error})
+}
+
+fn error_parts(e: EngineError) -> (StatusCode, i64, String, Option<Value>) {
     match e {
-        EngineError::Forbidden(m) => rpc_error(StatusCode::OK, id, FORBIDDEN, &m),
-        EngineError::NotFound(what) => rpc_error(
+        EngineError::Forbidden(m) => (StatusCode::OK, FORBIDDEN, m, None),
+        EngineError::NotFound(what) => (
             StatusCode::OK,
-            id,
             INVALID_PARAMS,
-            &format!("{what} not found"),
+            format!("{what} not found"),
+            None,
         ),
-        EngineError::RateLimited(secs) => rpc_error_data(
+        EngineError::RateLimited(secs) => (
             StatusCode::OK,
-            id,
             RATE_LIMITED,
-            &format!("too many requests: retry in {secs} s"),
+            format!("too many requests: retry in {secs} s"),
             Some(json!({"retry_after": secs})),
         ),
         EngineError::Validation(errs) => {
@@ -235,27 +255,26 @@ fn engine_error(id: Value, e: EngineError) -> Response {
                 .iter()
                 .map(|f| json!({"field": f.field, "reason": f.reason}))
                 .collect();
-            rpc_error_data(
+            (
                 StatusCode::OK,
-                id,
                 INVALID_PARAMS,
-                "invalid arguments",
+                "invalid arguments".into(),
                 Some(json!(fields)),
             )
         }
-        EngineError::Unauthenticated => rpc_error(
+        EngineError::Unauthenticated => (
             StatusCode::UNAUTHORIZED,
-            id,
             INVALID_REQUEST,
-            "the token is not valid",
+            "the token is not valid".into(),
+            None,
         ),
         other => {
             tracing::warn!(error = %other, "an MCP gateway request failed");
-            rpc_error(
+            (
                 StatusCode::OK,
-                id,
                 INTERNAL,
-                "the request could not be served",
+                "the request could not be served".into(),
+                None,
             )
         }
     }
@@ -305,8 +324,10 @@ async fn post(ctx: Ctx<'_>, body: &[u8]) -> Response {
         );
     };
     let Some(id) = id.filter(|i| !i.is_null()) else {
-        // A notification (`notifications/initialized`, `notifications/cancelled`): nothing to
-        // answer; a cancelled call ends when its request's connection closes.
+        // A notification: nothing to answer. A cancelled call is cancelled upstream too.
+        if method == "notifications/cancelled" {
+            cancel_call(p, msg.get("params"));
+        }
         return StatusCode::ACCEPTED.into_response();
     };
     let params = msg
@@ -338,7 +359,7 @@ async fn post(ctx: Ctx<'_>, body: &[u8]) -> Response {
         };
         let result = json!({
             "protocolVersion": version,
-            "capabilities": {"tools": {"listChanged": false}},
+            "capabilities": {"tools": {"listChanged": false}, "logging": {}},
             "serverInfo": server_info(),
             "instructions": instructions(only),
         });
@@ -413,6 +434,165 @@ async fn modern_request(
         }
     }
     dispatch(ctx, id, method, params, Some("complete")).await
+}
+
+/// A tool call as the caller asked it.
+struct Call {
+    name: String,
+    arguments: Option<Map<String, Value>>,
+    caller: Option<String>,
+    /// The caller's `_meta.progressToken`: progress is relayed under it.
+    progress: Option<Value>,
+}
+
+fn accepts_events(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"))
+}
+
+/// The calls in flight on this process, by caller and request id, for
+/// `notifications/cancelled`.
+type InFlight = std::sync::Mutex<std::collections::HashMap<(String, String), CancellationToken>>;
+
+fn in_flight() -> &'static InFlight {
+    static CALLS: std::sync::OnceLock<InFlight> = std::sync::OnceLock::new();
+    CALLS.get_or_init(Default::default)
+}
+
+fn flight_key(p: &Principal, id: &Value) -> (String, String) {
+    (p.token_id.to_string(), id.to_string())
+}
+
+/// `notifications/cancelled`: cancels the caller's call of that request id (on this process).
+fn cancel_call(p: &Principal, params: Option<&Value>) {
+    let Some(request) = params.and_then(|p| p.get("requestId")) else {
+        return;
+    };
+    let calls = in_flight()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(token) = calls.get(&flight_key(p, request)) {
+        token.cancel();
+    }
+}
+
+/// Runs a tool call in a task of its own, so that it is audited however the caller goes; the
+/// caller's going (its connection closed) or its `notifications/cancelled` cancels it, which
+/// cancels the upstream request. With `streams`, the answer is an SSE stream that carries the
+/// call's notifications (progress under the caller's token) before its result.
+async fn relayed_call(
+    ctx: Ctx<'_>,
+    id: Value,
+    call: Call,
+    streams: bool,
+    result_type: Option<&str>,
+) -> Response {
+    let (notes_tx, mut notes_rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let cancel = CancellationToken::new();
+    let key = flight_key(ctx.p, &id);
+    in_flight()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(key.clone(), cancel.clone());
+    let hub = ctx.s.hub.clone();
+    let p = ctx.p.clone();
+    let only = ctx.only.cloned();
+    let result_type = result_type.map(str::to_owned);
+    let relay = patchbay_engine::Relay {
+        notes: streams.then_some(notes_tx),
+        cancel: Some(cancel.clone()),
+    };
+    let progress = call.progress.clone();
+    tokio::spawn(async move {
+        let forward = |note: Value| {
+            let mut note = note;
+            if note["method"] == "notifications/progress" {
+                let Some(token) = &progress else { return };
+                note["params"]["progressToken"] = token.clone();
+            }
+            note["jsonrpc"] = json!("2.0");
+            let _ = out_tx.send(note);
+        };
+        let run = hub.gateway_call(
+            &p,
+            only.as_ref(),
+            &call.name,
+            call.arguments,
+            call.caller,
+            relay,
+        );
+        tokio::pin!(run);
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                Some(note) = notes_rx.recv() => forward(note),
+                outcome = &mut run => break outcome,
+            }
+        };
+        while let Ok(note) = notes_rx.try_recv() {
+            forward(note);
+        }
+        in_flight()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&key);
+        let _ = out_tx.send(call_answer(id, &call.name, outcome, result_type.as_deref()));
+    });
+    let guard = cancel.drop_guard();
+    if streams {
+        let events = futures::stream::unfold((out_rx, guard), |(mut rx, guard)| async move {
+            let message = rx.recv().await?;
+            let event = axum::response::sse::Event::default()
+                .event("message")
+                .data(message.to_string());
+            Some((Ok::<_, std::convert::Infallible>(event), (rx, guard)))
+        });
+        return axum::response::sse::Sse::new(events).into_response();
+    }
+    let mut out_rx = out_rx;
+    let message = out_rx.recv().await;
+    guard.disarm();
+    match message {
+        Some(m) => Json(m).into_response(),
+        None => rpc_error(
+            StatusCode::OK,
+            Value::Null,
+            INTERNAL,
+            "the call ended without an answer",
+        ),
+    }
+}
+
+/// The JSON-RPC answer of a finished call.
+fn call_answer(
+    id: Value,
+    name: &str,
+    outcome: Result<Option<patchbay_domain::actions::McpActionResult>, EngineError>,
+    result_type: Option<&str>,
+) -> Value {
+    let result = |mut result: Value| {
+        if let (Some(t), Some(obj)) = (result_type, result.as_object_mut()) {
+            obj.insert("resultType".into(), Value::String(t.into()));
+        }
+        json!({"jsonrpc": "2.0", "id": id, "result": result})
+    };
+    match outcome {
+        Ok(Some(r)) => result(serde_json::to_value(r).unwrap_or_default()),
+        Ok(None) => json!({"jsonrpc": "2.0", "id": id,
+            "error": {"code": INVALID_PARAMS, "message": format!("Unknown tool: {name}")}}),
+        // The upstream failed: a tool execution error the model can read.
+        Err(
+            e @ (EngineError::Upstream(_)
+            | EngineError::Timeout(_)
+            | EngineError::Blocked(_)
+            | EngineError::Conflict(_)),
+        ) => result(json!({"content": [{"type": "text", "text": e.to_string()}], "isError": true})),
+        Err(e) => error_message(id, e),
+    }
 }
 
 fn server_info() -> Value {
@@ -497,33 +677,21 @@ async fn dispatch(
                     );
                 }
             };
-            let caller = crate::api::actions::caller(headers).ok().flatten();
-            match s.hub.gateway_call(p, only, name, arguments, caller).await {
-                Ok(Some(result)) => answer(
-                    id,
-                    serde_json::to_value(result).unwrap_or_default(),
-                    result_type,
-                ),
-                Ok(None) => rpc_error(
-                    StatusCode::OK,
-                    id,
-                    INVALID_PARAMS,
-                    &format!("Unknown tool: {name}"),
-                ),
-                // The upstream failed: a tool execution error the model can read.
-                Err(
-                    e @ (EngineError::Upstream(_)
-                    | EngineError::Timeout(_)
-                    | EngineError::Blocked(_)
-                    | EngineError::Conflict(_)),
-                ) => answer(
-                    id,
-                    json!({"content": [{"type": "text", "text": e.to_string()}], "isError": true}),
-                    result_type,
-                ),
-                Err(e) => engine_error(id, e),
-            }
+            let call = Call {
+                name: name.to_owned(),
+                arguments,
+                caller: crate::api::actions::caller(headers).ok().flatten(),
+                progress: params
+                    .get("_meta")
+                    .and_then(|m| m.get("progressToken"))
+                    .filter(|t| t.is_string() || t.is_number())
+                    .cloned(),
+            };
+            let streams =
+                accepts_events(headers) && (call.progress.is_some() || result_type.is_none());
+            relayed_call(ctx, id, call, streams, result_type).await
         }
+        "logging/setLevel" => answer(id, json!({}), result_type),
         "resources/list" => listing(id, json!({"resources": []}), result_type),
         "prompts/list" => listing(id, json!({"prompts": []}), result_type),
         _ => rpc_error(

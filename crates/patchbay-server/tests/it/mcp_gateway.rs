@@ -264,6 +264,153 @@ async fn rpc(url: &str, token: &str, session: Option<&str>, body: Value) -> reqw
     req.send().await.unwrap()
 }
 
+/// The JSON-RPC messages of an answer: one JSON object, or the events of an SSE stream.
+async fn messages(r: reqwest::Response) -> Vec<Value> {
+    let events = r
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
+    let text = r.text().await.unwrap();
+    if !events {
+        return vec![serde_json::from_str(&text).unwrap()];
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| serde_json::from_str(d.trim()).unwrap())
+        .collect()
+}
+
+async fn session_of(url: &str, token: &str) -> String {
+    let r = rpc(
+        url,
+        token,
+        None,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}}),
+    )
+    .await;
+    r.headers()["mcp-session-id"].to_str().unwrap().to_owned()
+}
+
+/// Progress and log messages of the upstream reach the caller (progress under its own token)
+/// before the result; a caller that goes away, or sends `notifications/cancelled`, cancels
+/// the upstream call, which is audited.
+async fn progress_is_relayed_and_calls_are_cancelled(backend: Backend) {
+    let python = peers::mcp_python(&[]);
+    let app = TestApp::spawn_with(backend, Some(tweak())).await;
+    create(
+        &app,
+        json!({"name": "py", "kind": "mcp",
+            "config": {"server_url": format!("http://127.0.0.1:{}/mcp", python.port)}}),
+    )
+    .await;
+    let url = format!("{}/mcp", app.url);
+    let session = session_of(&url, &app.admin_token).await;
+    let r = rpc(
+        &url,
+        &app.admin_token,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+            "name": "py__progress", "arguments": {"steps": 3},
+            "_meta": {"progressToken": "caller-token"}}}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let all = messages(r).await;
+    let of =
+        |method: &str| -> Vec<&Value> { all.iter().filter(|m| m["method"] == method).collect() };
+    let progress = of("notifications/progress");
+    assert_eq!(progress.len(), 3, "{all:?}");
+    for (i, p) in progress.iter().enumerate() {
+        assert_eq!(p["params"]["progressToken"], "caller-token", "{p}");
+        assert_eq!(p["params"]["progress"], json!(i as f64 + 1.0), "{p}");
+        assert_eq!(p["params"]["total"], json!(3.0), "{p}");
+    }
+    let logs = of("notifications/message");
+    assert_eq!(logs.len(), 3, "{all:?}");
+    assert_eq!(logs[0]["params"]["data"], "step 1 of 3");
+    let last = all.last().unwrap();
+    assert_eq!(last["id"], 7);
+    assert_eq!(
+        last["result"]["content"][0]["text"], "3 steps done",
+        "{last}"
+    );
+
+    // Cancelled by notification: the call answers at once, not after its 30 s.
+    let started = std::time::Instant::now();
+    let call = tokio::spawn({
+        let (url, token, session) = (url.clone(), app.admin_token.clone(), session.clone());
+        async move {
+            let r = rpc(
+                &url,
+                &token,
+                Some(&session),
+                json!({"jsonrpc": "2.0", "id": "slow-1", "method": "tools/call",
+                    "params": {"name": "py__slow", "arguments": {"seconds": 30}}}),
+            )
+            .await;
+            messages(r).await.pop().unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = rpc(
+        &url,
+        &app.admin_token,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": "slow-1", "reason": "the user gave up"}}),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let answer = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the cancelled call answers")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(answer["result"]["isError"], true, "{answer}");
+    assert!(answer.to_string().contains("cancelled"), "{answer}");
+
+    // A caller that goes away: the call is cancelled and still audited.
+    let quitter = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let gone = quitter
+        .post(&url)
+        .bearer_auth(&app.admin_token)
+        .header("Accept", "application/json")
+        .header("Mcp-Session-Id", &session)
+        .json(
+            &json!({"jsonrpc": "2.0", "id": "slow-2", "method": "tools/call",
+            "params": {"name": "py__slow", "arguments": {"seconds": 30}}}),
+        )
+        .send()
+        .await;
+    assert!(gone.is_err(), "the caller gave up");
+    let mut cancelled = 0;
+    for _ in 0..50 {
+        let audit = app
+            .admin
+            .raw(Method::GET, "/v1/audit?action=action.mcp", None, &[])
+            .await
+            .unwrap()
+            .json();
+        cancelled = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["outcome"] == "failure" && e.to_string().contains("cancelled"))
+            .count();
+        if cancelled == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(cancelled, 2, "both cancelled calls are audited");
+    assert!(started.elapsed() < Duration::from_secs(25));
+}
+
 async fn a_session_continues_on_another_replica(backend: Backend) {
     let python = peers::mcp_python(&[]);
     let app = TestApp::spawn_with(backend, Some(tweak())).await;
@@ -300,7 +447,7 @@ async fn a_session_continues_on_another_replica(backend: Backend) {
     )
     .await;
     assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
+    let v = messages(r).await.pop().unwrap();
     assert_eq!(v["result"]["content"][0]["text"], "Echo: elsewhere", "{v}");
 
     // Ended on the replica, it is gone on the first too.
@@ -378,5 +525,6 @@ async fn a_session_continues_on_another_replica(backend: Backend) {
 
 both_backends!(
     the_python_sdk_uses_the_gateway,
-    a_session_continues_on_another_replica
+    a_session_continues_on_another_replica,
+    progress_is_relayed_and_calls_are_cancelled,
 );
