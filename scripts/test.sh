@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on any machine of ours: makes sure PostgreSQL and MariaDB run
 # (starting or installing them), installs the test peers into .tools/ (git-ignored): aiosmtpd,
-# standardwebhooks and the MCP SDK from PyPI, the MCP reference server and oidc-provider from npm, then runs every test
-# and a short schemathesis pass (scripts/schemathesis.sh, which installs schemathesis from PyPI).
+# standardwebhooks and the MCP SDK from PyPI, the MCP reference server and oidc-provider from npm, then runs every test,
+# the MCP conformance suite (scripts/conformance.sh, which installs it from npm) and a short
+# schemathesis pass (scripts/schemathesis.sh, which installs schemathesis from PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -126,6 +127,13 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   log "running the test suite (cargo test)"
   cargo test --workspace --no-fail-fast "$@"
+fi
+
+# The official MCP conformance suite: Patchbay's MCP client and its gateway (the whole suite
+# only, not a filtered run).
+if [ "$#" -eq 0 ]; then
+  log "the MCP conformance suite"
+  scripts/conformance.sh
 fi
 
 # The API against its own OpenAPI document, briefly (the whole suite only, not a filtered run);

@@ -218,9 +218,10 @@ fn web_url(raw: &str) -> Result<Url, &'static str> {
     Ok(url)
 }
 
-/// An unauthenticated `initialize`: the server's 401 and its challenge.
+/// Unauthenticated requests: `initialize`, and `tools/list` when a server lets anyone
+/// initialize; the server's 401 and its challenge.
 async fn probe(http: &GatedHttp, server: &Url) -> Result<Challenge, McpError> {
-    let body = json!({
+    let initialize = json!({
         "jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {
             "protocolVersion": "2025-11-25",
@@ -228,15 +229,30 @@ async fn probe(http: &GatedHttp, server: &Url) -> Result<Challenge, McpError> {
             "clientInfo": {"name": "patchbay", "version": env!("CARGO_PKG_VERSION")}
         }
     });
-    let req = http
-        .client()
-        .post(server.clone())
-        .header(ACCEPT, "application/json, text/event-stream")
-        .header(CONTENT_TYPE, "application/json")
-        .body(body.to_string())
-        .build()
-        .map_err(|_| McpError::protocol("the MCP server's URL cannot be requested"))?;
-    let answer = http.execute(req).await.map_err(McpError::from_http)?;
+    let send = |body: Value, session: Option<reqwest::header::HeaderValue>| {
+        let mut req = http
+            .client()
+            .post(server.clone())
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header(CONTENT_TYPE, "application/json")
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(body.to_string());
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        async move {
+            let req = req
+                .build()
+                .map_err(|_| McpError::protocol("the MCP server's URL cannot be requested"))?;
+            http.execute(req).await.map_err(McpError::from_http)
+        }
+    };
+    let mut answer = send(initialize, None).await?;
+    if answer.status().is_success() {
+        let session = answer.headers().get("mcp-session-id").cloned();
+        let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}});
+        answer = send(list, session).await?;
+    }
     let status = answer.status();
     if status != reqwest::StatusCode::UNAUTHORIZED {
         return Err(McpError::new(

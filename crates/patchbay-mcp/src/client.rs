@@ -151,6 +151,12 @@ pub async fn connect(
         Err(e) if era != Era::Unknown && e.kind == ErrorKind::Protocol => {
             within(Era::Unknown).await
         }
+        // A session-era server may answer `server/discover` with nonsense instead of refusing
+        // it: asked with `initialize` alone, it may still be spoken to. Its first error stands
+        // when that fails too.
+        Err(e) if era == Era::Unknown && e.kind == ErrorKind::Protocol => {
+            within(Era::Legacy).await.map_err(|_| e)
+        }
         other => other,
     }
 }
