@@ -213,6 +213,8 @@ async fn connect_once(
             config.max_json_response_size = limits.max_message_bytes;
             config.max_sse_event_size = limits.max_message_bytes;
             config.reinit_on_expired_session = true;
+            // One pooled session carries every caller's calls to this server.
+            config.max_concurrent_requests = 256;
             let transport = StreamableHttpClientTransport::with_client(client, config);
             let served = handler(ProtocolVersion::V_2025_11_25)
                 .serve_with_lifecycle(transport, lifecycle(era))

@@ -338,6 +338,7 @@ fn engine_settings(settings: &Settings) -> Result<EngineSettings, StartupError> 
         connectors,
         catalog: Arc::new(catalog),
         test_rate_per_minute: settings.limits.test_rate_per_minute,
+        tool_call_rate_per_minute: settings.limits.tool_call_rate_per_minute,
         retest_interval: settings.workers.retest_interval,
         mcp_server_urls: mcp_server_urls(std::env::vars()),
         client_metadata_url: settings

@@ -673,6 +673,12 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         (Method::GET, "/readyz".to_owned(), None, 200),
         (Method::GET, "/metrics".to_owned(), None, 200),
         (
+            Method::GET,
+            "/v1/oauth/client-metadata.json".to_owned(),
+            None,
+            200,
+        ),
+        (
             Method::DELETE,
             format!("/v1/connections/{}", ids[2]),
             None,

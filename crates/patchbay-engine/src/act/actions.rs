@@ -322,8 +322,8 @@ impl Hub {
         let event = self
             .core()
             .event(p, action, Some(target.to_owned()), outcome, details);
-        if let Err(e) = self.core().audit(event).await {
-            tracing::error!(error = %e, action, "could not write an action's audit entry");
+        if !self.core().audit_use(event).await {
+            tracing::error!(action, "could not write an action's audit entry");
         }
     }
 }

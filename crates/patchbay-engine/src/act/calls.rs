@@ -45,7 +45,7 @@ impl crate::core::Forgets for PreparedCache {
         match change {
             crate::core::Change::Connection(id) => self.invalidate(id.as_str()),
             crate::core::Change::Connections => self.invalidate_all(),
-            crate::core::Change::Principals => {}
+            crate::core::Change::Principals | crate::core::Change::McpSession(_) => {}
         }
     }
 

@@ -42,17 +42,21 @@ impl Hub {
         let prepared = Arc::new(crate::act::prepared_cache());
         let principals = Arc::new(super::principal_cache());
         let mcp = Arc::new(crate::mcp::SessionPool::new(crate::mcp::IDLE));
+        let gateway = Arc::new(crate::mcp::GatewayCache::new());
         let caches = Caches::default()
             .with(prepared.clone())
             .with(principals.clone())
-            .with(mcp.clone());
+            .with(mcp.clone())
+            .with(gateway.clone());
         let hub = Hub {
             inner: Arc::new(Inner {
                 core: Core::new(store, vault, root, clock, caches),
                 test_limiter: crate::connections::limiter(settings.test_rate_per_minute),
+                tool_limiter: crate::connections::limiter(settings.tool_call_rate_per_minute),
                 refresh_locks: Mutex::new(Default::default()),
                 prepared,
                 mcp,
+                gateway,
                 usage: Mutex::new(Default::default()),
                 principals,
                 outbox_wake: tokio::sync::Notify::new(),

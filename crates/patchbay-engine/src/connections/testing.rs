@@ -32,6 +32,8 @@ pub struct EngineSettings {
     pub catalog: std::sync::Arc<patchbay_oauth::Catalog>,
     /// Connection tests a principal may run per minute (0: unlimited).
     pub test_rate_per_minute: u32,
+    /// MCP gateway tool calls a token may make per minute (0: unlimited).
+    pub tool_call_rate_per_minute: u32,
     /// How often the scheduler re-tests connections; `None` turns it off.
     pub retest_interval: Option<Duration>,
     /// The operator's MCP server URLs by registry name (`PATCHBAY_MCP_<NAME>_URL`).
@@ -50,6 +52,7 @@ impl EngineSettings {
             connectors,
             catalog: std::sync::Arc::new(catalog),
             test_rate_per_minute: 10,
+            tool_call_rate_per_minute: 0,
             retest_interval: None,
             mcp_server_urls: BTreeMap::new(),
             client_metadata_url: None,
@@ -77,17 +80,28 @@ impl Hub {
     }
 
     pub(crate) fn check_test_rate(&self, p: &Principal) -> Result<()> {
-        let Some(limiter) = &self.inner.test_limiter else {
-            return Ok(());
-        };
-        limiter
-            .check_key(&p.token_id.to_string())
-            .map_err(|not_until| {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                EngineError::RateLimited(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
-            })
+        check_rate(&self.inner.test_limiter, p)
     }
 
+    /// Whether `p` may call another tool through the gateway now.
+    pub(crate) fn check_tool_call_rate(&self, p: &Principal) -> Result<()> {
+        check_rate(&self.inner.tool_limiter, p)
+    }
+}
+
+fn check_rate(limiter: &Limiter, p: &Principal) -> Result<()> {
+    let Some(limiter) = limiter else {
+        return Ok(());
+    };
+    limiter
+        .check_key(&p.token_id.to_string())
+        .map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            EngineError::RateLimited(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+        })
+}
+
+impl Hub {
     /// Tests a saved connection and stores the outcome.
     pub async fn test_connection(&self, p: &Principal, id: &ConnectionId) -> Result<TestResult> {
         let c = self.visible_connection(p, id).await?;

@@ -18,6 +18,8 @@ pub(crate) enum Change {
     Connections,
     /// Authenticated tokens (one was revoked).
     Principals,
+    /// One MCP gateway session (by the hash of its id), ended.
+    McpSession(String),
 }
 
 impl Change {
@@ -30,6 +32,7 @@ impl Change {
             Change::Connection(id) => format!("{origin:x} c {id}"),
             Change::Connections => format!("{origin:x} C"),
             Change::Principals => format!("{origin:x} P"),
+            Change::McpSession(hash) => format!("{origin:x} s {hash}"),
         }
     }
 
@@ -44,6 +47,7 @@ impl Change {
             ("c", Some(id)) => Some(Change::Connection(id.to_owned())),
             ("C", None) => Some(Change::Connections),
             ("P", None) => Some(Change::Principals),
+            ("s", Some(hash)) => Some(Change::McpSession(hash.to_owned())),
             _ => None,
         }
     }
@@ -88,7 +92,7 @@ impl Caches {
 
 impl Core {
     /// Empties what `change` made stale in this process, and tells the other replicas.
-    pub(super) fn changed(&self, change: Change) {
+    pub(crate) fn changed(&self, change: Change) {
         self.caches.forget(&change);
         if self.store.dialect() == patchbay_store::Dialect::Postgres {
             let store = self.store.clone();
@@ -154,6 +158,7 @@ mod tests {
             Change::Connection("con_01".into()),
             Change::Connections,
             Change::Principals,
+            Change::McpSession("ab12".into()),
         ] {
             let p = change.payload(0xabc);
             assert_eq!(Change::parse(&p, 0xdef), Some(change.clone()));

@@ -2,6 +2,7 @@
 //! work runs on, and the one way to change anything, [`Write`] — a transaction whose audit
 //! events commit with it and whose invalidations are published only once it committed.
 
+mod audit_batch;
 mod cache;
 mod invalidate;
 pub mod metrics;
@@ -59,6 +60,8 @@ pub(crate) struct Core {
     /// What a committed change can make stale.
     caches: Arc<Caches>,
     pub(crate) metrics: metrics::Metrics,
+    /// The audit entries of uses, committed in groups.
+    uses: audit_batch::AuditQueue,
 }
 
 impl Core {
@@ -69,16 +72,24 @@ impl Core {
         clock: Arc<dyn Clock>,
         caches: Caches,
     ) -> Self {
+        let background = tokio::runtime::Handle::current();
         Self {
+            uses: audit_batch::AuditQueue::start(store.clone(), &background),
             store,
             vault,
             root,
             clock,
-            background: tokio::runtime::Handle::current(),
+            background,
             origin: rand::random(),
             caches: Arc::new(caches),
             metrics: metrics::Metrics::default(),
         }
+    }
+
+    /// Records the audit entry of a use (an action, a tool call), committed with the entries
+    /// of the uses that arrive with it; whether it was committed.
+    pub(crate) async fn audit_use(&self, event: patchbay_store::NewAudit) -> bool {
+        self.uses.append(event).await
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {

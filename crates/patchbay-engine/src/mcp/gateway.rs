@@ -10,8 +10,60 @@ use patchbay_domain::{ConnectionId, Kind, Principal, Status};
 use patchbay_store::McpSessionRecord;
 use serde_json::{Map, Value};
 
+use std::sync::Arc;
+
 use crate::connections::ListQuery;
+use crate::core::{Cached, Change, Forgets};
 use crate::{EngineError, Hub, Result};
+
+/// How long what the gateway read stays in memory at most (changes empty it sooner).
+const CACHED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What the gateway reads on every request: the tools a scope sees, and its sessions.
+#[derive(Debug)]
+pub(crate) struct GatewayCache {
+    /// By organization, project scope and connection (`*` for every one).
+    tools: Cached<String, Arc<Vec<GatewayTool>>>,
+    /// By the hash of the session's id.
+    sessions: Cached<String, McpSessionRecord>,
+}
+
+impl GatewayCache {
+    pub(crate) fn new() -> Self {
+        Self {
+            tools: Cached::new(10_000, CACHED_FOR),
+            sessions: Cached::new(100_000, CACHED_FOR),
+        }
+    }
+}
+
+impl Forgets for GatewayCache {
+    fn forget(&self, change: &Change) {
+        match change {
+            Change::Connection(_) | Change::Connections => self.tools.invalidate_all(),
+            Change::McpSession(hash) => self.sessions.invalidate(hash.as_str()),
+            Change::Principals => {}
+        }
+    }
+
+    fn forget_all(&self) {
+        self.tools.invalidate_all();
+        self.sessions.invalidate_all();
+    }
+
+    fn stats(&self) -> (&'static str, crate::core::CacheStats) {
+        ("mcp_gateway_tools", self.tools.stats())
+    }
+}
+
+fn scope_key(p: &Principal, only: Option<&ConnectionId>) -> String {
+    format!(
+        "{}|{}|{}",
+        p.org_id,
+        p.project_id.as_ref().map_or("*", |x| x.as_str()),
+        only.map_or("*", |c| c.as_str())
+    )
+}
 
 /// Sessions unused this long are forgotten.
 const SESSION_IDLE: chrono::Duration = chrono::Duration::hours(24);
@@ -80,6 +132,22 @@ impl Hub {
         &self,
         p: &Principal,
         only: Option<&ConnectionId>,
+    ) -> Result<Arc<Vec<GatewayTool>>> {
+        let cache = &self.inner.gateway.tools;
+        let key = scope_key(p, only);
+        if let Some(tools) = cache.get(&key) {
+            return Ok(tools);
+        }
+        let since = cache.epoch();
+        let tools = Arc::new(self.read_gateway_tools(p, only).await?);
+        cache.insert_read_since(since, key, tools.clone());
+        Ok(tools)
+    }
+
+    async fn read_gateway_tools(
+        &self,
+        p: &Principal,
+        only: Option<&ConnectionId>,
     ) -> Result<Vec<GatewayTool>> {
         if let Some(id) = only {
             let c = self.visible_connection(p, id).await?;
@@ -141,13 +209,14 @@ impl Hub {
                 "calling tools needs an admin, member or executor token",
             ));
         }
+        self.check_tool_call_rate(p)?;
         let tools = self.gateway_tools(p, only).await?;
-        let Some(tool) = tools.into_iter().find(|t| t.name == name) else {
+        let Some(tool) = tools.iter().find(|t| t.name == name) else {
             return Ok(None);
         };
         let action = McpAction {
-            connection: tool.connection,
-            tool: tool.upstream,
+            connection: tool.connection.clone(),
+            tool: tool.upstream.clone(),
             arguments,
             timeout_ms: None,
         };
@@ -190,25 +259,43 @@ impl Hub {
     /// another token's).
     pub async fn gateway_session(&self, p: &Principal, id: &str) -> Result<Option<String>> {
         let hash = hex::encode(crate::hash_token(id));
-        let Some(s) = self.store().mcp_session(&hash).await? else {
-            return Ok(None);
+        let cache = &self.inner.gateway.sessions;
+        let s = match cache.get(&hash) {
+            Some(s) => s,
+            None => {
+                let since = cache.epoch();
+                let Some(s) = self.store().mcp_session(&hash).await? else {
+                    return Ok(None);
+                };
+                cache.insert_read_since(since, hash.clone(), s.clone());
+                s
+            }
         };
         let now = self.now();
         if s.token_id != p.token_id.to_string() || now - s.last_used_at > SESSION_IDLE {
             return Ok(None);
         }
         if now - s.last_used_at > chrono::Duration::minutes(1) {
+            let since = cache.epoch();
             self.store().touch_mcp_session(&hash, now).await?;
+            let touched = McpSessionRecord {
+                last_used_at: now,
+                ..s.clone()
+            };
+            cache.insert_read_since(since, hash, touched);
         }
         Ok(Some(s.protocol_version))
     }
 
-    /// Ends `p`'s session `id`; whether there was one.
+    /// Ends `p`'s session `id` (on every replica); whether there was one.
     pub async fn gateway_session_end(&self, p: &Principal, id: &str) -> Result<bool> {
-        Ok(self
+        let hash = hex::encode(crate::hash_token(id));
+        let ended = self
             .store()
-            .delete_mcp_session(&hex::encode(crate::hash_token(id)), &p.token_id.to_string())
-            .await?)
+            .delete_mcp_session(&hash, &p.token_id.to_string())
+            .await?;
+        self.core().changed(Change::McpSession(hash));
+        Ok(ended)
     }
 
     /// Forgets sessions idle for a day (a worker's pass).

@@ -8,6 +8,7 @@ mod authorize;
 mod gateway;
 mod pool;
 
+pub(crate) use gateway::GatewayCache;
 pub use gateway::GatewayTool;
 
 /// What a caller of a tool gets while it runs: its notifications (progress, log messages),

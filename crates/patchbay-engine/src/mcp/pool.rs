@@ -122,7 +122,7 @@ impl Forgets for SessionPool {
                 self.discard(id);
             }
             Change::Connections => self.forget_all(),
-            Change::Principals => {}
+            Change::Principals | Change::McpSession(_) => {}
         }
     }
 

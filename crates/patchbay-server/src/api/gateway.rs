@@ -651,7 +651,7 @@ async fn dispatch(
         "server/discover" => listing(id, discover(only), result_type),
         "tools/list" => match s.hub.gateway_tools(p, only).await {
             Ok(tools) => {
-                let tools: Vec<Value> = tools.into_iter().map(|t| t.definition).collect();
+                let tools: Vec<Value> = tools.iter().map(|t| t.definition.clone()).collect();
                 listing(id, json!({"tools": tools}), result_type)
             }
             Err(e) => engine_error(id, e),

@@ -240,6 +240,16 @@ pub const DEFS: &[Def] = &[
         "Connection tests per token per minute (0: unlimited).",
     ),
     def(
+        "limits.tool_call_rate_limit",
+        "PATCHBAY_TOOL_CALL_RATE_LIMIT",
+        "tool-call-rate-limit",
+        Int,
+        Some("6000"),
+        "600",
+        "Tool calls through the MCP gateway per token per minute (0: unlimited); a call over \
+         the limit is answered with a JSON-RPC error carrying retry_after.",
+    ),
+    def(
         "workers.retest_interval",
         "PATCHBAY_RETEST_INTERVAL",
         "retest-interval",

@@ -295,6 +295,7 @@ fn unset(data_dir: &Path) -> Settings {
             body_limit: 0,
             proxy_body_limit: 0,
             test_rate_per_minute: 0,
+            tool_call_rate_per_minute: 0,
         },
         workers: WorkerSettings {
             retest_interval: None,
@@ -446,6 +447,9 @@ fn apply_value(s: &mut Settings, key: &str, v: &toml::Value) -> Result<(), Strin
             s.limits.proxy_body_limit = int(v, 1024, 1 << 34)? as usize;
         }
         "limits.test_rate_limit" => s.limits.test_rate_per_minute = int(v, 0, 1_000_000)? as u32,
+        "limits.tool_call_rate_limit" => {
+            s.limits.tool_call_rate_per_minute = int(v, 0, 100_000_000)? as u32;
+        }
         "workers.retest_interval" => s.workers.retest_interval = span(v)?,
         "workers.event_webhook_url" => s.workers.event_webhook_url = Some(url(v)?),
         "providers.dir" => s.providers.dir = Some(PathBuf::from(string(v)?)),

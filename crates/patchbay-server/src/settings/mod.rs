@@ -80,6 +80,8 @@ pub struct LimitSettings {
     pub proxy_body_limit: usize,
     /// Connection tests per principal per minute (0: unlimited).
     pub test_rate_per_minute: u32,
+    /// Gateway tool calls per token per minute (0: unlimited).
+    pub tool_call_rate_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -411,6 +411,57 @@ async fn progress_is_relayed_and_calls_are_cancelled(backend: Backend) {
     assert!(started.elapsed() < Duration::from_secs(25));
 }
 
+/// Tool calls are limited per token: over the limit, a JSON-RPC error says when to retry, and
+/// another token is not held back.
+async fn tool_calls_are_rate_limited_per_token(backend: Backend) {
+    let python = peers::mcp_python(&[]);
+    let limited: Tweak = Arc::new(|s| {
+        s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
+        s.limits.test_rate_per_minute = 0;
+        s.limits.tool_call_rate_per_minute = 2;
+    });
+    let app = TestApp::spawn_with(backend, Some(limited)).await;
+    create(
+        &app,
+        json!({"name": "py", "kind": "mcp",
+            "config": {"server_url": format!("http://127.0.0.1:{}/mcp", python.port)}}),
+    )
+    .await;
+    let url = format!("{}/mcp", app.url);
+    let echo = |id: i64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "py__echo", "arguments": {"message": "m"}}})
+    };
+    let session = session_of(&url, &app.admin_token).await;
+    for id in 1..=2 {
+        let r = rpc(&url, &app.admin_token, Some(&session), echo(id)).await;
+        let m = messages(r).await.pop().unwrap();
+        assert_eq!(m["result"]["content"][0]["text"], "Echo: m", "{m}");
+    }
+    let r = rpc(&url, &app.admin_token, Some(&session), echo(3)).await;
+    let m = messages(r).await.pop().unwrap();
+    assert_eq!(m["error"]["code"], -31029, "{m}");
+    assert!(
+        m["error"]["data"]["retry_after"].as_u64().unwrap() >= 1,
+        "{m}"
+    );
+    // Listing is not a call: still answered.
+    let r = rpc(
+        &url,
+        &app.admin_token,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}),
+    )
+    .await;
+    assert!(messages(r).await[0]["result"]["tools"].is_array());
+    // Another token has its own allowance.
+    let member = token_value(&app.admin, Role::Member).await;
+    let theirs = session_of(&url, &member).await;
+    let r = rpc(&url, &member, Some(&theirs), echo(5)).await;
+    let m = messages(r).await.pop().unwrap();
+    assert_eq!(m["result"]["content"][0]["text"], "Echo: m", "{m}");
+}
+
 async fn a_session_continues_on_another_replica(backend: Backend) {
     let python = peers::mcp_python(&[]);
     let app = TestApp::spawn_with(backend, Some(tweak())).await;
@@ -527,4 +578,5 @@ both_backends!(
     the_python_sdk_uses_the_gateway,
     a_session_continues_on_another_replica,
     progress_is_relayed_and_calls_are_cancelled,
+    tool_calls_are_rate_limited_per_token,
 );
