@@ -134,6 +134,9 @@ pub struct HttpConfig {
     /// The path a connection test requests instead of the base URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_path: Option<String>,
+    /// Whether the MCP gateway offers the provider's catalog operations as tools.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mcp_tools: bool,
     /// Values a provider's templates read (QuickBooks' `realmId`, kept from its callback).
     #[serde(flatten)]
     pub values: Map<String, Value>,

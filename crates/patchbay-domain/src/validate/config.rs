@@ -17,6 +17,7 @@ pub(super) const HTTP_CONFIG: &[Rule] = &[
     r("retries", Ty::Int(0, 10)),
     r("backoff_ms", Ty::Int(0, 60_000)),
     r("verify_path", Ty::UrlPath),
+    r("mcp_tools", Ty::Bool),
 ];
 pub(super) const DATABASE_CONFIG: &[Rule] = &[
     r("driver", Ty::Enum(DatabaseDriver::NAMES)),

@@ -300,7 +300,7 @@ impl Hub {
     }
 
     /// Calls a catalog operation with `params` through the connection; the answer's JSON.
-    async fn operation(
+    pub(crate) async fn operation(
         &self,
         p: &Principal,
         connection: ConnectionId,

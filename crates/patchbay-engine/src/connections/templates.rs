@@ -21,7 +21,7 @@ fn lookup<'a>(ctx: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
 }
 
 /// The placeholders of a string: (start, end, variable path).
-fn placeholders(s: &str) -> Vec<(usize, usize, &str)> {
+pub(crate) fn placeholders(s: &str) -> Vec<(usize, usize, &str)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < s.len() {

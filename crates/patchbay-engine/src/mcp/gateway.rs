@@ -74,10 +74,53 @@ pub struct GatewayTool {
     /// Its name through the gateway.
     pub name: String,
     pub connection: ConnectionId,
-    /// Its name at its server.
+    /// Its name at its server, or the catalog operation's.
     pub upstream: String,
-    /// Its definition as the server listed it, `name` replaced by the gateway's.
+    /// Its definition as the server listed it (or as the operation makes it), `name` replaced
+    /// by the gateway's.
     pub definition: Value,
+    /// The catalog provider whose operation it is (an HTTP connection's, offered with
+    /// `config.mcp_tools`); `None` for an MCP server's tool.
+    pub operation_of: Option<String>,
+}
+
+/// The catalog operations of an HTTP connection that offers them (`config.mcp_tools`), as
+/// tool definitions: every `${name}` of the path (required) and of the body is a string
+/// argument.
+fn operations_of(c: &Connection, catalog: &patchbay_oauth::Catalog) -> Vec<(String, Value)> {
+    if c.kind != Kind::Http || c.config.get("mcp_tools").and_then(Value::as_bool) != Some(true) {
+        return vec![];
+    }
+    let Some(entry) = catalog.get(&c.provider) else {
+        return vec![];
+    };
+    entry
+        .operations
+        .iter()
+        .map(|(name, op)| {
+            let mut properties = Map::new();
+            let mut required = Vec::new();
+            for (_, _, p) in crate::connections::templates::placeholders(&op.path) {
+                properties.insert(p.to_owned(), serde_json::json!({"type": "string"}));
+                required.push(Value::String(p.to_owned()));
+            }
+            let body = op.body.as_ref().map(Value::to_string).unwrap_or_default();
+            for (_, _, p) in crate::connections::templates::placeholders(&body) {
+                properties
+                    .entry(p.to_owned())
+                    .or_insert_with(|| serde_json::json!({"type": "string"}));
+            }
+            let read_only = op.method.eq_ignore_ascii_case("GET");
+            let definition = serde_json::json!({
+                "name": name,
+                "description": format!("{}: {} {}", entry.display_name, op.method, op.path),
+                "inputSchema": {"type": "object", "properties": properties, "required": required},
+                "annotations": {"readOnlyHint": read_only, "openWorldHint": true},
+            });
+            (name.clone(), definition)
+        })
+        .filter(|(name, _)| allowed(c, name))
+        .collect()
 }
 
 /// Whether `tool` passes the connection's allow-list (`config.allowed_tools`; none: all).
@@ -100,8 +143,8 @@ fn tools_of(c: &Connection) -> Vec<(String, Value)> {
 }
 
 impl Hub {
-    /// The MCP connections `p` sees and may reach: active, in its scope.
-    async fn gateway_connections(&self, p: &Principal) -> Result<Vec<Connection>> {
+    /// The connections of `kind` that `p` sees and may reach: active, in its scope.
+    async fn gateway_connections(&self, p: &Principal, kind: Kind) -> Result<Vec<Connection>> {
         let mut out = Vec::new();
         let mut cursor = None;
         for _ in 0..100 {
@@ -109,7 +152,7 @@ impl Hub {
                 .list_connections(
                     p,
                     ListQuery {
-                        kind: Some(Kind::Mcp.as_str().into()),
+                        kind: Some(kind.as_str().into()),
                         status: Some(Status::Active.as_str().into()),
                         limit: Some(200),
                         cursor: cursor.take(),
@@ -149,26 +192,42 @@ impl Hub {
         p: &Principal,
         only: Option<&ConnectionId>,
     ) -> Result<Vec<GatewayTool>> {
+        let catalog = self.catalog();
+        let offered = |c: &Connection| -> Vec<(String, Value)> {
+            match c.kind {
+                Kind::Mcp => tools_of(c),
+                _ => operations_of(c, catalog),
+            }
+        };
+        let operation_of = |c: &Connection| (c.kind == Kind::Http).then(|| c.provider.clone());
         if let Some(id) = only {
             let c = self.visible_connection(p, id).await?;
-            if c.kind != Kind::Mcp {
+            let tools = offered(&c);
+            if c.kind != Kind::Mcp && tools.is_empty() {
                 return Err(EngineError::NotFound("MCP connection"));
             }
-            return Ok(tools_of(&c)
+            return Ok(tools
                 .into_iter()
                 .map(|(name, definition)| GatewayTool {
                     name: name.clone(),
                     connection: c.id.clone(),
                     upstream: name,
                     definition,
+                    operation_of: operation_of(&c),
                 })
                 .collect());
         }
-        let connections = self.gateway_connections(p).await?;
+        let mut connections = self.gateway_connections(p, Kind::Mcp).await?;
+        connections.extend(
+            self.gateway_connections(p, Kind::Http)
+                .await?
+                .into_iter()
+                .filter(|c| c.config.get("mcp_tools").and_then(Value::as_bool) == Some(true)),
+        );
         let listed: Vec<(&Connection, String, Value)> = connections
             .iter()
             .flat_map(|c| {
-                tools_of(c)
+                offered(c)
                     .into_iter()
                     .map(move |(name, def)| (c, name, def))
             })
@@ -189,6 +248,7 @@ impl Hub {
                     connection: c.id.clone(),
                     upstream: tool.clone(),
                     definition,
+                    operation_of: operation_of(c),
                 }
             })
             .collect())
@@ -214,6 +274,12 @@ impl Hub {
         let Some(tool) = tools.iter().find(|t| t.name == name) else {
             return Ok(None);
         };
+        if let Some(service) = &tool.operation_of {
+            return self
+                .operation_tool(p, tool, service, arguments.unwrap_or_default(), caller)
+                .await
+                .map(Some);
+        }
         let action = McpAction {
             connection: tool.connection.clone(),
             tool: tool.upstream.clone(),
@@ -223,6 +289,54 @@ impl Hub {
         self.mcp_action_relayed(p, action, caller, relay)
             .await
             .map(Some)
+    }
+
+    /// Calls a catalog operation offered as a tool: its JSON answer as the result's text and
+    /// `structuredContent`; a refusal by the service is an error result.
+    async fn operation_tool(
+        &self,
+        p: &Principal,
+        tool: &GatewayTool,
+        service: &str,
+        arguments: Map<String, Value>,
+        caller: Option<String>,
+    ) -> Result<McpActionResult> {
+        let answered = self
+            .operation(
+                p,
+                tool.connection.clone(),
+                service,
+                &tool.upstream,
+                &arguments,
+                caller,
+            )
+            .await;
+        let (result, outcome) = match answered {
+            Ok(body) => (
+                McpActionResult {
+                    content: vec![serde_json::json!({"type": "text", "text": body.to_string()})],
+                    structured_content: Some(body),
+                    is_error: false,
+                    rest: Map::new(),
+                },
+                "success",
+            ),
+            Err(EngineError::Upstream(message)) => (
+                McpActionResult {
+                    content: vec![serde_json::json!({"type": "text", "text": message})],
+                    structured_content: None,
+                    is_error: true,
+                    rest: Map::new(),
+                },
+                "tool_error",
+            ),
+            Err(e) => {
+                self.core().metrics.tool_call("failure");
+                return Err(e);
+            }
+        };
+        self.core().metrics.tool_call(outcome);
+        Ok(result)
     }
 
     /// Starts a client session of `p` in `protocol_version`; its id (shown once).

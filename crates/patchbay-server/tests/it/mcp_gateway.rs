@@ -462,6 +462,125 @@ async fn tool_calls_are_rate_limited_per_token(backend: Backend) {
     assert_eq!(m["result"]["content"][0]["text"], "Echo: m", "{m}");
 }
 
+/// A GitHub-like upstream: issues created under /repos/acme/site (with the connection's token),
+/// a 500 for any other repository.
+async fn issue_tracker() -> String {
+    use axum::http::{HeaderMap, StatusCode, Uri};
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(
+        |uri: Uri, headers: HeaderMap, body: axum::body::Bytes| async move {
+            if headers.get("authorization").and_then(|v| v.to_str().ok())
+                != Some("Bearer ghp_tools")
+            {
+                return StatusCode::UNAUTHORIZED.into_response();
+            }
+            if uri.path() != "/repos/acme/site/issues" {
+                return (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response();
+            }
+            let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+            (
+                StatusCode::CREATED,
+                axum::Json(json!({"number": 42, "title": body["title"]})),
+            )
+                .into_response()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// An HTTP connection of a catalog provider offers its operations as tools when it opts in
+/// (`config.mcp_tools`); one that does not offers none.
+async fn catalog_operations_are_tools_when_asked(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(tweak())).await;
+    let upstream = issue_tracker().await;
+    for (name, opt_in) in [("gh", true), ("quiet", false)] {
+        let r = app
+            .admin
+            .raw(
+                Method::POST,
+                "/v1/connections",
+                Some(&json!({"name": name, "kind": "http", "provider": "github",
+                    "auth": {"type": "bearer"}, "secrets": {"token": "ghp_tools"},
+                    "config": {"base_url": upstream, "mcp_tools": opt_in}})),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 201, "{}", r.json());
+    }
+    let url = format!("{}/mcp", app.url);
+    let session = session_of(&url, &app.admin_token).await;
+    let r = rpc(
+        &url,
+        &app.admin_token,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+    .await;
+    let listed = messages(r).await.pop().unwrap();
+    let tools = listed["result"]["tools"].as_array().unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"gh__create_issue"), "{names:?}");
+    assert!(names.contains(&"gh__get_user"), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("quiet__")), "{names:?}");
+    let create = tools
+        .iter()
+        .find(|t| t["name"] == "gh__create_issue")
+        .unwrap();
+    assert_eq!(
+        create["inputSchema"]["required"],
+        json!(["owner", "repo"]),
+        "{create}"
+    );
+    assert!(
+        create["inputSchema"]["properties"]["title"].is_object(),
+        "{create}"
+    );
+    assert_eq!(create["annotations"]["readOnlyHint"], false);
+
+    let call = |id: i64, repo: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "gh__create_issue",
+            "arguments": {"owner": "acme", "repo": repo, "title": "Broken", "body": "Found"}}})
+    };
+    let r = rpc(&url, &app.admin_token, Some(&session), call(2, "site")).await;
+    let done = messages(r).await.pop().unwrap();
+    assert_eq!(done["result"]["isError"], false, "{done}");
+    assert_eq!(done["result"]["structuredContent"]["number"], 42, "{done}");
+    assert_eq!(
+        done["result"]["structuredContent"]["title"], "Broken",
+        "{done}"
+    );
+    // The service failing is an error result the model can read.
+    let r = rpc(&url, &app.admin_token, Some(&session), call(3, "other")).await;
+    let failed = messages(r).await.pop().unwrap();
+    assert_eq!(failed["result"]["isError"], true, "{failed}");
+    assert!(failed.to_string().contains("HTTP 500"), "{failed}");
+    // A missing path argument is the caller's error.
+    let r = rpc(
+        &url,
+        &app.admin_token,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+            "params": {"name": "gh__create_issue", "arguments": {"owner": "acme"}}}),
+    )
+    .await;
+    let refused = messages(r).await.pop().unwrap();
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    assert!(refused.to_string().contains("repo"), "{refused}");
+    // Each call is audited as the HTTP action it is.
+    let audit = app
+        .admin
+        .raw(Method::GET, "/v1/audit?action=action.http", None, &[])
+        .await
+        .unwrap()
+        .json();
+    assert!(audit["items"].as_array().unwrap().len() >= 2, "{audit}");
+}
+
 async fn a_session_continues_on_another_replica(backend: Backend) {
     let python = peers::mcp_python(&[]);
     let app = TestApp::spawn_with(backend, Some(tweak())).await;
@@ -579,4 +698,5 @@ both_backends!(
     a_session_continues_on_another_replica,
     progress_is_relayed_and_calls_are_cancelled,
     tool_calls_are_rate_limited_per_token,
+    catalog_operations_are_tools_when_asked,
 );
