@@ -12,7 +12,7 @@ server (protected-resource metadata, 401 with `resource_metadata`) requiring the
 `mcp:tools`, checking tokens by introspection at the issuer (RFC 7662, as client mcp-rs) and
 accepting only tokens bound to this server (their audience); `--step-up TOOL=SCOPE` answers a
 call of TOOL without SCOPE with 403 `insufficient_scope`.
-Prints READY once it listens. Its tools: echo, add, fail, slow, progress, lines, admin.
+Prints READY once it listens. Its tools: echo, add, fail, slow, progress, grow, lines, admin.
 """
 
 import argparse
@@ -119,6 +119,24 @@ def build(auth=None) -> MCPServer:
             await ctx.report_progress(i + 1, steps, f"step {i + 1}")
             await ctx.info(f"step {i + 1} of {steps}")
         return f"{steps} steps done"
+
+    @server.tool()
+    async def grow(name: str, ctx: Context) -> str:
+        """Adds a tool called `name` and says that the tool list changed."""
+
+        def added() -> str:
+            return f"{name} here"
+
+        server.add_tool(added, name=name, description=f"Added at run time: {name}")
+        try:
+            await ctx.notify_tools_changed()  # 2026-07-28: subscriptions/listen streams
+        except Exception:
+            pass
+        try:
+            await ctx.session.send_tool_list_changed()  # the session era
+        except Exception:
+            pass
+        return f"added {name}"
 
     @server.tool()
     def lines(count: int) -> str:

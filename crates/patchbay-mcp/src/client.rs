@@ -116,6 +116,8 @@ pub struct Session {
     limits: Limits,
     tools_changed: Arc<AtomicBool>,
     relays: Relays,
+    /// The `subscriptions/listen` stream of a 2026-07-28 server's tool changes.
+    watch: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
     /// The process of a stdio server.
     child: Option<stdio::Child>,
     /// Why a legacy SSE stream ended.
@@ -261,6 +263,7 @@ async fn connect_once(
         limits,
         tools_changed,
         relays,
+        watch: std::sync::Mutex::new(None),
         child,
         ended,
         refusals,
@@ -293,7 +296,54 @@ fn json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or_default()
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(watch) = self
+            .watch
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            watch.abort();
+        }
+    }
+}
+
 impl Session {
+    /// Watches for the server's tool changes (`take_tools_changed`). A server of the session
+    /// era sends them on its own; one of the stateless revision only on a `subscriptions/listen`
+    /// stream, which this opens when the server says its tool list changes. For a session
+    /// that lives on (a pooled one), not for a one-off discovery.
+    pub fn watch_tools(&self) {
+        if self.summary.protocol_version != crate::MODERN_VERSION
+            || self.summary.capabilities["tools"]["listChanged"] != Value::Bool(true)
+        {
+            return;
+        }
+        let peer = self.service.peer().clone();
+        let changed = self.tools_changed.clone();
+        let task = tokio::spawn(async move {
+            let filter = rmcp::model::SubscriptionFilter::builder()
+                .tools_list_changed()
+                .build();
+            let Ok(mut subscription) = peer.listen(filter).await else {
+                return;
+            };
+            while let Ok(Some(note)) = subscription.next().await {
+                if matches!(
+                    note,
+                    rmcp::model::ServerNotification::ToolListChangedNotification(_)
+                ) {
+                    changed.store(true, Ordering::Relaxed);
+                }
+            }
+        });
+        *self
+            .watch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task.abort_handle());
+    }
+
     /// A call whose notifications go to `notes`: sent with the progress token the library
     /// gives it, under which its progress is relayed; cancelled upstream when dropped.
     async fn relayed(

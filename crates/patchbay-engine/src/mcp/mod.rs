@@ -324,10 +324,11 @@ impl Hub {
             let connectors = self.connectors().clone();
             let prepared = prepared.clone();
             let started = self.spawn_background(async move {
-                connectors
+                let session = connectors
                     .mcp_connect(&prepared.material, era, timeout)
-                    .await
-                    .map(|s| Arc::new(s) as Upstream)
+                    .await?;
+                session.watch_tools();
+                Ok(Arc::new(session) as Upstream)
             });
             async move {
                 started

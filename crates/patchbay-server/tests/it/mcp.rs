@@ -395,7 +395,47 @@ async fn the_registry_lists_known_servers(backend: Backend) {
     assert_eq!(status, 401);
 }
 
+/// A server that says its tools changed is discovered again: in the session era on its own
+/// word, in the stateless revision on the `subscriptions/listen` stream of the pooled session.
+async fn a_changed_tool_list_is_discovered_again(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(tweak(vec![]))).await;
+    for era in ["modern", "legacy"] {
+        let server = peers::mcp_python(&["--era", era]);
+        let c = create(
+            &app,
+            json!({"name": format!("growing-{era}"), "kind": "mcp",
+                "config": {"server_url": format!("http://127.0.0.1:{}/mcp", server.port)}}),
+        )
+        .await;
+        let id = c["id"].as_str().unwrap().to_owned();
+        let has = |c: &Value, name: &str| {
+            c["mcp"]["tools"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["name"] == name))
+        };
+        assert!(!has(&c, "extra"), "{c}");
+        // The pooled session (and its watch) starts with the first call.
+        let (status, r) = tool(&app, &id, "echo", json!({"message": "first"})).await;
+        assert_eq!(status, 200, "{era}: {r}");
+        let (status, r) = tool(&app, &id, "grow", json!({"name": "extra"})).await;
+        assert_eq!(status, 200, "{era}: {r}");
+        let mut seen = false;
+        for _ in 0..50 {
+            // A call is what looks at the session's news.
+            let _ = tool(&app, &id, "echo", json!({"message": "again"})).await;
+            let (_, c) = call(&app, Method::GET, &format!("/v1/connections/{id}"), None).await;
+            if has(&c, "extra") {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(seen, "{era}: the new tool was never discovered");
+    }
+}
+
 both_backends!(
+    a_changed_tool_list_is_discovered_again,
     discovery_on_create_and_tool_calls,
     upstream_sessions_are_reused_and_renewed_on_change,
     discovery_before_saving,
