@@ -4,6 +4,9 @@
 #   direct      bench/mcp-bench load → the upstream (rmcp, Streamable HTTP, JSON answers)
 #   one         → Patchbay /mcp/c/{connection} (the connection's tools under their own names)
 #   all         → Patchbay /mcp (every connection's tools, as bench__echo)
+#   forward     → bench/mcp-bench forward, the least a gateway does (every request passed on
+#                 as it came, no parsing, auth or audit): a yardstick of what one more hop
+#                 costs on this machine, not Patchbay
 # each at 1 and 64 concurrent client sessions (2025-11-25, one call at a time per session).
 # Patchbay reaches the upstream through its pooled upstream session. The runs are interleaved
 # over several rounds and medians compared; prints calls/s, p50/p99 latency, the ratio to
@@ -23,9 +26,10 @@ IDLE="${3:-2000}"
 WORK="$(mktemp -d)"
 UPSTREAM_PORT=18181
 PATCHBAY_PORT=18182
+FORWARD_PORT=18183
 
 cleanup() {
-  for pid in ${PB_PID:-} ${UP_PID:-}; do kill "$pid" 2>/dev/null || true; done
+  for pid in ${PB_PID:-} ${UP_PID:-} ${FW_PID:-}; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
@@ -38,6 +42,8 @@ BENCH=bench/mcp-bench/target/release/mcp-bench
 
 "$BENCH" serve "$UPSTREAM_PORT" >"$WORK/upstream.out" 2>&1 &
 UP_PID=$!
+"$BENCH" forward "$FORWARD_PORT" "http://127.0.0.1:$UPSTREAM_PORT/mcp" >"$WORK/forward.out" 2>&1 &
+FW_PID=$!
 PATCHBAY_DATA_DIR="$WORK/data" PATCHBAY_TEST_RATE_LIMIT=0 PATCHBAY_TOOL_CALL_RATE_LIMIT=0 ./target/$PATCHBAY_PROFILE/patchbay serve \
   --listen "127.0.0.1:$PATCHBAY_PORT" --allow-net 127.0.0.0/8 >"$WORK/out" 2>"$WORK/err" &
 PB_PID=$!
@@ -51,6 +57,7 @@ CONNECTION=$(curl -s -X POST "http://127.0.0.1:$PATCHBAY_PORT/v1/connections" \
 DIRECT="http://127.0.0.1:$UPSTREAM_PORT/mcp"
 ONE="http://127.0.0.1:$PATCHBAY_PORT/mcp/c/$CONNECTION"
 ALL="http://127.0.0.1:$PATCHBAY_PORT/mcp"
+FORWARD="http://127.0.0.1:$FORWARD_PORT/mcp"
 run() { # name url tool sessions
   local out
   out=$(timeout $((DURATION + 60)) "$BENCH" load "$2" "$3" "$4" "$DURATION" "$TOKEN")
@@ -65,6 +72,7 @@ for round in $(seq 1 "$ROUNDS"); do
     run direct "$DIRECT" echo "$sessions"
     run one "$ONE" echo "$sessions"
     run all "$ALL" bench__echo "$sessions"
+    run forward "$FORWARD" echo "$sessions"
   done
 done
 
@@ -81,7 +89,7 @@ med = lambda rs, k: statistics.median(x[k] for x in rs)
 print(f"{'path':8} {'sessions':>8} {'calls/s':>10} {'p50 µs':>8} {'p99 µs':>8} {'× direct':>9} {'+p50 µs':>8} {'+p99 µs':>8}")
 for sessions in (1, 64):
     d = rows[("direct", sessions)]
-    for name in ("direct", "one", "all"):
+    for name in ("direct", "one", "all", "forward"):
         rs = rows[(name, sessions)]
         print(f"{name:8} {sessions:>8} {med(rs,'calls_per_s'):>10.0f} {med(rs,'p50_us'):>8.0f} {med(rs,'p99_us'):>8.0f}"
               f" {med(rs,'calls_per_s')/med(d,'calls_per_s'):>9.2f} {med(rs,'p50_us')-med(d,'p50_us'):>8.0f} {med(rs,'p99_us')-med(d,'p99_us'):>8.0f}")

@@ -5,6 +5,10 @@
 //! (`initialize`, 2025-11-25) and calls TOOL in a loop on each for SECONDS; prints
 //! `{"calls", "calls_per_s", "p50_us", "p99_us", "errors"}`.
 //!
+//! `mcp-bench forward PORT UPSTREAM_URL`: the least an MCP gateway does, as a yardstick: every
+//! request to /mcp passed to UPSTREAM_URL as it came (method, body, the MCP headers), every
+//! answer back as it came; no parsing, no auth, no audit.
+//!
 //! `mcp-bench idle URL COUNT TOKEN`: starts COUNT gateway sessions (`initialize` only) and
 //! leaves them open; prints how many were started.
 
@@ -84,6 +88,54 @@ async fn serve(port: u16) {
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    axum::serve(listener, app).await.expect("serve");
+}
+
+async fn forward(port: u16, upstream: String) {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, StatusCode};
+    use axum::response::IntoResponse;
+    let client = reqwest::Client::new();
+    let handler = move |method: Method, headers: HeaderMap, body: Bytes| {
+        let client = client.clone();
+        let upstream = upstream.clone();
+        async move {
+            let mut req = client.request(method, &upstream).body(body);
+            for name in [
+                "content-type",
+                "accept",
+                "mcp-session-id",
+                "mcp-protocol-version",
+                "mcp-method",
+                "mcp-name",
+                "last-event-id",
+            ] {
+                if let Some(v) = headers.get(name) {
+                    req = req.header(name, v);
+                }
+            }
+            let Ok(answer) = req.send().await else {
+                return StatusCode::BAD_GATEWAY.into_response();
+            };
+            let status = answer.status();
+            let mut out = HeaderMap::new();
+            for name in ["content-type", "mcp-session-id"] {
+                if let Some(v) = answer.headers().get(name) {
+                    out.insert(name, v.clone());
+                }
+            }
+            let body = answer.bytes().await.unwrap_or_default();
+            (status, out, body).into_response()
+        }
+    };
+    let app = axum::Router::new().route("/mcp", axum::routing::any(handler));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind");
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    println!("READY");
     axum::serve(listener, app).await.expect("serve");
 }
 
@@ -206,9 +258,10 @@ async fn main() {
             )
             .await;
         }
+        Some("forward") => forward(args[1].parse().expect("port"), args[2].clone()).await,
         Some("idle") => idle(args[1].clone(), args[2].parse().expect("count"), args[3].clone()).await,
         _ => {
-            eprintln!("usage: mcp-bench serve PORT | load URL TOOL SESSIONS SECONDS [TOKEN] | idle URL COUNT TOKEN");
+            eprintln!("usage: mcp-bench serve PORT | forward PORT UPSTREAM_URL | load URL TOOL SESSIONS SECONDS [TOKEN] | idle URL COUNT TOKEN");
             std::process::exit(2);
         }
     }

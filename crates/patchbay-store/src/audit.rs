@@ -77,7 +77,29 @@ const COLS: &str = "seq, id, org_id, at, actor, action, target, outcome, details
 
 impl Tx {
     pub async fn append_audit(&mut self, e: &NewAudit) -> Result<AuditId> {
-        let org = e.org_id.as_str().to_owned();
+        let prev = self.chain_head(e.org_id.as_str()).await?;
+        Ok(self.insert_chained(e, prev).await?.0)
+    }
+
+    /// Appends `events` in their order: each organization's chain is locked and read once,
+    /// and carried on in memory from entry to entry.
+    pub async fn append_audits(&mut self, events: &[&NewAudit]) -> Result<()> {
+        let mut heads: std::collections::HashMap<String, Vec<u8>> = Default::default();
+        for e in events {
+            let org = e.org_id.as_str();
+            let prev = match heads.remove(org) {
+                Some(h) => h,
+                None => self.chain_head(org).await?,
+            };
+            let (_, hash) = self.insert_chained(e, prev).await?;
+            heads.insert(org.to_owned(), hash);
+        }
+        Ok(())
+    }
+
+    /// The hash the organization's next entry chains to, its chain locked for the rest of the
+    /// transaction on PostgreSQL (SQLite has one writer).
+    async fn chain_head(&mut self, org: &str) -> Result<Vec<u8>> {
         if self.dialect == Dialect::Postgres {
             // Serialises appends per organization so that the chain stays linear.
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
@@ -85,14 +107,19 @@ impl Tx {
                 .execute(&mut *self.inner)
                 .await?;
         }
-        let prev: Vec<u8> =
+        Ok(
             sqlx::query("SELECT hash FROM audit WHERE org_id = $1 ORDER BY seq DESC LIMIT 1")
-                .bind(org.clone())
+                .bind(org.to_owned())
                 .fetch_optional(&mut *self.inner)
                 .await?
                 .map(|r| r.try_get("hash"))
                 .transpose()?
-                .unwrap_or_else(|| GENESIS.to_vec());
+                .unwrap_or_else(|| GENESIS.to_vec()),
+        )
+    }
+
+    async fn insert_chained(&mut self, e: &NewAudit, prev: Vec<u8>) -> Result<(AuditId, Vec<u8>)> {
+        let org = e.org_id.as_str().to_owned();
         let id = AuditId::generate();
         let at = ms(e.at);
         let details = e.details.to_string();
@@ -110,10 +137,10 @@ impl Tx {
         .bind(e.outcome.clone())
         .bind(details)
         .bind(prev)
-        .bind(hash)
+        .bind(hash.clone())
         .execute(&mut *self.inner)
         .await?;
-        Ok(id)
+        Ok((id, hash))
     }
 }
 

@@ -57,9 +57,7 @@ impl AuditQueue {
 async fn write(store: &Store, events: &[&NewAudit]) -> bool {
     let result = async {
         let mut tx = store.begin().await?;
-        for e in events {
-            tx.append_audit(e).await?;
-        }
+        tx.append_audits(events).await?;
         tx.commit().await
     }
     .await;

@@ -494,6 +494,44 @@ async fn audit_chain(backend: Backend) {
     }
     assert_eq!(store.verify_audit(&org).await.unwrap(), (3, None));
     assert_eq!(store.verify_audit(&other).await.unwrap(), (3, None));
+    // A group of entries of two organizations in one transaction carries both chains on.
+    let (g1, _) = org_with_project(&store, "grouped-1").await;
+    let (g2, _) = org_with_project(&store, "grouped-2").await;
+    for (o, n) in [(&g1, 2), (&g2, 1)] {
+        for i in 0..n {
+            let mut tx = store.begin().await.unwrap();
+            tx.append_audit(&NewAudit {
+                org_id: o.clone(),
+                at: Utc::now(),
+                actor: "token:g".into(),
+                action: "connection.create".into(),
+                target: Some(format!("con_s{i}")),
+                outcome: "success".into(),
+                details: json!({}),
+            })
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+    let grouped: Vec<NewAudit> = (0..5)
+        .map(|i| NewAudit {
+            org_id: if i % 2 == 0 { g1.clone() } else { g2.clone() },
+            at: Utc::now(),
+            actor: "token:g".into(),
+            action: "action.mcp".into(),
+            target: Some(format!("con_g{i}")),
+            outcome: "success".into(),
+            details: json!({"g": i}),
+        })
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    tx.append_audits(&grouped.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.verify_audit(&g1).await.unwrap(), (5, None));
+    assert_eq!(store.verify_audit(&g2).await.unwrap(), (3, None));
     let (page, next) = store
         .list_audit(&org, &AuditFilter::default(), None, 2)
         .await
