@@ -8,6 +8,8 @@ use patchbay_domain::api::ErrorKind;
 use patchbay_domain::spec::HttpConfig;
 use reqwest::{Method, StatusCode};
 
+use patchbay_net::read_capped;
+
 use crate::{Connectors, Material, Outcome, apply_auth};
 
 pub(crate) async fn test(
@@ -117,28 +119,6 @@ pub(crate) async fn test(
 
 /// Bodies of verify answers larger than this are not read for the account.
 const MAX_VERIFY_BODY: usize = 1 << 20;
-
-/// The whole body of an answer, unless reading fails or it grows beyond `cap` bytes (the
-/// error says which, never the URL).
-pub async fn read_capped<B>(mut body: B, cap: usize) -> Result<Vec<u8>, String>
-where
-    B: http_body::Body<Data = bytes::Bytes> + Unpin,
-    B::Error: std::fmt::Display,
-{
-    use http_body_util::BodyExt as _;
-    let mut out = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("reading the answer failed: {e}"))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        if out.len() + data.len() > cap {
-            return Err(format!("the answer is larger than {cap} bytes"));
-        }
-        out.extend_from_slice(&data);
-    }
-    Ok(out)
-}
 
 fn verdict(status: StatusCode, explicit_verify: bool) -> Outcome {
     let code = status.as_u16();

@@ -25,7 +25,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 pub use auth::{AuthError, AuthTarget, Outgoing, apply_auth};
-pub use http::read_capped;
+pub use patchbay_net::read_capped;
 
 /// A connection's decrypted material, held only for one operation.
 #[derive(Debug)]

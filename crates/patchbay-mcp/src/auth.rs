@@ -129,8 +129,6 @@ pub struct AuthServer {
     /// The server accepts client ID metadata documents (`client_id_metadata_document_supported`).
     pub metadata_documents: bool,
     pub token_auth_methods: Vec<String>,
-    /// The server puts `iss` in its authorization responses (RFC 9207).
-    pub iss_parameter: bool,
 }
 
 /// Asks `server` without credentials and follows its 401 to the authorization server.
@@ -152,16 +150,7 @@ async fn discover_inner(http: &GatedHttp, server: &Url) -> Result<AuthServer, Mc
     })?;
     let meta = server_metadata(http, issuer).await?;
     let text = |k: &str| meta.get(k).and_then(Value::as_str).map(str::to_owned);
-    let list = |k: &str| -> Vec<String> {
-        meta.get(k)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let list = |k: &str| strings(meta.get(k));
     if !list("code_challenge_methods_supported")
         .iter()
         .any(|m| m == "S256")
@@ -203,11 +192,18 @@ async fn discover_inner(http: &GatedHttp, server: &Url) -> Result<AuthServer, Mc
             .and_then(Value::as_bool)
             .unwrap_or(false),
         token_auth_methods: list("token_endpoint_auth_methods_supported"),
-        iss_parameter: meta
-            .get("authorization_response_iss_parameter_supported")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
     })
+}
+
+/// The strings of a JSON array (none when it is not one).
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn web_url(raw: &str) -> Result<Url, &'static str> {
@@ -298,21 +294,12 @@ async fn fetch_json(http: &GatedHttp, url: &Url, what: &str) -> Result<Option<Va
         .map_err(|_| McpError::protocol(format!("the {what} is not JSON")))
 }
 
-async fn read_limited(mut answer: reqwest::Response, what: &str) -> Result<Vec<u8>, McpError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = answer
-        .chunk()
+async fn read_limited(answer: reqwest::Response, what: &str) -> Result<Vec<u8>, McpError> {
+    patchbay_net::read_capped(reqwest::Body::from(answer), METADATA_MAX)
         .await
-        .map_err(|e| McpError::from_http(patchbay_net::classify(e)))?
-    {
-        if body.len() + chunk.len() > METADATA_MAX {
-            return Err(McpError::protocol(format!(
-                "the {what} is larger than {METADATA_MAX} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        .map_err(|why| {
+            McpError::protocol(format!("the {what}: {}", patchbay_net::redact_urls(&why)))
+        })
 }
 
 /// `origin` + `/.well-known/{name}` + `path` (RFC 8414 §3.1, RFC 9728 §3.1), the path left out
@@ -360,20 +347,10 @@ async fn resource_metadata(
                 "the protected-resource metadata names another resource than this MCP server",
             ));
         }
-        let strings = |k: &str| -> Vec<String> {
-            doc.get(k)
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
         return Ok((
             resource.to_owned(),
-            strings("scopes_supported"),
-            strings("authorization_servers"),
+            strings(doc.get("scopes_supported")),
+            strings(doc.get("authorization_servers")),
         ));
     }
     Err(McpError::protocol(
@@ -499,7 +476,7 @@ pub async fn register(
             let code = doc
                 .get("error")
                 .and_then(Value::as_str)
-                .map(patchbay_oauth_code)
+                .map(patchbay_oauth::wire::error_code)
                 .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
             return Err(McpError::protocol(format!(
                 "the authorization server refused the client registration ({code})"
@@ -528,14 +505,6 @@ pub async fn register(
     tokio::time::timeout(deadline, work)
         .await
         .unwrap_or_else(|_| Err(McpError::timeout(deadline)))
-}
-
-/// An OAuth error code as it may be shown: the registered characters only, at most 64.
-fn patchbay_oauth_code(raw: &str) -> String {
-    raw.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .take(64)
-        .collect()
 }
 
 #[cfg(test)]

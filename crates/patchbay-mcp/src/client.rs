@@ -78,18 +78,15 @@ impl rmcp::ClientHandler for Handler {
         params: rmcp::model::ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) -> impl Future<Output = ()> + Send + '_ {
-        {
-            let token = token_key(&params.progress_token);
-            let mut note = json(&params);
-            if let Some(obj) = note.as_object_mut() {
-                obj.remove("progressToken");
-            }
-            relay(
-                &self.relays,
-                Some(&token),
-                serde_json::json!({"method": "notifications/progress", "params": note}),
-            );
+        let mut note = json(&params);
+        if let Some(obj) = note.as_object_mut() {
+            obj.remove("progressToken");
         }
+        relay(
+            &self.relays,
+            Some(&token_key(&params.progress_token)),
+            serde_json::json!({"method": "notifications/progress", "params": note}),
+        );
         std::future::ready(())
     }
 
@@ -513,16 +510,19 @@ impl ToolServer for Session {
         async move {
             let mut params = CallToolRequestParams::new(name.to_owned());
             params.arguments = arguments;
-            let Some(notes) = notes else {
-                // Dropped at the deadline, the request is cancelled upstream.
-                let call = self.service.call_tool(params);
-                let result = tokio::time::timeout(timeout, call)
-                    .await
-                    .map_err(|_| McpError::timeout(timeout))?
-                    .map_err(|e| self.failed(e))?;
-                return Ok(json(&result));
+            // Dropped at the deadline, the request is cancelled upstream.
+            let call = async {
+                match notes {
+                    Some(notes) => self.relayed(params, notes).await,
+                    None => self
+                        .service
+                        .call_tool(params)
+                        .await
+                        .map(|r| json(&r))
+                        .map_err(|e| self.failed(e)),
+                }
             };
-            tokio::time::timeout(timeout, self.relayed(params, notes))
+            tokio::time::timeout(timeout, call)
                 .await
                 .map_err(|_| McpError::timeout(timeout))?
         }

@@ -286,6 +286,28 @@ pub fn classify_chain(e: &(dyn std::error::Error + 'static)) -> Option<HttpError
     None
 }
 
+/// The whole body of an answer, unless reading fails or it grows beyond `cap` bytes (the
+/// error says which, never the URL).
+pub async fn read_capped<B>(mut body: B, cap: usize) -> Result<Vec<u8>, String>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    use http_body_util::BodyExt as _;
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("reading the answer failed: {e}"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if out.len() + data.len() > cap {
+            return Err(format!("the answer is larger than {cap} bytes"));
+        }
+        out.extend_from_slice(&data);
+    }
+    Ok(out)
+}
+
 /// Replaces every URL in `text` by `<url>`: URLs may carry keys in their query.
 pub fn redact_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -12,7 +12,9 @@ mod upstream;
 
 pub use gate::{Gate, GateSettings};
 pub use host::{Target, parse_host};
-pub use http::{GatedHttp, HttpError, Refusals, classify, classify_chain, redact_urls};
+pub use http::{
+    GatedHttp, HttpError, Refusals, classify, classify_chain, read_capped, redact_urls,
+};
 pub use ip::denied_reason;
 pub use ipnet::IpNet;
 pub use upstream::{Answer, BoxError, Destination, SendBody, UpstreamClient};

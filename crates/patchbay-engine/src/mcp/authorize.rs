@@ -42,6 +42,16 @@ impl Client {
             Self::Registered(_) => "dynamic",
         }
     }
+
+    /// The `client_id` and `client_secret` to keep among the connection's secrets; `None`
+    /// when the connection's own are kept.
+    fn issued(&self) -> Option<(&str, Option<&str>)> {
+        match self {
+            Self::PreRegistered => None,
+            Self::MetadataDocument(id) => Some((id, None)),
+            Self::Registered(r) => Some((&r.client_id, r.client_secret.as_deref())),
+        }
+    }
 }
 
 fn server_url(c: &Connection) -> Result<url::Url> {
@@ -179,39 +189,22 @@ impl Hub {
             Client::Registered(r)
         };
         let mut secrets = BTreeMap::new();
-        match &client {
-            Client::PreRegistered => {}
-            Client::MetadataDocument(id) => {
-                secrets.insert(
-                    "client_id".to_owned(),
-                    SecretInput::Value(SecretString::from(id.clone())),
-                );
-            }
-            Client::Registered(r) => {
-                secrets.insert(
-                    "client_id".to_owned(),
-                    SecretInput::Value(SecretString::from(r.client_id.clone())),
-                );
-                if let Some(s) = &r.client_secret {
-                    secrets.insert(
-                        "client_secret".to_owned(),
-                        SecretInput::Value(SecretString::from(s.clone())),
-                    );
+        let mut remove = Vec::new();
+        if let Some((id, secret)) = client.issued() {
+            let value = |v: &str| SecretInput::Value(SecretString::from(v.to_owned()));
+            secrets.insert("client_id".to_owned(), value(id));
+            match secret {
+                Some(s) => {
+                    secrets.insert("client_secret".to_owned(), value(s));
                 }
+                // A client secret from before (a registration's) goes with its client.
+                None => remove.push("client_secret".to_owned()),
             }
         }
         let rows = self.seal_fields(p, &c.id, &secrets)?;
         let mut next = c.clone();
         next.auth = discovered_auth(&c.auth, &server, &client);
         next.updated_at = self.now();
-        // A client secret from before (a registration's) goes when the new client has none.
-        let remove = match &client {
-            Client::MetadataDocument(_) => vec!["client_secret".to_owned()],
-            Client::Registered(r) if r.client_secret.is_none() => {
-                vec!["client_secret".to_owned()]
-            }
-            _ => vec![],
-        };
         let mut w = self.write().await?;
         w.update_connection(&p.org_id, &next, c.version, &rows, &remove)
             .await
@@ -241,13 +234,14 @@ impl Hub {
     /// connection's, for the next authorization. Answers whether anything was added.
     pub(crate) async fn step_up(&self, p: &Principal, c: &Connection, challenge: &str) -> bool {
         let challenge = Challenge::parse(challenge);
+        let wanted = challenge.scopes();
         if !challenge.insufficient_scope()
             || c.auth_type() != patchbay_domain::AuthType::Oauth2
-            || challenge.scopes().is_empty()
+            || wanted.is_empty()
         {
             return false;
         }
-        match self.add_scopes(p, c, &challenge.scopes()).await {
+        match self.add_scopes(p, c, &wanted).await {
             Ok(added) => added,
             Err(e) => {
                 tracing::warn!(connection = %c.id, error = %e, "recording a scope step-up failed");
@@ -260,16 +254,7 @@ impl Hub {
         let Some(current) = self.store().get_connection(&p.org_id, &c.id).await? else {
             return Ok(false);
         };
-        let mut scopes: Vec<String> = current
-            .auth
-            .get("scopes")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut scopes = crate::oauth::strings(current.auth.get("scopes"));
         let before = scopes.len();
         for s in wanted {
             if !scopes.contains(s) {
@@ -312,7 +297,6 @@ mod tests {
             scopes: vec!["mcp:tools".into(), "offline_access".into()],
             metadata_documents: false,
             token_auth_methods: vec!["client_secret_post".into()],
-            iss_parameter: true,
         }
     }
 

@@ -217,13 +217,9 @@ impl Hub {
                 })
                 .collect());
         }
+        // An HTTP connection offers its operations only when it opts in (`operations_of`).
         let mut connections = self.gateway_connections(p, Kind::Mcp).await?;
-        connections.extend(
-            self.gateway_connections(p, Kind::Http)
-                .await?
-                .into_iter()
-                .filter(|c| c.config.get("mcp_tools").and_then(Value::as_bool) == Some(true)),
-        );
+        connections.extend(self.gateway_connections(p, Kind::Http).await?);
         let listed: Vec<(&Connection, String, Value)> = connections
             .iter()
             .flat_map(|c| {

@@ -143,7 +143,7 @@ pub(crate) fn fill_token_template(template: &str, tokens: &Map<String, Value>) -
     matches!(url.scheme(), "https" | "http").then(|| out.trim_end_matches('/').to_owned())
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
+pub(crate) fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
             a.iter()

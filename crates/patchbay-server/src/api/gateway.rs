@@ -95,15 +95,24 @@ fn rpc_error_data(
     message: &str,
     data: Option<Value>,
 ) -> Response {
+    (status, Json(error_value(id, code, message, data))).into_response()
+}
+
+/// A JSON-RPC error message.
+fn error_value(id: Value, code: i64, message: &str, data: Option<Value>) -> Value {
     let mut error = json!({"code": code, "message": message});
     if let Some(d) = data {
         error["data"] = d;
     }
-    (
-        status,
-        Json(json!({"jsonrpc": "2.0", "id": id, "error": error})),
-    )
-        .into_response()
+    json!({"jsonrpc": "2.0", "id": id, "error": error})
+}
+
+/// A JSON-RPC result message; a modern one says its `resultType`.
+fn result_value(id: Value, mut result: Value, result_type: Option<&str>) -> Value {
+    if let (Some(t), Some(obj)) = (result_type, result.as_object_mut()) {
+        obj.insert("resultType".into(), Value::String(t.into()));
+    }
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
 
 /// Whether `origin` is this deployment's (scheme, host and port of the public URL), or a
@@ -227,11 +236,7 @@ fn engine_error(id: Value, e: EngineError) -> Response {
 /// An engine error as a JSON-RPC error message.
 fn error_message(id: Value, e: EngineError) -> Value {
     let (_, code, message, data) = error_parts(e);
-    let mut error = json!({"code": code, "message": message});
-    if let Some(d) = data {
-        error["data"] = d;
-    }
-    json!({"jsonrpc": "2.0", "id": id, "error": error})
+    error_value(id, code, &message, data)
 }
 
 fn error_parts(e: EngineError) -> (StatusCode, i64, String, Option<Value>) {
@@ -574,16 +579,15 @@ fn call_answer(
     outcome: Result<Option<patchbay_domain::actions::McpActionResult>, EngineError>,
     result_type: Option<&str>,
 ) -> Value {
-    let result = |mut result: Value| {
-        if let (Some(t), Some(obj)) = (result_type, result.as_object_mut()) {
-            obj.insert("resultType".into(), Value::String(t.into()));
-        }
-        json!({"jsonrpc": "2.0", "id": id, "result": result})
-    };
+    let result = |result: Value| result_value(id.clone(), result, result_type);
     match outcome {
         Ok(Some(r)) => result(serde_json::to_value(r).unwrap_or_default()),
-        Ok(None) => json!({"jsonrpc": "2.0", "id": id,
-            "error": {"code": INVALID_PARAMS, "message": format!("Unknown tool: {name}")}}),
+        Ok(None) => error_value(
+            id.clone(),
+            INVALID_PARAMS,
+            &format!("Unknown tool: {name}"),
+            None,
+        ),
         // The upstream failed: a tool execution error the model can read.
         Err(
             e @ (EngineError::Upstream(_)
@@ -616,11 +620,8 @@ fn discover(only: Option<&ConnectionId>) -> Value {
 }
 
 /// A result answer; a modern one says its `resultType`.
-fn answer(id: Value, mut result: Value, result_type: Option<&str>) -> Response {
-    if let (Some(t), Some(obj)) = (result_type, result.as_object_mut()) {
-        obj.insert("resultType".into(), Value::String(t.into()));
-    }
-    Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+fn answer(id: Value, result: Value, result_type: Option<&str>) -> Response {
+    Json(result_value(id, result, result_type)).into_response()
 }
 
 /// A listing's answer; a modern one also says how long it may be cached, and by whom: not at
