@@ -12,7 +12,8 @@ use crate::both_backends;
 use crate::helpers::{Backend, TestApp, Tweak, error_fields};
 use crate::peers;
 
-fn tweak(commands: Vec<String>) -> Tweak {
+/// Loopback open, no test rate limit, 15 s tests, and `commands` allowed.
+pub(crate) fn tweak(commands: Vec<String>) -> Tweak {
     Arc::new(move |s| {
         s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
         s.limits.test_rate_per_minute = 0;
@@ -21,7 +22,12 @@ fn tweak(commands: Vec<String>) -> Tweak {
     })
 }
 
-async fn call(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let r = app
         .admin
         .raw(method, path, body.as_ref(), &[])
@@ -36,7 +42,12 @@ async fn create(app: &TestApp, body: Value) -> Value {
     c
 }
 
-async fn tool(app: &TestApp, connection: &str, tool: &str, arguments: Value) -> (u16, Value) {
+pub(crate) async fn tool(
+    app: &TestApp,
+    connection: &str,
+    tool: &str,
+    arguments: Value,
+) -> (u16, Value) {
     call(
         app,
         Method::POST,

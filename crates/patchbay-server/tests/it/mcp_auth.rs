@@ -4,43 +4,14 @@
 //! parameter (the server only takes tokens bound to it), `iss`, renewal by the renewal
 //! service, and step-up on 403 `insufficient_scope`.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, Tweak};
-use crate::oauth_flow::{expire, stats};
+use crate::helpers::{Backend, TestApp};
+use crate::mcp::{call, tool, tweak};
+use crate::oauth_flow::{renews_once, stats};
 use crate::peers::{self, consent, no_redirects};
-
-fn tweak() -> Tweak {
-    Arc::new(|s| {
-        s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
-        s.limits.test_rate_per_minute = 0;
-        s.egress.test_timeout = Duration::from_secs(15);
-    })
-}
-
-async fn call(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let r = app
-        .admin
-        .raw(method, path, body.as_ref(), &[])
-        .await
-        .unwrap();
-    (r.status.as_u16(), r.json())
-}
-
-async fn tool(app: &TestApp, id: &str, name: &str, arguments: Value) -> (u16, Value) {
-    call(
-        app,
-        Method::POST,
-        "/v1/actions/mcp",
-        Some(json!({"connection": id, "tool": name, "arguments": arguments})),
-    )
-    .await
-}
 
 fn query(url: &str) -> std::collections::BTreeMap<String, String> {
     reqwest::Url::parse(url)
@@ -72,7 +43,7 @@ async fn authorize(app: &TestApp, id: &str) -> std::collections::BTreeMap<String
 }
 
 async fn discovery_registration_pkce_resource_renewal_and_step_up(backend: Backend) {
-    let app = TestApp::spawn_with(backend, Some(tweak())).await;
+    let app = TestApp::spawn_with(backend, Some(tweak(vec![]))).await;
     let idp = peers::oidc_mcp(&format!("{}/v1/oauth/callback", app.url));
     let issuer = format!("http://127.0.0.1:{}", idp.port);
     let server = peers::mcp_python(&["--auth-issuer", &issuer, "--step-up", "admin=mcp:admin"]);
@@ -150,13 +121,7 @@ async fn discovery_registration_pkce_resource_renewal_and_step_up(backend: Backe
 
     // Renewal: past the token's expiry the renewal service refreshes it (with the resource:
     // the server takes only tokens bound to it), and calls go on with the new token.
-    let before = stats(idp.port).await["token_requests"].as_i64().unwrap();
-    expire(&app, &id).await;
-    assert_eq!(app.hub.refresh_due().await.unwrap(), 1);
-    assert_eq!(
-        stats(idp.port).await["token_requests"].as_i64().unwrap(),
-        before + 1
-    );
+    renews_once(&app, idp.port, &id).await;
     let (status, echoed) = tool(&app, &id, "echo", json!({"message": "again"})).await;
     assert_eq!(status, 200, "{echoed}");
     assert_eq!(echoed["content"][0]["text"], "Echo: again");
@@ -188,63 +153,46 @@ async fn discovery_registration_pkce_resource_renewal_and_step_up(backend: Backe
     assert_eq!(stepped.items.len(), 1);
 }
 
-async fn authorization_failures_are_clear(backend: Backend) {
-    let app = TestApp::spawn_with(backend, Some(tweak())).await;
-    // A server that needs no authorization.
-    let open = peers::mcp_python(&[]);
+/// Creates an `oauth2` MCP connection to the server on `port` and starts its authorization,
+/// which must fail with 502 saying `reason`; the connection's id.
+async fn start_refused(app: &TestApp, name: &str, port: u16, reason: &str) -> String {
     let (status, c) = call(
-        &app,
+        app,
         Method::POST,
         "/v1/connections",
-        Some(json!({"name": "open", "kind": "mcp",
-            "config": {"server_url": format!("http://127.0.0.1:{}/mcp", open.port)},
+        Some(json!({"name": name, "kind": "mcp",
+            "config": {"server_url": format!("http://127.0.0.1:{port}/mcp")},
             "auth": {"type": "oauth2"}})),
     )
     .await;
     assert_eq!(status, 201, "{c}");
-    let id = c["id"].as_str().unwrap();
+    let id = c["id"].as_str().unwrap().to_owned();
     let (status, err) = call(
-        &app,
+        app,
         Method::POST,
         &format!("/v1/connections/{id}/oauth/start"),
         None,
     )
     .await;
     assert_eq!(status, 502, "{err}");
-    assert!(
-        err["detail"]
-            .as_str()
-            .unwrap()
-            .contains("did not ask for authorization"),
-        "{err}"
-    );
+    assert!(err["detail"].as_str().unwrap().contains(reason), "{err}");
+    id
+}
+
+async fn authorization_failures_are_clear(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(tweak(vec![]))).await;
+    // A server that needs no authorization.
+    let open = peers::mcp_python(&[]);
+    start_refused(&app, "open", open.port, "did not ask for authorization").await;
     // A server that asks, but whose challenge leads nowhere (a bearer-only server).
     let bearer = peers::mcp_python(&["--bearer", "s3cret-token"]);
-    let (_, c) = call(
+    let id = start_refused(
         &app,
-        Method::POST,
-        "/v1/connections",
-        Some(json!({"name": "bearer-only", "kind": "mcp",
-            "config": {"server_url": format!("http://127.0.0.1:{}/mcp", bearer.port)},
-            "auth": {"type": "oauth2"}})),
+        "bearer-only",
+        bearer.port,
+        "no protected-resource metadata",
     )
     .await;
-    let id = c["id"].as_str().unwrap();
-    let (status, err) = call(
-        &app,
-        Method::POST,
-        &format!("/v1/connections/{id}/oauth/start"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 502, "{err}");
-    assert!(
-        err["detail"]
-            .as_str()
-            .unwrap()
-            .contains("no protected-resource metadata"),
-        "{err}"
-    );
     // Nothing was written into either connection.
     let (_, c) = call(&app, Method::GET, &format!("/v1/connections/{id}"), None).await;
     assert!(c["auth"].get("token_url").is_none(), "{c}");

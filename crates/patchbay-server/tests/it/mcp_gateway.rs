@@ -12,15 +12,8 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, Tweak};
+use crate::mcp::tweak;
 use crate::peers;
-
-fn tweak() -> Tweak {
-    Arc::new(|s| {
-        s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
-        s.limits.test_rate_per_minute = 0;
-        s.egress.test_timeout = Duration::from_secs(15);
-    })
-}
 
 /// The Python SDK's client: what it listed and what a call answered.
 async fn python_client(url: &str, token: &str, mode: &str, call: Option<(&str, Value)>) -> Value {
@@ -78,7 +71,7 @@ async fn create(app: &TestApp, body: Value) -> String {
 async fn the_python_sdk_uses_the_gateway(backend: Backend) {
     let python = peers::mcp_python(&[]);
     let everything = peers::mcp_everything();
-    let app = TestApp::spawn_with(backend, Some(tweak())).await;
+    let app = TestApp::spawn_with(backend, Some(tweak(vec![]))).await;
     let py = create(
         &app,
         json!({"name": "py", "kind": "mcp",
@@ -298,7 +291,7 @@ async fn session_of(url: &str, token: &str) -> String {
 /// the upstream call, which is audited.
 async fn progress_is_relayed_and_calls_are_cancelled(backend: Backend) {
     let python = peers::mcp_python(&[]);
-    let app = TestApp::spawn_with(backend, Some(tweak())).await;
+    let app = TestApp::spawn_with(backend, Some(tweak(vec![]))).await;
     create(
         &app,
         json!({"name": "py", "kind": "mcp",
@@ -494,7 +487,7 @@ async fn issue_tracker() -> String {
 /// An HTTP connection of a catalog provider offers its operations as tools when it opts in
 /// (`config.mcp_tools`); one that does not offers none.
 async fn catalog_operations_are_tools_when_asked(backend: Backend) {
-    let app = TestApp::spawn_with(backend, Some(tweak())).await;
+    let app = TestApp::spawn_with(backend, Some(tweak(vec![]))).await;
     let upstream = issue_tracker().await;
     for (name, opt_in) in [("gh", true), ("quiet", false)] {
         let r = app
@@ -583,7 +576,7 @@ async fn catalog_operations_are_tools_when_asked(backend: Backend) {
 
 async fn a_session_continues_on_another_replica(backend: Backend) {
     let python = peers::mcp_python(&[]);
-    let app = TestApp::spawn_with(backend, Some(tweak())).await;
+    let app = TestApp::spawn_with(backend, Some(tweak(vec![]))).await;
     create(
         &app,
         json!({"name": "py", "kind": "mcp",
@@ -666,28 +659,20 @@ async fn a_session_continues_on_another_replica(backend: Backend) {
             "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
                 "io.modelcontextprotocol/clientCapabilities": {}}}})
     };
-    let r = reqwest::Client::new()
-        .post(format!("{}/mcp", app.url))
-        .bearer_auth(&app.admin_token)
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", "tools/call")
-        .header("Mcp-Name", "py__add")
-        .json(&modern("py__echo"))
-        .send()
-        .await
-        .unwrap();
+    let send = |name_header: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/mcp", app.url))
+            .bearer_auth(&app.admin_token)
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", "tools/call")
+            .header("Mcp-Name", name_header)
+            .json(&modern("py__echo"))
+            .send()
+    };
+    let r = send("py__add").await.unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], -32020);
-    let r = reqwest::Client::new()
-        .post(format!("{}/mcp", app.url))
-        .bearer_auth(&app.admin_token)
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", "tools/call")
-        .header("Mcp-Name", "py__echo")
-        .json(&modern("py__echo"))
-        .send()
-        .await
-        .unwrap();
+    let r = send("py__echo").await.unwrap();
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["result"]["resultType"], "complete", "{v}");
     assert_eq!(v["result"]["content"][0]["text"], "Echo: m", "{v}");

@@ -270,6 +270,19 @@ pub(crate) async fn expire(app: &TestApp, id: &str) {
         .advance(left.to_std().unwrap_or_default() + std::time::Duration::from_secs(1));
 }
 
+/// Ages the connection past its token's expiry and runs the renewal sweep, which must renew it
+/// with one token request; the token requests the server had counted before.
+pub(crate) async fn renews_once(app: &TestApp, idp_port: u16, id: &str) -> i64 {
+    let before = stats(idp_port).await["token_requests"].as_i64().unwrap();
+    expire(app, id).await;
+    assert_eq!(app.hub.refresh_due().await.unwrap(), 1);
+    assert_eq!(
+        stats(idp_port).await["token_requests"].as_i64().unwrap(),
+        before + 1
+    );
+    before
+}
+
 async fn token_of(client: &patchbay_client::Client, id: &str) -> (u16, Value) {
     let r = client
         .raw(
@@ -606,13 +619,7 @@ async fn the_background_refresher_keeps_idle_connections_fresh(backend: Backend)
     let id = linked(&app, idp.port, "idle").await;
     // Fresh tokens are left alone.
     assert_eq!(app.hub.refresh_due().await.unwrap(), 0);
-    let before = stats(idp.port).await["token_requests"].as_i64().unwrap();
-    expire(&app, &id).await;
-    assert_eq!(app.hub.refresh_due().await.unwrap(), 1);
-    assert_eq!(
-        stats(idp.port).await["token_requests"].as_i64().unwrap(),
-        before + 1
-    );
+    let before = renews_once(&app, idp.port, &id).await;
     let c = app.admin.get_connection(&id).await.unwrap();
     let expires = c.oauth.unwrap().expires_at.unwrap();
     assert!(expires > chrono::Utc::now() + chrono::Duration::minutes(30));
