@@ -240,11 +240,12 @@ impl Hub {
             .call_tool(p, &prepared, &a.tool, a.arguments, timeout, relay)
             .await;
         let is_error = result.as_ref().ok().map(|r| r.is_error);
-        self.core().metrics.tool_call(match is_error {
-            Some(false) => "success",
-            Some(true) => "tool_error",
-            None => "failure",
-        });
+        let (outcome, status) = match is_error {
+            Some(false) => ("success", 200),
+            Some(true) => ("tool_error", 422),
+            None => ("failure", 502),
+        };
+        self.core().metrics.tool_call(outcome);
         self.audit_action(
             p,
             "action.mcp",
@@ -255,12 +256,7 @@ impl Hub {
             started,
         )
         .await;
-        let status = match &result {
-            Ok(r) if !r.is_error => Some(200),
-            Ok(_) => Some(422),
-            Err(_) => Some(502),
-        };
-        self.record_use(p, &a.connection, None, caller, status, started);
+        self.record_use(p, &a.connection, None, caller, Some(status), started);
         result
     }
 
