@@ -81,22 +81,6 @@ impl Tx {
         Ok(self.insert_chained(e, prev).await?.0)
     }
 
-    /// Appends `events` in their order: each organization's chain is locked and read once,
-    /// and carried on in memory from entry to entry.
-    pub async fn append_audits(&mut self, events: &[&NewAudit]) -> Result<()> {
-        let mut heads: std::collections::HashMap<String, Vec<u8>> = Default::default();
-        for e in events {
-            let org = e.org_id.as_str();
-            let prev = match heads.remove(org) {
-                Some(h) => h,
-                None => self.chain_head(org).await?,
-            };
-            let (_, hash) = self.insert_chained(e, prev).await?;
-            heads.insert(org.to_owned(), hash);
-        }
-        Ok(())
-    }
-
     /// The hash the organization's next entry chains to, its chain locked for the rest of the
     /// transaction on PostgreSQL (SQLite has one writer).
     async fn chain_head(&mut self, org: &str) -> Result<Vec<u8>> {
@@ -119,28 +103,158 @@ impl Tx {
     }
 
     async fn insert_chained(&mut self, e: &NewAudit, prev: Vec<u8>) -> Result<(AuditId, Vec<u8>)> {
-        let org = e.org_id.as_str().to_owned();
-        let id = AuditId::generate();
-        let at = ms(e.at);
-        let details = e.details.to_string();
-        let hash = chain_hash(&prev, id.as_str(), &org, at, e, &details);
-        sqlx::query(
-            "INSERT INTO audit (id, org_id, at, actor, action, target, outcome, details, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(id.as_str().to_owned())
-        .bind(org)
-        .bind(at)
-        .bind(e.actor.clone())
-        .bind(e.action.clone())
-        .bind(e.target.clone())
-        .bind(e.outcome.clone())
-        .bind(details)
-        .bind(prev)
-        .bind(hash.clone())
+        let row = Chained::after(e, prev);
+        let hash = row.hash.clone();
+        let id = row.id.clone();
+        row.bind(sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO audit ({INSERTED}) VALUES {}",
+            placeholders(0)
+        ))))
         .execute(&mut *self.inner)
         .await?;
         Ok((id, hash))
+    }
+}
+
+/// The columns an append writes.
+const INSERTED: &str = "id, org_id, at, actor, action, target, outcome, details, prev_hash, hash";
+
+/// `($n+1, …, $n+10)`: one appended row's parameters after the first `n`.
+fn placeholders(n: usize) -> String {
+    let list: Vec<String> = (n + 1..=n + 10).map(|i| format!("${i}")).collect();
+    format!("({})", list.join(", "))
+}
+
+/// One entry with its place in the chain.
+struct Chained<'a> {
+    e: &'a NewAudit,
+    id: AuditId,
+    at: i64,
+    details: String,
+    prev: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+impl<'a> Chained<'a> {
+    fn after(e: &'a NewAudit, prev: Vec<u8>) -> Self {
+        let id = AuditId::generate();
+        let at = ms(e.at);
+        let details = e.details.to_string();
+        let hash = chain_hash(&prev, id.as_str(), e.org_id.as_str(), at, e, &details);
+        Self {
+            e,
+            id,
+            at,
+            details,
+            prev,
+            hash,
+        }
+    }
+
+    /// Binds the row's ten values, in [`INSERTED`]'s order.
+    fn bind<'q>(
+        self,
+        q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        q.bind(self.id.as_str().to_owned())
+            .bind(self.e.org_id.as_str().to_owned())
+            .bind(self.at)
+            .bind(self.e.actor.clone())
+            .bind(self.e.action.clone())
+            .bind(self.e.target.clone())
+            .bind(self.e.outcome.clone())
+            .bind(self.details)
+            .bind(self.prev)
+            .bind(self.hash)
+    }
+}
+
+/// The heads of organizations' chains as one appender last wrote them: a hint, never
+/// trusted — an append chained to a head that is no longer the last is refused by the
+/// database as a whole and made again from the chain as it is.
+#[derive(Debug, Default)]
+pub struct ChainHeads(std::collections::HashMap<String, Vec<u8>>);
+
+/// The most entries one append of a group carries (ten parameters each).
+pub const GROUP_MAX: usize = 256;
+
+impl Store {
+    /// Appends `events`, all of one organization, in their order and all or none, and keeps
+    /// the chain's new head in `heads`. On SQLite, with the head known, that is one statement
+    /// that inserts only if the chain still ends there; otherwise (and on PostgreSQL, where
+    /// the chain is locked) a transaction that reads the head first.
+    pub async fn append_audit_group(
+        &self,
+        events: &[&NewAudit],
+        heads: &mut ChainHeads,
+    ) -> Result<()> {
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
+        let org = first.org_id.as_str();
+        if events.len() > GROUP_MAX || events.iter().any(|e| e.org_id.as_str() != org) {
+            return Err(StoreError::Corrupt(
+                "an audit group holds one organization's entries, at most 256".into(),
+            ));
+        }
+        let known = heads.0.remove(org);
+        if self.dialect == Dialect::Sqlite
+            && let Some(prev) = known
+            && let Some(head) = self.append_after(org, events, prev).await?
+        {
+            heads.0.insert(org.to_owned(), head);
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        let mut prev = tx.chain_head(org).await?;
+        for e in events {
+            prev = tx.insert_chained(e, prev).await?.1;
+        }
+        tx.commit().await?;
+        heads.0.insert(org.to_owned(), prev);
+        Ok(())
+    }
+
+    /// Inserts `events` chained after `prev` in one statement, if the chain of `org` still ends
+    /// at `prev`: the new head, or `None` when it does not (nothing was written).
+    async fn append_after(
+        &self,
+        org: &str,
+        events: &[&NewAudit],
+        prev: Vec<u8>,
+    ) -> Result<Option<Vec<u8>>> {
+        let mut rows = Vec::with_capacity(events.len());
+        let mut head = prev.clone();
+        for e in events {
+            let row = Chained::after(e, head);
+            head = row.hash.clone();
+            rows.push(row);
+        }
+        let values: Vec<String> = (0..rows.len()).map(|i| placeholders(i * 10)).collect();
+        let n = rows.len() * 10;
+        let sql = format!(
+            "INSERT INTO audit ({INSERTED}) SELECT * FROM (VALUES {}) \
+             WHERE (SELECT hash FROM audit WHERE org_id = ${} ORDER BY seq DESC LIMIT 1) = ${}",
+            values.join(", "),
+            n + 1,
+            n + 2
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for row in rows {
+            q = row.bind(q);
+        }
+        let done = q
+            .bind(org.to_owned())
+            .bind(prev)
+            .execute(&self.write)
+            .await?;
+        match done.rows_affected() {
+            0 => Ok(None),
+            n if n as usize == events.len() => Ok(Some(head)),
+            _ => Err(StoreError::Corrupt(
+                "an audit group was written in part".into(),
+            )),
+        }
     }
 }
 

@@ -24,7 +24,7 @@ mod tokens;
 mod util;
 
 pub use apps::AppRecord;
-pub use audit::{AuditFilter, AuditRecord, NewAudit};
+pub use audit::{AuditFilter, AuditRecord, ChainHeads, GROUP_MAX, NewAudit};
 pub use connections::{ConnectionFilter, ConnectionRecord, Held, NewConnection, SecretRow};
 pub use deliveries::{Completion, DeliveryRecord};
 pub use keys::{CiphertextRef, VaultKeyRow};

@@ -74,7 +74,7 @@ impl Core {
     ) -> Self {
         let background = tokio::runtime::Handle::current();
         Self {
-            uses: audit_batch::AuditQueue::start(store.clone(), &background),
+            uses: audit_batch::AuditQueue::new(store.clone()),
             store,
             vault,
             root,

@@ -307,8 +307,10 @@ impl Hub {
         })
     }
 
-    /// The connection's session, started (on the hub's runtime, where its I/O then lives) when
-    /// there is none.
+    /// The connection's session, started when there is none. A serving thread (a runtime of
+    /// one thread) gets a session of its own, started there, so that its calls' I/O stays on
+    /// it; other callers, and every stdio server (one process per connection), share one
+    /// started on the hub's runtime.
     pub(crate) async fn mcp_session(
         &self,
         prepared: &Arc<Prepared>,
@@ -316,25 +318,38 @@ impl Hub {
     ) -> Result<Upstream> {
         let c = &prepared.connection;
         let era = stored_era(c);
+        let stdio = matches!(
+            &prepared.material.spec,
+            patchbay_domain::spec::ConnectionSpec::Mcp(m)
+                if matches!(m.transport, patchbay_domain::spec::McpTransport::Stdio { .. })
+        );
+        let own_thread = !stdio
+            && tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+        let home = own_thread.then(|| std::thread::current().id());
         let connect = || {
             let connectors = self.connectors().clone();
             let prepared = prepared.clone();
-            let started = self.spawn_background(async move {
+            let start = async move {
                 let session = connectors
                     .mcp_connect(&prepared.material, era, timeout)
                     .await?;
                 session.watch_tools();
                 Ok(Arc::new(session) as Upstream)
-            });
-            async move {
+            };
+            if own_thread {
+                return futures::future::Either::Left(start);
+            }
+            let started = self.spawn_background(start);
+            futures::future::Either::Right(async move {
                 started
                     .await
                     .map_err(|_| McpError::protocol("the session could not be started"))?
-            }
+            })
         };
         self.inner
             .mcp
-            .session(c.id.as_str(), c.version, connect)
+            .session(c.id.as_str(), home, c.version, connect)
             .await
             .map_err(mcp_error)
     }

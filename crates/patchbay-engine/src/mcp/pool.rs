@@ -1,7 +1,10 @@
-//! Upstream MCP sessions, one per connection, reused across calls (not one `initialize` per
-//! call). A session is made once however many callers ask at the same time, replaced when the
-//! server dropped it, forgotten when its connection changes (here or, through invalidation, on
-//! another replica), and ended when idle — an HTTP session is deleted, a process killed.
+//! Upstream MCP sessions, reused across calls (not one `initialize` per call): one per
+//! connection and home — a serving thread that calls a server keeps a session of its own, on
+//! its own runtime, so that a call wakes no other thread; the hub's runtime keeps one for
+//! everything else (see `Hub::mcp_session`). A session is made once however many callers ask
+//! at the same time, replaced when the server dropped it, forgotten when its connection
+//! changes (here or, through invalidation, on another replica), and ended when idle — an HTTP
+//! session is deleted, a process killed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,9 +26,12 @@ struct Slot {
     last_used: Option<Instant>,
 }
 
+/// Where a session's I/O lives: a serving thread, or (`None`) the hub's runtime.
+pub(crate) type Home = Option<std::thread::ThreadId>;
+
 /// The sessions of this process.
 pub(crate) struct SessionPool {
-    slots: Mutex<HashMap<String, Slot>>,
+    slots: Mutex<HashMap<(String, Home), Slot>>,
     idle: Duration,
     invalidations: std::sync::atomic::AtomicU64,
 }
@@ -54,11 +60,12 @@ impl SessionPool {
         self.slots.lock().map_or(0, |s| s.len())
     }
 
-    /// The session of connection `id` at `version`, made by `connect` when there is none (or
-    /// the one there was is closed or of another version).
+    /// The session of connection `id` at `version` in `home`, made by `connect` when there is
+    /// none (or the one there was is closed or of another version).
     pub async fn session<F, Fut>(
         &self,
         id: &str,
+        home: Home,
         version: i64,
         connect: F,
     ) -> Result<Upstream, McpError>
@@ -68,7 +75,7 @@ impl SessionPool {
     {
         let cell = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            let slot = slots.entry(id.to_owned()).or_default();
+            let slot = slots.entry((id.to_owned(), home)).or_default();
             let stale =
                 slot.version != version || slot.session.get().is_some_and(|s| s.is_closed());
             if stale {
@@ -83,10 +90,10 @@ impl SessionPool {
         cell.get_or_try_init(connect).await.cloned()
     }
 
-    /// Drops the session of `id` (the server dropped it, or a call found it broken).
+    /// Drops the sessions of `id` (the server dropped one, or a call found it broken).
     pub fn discard(&self, id: &str) {
         if let Ok(mut slots) = self.slots.lock() {
-            slots.remove(id);
+            slots.retain(|(of, _), _| of != id);
         }
     }
 

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
 use base64::Engine as _;
+use futures::StreamExt as _;
 use patchbay_domain::{ConnectionId, Principal};
 use patchbay_engine::EngineError;
 use serde_json::{Map, Value, json};
@@ -486,8 +487,9 @@ fn cancel_call(p: &Principal, params: Option<&Value>) {
 
 /// Runs a tool call in a task of its own, so that it is audited however the caller goes; the
 /// caller's going (its connection closed) or its `notifications/cancelled` cancels it, which
-/// cancels the upstream request. With `streams`, the answer is an SSE stream that carries the
-/// call's notifications (progress under the caller's token) before its result.
+/// cancels the upstream request. With `streams`, the call's notifications (progress under the
+/// caller's token, log messages) are relayed: a call that sends any is answered with an SSE
+/// stream of them and then its result; one that sends none, with its result as JSON.
 async fn relayed_call(
     ctx: Ctx<'_>,
     id: Value,
@@ -548,27 +550,39 @@ async fn relayed_call(
         let _ = out_tx.send(call_answer(id, &call.name, outcome, result_type.as_deref()));
     });
     let guard = cancel.drop_guard();
-    if streams {
-        let events = futures::stream::unfold((out_rx, guard), |(mut rx, guard)| async move {
-            let message = rx.recv().await?;
-            let event = axum::response::sse::Event::default()
-                .event("message")
-                .data(message.to_string());
-            Some((Ok::<_, std::convert::Infallible>(event), (rx, guard)))
-        });
-        return axum::response::sse::Sse::new(events).into_response();
-    }
     let mut out_rx = out_rx;
-    let message = out_rx.recv().await;
-    guard.disarm();
-    match message {
-        Some(m) => Json(m).into_response(),
-        None => rpc_error(
-            StatusCode::OK,
-            Value::Null,
-            INTERNAL,
-            "the call ended without an answer",
-        ),
+    // The first message decides the answer: the result itself goes back as JSON; a
+    // notification before it (only relayed to a caller that accepts events) starts an SSE
+    // stream that carries it, the rest, then the result.
+    match out_rx.recv().await {
+        Some(note) if note.get("method").is_some() => {
+            let first = futures::stream::once(std::future::ready(note));
+            let rest = futures::stream::unfold((out_rx, guard), |(mut rx, guard)| async move {
+                let message = rx.recv().await?;
+                Some((message, (rx, guard)))
+            });
+            let events = first.chain(rest).map(|message| {
+                Ok::<_, std::convert::Infallible>(
+                    axum::response::sse::Event::default()
+                        .event("message")
+                        .data(message.to_string()),
+                )
+            });
+            axum::response::sse::Sse::new(events).into_response()
+        }
+        Some(m) => {
+            guard.disarm();
+            Json(m).into_response()
+        }
+        None => {
+            guard.disarm();
+            rpc_error(
+                StatusCode::OK,
+                Value::Null,
+                INTERNAL,
+                "the call ended without an answer",
+            )
+        }
     }
 }
 

@@ -408,7 +408,63 @@ async fn email_actions_reach_a_real_smtp_server(backend: Backend) {
     assert_eq!(std::fs::read_dir(maildir.path()).unwrap().count(), 1);
 }
 
+/// Actions at once are audited in shared writes: each entry exactly once, while other audited
+/// writes move the chain on between them, and the chain holds.
+async fn actions_at_once_are_each_audited_once_on_an_unbroken_chain(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(tweak(None))).await;
+    let up = Upstream::start().await;
+    let id = app
+        .connection(json!({"name": "busy", "kind": "http",
+            "config": {"base_url": format!("{}/api", up.url)}}))
+        .await;
+    let calls = (0..40).map(|i| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            app.admin
+                .http_action(&action(json!({"connection": id, "path": format!("/n{i}")})))
+                .await
+                .unwrap()
+                .status
+        }
+    });
+    let edits = (0..5).map(|i| {
+        let app = &app;
+        async move {
+            app.admin
+                .put_secret(
+                    &format!("between-{i}"),
+                    &serde_json::from_value(json!({"value": "v"})).unwrap(),
+                )
+                .await
+                .unwrap();
+        }
+    });
+    let (statuses, ()) = futures::join!(futures::future::join_all(calls), async {
+        futures::future::join_all(edits).await;
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let audit = app
+        .admin
+        .audit("action=action.http&limit=100")
+        .await
+        .unwrap();
+    let mut targets: Vec<&str> = audit
+        .items
+        .iter()
+        .map(|e| e.target.as_deref().unwrap())
+        .collect();
+    assert_eq!(targets.len(), 40, "one entry per action");
+    targets.dedup();
+    assert_eq!(targets, [id.as_str()]);
+    let ids: std::collections::HashSet<&str> = audit.items.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), 40);
+    let v = app.admin.verify_audit().await.unwrap();
+    assert!(v.ok, "{v:?}");
+}
+
 both_backends!(
+    actions_at_once_are_each_audited_once_on_an_unbroken_chain,
     http_actions_send_map_and_override_auth,
     sql_actions_on_postgresql_mariadb_and_sqlite,
     email_actions_reach_a_real_smtp_server,

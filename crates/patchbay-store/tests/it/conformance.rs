@@ -6,8 +6,9 @@ use patchbay_domain::{
     ConnectionId, Kind, Name, OrgId, ProjectId, Role, Status, TestStatus, TokenId,
 };
 use patchbay_store::{
-    AuditFilter, CiphertextRef, ConnectionFilter, NewAudit, NewConnection, NewToken, OrgRecord,
-    ProjectRecord, SecretRecord, SecretRow, Store, StoreError, TokenRecord, VaultKeyRow,
+    AuditFilter, ChainHeads, CiphertextRef, ConnectionFilter, GROUP_MAX, NewAudit, NewConnection,
+    NewToken, OrgRecord, ProjectRecord, SecretRecord, SecretRow, Store, StoreError, TokenRecord,
+    VaultKeyRow,
 };
 use serde_json::json;
 
@@ -525,12 +526,29 @@ async fn audit_chain(backend: Backend) {
             details: json!({"g": i}),
         })
         .collect();
+    // Groups of one organization each: the first reads the chain's head, the second (its
+    // head remembered) is one guarded statement on SQLite.
+    let mut heads = ChainHeads::default();
+    for o in [&g1, &g2, &g1] {
+        let group: Vec<&NewAudit> = grouped.iter().filter(|e| &e.org_id == o).collect();
+        store.append_audit_group(&group, &mut heads).await.unwrap();
+    }
+    assert_eq!(store.verify_audit(&g1).await.unwrap(), (8, None));
+    assert_eq!(store.verify_audit(&g2).await.unwrap(), (3, None));
+    // Another writer moved the chain on: the remembered head is refused, nothing is written
+    // twice or forked, and the group is chained to the real head.
     let mut tx = store.begin().await.unwrap();
-    tx.append_audits(&grouped.iter().collect::<Vec<_>>())
-        .await
-        .unwrap();
+    tx.append_audit(&grouped[0]).await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(store.verify_audit(&g1).await.unwrap(), (5, None));
+    let group: Vec<&NewAudit> = grouped.iter().filter(|e| e.org_id == g1).collect();
+    store.append_audit_group(&group, &mut heads).await.unwrap();
+    assert_eq!(store.verify_audit(&g1).await.unwrap(), (12, None));
+    // A group mixing organizations, or larger than a statement carries, is refused whole.
+    let mixed: Vec<&NewAudit> = grouped.iter().take(2).collect();
+    assert!(store.append_audit_group(&mixed, &mut heads).await.is_err());
+    let many: Vec<&NewAudit> = std::iter::repeat_n(&grouped[0], GROUP_MAX + 1).collect();
+    assert!(store.append_audit_group(&many, &mut heads).await.is_err());
+    assert_eq!(store.verify_audit(&g1).await.unwrap(), (12, None));
     assert_eq!(store.verify_audit(&g2).await.unwrap(), (3, None));
     let (page, next) = store
         .list_audit(&org, &AuditFilter::default(), None, 2)
