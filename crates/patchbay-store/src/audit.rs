@@ -106,18 +106,20 @@ impl Tx {
         let row = Chained::after(e, prev);
         let hash = row.hash.clone();
         let id = row.id.clone();
-        row.bind(sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO audit ({INSERTED}) VALUES {}",
-            placeholders(0)
-        ))))
-        .execute(&mut *self.inner)
-        .await?;
+        row.bind(sqlx::query(AssertSqlSafe(INSERT_ONE.as_str())))
+            .execute(&mut *self.inner)
+            .await?;
         Ok((id, hash))
     }
 }
 
 /// The columns an append writes.
 const INSERTED: &str = "id, org_id, at, actor, action, target, outcome, details, prev_hash, hash";
+
+/// The statement that appends one row, made once.
+static INSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("INSERT INTO audit ({INSERTED}) VALUES {}", placeholders(0))
+});
 
 /// `($n+1, …, $n+10)`: one appended row's parameters after the first `n`.
 fn placeholders(n: usize) -> String {
@@ -193,9 +195,9 @@ impl Store {
         };
         let org = first.org_id.as_str();
         if events.len() > GROUP_MAX || events.iter().any(|e| e.org_id.as_str() != org) {
-            return Err(StoreError::Corrupt(
-                "an audit group holds one organization's entries, at most 256".into(),
-            ));
+            return Err(StoreError::Corrupt(format!(
+                "an audit group holds one organization's entries, at most {GROUP_MAX}"
+            )));
         }
         let known = heads.0.remove(org);
         if self.dialect == Dialect::Sqlite
