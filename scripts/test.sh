@@ -2,7 +2,8 @@
 # The whole test suite, on any machine of ours: makes sure PostgreSQL and MariaDB run
 # (starting or installing them), installs the test peers into .tools/ (git-ignored): aiosmtpd,
 # standardwebhooks and the MCP SDK from PyPI, the MCP reference server and oidc-provider from npm, then runs every test,
-# the MCP conformance suite (scripts/conformance.sh, which installs it from npm) and a short
+# the MCP conformance suite (scripts/conformance.sh, which installs it from npm), the web UI in
+# headless Chromium (scripts/ui-test.sh, which installs Chromium, playwright-core and axe-core) and a short
 # schemathesis pass (scripts/schemathesis.sh, which installs schemathesis from PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,16 +75,19 @@ SQL
   mysql -h 127.0.0.1 -u root -e "CREATE DATABASE IF NOT EXISTS test"
 }
 
-# Password checks need one role that trust authentication does not cover.
+# Password checks need roles that trust authentication does not cover: patchbay_pw for the
+# Rust tests, patchbay_ui for the browser tests.
 ensure_postgres_password_rule() {
-  local hba
+  local hba role
   hba=$(psql "$PATCHBAY_TEST_POSTGRES_URL" -Atc "SHOW hba_file")
-  if ! grep -q "patchbay_pw" "$hba"; then
-    log "adding a password rule for the patchbay_pw test role to $hba"
-    sed -i '1i host all patchbay_pw ::1/128 scram-sha-256' "$hba"
-    sed -i '1i host all patchbay_pw 127.0.0.1/32 scram-sha-256' "$hba"
-    psql "$PATCHBAY_TEST_POSTGRES_URL" -qAtc "SELECT pg_reload_conf()" >/dev/null
-  fi
+  for role in patchbay_pw patchbay_ui; do
+    if ! grep -q "$role" "$hba"; then
+      log "adding a password rule for the $role test role to $hba"
+      sed -i "1i host all $role ::1/128 scram-sha-256" "$hba"
+      sed -i "1i host all $role 127.0.0.1/32 scram-sha-256" "$hba"
+      psql "$PATCHBAY_TEST_POSTGRES_URL" -qAtc "SELECT pg_reload_conf()" >/dev/null
+    fi
+  done
 }
 
 ensure_tools() {
@@ -134,6 +138,12 @@ fi
 if [ "$#" -eq 0 ]; then
   log "the MCP conformance suite"
   scripts/conformance.sh
+fi
+
+# The web UI in headless Chromium (the whole suite only, not a filtered run).
+if [ "$#" -eq 0 ]; then
+  log "the web UI in a browser"
+  scripts/ui-test.sh
 fi
 
 # The API against its own OpenAPI document, briefly (the whole suite only, not a filtered run);

@@ -29,7 +29,10 @@ use patchbay_store::Store;
 use patchbay_vault::Vault;
 
 pub use act::{Answer, ProxyCall, caller_label};
-pub use admin::{KeyChoice, Started, TOKEN_PREFIX, hash_token};
+pub use admin::{
+    DEFAULT_WEB_SESSION_IDLE, DEFAULT_WEB_SESSION_MAX, KeyChoice, Started, TOKEN_PREFIX,
+    WebSession, hash_token,
+};
 pub use connections::{EngineSettings, ListQuery, provider_fill};
 pub use core::metrics::{Metrics, RequestLabels};
 pub use core::{Clock, SystemClock};

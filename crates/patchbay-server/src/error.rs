@@ -183,14 +183,11 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let retry_after = match &self {
-            ApiError::Engine(EngineError::RateLimited(secs)) => Some(*secs),
-            _ => None,
-        };
+impl ApiError {
+    /// The problem document of this failure (the web UI shows the same on its error pages).
+    pub fn problem(self) -> Problem {
         let (status, code, detail, errors, extra) = self.parts();
-        let problem = Problem {
+        Problem {
             kind: format!("urn:patchbay:problem:{code}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
@@ -205,7 +202,19 @@ impl IntoResponse for ApiError {
                 Some(Extra::CurrentVersion(v)) => Some(v),
                 _ => None,
             },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let retry_after = match &self {
+            ApiError::Engine(EngineError::RateLimited(secs)) => Some(*secs),
+            _ => None,
         };
+        let problem = self.problem();
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         response.headers_mut().insert(

@@ -11,6 +11,7 @@ mod observe;
 mod serving;
 pub mod settings;
 mod startup;
+mod ui;
 
 pub use error::ApiError;
 pub use logging::{LogFormat, init_logging};

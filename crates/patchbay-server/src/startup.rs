@@ -346,6 +346,8 @@ fn engine_settings(settings: &Settings) -> Result<EngineSettings, StartupError> 
             .client_metadata_url
             .as_ref()
             .map(url::Url::to_string),
+        web_session_idle: settings.ui.session_idle,
+        web_session_max: settings.ui.session_max,
     })
 }
 

@@ -22,6 +22,7 @@ mod secrets;
 mod states;
 mod tokens;
 mod util;
+mod web_sessions;
 
 pub use apps::AppRecord;
 pub use audit::{AuditFilter, AuditRecord, ChainHeads, GROUP_MAX, NewAudit};
@@ -35,6 +36,7 @@ pub use pool::{Dialect, Store, Tx};
 pub use secrets::SecretRecord;
 pub use states::StateRecord;
 pub use tokens::{NewToken, TokenRecord};
+pub use web_sessions::WebSessionRecord;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

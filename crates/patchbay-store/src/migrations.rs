@@ -31,6 +31,7 @@ embedded![
     "0007_leases.sql",
     "0008_rotations.sql",
     "0009_mcp_sessions.sql",
+    "0010_web_sessions.sql",
 ];
 
 /// `0007_leases.sql` → version 7, description "leases" (sqlx's naming rule).

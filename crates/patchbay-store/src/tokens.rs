@@ -65,6 +65,18 @@ impl Store {
         .transpose()
     }
 
+    /// The live token with this id, if any.
+    pub async fn token_by_id(&self, id: &TokenId) -> Result<Option<TokenRecord>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLS} FROM tokens WHERE id = $1 AND revoked_at IS NULL"
+        )))
+        .bind(id.as_str().to_owned())
+        .fetch_optional(&self.read)
+        .await?
+        .map(|r| token(&r))
+        .transpose()
+    }
+
     pub async fn list_tokens(&self, org: &OrgId) -> Result<Vec<TokenRecord>> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLS} FROM tokens WHERE org_id = $1 AND revoked_at IS NULL ORDER BY id"

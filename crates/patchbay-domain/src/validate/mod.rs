@@ -20,6 +20,8 @@ use crate::error::ValidationErrors;
 use crate::names::{Name, SecretName};
 use crate::spec::{Auth, ConnectionSpec};
 
+pub use form::{FormField, Input, auth_choices, auth_form, config_form, secret_form};
+
 use auth::{allowed_auth, check_auth, default_auth};
 use config::check_config;
 pub use fields::check_url;
@@ -322,6 +324,7 @@ fn object_or_empty(
 mod auth;
 mod config;
 mod fields;
+mod form;
 pub mod schema;
 mod secrets;
 

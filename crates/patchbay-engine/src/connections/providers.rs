@@ -89,6 +89,32 @@ impl Hub {
                 .is_some_and(|e| e.token_base_url().is_some())
     }
 
+    /// The `config` and `auth` a new connection of `kind` through `provider` starts from: the
+    /// catalog's defaults, as a create body naming it would be filled (a form shows them).
+    pub fn form_defaults(
+        &self,
+        kind: Kind,
+        provider: &str,
+        auth_type: patchbay_domain::AuthType,
+    ) -> (
+        serde_json::Map<String, Value>,
+        serde_json::Map<String, Value>,
+    ) {
+        let mut body = CreateConnection {
+            kind: Value::String(kind.as_str().into()),
+            provider: Some(Value::String(provider.into())),
+            auth: Some(serde_json::json!({"type": auth_type.as_str()})),
+            ..CreateConnection::default()
+        };
+        // A provider that does not serve the kind fills nothing; the form says so on save.
+        let _ = self.apply_catalog(&mut body);
+        let object = |v: Option<Value>| match v {
+            Some(Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        (object(body.config), object(body.auth))
+    }
+
     /// Checks the provider key and fills the catalog's defaults of the connection's kind into a
     /// create body (a field the body sets wins); an alias becomes the entry's key, and a body
     /// without a kind takes the provider's only one.

@@ -41,6 +41,10 @@ pub struct EngineSettings {
     /// Where Patchbay's OAuth client ID metadata document is published, when not at
     /// `{public_url}/v1/oauth/client-metadata.json`.
     pub client_metadata_url: Option<String>,
+    /// A web UI session ends when unused this long…
+    pub web_session_idle: Duration,
+    /// …and this long after it started, however active.
+    pub web_session_max: Duration,
 }
 
 impl EngineSettings {
@@ -56,6 +60,8 @@ impl EngineSettings {
             retest_interval: None,
             mcp_server_urls: BTreeMap::new(),
             client_metadata_url: None,
+            web_session_idle: crate::DEFAULT_WEB_SESSION_IDLE,
+            web_session_max: crate::DEFAULT_WEB_SESSION_MAX,
         }
     }
 

@@ -60,6 +60,7 @@ impl Hub {
         let outbox = self.spawn_background(async move { hub.run_outbox().await });
         let sweep = self.every(MCP_SWEEP_EVERY, "MCP session sweep", |hub| async move {
             hub.sweep_mcp_sessions();
+            hub.expire_web_sessions().await?;
             hub.expire_gateway_sessions().await
         });
         Workers {

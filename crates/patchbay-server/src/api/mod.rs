@@ -89,7 +89,12 @@ fn router(state: AppState, body_limit: usize) -> Router {
         .nest("/v1", v1)
         .merge(gateway::router())
         .merge(health::router())
-        .fallback(|| async { ApiError::RouteNotFound })
+        .merge(crate::ui::router())
+        .fallback(
+            |uri: axum::http::Uri, headers: axum::http::HeaderMap| async move {
+                crate::ui::not_found(&headers, uri.path())
+            },
+        )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(Extension(BodyLimit(body_limit)))

@@ -97,12 +97,43 @@ pub async fn client_metadata(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
+/// The page that sends the browser on to `return_to` after a successful callback. Not a
+/// redirect: a redirect would continue the navigation the provider's site started, and the web
+/// UI's SameSite=Strict session cookie is withheld from such a navigation; a page of this
+/// deployment that navigates on its own is same-site.
+fn onward(return_to: &str) -> Response {
+    let target = escape(return_to);
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Connected</title>\
+         <meta http-equiv=\"refresh\" content=\"0; url={target}\"></head><body>\
+         <h1>Connected</h1><p><a href=\"{target}\">Continue</a></p></body></html>"
+    );
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+            ),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// The provider's redirect target. Answers a page that tells its opener (`postMessage` with
-/// an explicit target origin) and closes, or redirects to the flow's `return_to`.
+/// an explicit target origin) and closes, or goes on to the flow's `return_to`.
 #[utoipa::path(get, path = "/v1/oauth/callback", tag = "oauth", security(),
     params(("code" = Option<String>, Query), ("state" = String, Query, min_length = 1), ("iss" = Option<String>, Query)),
-    responses((status = 200, description = "connected: a page that tells the opener", content_type = "text/html"),
-        (status = 303, description = "connected: back to the `return_to` the link was started with"),
+    responses((status = 200, description = "connected: a page that tells the window that opened it, or goes on to the flow's `return_to`", content_type = "text/html"),
         (status = 400, description = "refused, with a reason, as a page", content_type = "text/html"),
         (status = 404, description = "the state names no authorization request, as a page", content_type = "text/html")))]
 pub async fn callback(
@@ -112,9 +143,8 @@ pub async fn callback(
     let outcome = s.hub.oauth_callback(&q).await;
     if outcome.success
         && let Some(rt) = &outcome.return_to
-        && let Ok(v) = HeaderValue::from_str(rt)
     {
-        return (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response();
+        return onward(rt);
     }
     let kind = if outcome.success {
         "oauth_success"

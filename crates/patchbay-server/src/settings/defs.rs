@@ -78,6 +78,7 @@ pub const SECTIONS: &[(&str, &str)] = &[
     ("providers", "The provider catalog"),
     ("metrics", "Prometheus metrics"),
     ("log", "Logging"),
+    ("ui", "The web UI's sessions"),
 ];
 
 use Ty::{Bool, Int, List, Span, Str};
@@ -311,6 +312,24 @@ pub const DEFS: &[Def] = &[
         Some("\"text\""),
         "\"json\"",
         "\"text\" or \"json\".",
+    ),
+    def(
+        "ui.session_idle",
+        "PATCHBAY_UI_SESSION_IDLE",
+        "ui-session-idle",
+        Span,
+        Some("\"2h\""),
+        "\"30m\"",
+        "A web UI session ends when unused this long.",
+    ),
+    def(
+        "ui.session_max",
+        "PATCHBAY_UI_SESSION_MAX",
+        "ui-session-max",
+        Span,
+        Some("\"12h\""),
+        "\"8h\"",
+        "A web UI session ends this long after the log-in, however active.",
     ),
 ];
 

@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use super::defs::{DEFS, Def, SECTIONS, Ty, file_key, find};
 use super::{
     EgressSettings, HttpSettings, LimitSettings, LogSettings, MetricsSettings, ProviderSettings,
-    Settings, StoreSettings, VaultSettings, WorkerSettings,
+    Settings, StoreSettings, UiSettings, VaultSettings, WorkerSettings,
 };
 
 /// Where a value came from, for error messages.
@@ -310,6 +310,10 @@ fn unset(data_dir: &Path) -> Settings {
         log: LogSettings {
             format: crate::logging::LogFormat::Text,
         },
+        ui: UiSettings {
+            session_idle: Duration::ZERO,
+            session_max: Duration::ZERO,
+        },
     }
 }
 
@@ -460,6 +464,8 @@ fn apply_value(s: &mut Settings, key: &str, v: &toml::Value) -> Result<(), Strin
             }
             s.providers.client_metadata_url = Some(u);
         }
+        "ui.session_idle" => s.ui.session_idle = nonzero_span(v)?,
+        "ui.session_max" => s.ui.session_max = nonzero_span(v)?,
         "log.format" => s.log.format = string(v)?.parse().map_err(|e: String| e)?,
         other => return Err(format!("{other} has no typed field")),
     }

@@ -25,6 +25,7 @@ pub struct Settings {
     pub providers: ProviderSettings,
     pub metrics: MetricsSettings,
     pub log: LogSettings,
+    pub ui: UiSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +106,14 @@ pub struct ProviderSettings {
 pub struct MetricsSettings {
     /// The bearer token `/metrics` asks for; `None` leaves it open.
     pub token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UiSettings {
+    /// A session ends when unused this long…
+    pub session_idle: Duration,
+    /// …and this long after it started.
+    pub session_max: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -1,0 +1,973 @@
+//! The connections pages: the list (cards with filters), the add wizard (kind → provider →
+//! configure), a connection's page, edit, test (saved or a draft), delete, and an MCP
+//! connection's tools.
+
+use std::collections::BTreeSet;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use patchbay_domain::api::{CreateConnection, UpdateConnection};
+use patchbay_domain::connection::Connection;
+use patchbay_domain::{AuthType, ConnectionId, Kind};
+use patchbay_engine::{AuditFilter, ListQuery};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::forms::{self, AuthView, Errors, FieldView};
+use super::session::{Fields, Posted};
+use super::views::{Card, Moment, ResultView, STATUS_FILTERS, initials};
+use super::{Shell, UiError, Viewer, page};
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/connections", get(list))
+        .route("/connections/new", get(new).post(create))
+        .route("/connections/new/test", post(test_draft))
+        .route("/connections/{id}", get(detail))
+        .route("/connections/{id}/edit", get(edit).post(update))
+        .route("/connections/{id}/test", post(test_saved))
+        .route("/connections/{id}/delete", get(confirm_delete).post(delete))
+        .route("/connections/{id}/refresh-tools", post(refresh_tools))
+        .route("/connections/{id}/connect", get(connect))
+}
+
+/// A page answered instead of going on (boxed: a response is large).
+type Stop = Box<Response>;
+
+fn connection_id(raw: &str, viewer: &Viewer) -> Result<ConnectionId, Stop> {
+    crate::extract::path_id(raw, "connection")
+        .map_err(|e| Box::new(UiError::new(e, Some(viewer)).into_response()))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ListParams {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    provider: String,
+    #[serde(default)]
+    status: String,
+    cursor: Option<String>,
+    deleted: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Filter {
+    kind: String,
+    provider: String,
+    status: String,
+}
+
+#[derive(Template)]
+#[template(path = "connections.html")]
+struct ListPage {
+    shell: Shell,
+    csrf: String,
+    /// Where a card's test answers: this list.
+    back: &'static str,
+    can_write: bool,
+    cards: Vec<Card>,
+    kinds: Vec<&'static str>,
+    providers: Vec<String>,
+    statuses: &'static [&'static str],
+    filter: Filter,
+    filtered: bool,
+    next_cursor: Option<String>,
+}
+
+/// Connections listed per page.
+const PAGE: u32 = 100;
+
+async fn list_page(
+    state: &AppState,
+    viewer: &Viewer,
+    params: ListParams,
+    tested: Option<(ConnectionId, ResultView)>,
+) -> Response {
+    let p = viewer.principal();
+    let q = ListQuery {
+        kind: Some(params.kind.clone()).filter(|k| !k.is_empty()),
+        provider: Some(params.provider.clone()).filter(|k| !k.is_empty()),
+        limit: Some(PAGE),
+        cursor: params.cursor.clone(),
+        ..ListQuery::default()
+    };
+    let found = match state.hub.list_connections(p, q).await {
+        Ok(f) => f,
+        Err(e) => return UiError::new(e, Some(viewer)).into_response(),
+    };
+    let now = state.hub.now();
+    let mut providers: BTreeSet<String> = found.items.iter().map(|c| c.provider.clone()).collect();
+    if !params.provider.is_empty() {
+        providers.insert(params.provider.clone());
+    }
+    let cards: Vec<Card> = found
+        .items
+        .iter()
+        .map(|c| {
+            let mut card = Card::of(c, now);
+            card.result = match &tested {
+                Some((id, r)) if *id == c.id => Some(r.clone()),
+                _ => None,
+            };
+            card
+        })
+        .filter(|card| params.status.is_empty() || card.badge.1 == params.status)
+        .collect();
+    let next_cursor = found.next_cursor.map(|cursor| {
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("kind", &params.kind)
+            .append_pair("provider", &params.provider)
+            .append_pair("status", &params.status)
+            .append_pair("cursor", &cursor.to_string())
+            .finish()
+    });
+    let filtered =
+        !(params.kind.is_empty() && params.provider.is_empty() && params.status.is_empty());
+    let mut shell = Shell::new("Connections", Some(viewer.csrf()));
+    if let Some(name) = params.deleted {
+        shell.flash = Some(("ok", format!("Deleted {name}.")));
+    }
+    page(
+        StatusCode::OK,
+        &shell,
+        &ListPage {
+            shell: shell.clone(),
+            csrf: viewer.csrf().to_owned(),
+            back: "list",
+            can_write: p.can_write(),
+            cards,
+            kinds: Kind::ALL.iter().map(|k| k.as_str()).collect(),
+            providers: providers.into_iter().collect(),
+            statuses: STATUS_FILTERS,
+            filter: Filter {
+                kind: params.kind,
+                provider: params.provider,
+                status: params.status,
+            },
+            filtered,
+            next_cursor,
+        },
+    )
+}
+
+async fn list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(params): Query<ListParams>,
+) -> Response {
+    list_page(&state, &viewer, params, None).await
+}
+
+fn kind_title(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Http => "HTTP API",
+        Kind::Database => "database",
+        Kind::Smtp => "SMTP mail server",
+        Kind::Webhook => "webhook",
+        Kind::Mcp => "MCP server",
+    }
+}
+
+const KINDS: &[(&str, &str, &str, &str)] = &[
+    (
+        "http",
+        "AP",
+        "HTTP API",
+        "A REST or GraphQL API: GitHub, Stripe, Slack, your own.",
+    ),
+    (
+        "database",
+        "DB",
+        "Database",
+        "PostgreSQL, MySQL or MariaDB, SQL Server, SQLite.",
+    ),
+    (
+        "smtp",
+        "SM",
+        "SMTP mail server",
+        "Send e-mail through a mail server or a relay.",
+    ),
+    (
+        "webhook",
+        "WH",
+        "Webhook",
+        "A URL Patchbay posts signed events to.",
+    ),
+    (
+        "mcp",
+        "MC",
+        "MCP server",
+        "Tools for agents, over Streamable HTTP, SSE or stdio.",
+    ),
+];
+
+#[derive(Template)]
+#[template(path = "new_kind.html")]
+struct KindPage {
+    shell: Shell,
+    kinds: &'static [(&'static str, &'static str, &'static str, &'static str)],
+}
+
+struct ProviderChoice {
+    key: String,
+    name: String,
+    initials: String,
+    blurb: String,
+    search: String,
+}
+
+#[derive(Template)]
+#[template(path = "new_provider.html")]
+struct ProviderPage {
+    shell: Shell,
+    kind: &'static str,
+    kind_title: &'static str,
+    q: String,
+    providers: Vec<ProviderChoice>,
+}
+
+#[derive(Template)]
+#[template(path = "form.html")]
+struct FormPage {
+    shell: Shell,
+    csrf: String,
+    creating: bool,
+    heading: String,
+    action: String,
+    cancel: String,
+    submit: &'static str,
+    kind: &'static str,
+    provider: String,
+    provider_name: String,
+    docs: Option<String>,
+    head: Vec<FieldView>,
+    config: Vec<FieldView>,
+    auths: Vec<AuthView>,
+    redirect_url: Option<String>,
+    summary: Vec<(String, String)>,
+    result: Option<ResultView>,
+    /// The version an edit started from (a change made meanwhile is refused).
+    version: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct NewParams {
+    kind: Option<String>,
+    provider: Option<String>,
+    #[serde(default)]
+    q: String,
+}
+
+/// A draft's form, filled with what is known of it.
+struct Draft<'a> {
+    kind: Kind,
+    provider: String,
+    name: String,
+    auth_type: AuthType,
+    config: Map<String, Value>,
+    auth: Map<String, Value>,
+    before: Option<&'a Connection>,
+}
+
+fn form_page(
+    state: &AppState,
+    viewer: &Viewer,
+    d: &Draft<'_>,
+    errors: &Errors,
+    result: Option<ResultView>,
+) -> FormPage {
+    let catalog = state.hub.list_providers(viewer.principal(), None);
+    let entry = catalog.iter().find(|p| p.key == d.provider);
+    let provider_name = entry.map_or_else(|| "Custom".to_owned(), |p| p.display_name.clone());
+    let stored = d.before.map(|c| c.secrets.clone()).unwrap_or_default();
+    let head = vec![forms::name_field(&d.name, errors)];
+    let config = forms::config_views(d.kind, &d.config, errors);
+    let auths = forms::auth_views(d.kind, d.auth_type, &d.auth, &stored, errors);
+    let shown: BTreeSet<&str> = head
+        .iter()
+        .chain(&config)
+        .chain(auths.iter().filter(|a| a.selected).flat_map(|a| &a.fields))
+        .map(|f| f.name.as_str())
+        .collect();
+    let secret_ids: Vec<(String, String)> = auths
+        .iter()
+        .filter(|a| a.selected)
+        .flat_map(|a| &a.secrets)
+        .map(|s| (s.name.clone(), s.id.clone()))
+        .collect();
+    let summary = errors
+        .iter()
+        .map(|(field, reason)| {
+            let href = if shown.contains(field.as_str()) {
+                format!("#f-{}", field.replace(['.', '_'], "-"))
+            } else if let Some((_, id)) = secret_ids.iter().find(|(n, _)| n == field) {
+                format!("#{id}")
+            } else if field == "auth.type" {
+                "#f-auth-type".to_owned()
+            } else {
+                String::new()
+            };
+            (
+                href,
+                format!(
+                    "{}: {reason}",
+                    forms::label(field.rsplit('.').next().unwrap_or(field))
+                ),
+            )
+        })
+        .collect();
+    let creating = d.before.is_none();
+    let (heading, action, cancel, title) = match d.before {
+        None => (
+            format!("Configure {provider_name}"),
+            "/connections/new".to_owned(),
+            "/connections".to_owned(),
+            format!("Add {}", kind_title(d.kind)),
+        ),
+        Some(c) => (
+            format!("Edit {}", c.name.as_str()),
+            format!("/connections/{}/edit", c.id),
+            format!("/connections/{}", c.id),
+            format!("Edit {}", c.name.as_str()),
+        ),
+    };
+    let shell = Shell::new(title, Some(viewer.csrf()));
+    FormPage {
+        shell,
+        csrf: viewer.csrf().to_owned(),
+        creating,
+        heading,
+        action,
+        cancel,
+        submit: if creating { "Save" } else { "Save changes" },
+        kind: d.kind.as_str(),
+        provider: d.provider.clone(),
+        provider_name,
+        docs: None,
+        head,
+        config,
+        auths,
+        redirect_url: Some(state.hub.callback_url()),
+        summary,
+        result,
+        version: d.before.map(|c| c.version),
+    }
+}
+
+fn render_form(status: StatusCode, p: FormPage) -> Response {
+    page(status, &p.shell.clone(), &p)
+}
+
+async fn new(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(params): Query<NewParams>,
+) -> Response {
+    let Some(kind) = params.kind.as_deref().and_then(Kind::parse) else {
+        let shell = Shell::new("Add a connection", Some(viewer.csrf()));
+        return page(
+            StatusCode::OK,
+            &shell,
+            &KindPage {
+                shell: shell.clone(),
+                kinds: KINDS,
+            },
+        );
+    };
+    let catalog = state.hub.list_providers(viewer.principal(), None);
+    match params.provider {
+        None => {
+            let q = params.q.trim().to_lowercase();
+            let mut providers: Vec<ProviderChoice> = catalog
+                .iter()
+                .filter(|p| p.serves(kind.as_str()))
+                .map(|p| ProviderChoice {
+                    key: p.key.clone(),
+                    initials: initials(&p.display_name),
+                    blurb: p.categories.join(", "),
+                    search: format!("{} {} {}", p.key, p.display_name, p.aliases.join(" "))
+                        .to_lowercase(),
+                    name: p.display_name.clone(),
+                })
+                .filter(|p| q.is_empty() || p.search.contains(&q))
+                .collect();
+            providers.sort_by_key(|a| a.name.to_lowercase());
+            providers.push(ProviderChoice {
+                key: "custom".into(),
+                name: "Custom".into(),
+                initials: "+".into(),
+                blurb: format!("Any {}, configured by hand", kind_title(kind)),
+                search: "custom".into(),
+            });
+            let shell = Shell::new(format!("Add {}", kind_title(kind)), Some(viewer.csrf()));
+            page(
+                StatusCode::OK,
+                &shell,
+                &ProviderPage {
+                    shell: shell.clone(),
+                    kind: kind.as_str(),
+                    kind_title: kind_title(kind),
+                    q: params.q,
+                    providers,
+                },
+            )
+        }
+        Some(provider) => {
+            let entry = catalog.iter().find(|p| p.key == provider);
+            if provider != "custom" && entry.is_none_or(|p| !p.serves(kind.as_str())) {
+                return UiError::new(
+                    patchbay_engine::EngineError::NotFound("provider"),
+                    Some(&viewer),
+                )
+                .into_response();
+            }
+            let auth_type = entry
+                .and_then(|p| p.auth_modes.iter().find_map(|m| AuthType::parse(m)))
+                .filter(|t| patchbay_domain::validate::auth_choices(kind).contains(t))
+                .unwrap_or_else(|| patchbay_domain::validate::auth_choices(kind)[0]);
+            let (config, auth) = state.hub.form_defaults(kind, &provider, auth_type);
+            let draft = Draft {
+                kind,
+                provider,
+                name: String::new(),
+                auth_type,
+                config,
+                auth,
+                before: None,
+            };
+            render_form(
+                StatusCode::OK,
+                form_page(&state, &viewer, &draft, &Errors::new(), None),
+            )
+        }
+    }
+}
+
+/// The create body of a posted form, or the form again with what could not be read.
+fn create_body(
+    state: &AppState,
+    viewer: &Viewer,
+    fields: &Fields,
+) -> Result<(CreateConnection, Draft<'static>), Stop> {
+    let Some(kind) = Kind::parse(fields.text("kind")) else {
+        return Err(Box::new(Redirect::to("/connections/new").into_response()));
+    };
+    let provider = fields.text("provider").to_owned();
+    let (posted, errors) = forms::read(fields, kind, None);
+    let draft = Draft {
+        kind,
+        provider: provider.clone(),
+        name: posted.name.clone(),
+        auth_type: posted
+            .auth_type
+            .unwrap_or_else(|| patchbay_domain::validate::auth_choices(kind)[0]),
+        config: posted.config.clone(),
+        auth: posted.auth.clone(),
+        before: None,
+    };
+    if !errors.is_empty() {
+        return Err(Box::new(render_form(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form_page(state, viewer, &draft, &errors, None),
+        )));
+    }
+    let body = CreateConnection {
+        project: None,
+        name: Value::String(posted.name),
+        kind: Value::String(kind.as_str().into()),
+        provider: (provider != "custom" && !provider.is_empty()).then_some(Value::String(provider)),
+        auth: Some(Value::Object(posted.auth)),
+        config: Some(Value::Object(posted.config)),
+        secrets: Some(Value::Object(posted.secrets)),
+    };
+    Ok((body, draft))
+}
+
+/// The form again after the engine refused it: its field errors inline.
+fn refused_form(
+    state: &AppState,
+    viewer: &Viewer,
+    draft: &Draft<'_>,
+    e: patchbay_engine::EngineError,
+) -> Response {
+    let problem = ApiError::from(e).problem();
+    if problem.errors.is_empty() {
+        let mut errors = Errors::new();
+        errors.insert("form".into(), problem.detail);
+        return render_form(
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST),
+            form_page(state, viewer, draft, &errors, None),
+        );
+    }
+    render_form(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        form_page(state, viewer, draft, &forms::field_errors(&problem), None),
+    )
+}
+
+async fn create(State(state): State<AppState>, posted: Posted) -> Response {
+    let viewer = &posted.viewer;
+    let (body, draft) = match create_body(&state, viewer, &posted.fields) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    match state.hub.create_connection(viewer.principal(), body).await {
+        Ok(c) => Redirect::to(&format!("/connections/{}?saved=1", c.id)).into_response(),
+        Err(e) => refused_form(&state, viewer, &draft, e),
+    }
+}
+
+async fn test_draft(State(state): State<AppState>, posted: Posted) -> Response {
+    let viewer = &posted.viewer;
+    let (body, draft) = match create_body(&state, viewer, &posted.fields) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    match state.hub.test_unsaved(viewer.principal(), body).await {
+        Ok(r) => render_form(
+            StatusCode::OK,
+            form_page(
+                &state,
+                viewer,
+                &draft,
+                &Errors::new(),
+                Some(ResultView::of(&r, draft.auth_type)),
+            ),
+        ),
+        Err(e) => refused_form(&state, viewer, &draft, e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DetailParams {
+    saved: Option<String>,
+    connected: Option<String>,
+}
+
+struct OAuthView {
+    linked: bool,
+    account: Option<String>,
+    scopes: String,
+}
+
+struct McpView {
+    gateway_url: String,
+    refreshed: Option<Moment>,
+    protocol: Option<String>,
+    /// `(name, description, parameters)`.
+    tools: Vec<(String, String, String)>,
+}
+
+struct RecentEntry {
+    at: Moment,
+    action: String,
+    outcome: String,
+    actor: String,
+}
+
+#[derive(Template)]
+#[template(path = "connection.html")]
+struct DetailPage {
+    shell: Shell,
+    csrf: String,
+    back: &'static str,
+    can_write: bool,
+    c: Card,
+    oauth: Option<OAuthView>,
+    mcp: Option<McpView>,
+    settings: Vec<(String, String)>,
+    recent: Vec<RecentEntry>,
+}
+
+fn mcp_view(state: &AppState, c: &Connection) -> Option<McpView> {
+    if c.kind != Kind::Mcp {
+        return None;
+    }
+    let now = state.hub.now();
+    let m = c.mcp.as_ref();
+    let tools = m
+        .and_then(|m| m.get("tools"))
+        .and_then(Value::as_array)
+        .map(|tools| {
+            tools
+                .iter()
+                .map(|t| {
+                    let s = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+                    let params = t
+                        .pointer("/inputSchema/properties")
+                        .and_then(Value::as_object)
+                        .map(|p| p.keys().cloned().collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default();
+                    (s("name"), s("description"), params)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(McpView {
+        gateway_url: format!("{}/mcp/c/{}", state.hub.public_url(), c.id),
+        refreshed: m
+            .and_then(|m| m.get("tools_refreshed_at"))
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| Moment::new(t.to_utc(), now)),
+        protocol: m
+            .and_then(|m| m.get("protocol_version"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        tools,
+    })
+}
+
+fn settings_of(c: &Connection) -> Vec<(String, String)> {
+    let mut out = vec![(
+        "Auth".to_owned(),
+        forms::auth_label(c.auth_type()).to_owned(),
+    )];
+    for (k, v) in c.auth.iter().filter(|(k, _)| *k != "type") {
+        out.push((forms::label(k), compact(v)));
+    }
+    for (k, v) in &c.config {
+        out.push((forms::label(k), compact(v)));
+    }
+    for (k, s) in &c.secrets {
+        let shown = match &s.reference {
+            Some(r) => format!("from the organization secret {r}"),
+            None if s.set => "Saved ••••".to_owned(),
+            None => "not set".to_owned(),
+        };
+        out.push((forms::label(k), shown));
+    }
+    out
+}
+
+fn compact(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn detail_page(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &ConnectionId,
+    flash: Option<(&'static str, String)>,
+    tested: Option<ResultView>,
+) -> Response {
+    let p = viewer.principal();
+    let c = match state.hub.get_connection(p, id).await {
+        Ok(c) => c,
+        Err(e) => return UiError::new(e, Some(viewer)).into_response(),
+    };
+    let now = state.hub.now();
+    let mut card = Card::of(&c, now);
+    card.result = tested.or_else(|| ResultView::stored(&c));
+    let oauth = (c.auth_type() == AuthType::Oauth2).then(|| OAuthView {
+        linked: c.oauth.as_ref().is_some_and(|o| o.linked_at.is_some()),
+        account: c.oauth.as_ref().and_then(|o| o.account.clone()),
+        scopes: c
+            .oauth
+            .as_ref()
+            .map(|o| o.scopes.join(" "))
+            .unwrap_or_default(),
+    });
+    let recent = if p.is_admin() {
+        state
+            .hub
+            .list_audit(
+                p,
+                AuditFilter {
+                    target: Some(c.id.to_string()),
+                    ..AuditFilter::default()
+                },
+                None,
+                Some(10),
+            )
+            .await
+            .map(|page| {
+                page.items
+                    .into_iter()
+                    .map(|e| RecentEntry {
+                        at: Moment::new(e.at, now),
+                        action: e.action,
+                        outcome: e.outcome,
+                        actor: e.actor,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut shell = Shell::new(c.name.as_str().to_owned(), Some(viewer.csrf()));
+    shell.flash = flash;
+    page(
+        StatusCode::OK,
+        &shell,
+        &DetailPage {
+            shell: shell.clone(),
+            csrf: viewer.csrf().to_owned(),
+            back: "detail",
+            can_write: p.can_write(),
+            oauth,
+            mcp: mcp_view(state, &c),
+            settings: settings_of(&c),
+            recent,
+            c: card,
+        },
+    )
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(params): Query<DetailParams>,
+) -> Response {
+    let id = match connection_id(&id, &viewer) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let flash = if params.saved.is_some() {
+        Some(("ok", "Saved.".to_owned()))
+    } else if params.connected.is_some() {
+        Some(("ok", "Connected.".to_owned()))
+    } else {
+        None
+    };
+    detail_page(&state, &viewer, &id, flash, None).await
+}
+
+async fn edit(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+    let id = match connection_id(&id, &viewer) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let c = match state.hub.get_connection(viewer.principal(), &id).await {
+        Ok(c) => c,
+        Err(e) => return UiError::new(e, Some(&viewer)).into_response(),
+    };
+    let draft = Draft {
+        kind: c.kind,
+        provider: c.provider.clone(),
+        name: c.name.as_str().to_owned(),
+        auth_type: c.auth_type(),
+        config: c.config.clone(),
+        auth: c.auth.clone(),
+        before: Some(&c),
+    };
+    render_form(
+        StatusCode::OK,
+        form_page(&state, &viewer, &draft, &Errors::new(), None),
+    )
+}
+
+async fn update(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
+    let viewer = &posted.viewer;
+    let id = match connection_id(&id, viewer) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let p = viewer.principal();
+    let c = match state.hub.get_connection(p, &id).await {
+        Ok(c) => c,
+        Err(e) => return UiError::new(e, Some(viewer)).into_response(),
+    };
+    let (posted_form, errors) = forms::read(&posted.fields, c.kind, Some(&c));
+    let draft = Draft {
+        kind: c.kind,
+        provider: c.provider.clone(),
+        name: posted_form.name.clone(),
+        auth_type: posted_form.auth_type.unwrap_or_else(|| c.auth_type()),
+        config: posted_form.config.clone(),
+        auth: posted_form.auth.clone(),
+        before: Some(&c),
+    };
+    if !errors.is_empty() {
+        return render_form(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form_page(&state, viewer, &draft, &errors, None),
+        );
+    }
+    let version = posted.fields.text("version").parse::<i64>().ok();
+    let body = UpdateConnection {
+        name: Some(Value::String(posted_form.name)),
+        auth: Some(Value::Object(posted_form.auth)),
+        config: Some(Value::Object(posted_form.config)),
+        secrets: (!posted_form.secrets.is_empty()).then_some(Value::Object(posted_form.secrets)),
+        ..UpdateConnection::default()
+    };
+    match state.hub.update_connection(p, &id, body, version).await {
+        Ok(c) => Redirect::to(&format!("/connections/{}?saved=1", c.id)).into_response(),
+        Err(e) => refused_form(&state, viewer, &draft, e),
+    }
+}
+
+async fn test_saved(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted,
+) -> Response {
+    let viewer = &posted.viewer;
+    let id = match connection_id(&id, viewer) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let p = viewer.principal();
+    let auth = match state.hub.get_connection(p, &id).await {
+        Ok(c) => c.auth_type(),
+        Err(e) => return UiError::new(e, Some(viewer)).into_response(),
+    };
+    let result = match state.hub.test_connection(p, &id).await {
+        Ok(r) => ResultView::of(&r, auth),
+        Err(e) => {
+            let problem = ApiError::from(e).problem();
+            ResultView {
+                ok: false,
+                headline: format!("✗ Not tested: {}", problem.detail),
+                details: vec![],
+            }
+        }
+    };
+    if posted.fields.text("back") == "list" {
+        list_page(&state, viewer, ListParams::default(), Some((id, result))).await
+    } else {
+        detail_page(&state, viewer, &id, None, Some(result)).await
+    }
+}
+
+#[derive(Template)]
+#[template(path = "delete.html")]
+struct DeletePage {
+    shell: Shell,
+    csrf: String,
+    id: String,
+    name: String,
+}
+
+async fn confirm_delete(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Response {
+    let id = match connection_id(&id, &viewer) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    match state.hub.get_connection(viewer.principal(), &id).await {
+        Ok(c) => {
+            let shell = Shell::new(format!("Delete {}", c.name.as_str()), Some(viewer.csrf()));
+            page(
+                StatusCode::OK,
+                &shell,
+                &DeletePage {
+                    shell: shell.clone(),
+                    csrf: viewer.csrf().to_owned(),
+                    id: c.id.to_string(),
+                    name: c.name.as_str().to_owned(),
+                },
+            )
+        }
+        Err(e) => UiError::new(e, Some(&viewer)).into_response(),
+    }
+}
+
+async fn delete(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
+    let viewer = &posted.viewer;
+    let id = match connection_id(&id, viewer) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let p = viewer.principal();
+    let name = match state.hub.get_connection(p, &id).await {
+        Ok(c) => c.name.as_str().to_owned(),
+        Err(e) => return UiError::new(e, Some(viewer)).into_response(),
+    };
+    match state.hub.delete_connection(p, &id).await {
+        Ok(()) => {
+            let q = form_urlencoded::Serializer::new(String::new())
+                .append_pair("deleted", &name)
+                .finish();
+            Redirect::to(&format!("/connections?{q}")).into_response()
+        }
+        Err(e) => UiError::new(e, Some(viewer)).into_response(),
+    }
+}
+
+async fn refresh_tools(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted,
+) -> Response {
+    let viewer = &posted.viewer;
+    let id = match connection_id(&id, viewer) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    match state.hub.refresh_tools(viewer.principal(), &id).await {
+        Ok(d) => {
+            let flash = if d.test.success {
+                ("ok", "Tools refreshed.".to_owned())
+            } else {
+                (
+                    "bad",
+                    format!("The tools could not be refreshed: {}", d.test.message),
+                )
+            };
+            detail_page(&state, viewer, &id, Some(flash), None).await
+        }
+        Err(e) => UiError::new(e, Some(viewer)).into_response(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ConnectParams {
+    popup: Option<String>,
+}
+
+/// Starts the OAuth flow and sends the browser to the provider: in a popup (the callback page
+/// tells the opener and closes), or in this window (the callback comes back to the
+/// connection's page). Only from this deployment's own pages.
+async fn connect(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(params): Query<ConnectParams>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let id = match connection_id(&id, &viewer) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && site != "same-origin"
+        && site != "none"
+    {
+        return UiError::new(
+            patchbay_engine::EngineError::Forbidden(
+                "an OAuth sign-in starts from this deployment's own pages".into(),
+            ),
+            Some(&viewer),
+        )
+        .into_response();
+    }
+    let return_to = params
+        .popup
+        .is_none()
+        .then(|| format!("{}/connections/{id}?connected=1", state.hub.public_url()));
+    match state
+        .hub
+        .start_oauth(viewer.principal(), &id, return_to)
+        .await
+    {
+        Ok(start) => Redirect::to(&start.authorization_url).into_response(),
+        Err(e) => UiError::new(e, Some(&viewer)).into_response(),
+    }
+}
