@@ -106,13 +106,9 @@ const chromiumArgs = [
   "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 ];
 
-/// Headless Chromium; `blockPopups` makes every window.open fail, as a popup blocker does.
-export async function browser({ blockPopups = false } = {}) {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: blockPopups ? [...chromiumArgs, "--block-new-web-contents"] : chromiumArgs,
-  });
+/// Headless Chromium.
+export async function browser() {
+  return chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: chromiumArgs });
 }
 
 /// A page that fails the test on any script error or CSP violation.

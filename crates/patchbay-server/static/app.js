@@ -144,13 +144,15 @@
     if (e.origin !== window.location.origin || !e.data || !["oauth_success", "oauth_error"].includes(e.data.type)) return;
     const res = await fetch(window.location.pathname, { headers: { Accept: "text/html" }, credentials: "same-origin" });
     const page = new DOMParser().parseFromString(await res.text(), "text/html");
-    for (const id of ["oauth-status", `card-${e.data.connection}`]) {
+    for (const id of ["oauth-panel", `card-${e.data.connection}`]) {
       const mine = document.getElementById(id);
       const fresh = page.getElementById(id);
       if (mine && fresh) { mine.replaceWith(fresh); enhance(fresh); }
     }
-    const status = document.getElementById("oauth-status");
-    if (status) status.focus();
+    const said = e.data.type === "oauth_success" ? "Connected." : "The sign-in did not complete.";
+    document.getElementById("announce").textContent = said;
+    const heading = document.getElementById("oauth-h");
+    if (heading) { heading.tabIndex = -1; heading.focus(); }
   });
 
   document.addEventListener("DOMContentLoaded", () => {
