@@ -748,6 +748,140 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         "the audit log recorded the session"
     );
 
+    // The web UI, walked as a browser: log in, every page of every connection, a saved
+    // connection's test, a draft's test and an edit through forms. Pages, redirects and their
+    // headers join what is checked.
+    let login = r
+        .http
+        .post(format!("{}/login", r.url))
+        .header("origin", &r.url)
+        .form(&[("token", r.token.as_str()), ("next", "/connections")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    r.seen.push_str(&format!("{:?}", login.headers()));
+    let (_, all) = r
+        .call(Method::GET, "/v1/connections?limit=200", None, None, &[200])
+        .await;
+    let all: Vec<String> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut pages: Vec<String> = [
+        "/",
+        "/connections",
+        "/connections?status=Failed",
+        "/connections/new",
+        "/connections/new?kind=http",
+        "/connections/new?kind=http&provider=github",
+        "/connections/new?kind=database&provider=postgresql",
+        "/connections/new?kind=mcp&provider=custom",
+    ]
+    .iter()
+    .map(|p| (*p).to_owned())
+    .collect();
+    for id in &all {
+        for suffix in ["", "/edit", "/delete"] {
+            pages.push(format!("/connections/{id}{suffix}"));
+        }
+    }
+    let ui = |path: &str| {
+        r.http
+            .get(format!("{}{path}", r.url))
+            .header("cookie", &cookie)
+            .header("accept", "text/html")
+    };
+    let mut walked = String::new();
+    for path in &pages {
+        let page = ui(path).send().await.unwrap();
+        let status = page.status().as_u16();
+        assert!(status == 200 || status == 303, "{path}: {status}");
+        walked.push_str(&format!("{:?}", page.headers()));
+        walked.push_str(&page.text().await.unwrap());
+    }
+    let csrf = {
+        let at = walked.find("name=\"_csrf\" value=\"").unwrap() + 20;
+        walked[at..at + walked[at..].find('"').unwrap()].to_owned()
+    };
+    let form = |path: &str, fields: &[(&str, &str)]| {
+        let mut all = vec![("_csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        r.http
+            .post(format!("{}{path}", r.url))
+            .header("cookie", &cookie)
+            .header("origin", &r.url)
+            .form(&all)
+            .send()
+    };
+    let draft_secret = plant("uidraft");
+    let edit_secret = plant("uiedit");
+    for (path, fields) in [
+        (
+            format!("/connections/{}/test", proxy_ids[1]),
+            vec![("back", "detail")],
+        ),
+        (
+            format!("/connections/{}/test", proxy_ids[1]),
+            vec![("back", "list")],
+        ),
+        (
+            "/connections/new/test".to_owned(),
+            vec![
+                ("kind", "http"),
+                ("provider", "custom"),
+                ("name", "draft"),
+                ("config.base_url", upstream.as_str()),
+                ("auth.type", "bearer"),
+                ("secrets.token", draft_secret.as_str()),
+            ],
+        ),
+        (
+            format!("/connections/{}/edit", proxy_ids[2]),
+            vec![
+                ("name", "p-query"),
+                ("config.base_url", upstream.as_str()),
+                ("auth.type", "api_key"),
+                ("auth.in", "query"),
+                ("auth.name", "key"),
+                ("secrets.api_key", edit_secret.as_str()),
+            ],
+        ),
+        (
+            format!("/connections/{}/edit", proxy_ids[2]),
+            vec![
+                ("name", "p-query"),
+                ("config.base_url", upstream.as_str()),
+                ("auth.type", "api_key"),
+                ("auth.in", "query"),
+                ("auth.name", "key"),
+                ("secrets.api_key", ""),
+            ],
+        ),
+    ] {
+        let answer = form(&path, &fields).await.unwrap();
+        let status = answer.status().as_u16();
+        walked.push_str(&format!("{:?}", answer.headers()));
+        let text = answer.text().await.unwrap();
+        assert!(status == 200 || status == 303, "{path}: {status} {text}");
+        walked.push_str(&text);
+    }
+    assert!(
+        walked.contains("✗ Authentication failed"),
+        "a failed test is shown"
+    );
+    assert!(walked.contains("Saved <span aria-hidden=\"true\">••••</span>"));
+    r.seen.push_str(&walked);
+
     // `/metrics` after all of it: counters moved, and not one planted value among them.
     let metrics = r
         .http
