@@ -61,6 +61,12 @@ test("Connect opens the provider in a popup and the page learns the outcome with
   assert.ok(after.oauth && after.oauth.linked_at, JSON.stringify(after.oauth));
   assert.equal(after.status, "active");
   await look(page, "oauth-connected");
+
+  await page.getByRole("button", { name: "Disconnect" }).click();
+  await page.getByText("Disconnected.").waitFor();
+  await page.getByText("Not connected yet.").waitFor();
+  const unlinked = await server.api("GET", `/v1/connections/${c.id}`);
+  assert.equal(unlinked.status, "pending");
   await page.close();
 });
 

@@ -436,6 +436,26 @@ impl Tx {
         Ok(())
     }
 
+    /// Destroys the secret fields of a connection whose names start with `prefix` (the tokens
+    /// Patchbay obtained); how many there were.
+    pub async fn remove_connection_secrets_with_prefix(
+        &mut self,
+        id: &ConnectionId,
+        prefix: &str,
+    ) -> Result<u64> {
+        let rows = self.secret_rows(id).await?;
+        let mut removed = 0;
+        for row in rows.iter().filter(|r| r.field.starts_with(prefix)) {
+            sqlx::query("DELETE FROM connection_secrets WHERE connection_id = $1 AND field = $2")
+                .bind(id.as_str().to_owned())
+                .bind(row.field.clone())
+                .execute(&mut *self.inner)
+                .await?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     /// The secret rows of a connection, read inside this transaction (under its lock).
     pub async fn secret_rows(&mut self, id: &ConnectionId) -> Result<Vec<SecretRow>> {
         sqlx::query(

@@ -748,6 +748,25 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         "the audit log recorded the session"
     );
 
+    // The linked OAuth connection unlinked (its tokens revoked and destroyed), and a refusal
+    // for a connection that has no OAuth account.
+    r.call(
+        Method::POST,
+        &format!("/v1/connections/{oauth_id}/oauth/disconnect"),
+        None,
+        None,
+        &[204],
+    )
+    .await;
+    r.call(
+        Method::POST,
+        &format!("/v1/connections/{}/oauth/disconnect", ids[0]),
+        None,
+        None,
+        &[409],
+    )
+    .await;
+
     // The web UI, walked as a browser: log in, every page of every connection, a saved
     // connection's test, a draft's test and an edit through forms. Pages, redirects and their
     // headers join what is checked.

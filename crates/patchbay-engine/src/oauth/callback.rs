@@ -300,6 +300,49 @@ impl Hub {
         Ok(())
     }
 
+    /// Unlinks an OAuth connection's account: the grant is revoked at the provider when it has
+    /// a revocation endpoint (best effort, RFC 7009), the tokens Patchbay obtained are destroyed
+    /// and the connection waits for a new link (`pending`). Its client and settings stay.
+    /// Audited as `oauth.unlink`.
+    pub async fn disconnect_oauth(&self, p: &Principal, id: &ConnectionId) -> Result<()> {
+        let current = self.visible_connection(p, id).await?;
+        if !p.can_write() {
+            return Err(EngineError::forbidden(
+                "disconnecting an OAuth account needs an admin or member token",
+            ));
+        }
+        if current.auth_type() != patchbay_domain::AuthType::Oauth2 {
+            return Err(EngineError::Conflict(format!(
+                "connection {id} does not use oauth2 auth"
+            )));
+        }
+        let revocation = self.revoke_at_provider(p, &current).await;
+        let now = self.now();
+        let mut w = self.write().await?;
+        w.record_oauth(
+            &p.org_id,
+            id,
+            &OAuthState::default(),
+            Status::Pending,
+            None,
+            &[],
+            now,
+        )
+        .await?;
+        let removed = w
+            .remove_connection_secrets_with_prefix(id, patchbay_domain::validate::RESERVED_PREFIX)
+            .await?;
+        w.succeeded(
+            p,
+            "oauth.unlink",
+            id.to_string(),
+            serde_json::json!({"tokens_removed": removed, "revocation": revocation}),
+        );
+        w.invalidates(crate::core::Change::connection(id));
+        w.commit().await?;
+        Ok(())
+    }
+
     /// A usable access token of an OAuth connection, refreshed when due (executor or admin;
     /// audited).
     pub async fn access_token(

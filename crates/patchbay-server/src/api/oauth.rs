@@ -17,6 +17,7 @@ use crate::startup::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/connections/{id}/oauth/start", post(start))
+        .route("/connections/{id}/oauth/disconnect", post(disconnect))
         .route("/oauth/start", get(start_redirect))
         .route("/oauth/callback", get(callback))
         .route("/oauth/client-metadata.json", get(client_metadata))
@@ -48,6 +49,21 @@ pub async fn start(
         parse_json::<Option<StartBody>>(&body)?.unwrap_or_default()
     };
     Ok(Json(s.hub.start_oauth(&p, &id, body.return_to).await?))
+}
+
+/// Unlinks the connection's account: the grant is revoked at the provider (when it has a
+/// revocation endpoint), the obtained tokens are destroyed, and the connection is `pending`
+/// until it is connected again.
+#[utoipa::path(post, path = "/v1/connections/{id}/oauth/disconnect", tag = "oauth",
+    responses((status = 204, description = "unlinked"), (status = 409, description = "not an oauth2 connection")))]
+pub async fn disconnect(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id: ConnectionId = path_id(&id, "connection")?;
+    s.hub.disconnect_oauth(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,7 +18,7 @@ use crate::startup::AppState;
         super::projects::list, super::projects::create, super::projects::read, super::projects::update,
         super::projects::remove,
         super::providers::list, super::providers::read,
-        super::oauth::start, super::oauth::start_redirect, super::oauth::callback, super::oauth::client_metadata, super::oauth::token,
+        super::oauth::start, super::oauth::disconnect, super::oauth::start_redirect, super::oauth::callback, super::oauth::client_metadata, super::oauth::token,
         super::apps::list, super::apps::create, super::apps::update, super::apps::remove,
         super::tokens::list, super::tokens::create, super::tokens::revoke,
         super::secrets::list, super::secrets::create, super::secrets::replace, super::secrets::remove,

@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/connections/{id}/delete", get(confirm_delete).post(delete))
         .route("/connections/{id}/refresh-tools", post(refresh_tools))
         .route("/connections/{id}/connect", get(connect))
+        .route("/connections/{id}/disconnect", post(disconnect))
 }
 
 /// A page answered instead of going on (boxed: a response is large).
@@ -969,5 +970,30 @@ async fn connect(
     {
         Ok(start) => Redirect::to(&start.authorization_url).into_response(),
         Err(e) => UiError::new(e, Some(&viewer)).into_response(),
+    }
+}
+
+async fn disconnect(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted,
+) -> Response {
+    let viewer = &posted.viewer;
+    let id = match connection_id(&id, viewer) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    match state.hub.disconnect_oauth(viewer.principal(), &id).await {
+        Ok(()) => {
+            detail_page(
+                &state,
+                viewer,
+                &id,
+                Some(("ok", "Disconnected.".to_owned())),
+                None,
+            )
+            .await
+        }
+        Err(e) => UiError::new(e, Some(viewer)).into_response(),
     }
 }

@@ -341,7 +341,10 @@ async fn refresh_storm_reaches_the_server_once(backend: Backend) {
     );
 }
 
-crate::both_backends!(refresh_storm_reaches_the_server_once);
+crate::both_backends!(
+    refresh_storm_reaches_the_server_once,
+    disconnecting_revokes_and_forgets_the_tokens
+);
 
 type Received = Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
 
@@ -495,6 +498,112 @@ async fn outages_keep_active_and_invalid_grant_expires(backend: Backend) {
     app.admin.delete_connection(&id).await.unwrap();
     wait_for_event(&seen, "connection.revoked").await;
     assert!(verified_events(&seen).contains(&"connection.revoked".to_owned()));
+}
+
+async fn disconnecting_revokes_and_forgets_the_tokens(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
+    let callback = format!("{}/v1/oauth/callback", app.url);
+    let idp = peers::oidc(&callback);
+    let mut body = serde_json::to_value(oidc_connection("unlink", idp.port)).unwrap();
+    body["auth"]["revocation_url"] =
+        json!(format!("http://127.0.0.1:{}/token/revocation", idp.port));
+    let c = app
+        .admin
+        .create_connection(&serde_json::from_value(body).unwrap())
+        .await
+        .unwrap();
+    let started = app.admin.start_oauth(c.id.as_str()).await.unwrap();
+    let back = consent(started["authorization_url"].as_str().unwrap(), &callback).await;
+    assert_eq!(
+        no_redirects()
+            .get(&back)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let id = c.id.to_string();
+    assert_eq!(token_of(&app.admin, &id).await.0, 200);
+    let path = format!("/v1/connections/{id}/oauth/disconnect");
+    let viewer = app
+        .token(&app.admin, patchbay_domain::Role::Viewer, None)
+        .await;
+    let refused = viewer.raw(Method::POST, &path, None, &[]).await.unwrap();
+    assert_eq!(refused.status.as_u16(), 403, "a viewer cannot unlink");
+
+    let r = app.admin.raw(Method::POST, &path, None, &[]).await.unwrap();
+    assert_eq!(r.status.as_u16(), 204);
+    assert_eq!(
+        stats(idp.port).await["revocations"],
+        1,
+        "the grant was revoked at the provider"
+    );
+    let after = app.admin.get_connection(&id).await.unwrap();
+    assert_eq!(after.status.as_str(), "pending");
+    assert!(
+        after.oauth.as_ref().is_none_or(|o| o.linked_at.is_none()),
+        "{:?}",
+        after.oauth
+    );
+    assert!(after.secrets.contains_key("client_id"), "the client stays");
+    let pool = app.db().await;
+    let tokens: i64 = sqlx::Row::get(
+        &sqlx::query(
+            "SELECT COUNT(*) AS n FROM connection_secrets WHERE connection_id = $1 AND field LIKE '\\_\\_%' ESCAPE '\\'",
+        )
+        .bind(id.clone())
+        .fetch_one(&pool)
+        .await
+        .unwrap(),
+        "n",
+    );
+    assert_eq!(tokens, 0, "the obtained tokens are destroyed");
+    assert_eq!(
+        token_of(&app.admin, &id).await.0,
+        409,
+        "no token until connected again"
+    );
+    let events = app
+        .admin
+        .audit(&format!("action=oauth.unlink&target={id}"))
+        .await
+        .unwrap();
+    assert_eq!(events.items.len(), 1);
+    assert_eq!(events.items[0].details["revocation"], "revoked");
+
+    // Connected again, it works as before.
+    let started = app.admin.start_oauth(&id).await.unwrap();
+    let back = consent(started["authorization_url"].as_str().unwrap(), &callback).await;
+    assert_eq!(
+        no_redirects()
+            .get(&back)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(token_of(&app.admin, &id).await.0, 200);
+    let bearer = app
+        .connection(
+            json!({"name": "plain", "kind": "http", "auth": {"type": "bearer"},
+        "config": {"base_url": "https://a.example"}, "secrets": {"token": "t"}}),
+        )
+        .await;
+    let not_oauth = app
+        .admin
+        .raw(
+            Method::POST,
+            &format!("/v1/connections/{bearer}/oauth/disconnect"),
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(not_oauth.status.as_u16(), 409);
 }
 
 async fn flows_cross_replicas_and_delete_revokes(backend: Backend) {
