@@ -124,6 +124,15 @@ export async function newPage(b, options = {}) {
   return page;
 }
 
+/// Forgets the console's note of a page answered `status` on purpose (a refused form comes
+/// back 422 with its errors; the browser logs the status).
+export function expectStatus(page, status) {
+  const note = `status of ${status}`;
+  const before = page.problems.length;
+  page.problems.splice(0, page.problems.length, ...page.problems.filter((p) => !p.includes(note)));
+  assert.ok(page.problems.length < before, `the page was answered ${status}`);
+}
+
 /// The violations axe-core finds at WCAG 2.2 AA on the page as it is now.
 async function axe(page) {
   await page.evaluate(`${axeSource}\n;void 0`);
@@ -149,8 +158,18 @@ export async function look(page, name) {
       for (const v of violations) problems.push(`${scheme} ${width}px ${v.id}: ${v.help} at ${v.nodes.join(", ")}`);
       await page.screenshot({ path: join(shots, `${name}-${width}-${scheme}.png`), fullPage: true });
       if (width === 375) {
-        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-        if (overflow > 1) problems.push(`${scheme} 375px: the page is ${overflow}px wider than the screen`);
+        const overflow = await page.evaluate(() => {
+          const over = document.documentElement.scrollWidth - window.innerWidth;
+          if (over <= 1) return null;
+          // The innermost elements reaching past the screen's edge.
+          const wide = Array.from(document.querySelectorAll("body *"))
+            .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1 && !el.closest(".table-wrap"))
+            .filter((el) => !Array.from(el.children).some((c) => c.getBoundingClientRect().right > window.innerWidth + 1))
+            .slice(0, 3)
+            .map((el) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ""}.${el.className}`);
+          return `${over}px wider than the screen (${wide.join(", ")})`;
+        });
+        if (overflow) problems.push(`${scheme} 375px: the page is ${overflow}`);
       }
     }
   }

@@ -131,7 +131,7 @@ async fn list_page(
     });
     let filtered =
         !(params.kind.is_empty() && params.provider.is_empty() && params.status.is_empty());
-    let mut shell = Shell::new("Connections", Some(viewer.csrf()));
+    let mut shell = Shell::of("Connections", &viewer);
     if let Some(name) = params.deleted {
         shell.flash = Some(("ok", format!("Deleted {name}.")));
     }
@@ -291,37 +291,38 @@ fn form_page(
     let head = vec![forms::name_field(&d.name, errors)];
     let config = forms::config_views(d.kind, &d.config, errors);
     let auths = forms::auth_views(d.kind, d.auth_type, &d.auth, &stored, errors);
-    let shown: BTreeSet<&str> = head
+    // Where each field of a problem document is on the page: `(API path, element id)`.
+    let placed: Vec<(&str, &str)> = head
         .iter()
         .chain(&config)
         .chain(auths.iter().filter(|a| a.selected).flat_map(|a| &a.fields))
-        .map(|f| f.name.as_str())
-        .collect();
-    let secret_ids: Vec<(String, String)> = auths
-        .iter()
-        .filter(|a| a.selected)
-        .flat_map(|a| &a.secrets)
-        .map(|s| (s.name.clone(), s.id.clone()))
+        .map(|f| (f.path.as_str(), f.id.as_str()))
+        .chain(
+            auths
+                .iter()
+                .filter(|a| a.selected)
+                .flat_map(|a| &a.secrets)
+                .map(|s| (s.path.as_str(), s.id.as_str())),
+        )
+        .chain(std::iter::once(("auth.type", "f-auth-type")))
         .collect();
     let summary = errors
         .iter()
         .map(|(field, reason)| {
-            let href = if shown.contains(field.as_str()) {
-                format!("#f-{}", field.replace(['.', '_'], "-"))
-            } else if let Some((_, id)) = secret_ids.iter().find(|(n, _)| n == field) {
-                format!("#{id}")
-            } else if field == "auth.type" {
-                "#f-auth-type".to_owned()
+            let href = placed
+                .iter()
+                .find(|(path, _)| path == field)
+                .map(|(_, id)| format!("#{id}"))
+                .unwrap_or_default();
+            let text = if field == "form" {
+                reason.clone()
             } else {
-                String::new()
-            };
-            (
-                href,
                 format!(
                     "{}: {reason}",
                     forms::label(field.rsplit('.').next().unwrap_or(field))
-                ),
-            )
+                )
+            };
+            (href, text)
         })
         .collect();
     let creating = d.before.is_none();
@@ -339,7 +340,7 @@ fn form_page(
             format!("Edit {}", c.name.as_str()),
         ),
     };
-    let shell = Shell::new(title, Some(viewer.csrf()));
+    let shell = Shell::of(title, &viewer);
     FormPage {
         shell,
         csrf: viewer.csrf().to_owned(),
@@ -372,7 +373,7 @@ async fn new(
     Query(params): Query<NewParams>,
 ) -> Response {
     let Some(kind) = params.kind.as_deref().and_then(Kind::parse) else {
-        let shell = Shell::new("Add a connection", Some(viewer.csrf()));
+        let shell = Shell::of("Add a connection", &viewer);
         return page(
             StatusCode::OK,
             &shell,
@@ -407,7 +408,7 @@ async fn new(
                 blurb: format!("Any {}, configured by hand", kind_title(kind)),
                 search: "custom".into(),
             });
-            let shell = Shell::new(format!("Add {}", kind_title(kind)), Some(viewer.csrf()));
+            let shell = Shell::of(format!("Add {}", kind_title(kind)), &viewer);
             page(
                 StatusCode::OK,
                 &shell,
@@ -707,7 +708,7 @@ async fn detail_page(
     } else {
         Vec::new()
     };
-    let mut shell = Shell::new(c.name.as_str().to_owned(), Some(viewer.csrf()));
+    let mut shell = Shell::of(c.name.as_str().to_owned(), &viewer);
     shell.flash = flash;
     page(
         StatusCode::OK,
@@ -864,7 +865,7 @@ async fn confirm_delete(
     };
     match state.hub.get_connection(viewer.principal(), &id).await {
         Ok(c) => {
-            let shell = Shell::new(format!("Delete {}", c.name.as_str()), Some(viewer.csrf()));
+            let shell = Shell::of(format!("Delete {}", c.name.as_str()), &viewer);
             page(
                 StatusCode::OK,
                 &shell,

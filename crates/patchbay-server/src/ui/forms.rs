@@ -16,8 +16,12 @@ use super::session::Fields;
 /// One input of a form, ready for `field.html`.
 #[derive(Debug, Clone)]
 pub struct FieldView {
-    /// The form field's name: `config.host`, `auth.username`, `name`.
+    /// The form field's name: `config.host`, `auth.basic.username` (an auth method's fields
+    /// are named by their method, so that without scripts every method's inputs can be on the
+    /// page at once), `name`.
     pub name: String,
+    /// The field in the API's body and its problem documents: `config.host`, `auth.username`.
+    pub path: String,
     pub id: String,
     pub label: String,
     /// `text`, `url`, `email`, `number`, `checkbox`, `select` or `textarea`.
@@ -38,7 +42,10 @@ pub struct FieldView {
 /// One secret input: typed, never shown back.
 #[derive(Debug, Clone)]
 pub struct SecretView {
+    /// `secrets.<method>.<field>`.
     pub name: String,
+    /// `secrets.<field>`.
+    pub path: String,
     pub id: String,
     pub label: String,
     pub required: bool,
@@ -210,11 +217,16 @@ fn shown(v: Option<&Value>, input: Input) -> String {
 fn view(
     kind: Kind,
     prefix: &str,
+    method: Option<AuthType>,
     f: &FormField,
     values: &Map<String, Value>,
     errors: &Errors,
 ) -> FieldView {
-    let name = format!("{prefix}.{}", f.name);
+    let path = format!("{prefix}.{}", f.name);
+    let name = match method {
+        Some(t) => format!("{prefix}.{}.{}", t.as_str(), f.name),
+        None => path.clone(),
+    };
     let id = id_of(&name);
     let (help, example) = help(kind, f.name);
     let (input, options, min, max) = match f.input {
@@ -226,7 +238,7 @@ fn view(
         Input::Lines | Input::Pairs | Input::Json | Input::Pem => ("textarea", vec![], None, None),
         Input::Text | Input::Path => ("text", vec![], None, None),
     };
-    let error = errors.get(&name).cloned();
+    let error = errors.get(&path).cloned();
     let mut described = Vec::new();
     if help.is_some() {
         described.push(format!("{id}-help"));
@@ -248,6 +260,7 @@ fn view(
         max,
         describedby: described.join(" "),
         name,
+        path,
         id,
     }
 }
@@ -257,6 +270,7 @@ pub fn name_field(value: &str, errors: &Errors) -> FieldView {
     let error = errors.get("name").cloned();
     FieldView {
         name: "name".into(),
+        path: "name".into(),
         id: "f-name".into(),
         label: "Name".into(),
         input: "text",
@@ -283,7 +297,7 @@ pub fn name_field(value: &str, errors: &Errors) -> FieldView {
 pub fn config_views(kind: Kind, values: &Map<String, Value>, errors: &Errors) -> Vec<FieldView> {
     config_form(kind)
         .iter()
-        .map(|f| view(kind, "config", f, values, errors))
+        .map(|f| view(kind, "config", None, f, values, errors))
         .collect()
 }
 
@@ -297,26 +311,33 @@ pub fn auth_views(
     auth_choices(kind)
         .into_iter()
         .map(|t| {
-            let mine = if t == selected { values } else { &Map::new() };
+            let none = Errors::new();
+            let (mine, errors) = if t == selected {
+                (values, errors)
+            } else {
+                (&Map::new(), &none)
+            };
             AuthView {
                 ty: t.as_str(),
                 label: auth_label(t),
                 selected: t == selected,
                 fields: auth_form(kind, t)
                     .iter()
-                    .map(|f| view(kind, "auth", f, mine, errors))
+                    .map(|f| view(kind, "auth", Some(t), f, mine, errors))
                     .collect(),
                 secrets: secret_form(kind, t)
                     .into_iter()
                     .map(|(field, required)| {
-                        let name = format!("secrets.{field}");
+                        let name = format!("secrets.{}.{field}", t.as_str());
+                        let path = format!("secrets.{field}");
                         SecretView {
-                            id: format!("{}-{}", id_of(&name), t.as_str()),
+                            id: id_of(&name),
                             label: label(&field),
                             required,
                             saved: t == selected && stored.get(&field).is_some_and(|s| s.set),
-                            error: errors.get(&name).cloned(),
+                            error: errors.get(&path).cloned(),
                             name,
+                            path,
                         }
                     })
                     .collect(),
@@ -414,7 +435,8 @@ pub fn read(fields: &Fields, kind: Kind, before: Option<&Connection>) -> (Posted
             .insert("type".into(), Value::String(t.as_str().into()));
         let form = auth_form(kind, t);
         for f in &form {
-            let name = format!("auth.{}", f.name);
+            let name = format!("auth.{}.{}", t.as_str(), f.name);
+            let path = format!("auth.{}", f.name);
             match parsed(f.input, fields.text(&name)) {
                 Ok(Some(Value::Bool(false))) if !editing => {}
                 Ok(Some(v)) => {
@@ -425,7 +447,7 @@ pub fn read(fields: &Fields, kind: Kind, before: Option<&Connection>) -> (Posted
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    errors.insert(name, e);
+                    errors.insert(path, e);
                 }
             }
         }
@@ -437,7 +459,7 @@ pub fn read(fields: &Fields, kind: Kind, before: Option<&Connection>) -> (Posted
             }
         }
         for (field, _) in secret_form(kind, t) {
-            let value = fields.text(&format!("secrets.{field}"));
+            let value = fields.text(&format!("secrets.{}.{field}", t.as_str()));
             if !value.is_empty() {
                 out.secrets.insert(field, Value::String(value.to_owned()));
             }
@@ -481,7 +503,7 @@ mod tests {
             ("config.username", "u"),
             ("config.ssl", "false"),
             ("auth.type", "basic"),
-            ("secrets.password", "pw"),
+            ("secrets.basic.password", "pw"),
         ]);
         let (p, errors) = read(&f, Kind::Database, None);
         assert!(errors.is_empty(), "{errors:?}");
@@ -514,7 +536,7 @@ mod tests {
             ("config.base_url", "https://api.example.com"),
             ("config.verify_path", ""),
             ("auth.type", "bearer"),
-            ("secrets.token", ""),
+            ("secrets.bearer.token", ""),
         ]);
         let before: Connection = serde_json::from_value(serde_json::json!({
             "id": "con_01JBM6Z1X6R6W2WJ7Y6SZ1TAX0", "project": "prj_01JBM6Z1X6R6W2WJ7Y6SZ1TAX0",
@@ -540,6 +562,26 @@ mod tests {
             "api_key's parameters are dropped"
         );
         assert_eq!(p.auth["name"], Value::Null);
+    }
+
+    #[test]
+    fn only_the_chosen_methods_fields_are_read() {
+        // Without scripts every method's inputs are posted; two methods share `client_id`.
+        let f = fields(&[
+            ("config.base_url", "https://api.example.com"),
+            ("auth.type", "oauth2"),
+            ("auth.oauth2.authorization_url", "https://id.example.com/a"),
+            ("auth.oauth2.token_url", "https://id.example.com/t"),
+            ("secrets.oauth2.client_id", "the-client"),
+            ("auth.oauth2_client_credentials.token_url", ""),
+            ("secrets.oauth2_client_credentials.client_id", ""),
+            ("secrets.bearer.token", "not-this-one"),
+        ]);
+        let (p, errors) = read(&f, Kind::Http, None);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(p.secrets.len(), 1);
+        assert_eq!(p.secrets["client_id"], "the-client");
+        assert_eq!(p.auth["token_url"], "https://id.example.com/t");
     }
 
     #[test]

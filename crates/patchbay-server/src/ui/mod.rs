@@ -6,6 +6,7 @@
 //! per response; every state-changing form carries the session's CSRF token and is refused
 //! from another site (`session`).
 
+mod admin;
 mod connections;
 mod forms;
 mod session;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/favicon.ico", get(icon))
         .merge(session::router())
         .merge(connections::router())
+        .merge(admin::router())
 }
 
 async fn home(viewer: Option<Viewer>) -> Redirect {
@@ -72,8 +74,15 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     (h, body).into_response()
 }
 
-/// The sections of the navigation: `(href, label)`.
-const NAV: &[(&str, &str)] = &[("/connections", "Connections")];
+/// The sections of the navigation: `(href, label, admins only)`.
+const NAV: &[(&str, &str, bool)] = &[
+    ("/connections", "Connections", false),
+    ("/secrets", "Secrets", false),
+    ("/tokens", "Tokens", true),
+    ("/apps", "OAuth apps", false),
+    ("/audit", "Audit log", true),
+    ("/deliveries", "Deliveries", false),
+];
 
 /// What every page's frame shows.
 #[derive(Debug, Clone)]
@@ -87,6 +96,8 @@ pub struct Shell {
     pub section: &'static str,
     /// A one-line message: `(class, text)`.
     pub flash: Option<(&'static str, String)>,
+    /// The viewer is an admin (the navigation shows the admins' pages).
+    pub admin: bool,
 }
 
 impl Shell {
@@ -99,11 +110,23 @@ impl Shell {
             csrf: csrf.map(str::to_owned),
             section: "Connections",
             flash: None,
+            admin: false,
         }
     }
 
-    pub fn nav(&self) -> &'static [(&'static str, &'static str)] {
-        NAV
+    /// The navigation this viewer sees: `(href, label)`.
+    /// A page's frame for a logged-in viewer.
+    pub fn of(title: impl Into<String>, viewer: &Viewer) -> Self {
+        let mut s = Self::new(title, Some(viewer.csrf()));
+        s.admin = viewer.principal().is_admin();
+        s
+    }
+
+    pub fn nav(&self) -> Vec<(&'static str, &'static str)> {
+        NAV.iter()
+            .filter(|(_, _, admins)| self.admin || !admins)
+            .map(|(href, label, _)| (*href, *label))
+            .collect()
     }
 }
 
@@ -165,6 +188,7 @@ struct ErrorPage {
 pub struct UiError {
     error: ApiError,
     csrf: Option<String>,
+    admin: bool,
 }
 
 impl UiError {
@@ -172,6 +196,7 @@ impl UiError {
         Self {
             error: error.into(),
             csrf: viewer.map(|v| v.session.csrf.clone()),
+            admin: viewer.is_some_and(|v| v.principal().is_admin()),
         }
     }
 }
@@ -180,7 +205,8 @@ impl IntoResponse for UiError {
     fn into_response(self) -> Response {
         let problem = self.error.problem();
         let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
-        let shell = Shell::new(problem.title.clone(), self.csrf.as_deref());
+        let mut shell = Shell::new(problem.title.clone(), self.csrf.as_deref());
+        shell.admin = self.admin;
         page(
             status,
             &shell,

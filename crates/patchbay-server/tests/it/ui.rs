@@ -346,7 +346,7 @@ async fn secrets_never_reach_a_page_and_an_edit_keeps_them(backend: Backend) {
             ("config.username", "someone"),
             ("config.ssl", "false"),
             ("auth.type", "basic"),
-            ("secrets.password", CANARY),
+            ("secrets.basic.password", CANARY),
         ],
         same_origin(&app),
     )
@@ -395,7 +395,7 @@ async fn secrets_never_reach_a_page_and_an_edit_keeps_them(backend: Backend) {
             ("config.username", "someone"),
             ("config.ssl", "false"),
             ("auth.type", "basic"),
-            ("secrets.password", ""),
+            ("secrets.basic.password", ""),
         ],
         same_origin(&app),
     )
@@ -452,7 +452,7 @@ async fn secrets_never_reach_a_page_and_an_edit_keeps_them(backend: Backend) {
             ("config.database", "test"),
             ("config.username", "someone"),
             ("auth.type", "basic"),
-            ("secrets.password", "x"),
+            ("secrets.basic.password", "x"),
         ],
         same_origin(&app),
     )
