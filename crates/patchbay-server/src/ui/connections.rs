@@ -131,7 +131,7 @@ async fn list_page(
     });
     let filtered =
         !(params.kind.is_empty() && params.provider.is_empty() && params.status.is_empty());
-    let mut shell = Shell::of("Connections", &viewer);
+    let mut shell = Shell::of("Connections", viewer);
     if let Some(name) = params.deleted {
         shell.flash = Some(("ok", format!("Deleted {name}.")));
     }
@@ -340,7 +340,7 @@ fn form_page(
             format!("Edit {}", c.name.as_str()),
         ),
     };
-    let shell = Shell::of(title, &viewer);
+    let shell = Shell::of(title, viewer);
     FormPage {
         shell,
         csrf: viewer.csrf().to_owned(),
@@ -708,7 +708,7 @@ async fn detail_page(
     } else {
         Vec::new()
     };
-    let mut shell = Shell::of(c.name.as_str().to_owned(), &viewer);
+    let mut shell = Shell::of(c.name.as_str().to_owned(), viewer);
     shell.flash = flash;
     page(
         StatusCode::OK,
