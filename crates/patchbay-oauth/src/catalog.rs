@@ -213,6 +213,9 @@ pub struct Provider {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
     pub display_name: String,
+    /// Where the provider documents its credentials (an https URL), linked from forms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs_url: Option<String>,
     /// The connection kinds the provider serves (`http` unless it says).
     #[serde(default = "http_only")]
     pub kinds: Vec<String>,
@@ -314,6 +317,11 @@ impl Provider {
         }
         if self.kinds.is_empty() {
             return Err(format!("{}: kinds is empty", self.key));
+        }
+        if let Some(docs) = &self.docs_url
+            && !docs.starts_with("https://")
+        {
+            return Err(format!("{}: docs_url must be an https URL", self.key));
         }
         if let Some(k) = self.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
             return Err(format!("{}: unknown kind {k:?}", self.key));

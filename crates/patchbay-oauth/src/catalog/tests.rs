@@ -146,6 +146,11 @@ fn broken_entries_are_refused_with_their_source() {
             "- key: X Y\n  display_name: X\n  auth_modes: [bearer]\n",
             "key",
         ),
+        (
+            "f.yaml",
+            "- key: x\n  display_name: X\n  docs_url: javascript:alert(1)\n  auth_modes: [bearer]\n",
+            "docs_url must be an https URL",
+        ),
     ] {
         let sub = dir.path().join(file.trim_end_matches(".yaml"));
         std::fs::create_dir_all(&sub).unwrap();

@@ -352,7 +352,7 @@ fn form_page(
         kind: d.kind.as_str(),
         provider: d.provider.clone(),
         provider_name,
-        docs: None,
+        docs: entry.and_then(|p| p.docs_url.clone()),
         head,
         config,
         auths,
@@ -557,6 +557,10 @@ struct OAuthView {
     linked: bool,
     account: Option<String>,
     scopes: String,
+    expires: Option<Moment>,
+    renewed: Option<Moment>,
+    refreshable: bool,
+    renewal_error: Option<String>,
 }
 
 struct McpView {
@@ -671,14 +675,17 @@ async fn detail_page(
     let now = state.hub.now();
     let mut card = Card::of(&c, now);
     card.result = tested.or_else(|| ResultView::stored(&c));
-    let oauth = (c.auth_type() == AuthType::Oauth2).then(|| OAuthView {
-        linked: c.oauth.as_ref().is_some_and(|o| o.linked_at.is_some()),
-        account: c.oauth.as_ref().and_then(|o| o.account.clone()),
-        scopes: c
-            .oauth
-            .as_ref()
-            .map(|o| o.scopes.join(" "))
-            .unwrap_or_default(),
+    let oauth = (c.auth_type() == AuthType::Oauth2).then(|| {
+        let o = c.oauth.clone().unwrap_or_default();
+        OAuthView {
+            linked: o.linked_at.is_some(),
+            account: o.account,
+            scopes: o.scopes.join(" "),
+            expires: o.expires_at.map(|t| Moment::new(t, now)),
+            renewed: o.last_refresh_at.map(|t| Moment::new(t, now)),
+            refreshable: o.refreshable,
+            renewal_error: o.last_refresh_error,
+        }
     });
     let recent = if p.is_admin() {
         state
