@@ -97,7 +97,16 @@ test("a database connection: added through the wizard, tested, edited, broken an
   await page.getByText("Details").click();
   await look(page, "connection-failed");
 
-  // The list shows it, then delete through the dialog, which gives focus back on cancel.
+  // The list shows it beside others, then delete through the dialog, which gives focus back
+  // on cancel.
+  const api = await server.api("POST", "/v1/connections", {
+    name: "patchbay-health", kind: "http", config: { base_url: server.url, verify_path: "/healthz" },
+  });
+  await server.api("POST", `/v1/connections/${api.id}/test`);
+  await server.api("POST", "/v1/connections", {
+    name: "mailer", kind: "smtp",
+    config: { host: "127.0.0.1", port: 2525, encryption: "none", from_address: "noreply@example.com" },
+  });
   await page.goto(`${server.url}/connections`);
   await look(page, "connections");
   const del = page.getByRole("link", { name: "Delete orders" });
@@ -110,7 +119,14 @@ test("a database connection: added through the wizard, tested, edited, broken an
   await del.click();
   await dialog.getByRole("button", { name: "Delete" }).click();
   await page.getByText("Deleted orders.").waitFor();
-  assert.equal((await server.api("GET", "/v1/connections")).items.length, 0);
+  const left = (await server.api("GET", "/v1/connections")).items.map((c) => c.name).sort();
+  assert.deepEqual(left, ["mailer", "patchbay-health"]);
+  // The filters: by status in words, by kind.
+  await page.getByLabel("Status").selectOption("Connected");
+  await page.getByRole("button", { name: "Filter" }).click();
+  assert.deepEqual(await page.locator(".card-head h2").allInnerTexts(), ["patchbay-health"]);
+  await page.goto(`${server.url}/connections?kind=smtp`);
+  assert.deepEqual(await page.locator(".card-head h2").allInnerTexts(), ["mailer"]);
   await page.close();
 });
 
