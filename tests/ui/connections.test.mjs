@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { answer, browser, look, logIn, newPage, patchbay } from "./harness.mjs";
+import { answer, browser, expectStatus, look, logIn, newPage, patchbay } from "./harness.mjs";
 
 const PG = process.env.PATCHBAY_TEST_POSTGRES_URL || "postgres://postgres@127.0.0.1:5432/postgres";
 // A role of its own, with a password (scram-sha-256 over loopback TCP; scripts/test.sh adds the
@@ -43,6 +43,18 @@ test("a database connection: added through the wizard, tested, edited, broken an
   await page.getByRole("link", { name: /^PostgreSQL/ }).click();
   await page.getByRole("heading", { name: "Configure PostgreSQL" }).waitFor();
   assert.equal(await page.getByLabel(/^Driver/).inputValue(), "postgresql", "the provider's driver is filled");
+
+  // Saved empty: every missing field is named inline and in a summary that takes the focus.
+  await page.getByRole("button", { name: "Save", exact: true }).click();
+  const summary = page.getByRole("alert").filter({ hasText: "need attention" });
+  await summary.waitFor();
+  expectStatus(page, 422);
+  assert.equal(await summary.evaluate((el) => el === document.activeElement), true, "the summary has the focus");
+  for (const field of ["Name", "Host", "Username", "Password"]) {
+    await summary.getByRole("link", { name: new RegExp(`^${field}:`) }).waitFor();
+  }
+  assert.equal(await page.getByLabel(/^Host/).getAttribute("aria-invalid"), "true");
+  await look(page, "wizard-errors");
 
   await page.getByLabel(/^Name/).fill("orders-db");
   await page.getByLabel(/^Host/).fill("127.0.0.1");
@@ -127,6 +139,15 @@ test("a database connection: added through the wizard, tested, edited, broken an
   assert.deepEqual(await page.locator(".card-head h2").allInnerTexts(), ["patchbay-health"]);
   await page.goto(`${server.url}/connections?kind=smtp`);
   assert.deepEqual(await page.locator(".card-head h2").allInnerTexts(), ["mailer"]);
+  // The pages without a script's help: a delete confirmation, and an unknown page.
+  const mailer = (await server.api("GET", "/v1/connections?kind=smtp")).items[0];
+  await page.goto(`${server.url}/connections/${mailer.id}/delete`);
+  await page.getByRole("heading", { name: "Delete mailer?" }).waitFor();
+  await look(page, "connection-delete");
+  await page.goto(`${server.url}/no-such-page`);
+  await page.getByRole("heading", { name: "404 Not Found" }).waitFor();
+  expectStatus(page, 404);
+  await look(page, "not-found");
   await page.close();
 });
 

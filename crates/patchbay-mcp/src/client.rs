@@ -326,6 +326,9 @@ impl Session {
             let Ok(mut subscription) = peer.listen(filter).await else {
                 return;
             };
+            // A change made between the discovery and the stream's start was sent to nobody:
+            // the next look at the session's news lists the tools once more.
+            changed.store(true, Ordering::Relaxed);
             while let Ok(Some(note)) = subscription.next().await {
                 if matches!(
                     note,

@@ -23,7 +23,7 @@ pub use upstream::{Answer, BoxError, Destination, SendBody, UpstreamClient};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NetError {
     /// The destination is in a denied range and not allow-listed by the operator.
-    #[error("blocked: {host} resolves to {addr}, which is {reason}")]
+    #[error("blocked: {}", blocked_text(host, addr, reason))]
     Blocked {
         host: String,
         addr: std::net::IpAddr,
@@ -35,8 +35,45 @@ pub enum NetError {
     InvalidHost(String),
 }
 
+/// "10.0.0.5 is a private address", or "db.example resolves to 10.0.0.5, which is …".
+fn blocked_text(host: &str, addr: &std::net::IpAddr, reason: &str) -> String {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_ok_and(|h| h == *addr) {
+        format!("{addr} is {reason}")
+    } else {
+        format!("{host} resolves to {addr}, which is {reason}")
+    }
+}
+
 impl NetError {
     pub fn is_blocked(&self) -> bool {
         matches!(self, NetError::Blocked { .. })
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::NetError;
+
+    #[test]
+    fn a_refusal_names_the_address_once_when_the_host_is_one() {
+        let literal = NetError::Blocked {
+            host: "10.0.0.5".into(),
+            addr: "10.0.0.5".parse().unwrap(),
+            reason: "a private address",
+        };
+        assert_eq!(
+            literal.to_string(),
+            "blocked: 10.0.0.5 is a private address"
+        );
+        let named = NetError::Blocked {
+            host: "db.example".into(),
+            addr: "10.0.0.5".parse().unwrap(),
+            reason: "a private address",
+        };
+        assert_eq!(
+            named.to_string(),
+            "blocked: db.example resolves to 10.0.0.5, which is a private address"
+        );
     }
 }

@@ -814,9 +814,10 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
             pages.push(format!("/connections/{id}{suffix}"));
         }
     }
+    let (browser, base) = (r.http.clone(), r.url.clone());
     let ui = |path: &str| {
-        r.http
-            .get(format!("{}{path}", r.url))
+        browser
+            .get(format!("{base}{path}"))
             .header("cookie", &cookie)
             .header("accept", "text/html")
     };
@@ -835,10 +836,10 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
     let form = |path: &str, fields: &[(&str, &str)]| {
         let mut all = vec![("_csrf", csrf.as_str())];
         all.extend_from_slice(fields);
-        r.http
-            .post(format!("{}{path}", r.url))
+        browser
+            .post(format!("{base}{path}"))
             .header("cookie", &cookie)
-            .header("origin", &r.url)
+            .header("origin", &base)
             .form(&all)
             .send()
     };
@@ -894,6 +895,119 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         assert!(status == 200 || status == 303, "{path}: {status} {text}");
         walked.push_str(&text);
     }
+    // Forms refused: without the session's token, with another session's, from another site.
+    let second = browser
+        .post(format!("{base}/login"))
+        .header("origin", &base)
+        .form(&[("token", r.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let second_cookie = second.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let theirs = {
+        let page = browser
+            .get(format!("{base}/connections"))
+            .header("cookie", &second_cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let at = page.find("name=\"_csrf\" value=\"").unwrap() + 20;
+        page[at..at + page[at..].find('"').unwrap()].to_owned()
+    };
+    assert_ne!(theirs, csrf);
+    let delete_path = format!("{base}/connections/{}/delete", ids[0]);
+    for (why, token, origin, site) in [
+        ("no token", "", base.as_str(), "same-origin"),
+        (
+            "another session's token",
+            theirs.as_str(),
+            base.as_str(),
+            "same-origin",
+        ),
+        (
+            "a cross-site post",
+            csrf.as_str(),
+            base.as_str(),
+            "cross-site",
+        ),
+        (
+            "another origin",
+            csrf.as_str(),
+            "https://evil.example",
+            "cross-site",
+        ),
+    ] {
+        let refused = browser
+            .post(&delete_path)
+            .header("cookie", &cookie)
+            .header("origin", origin)
+            .header("sec-fetch-site", site)
+            .form(&[("_csrf", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 403, "{why}");
+        walked.push_str(&refused.text().await.unwrap());
+    }
+    // Untrusted text comes out as text.
+    let markup_secret = plant("markup");
+    let (_, marked) = r
+        .call(
+            Method::POST,
+            "/v1/connections",
+            Some(
+                json!({"name": "markup", "kind": "database", "config": {"driver": "mysql",
+                "host": "127.0.0.1", "database": "<script>alert(1)</script>",
+                "username": "<img src=x onerror=alert(1)>"},
+                "secrets": {"password": markup_secret}}),
+            ),
+            None,
+            &[201],
+        )
+        .await;
+    let (kept, _) = r
+        .call(
+            Method::GET,
+            &format!("/v1/connections/{}", ids[0]),
+            None,
+            None,
+            &[200],
+        )
+        .await;
+    assert_eq!(kept, 200, "no refused form deleted anything");
+    let markup_page = ui(&format!("/connections/{}", marked["id"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !markup_page.contains("<script>alert(1)</script>") && !markup_page.contains("<img src=x"),
+        "stored text is never markup"
+    );
+    assert!(markup_page.contains("&#60;script&#62;alert(1)"));
+    walked.push_str(&markup_page);
+    // After log-out the session is refused (its expiry is shown by the server's ui tests).
+    let out = form("/logout", &[]).await.unwrap();
+    assert_eq!(out.status().as_u16(), 303);
+    let after = ui("/connections").send().await.unwrap();
+    assert_eq!(after.status().as_u16(), 303, "the ended session is refused");
+    assert!(
+        after.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login")
+    );
     assert!(
         walked.contains("✗ Authentication failed"),
         "a failed test is shown"

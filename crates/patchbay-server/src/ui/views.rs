@@ -198,7 +198,10 @@ fn failure_headline(r: &TestResult, auth: AuthType) -> String {
             None => format!("✗ Authentication failed: {} — check {what}", r.message),
         },
         Some(ErrorKind::Timeout) => format!("✗ Timed out after {}", latency(r.latency_ms)),
-        Some(ErrorKind::Blocked) => format!("✗ Blocked: {}", r.message),
+        Some(ErrorKind::Blocked) => format!(
+            "✗ Blocked: {}",
+            r.message.strip_prefix("blocked: ").unwrap_or(&r.message)
+        ),
         Some(ErrorKind::Dns) => format!("✗ Name not found: {}", r.message),
         Some(ErrorKind::Refused) => format!("✗ Connection refused: {}", r.message),
         Some(ErrorKind::Tls) => format!("✗ TLS failed: {}", r.message),
@@ -281,6 +284,15 @@ mod tests {
         assert_eq!(
             ResultView::of(&r, AuthType::Bearer).headline,
             "✗ Timed out after 10 s"
+        );
+        let r = TestResult::failed(
+            2,
+            ErrorKind::Blocked,
+            "blocked: 10.0.0.5 is a private address",
+        );
+        assert_eq!(
+            ResultView::of(&r, AuthType::Bearer).headline,
+            "✗ Blocked: 10.0.0.5 is a private address"
         );
         let r = TestResult::ok(82, "ok").with_status(200);
         assert_eq!(

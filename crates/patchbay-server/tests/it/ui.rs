@@ -155,6 +155,21 @@ async fn a_browser_logs_in_and_out(backend: Backend) {
         "no inline script"
     );
     assert_eq!(list.headers["cache-control"], "no-store");
+    if backend == Backend::Postgres {
+        // The session lives in the shared store: another replica serves it.
+        let replica = app.replica().await;
+        let there = browser()
+            .get(format!("{}connections", replica.base_url()))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            there.status(),
+            StatusCode::OK,
+            "another replica knows the session"
+        );
+    }
     let again = get(&app, &cookie, "/connections").await;
     assert_ne!(
         again.headers["content-security-policy"],
@@ -610,7 +625,61 @@ async fn browsers_get_pages_and_api_clients_problem_documents(backend: Backend) 
     );
 }
 
+async fn an_https_deployment_keeps_its_session_cookie_secure(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Some(std::sync::Arc::new(|s: &mut patchbay_server::Settings| {
+            s.http.public_url = Some("https://patchbay.example".parse().unwrap());
+        })),
+    )
+    .await;
+    let mut from_public = HeaderMap::new();
+    from_public.insert(
+        "origin",
+        HeaderValue::from_static("https://patchbay.example"),
+    );
+    from_public.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+    let r = post(
+        &app,
+        "",
+        "/login",
+        &[("token", &app.admin_token)],
+        from_public,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let cookie = r.headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("__Host-pb_session="), "{cookie}");
+    assert!(
+        cookie.contains("; Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+    );
+    let value = cookie.split(';').next().unwrap();
+    assert_eq!(
+        get(&app, value, "/connections").await.status,
+        StatusCode::OK
+    );
+    // The same value under the plain name is not this deployment's cookie.
+    let plain = value.replace("__Host-pb_session", "pb_session");
+    assert_eq!(
+        get(&app, &plain, "/connections").await.status,
+        StatusCode::SEE_OTHER
+    );
+    // A post claiming the plain-http origin of the same host is from another origin.
+    let refused = post(
+        &app,
+        "",
+        "/login",
+        &[("token", &app.admin_token)],
+        same_origin(&app),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
 both_backends!(
+    an_https_deployment_keeps_its_session_cookie_secure,
     a_browser_logs_in_and_out,
     forms_are_refused_without_the_sessions_token_or_from_another_site,
     a_session_ends_when_idle_and_at_its_absolute_end,
