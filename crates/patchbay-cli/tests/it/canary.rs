@@ -148,6 +148,9 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
             "0",
             "--allow-command",
             "node",
+            // Short, so that the UI walk's last session can be seen to expire.
+            "--ui-session-idle",
+            "5s",
         ],
         &[("RUST_LOG", "trace")],
     );
@@ -845,6 +848,16 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
     };
     let draft_secret = plant("uidraft");
     let edit_secret = plant("uiedit");
+    fn edit<'a>(upstream: &'a str, key: &'a str) -> Vec<(&'static str, &'a str)> {
+        vec![
+            ("name", "p-query"),
+            ("config.base_url", upstream),
+            ("auth.type", "api_key"),
+            ("auth.api_key.in", "query"),
+            ("auth.api_key.name", "key"),
+            ("secrets.api_key.api_key", key),
+        ]
+    }
     for (path, fields) in [
         (
             format!("/connections/{}/test", proxy_ids[1]),
@@ -865,27 +878,14 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
                 ("secrets.bearer.token", draft_secret.as_str()),
             ],
         ),
+        // An edit with a new key, then one that leaves it empty (kept).
         (
             format!("/connections/{}/edit", proxy_ids[2]),
-            vec![
-                ("name", "p-query"),
-                ("config.base_url", upstream.as_str()),
-                ("auth.type", "api_key"),
-                ("auth.api_key.in", "query"),
-                ("auth.api_key.name", "key"),
-                ("secrets.api_key.api_key", edit_secret.as_str()),
-            ],
+            edit(&upstream, &edit_secret),
         ),
         (
             format!("/connections/{}/edit", proxy_ids[2]),
-            vec![
-                ("name", "p-query"),
-                ("config.base_url", upstream.as_str()),
-                ("auth.type", "api_key"),
-                ("auth.api_key.in", "query"),
-                ("auth.api_key.name", "key"),
-                ("secrets.api_key.api_key", ""),
-            ],
+            edit(&upstream, ""),
         ),
     ] {
         let answer = form(&path, &fields).await.unwrap();
@@ -1008,6 +1008,15 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
             .unwrap()
             .starts_with("/login")
     );
+    // A session left unused past its idle time is refused too.
+    tokio::time::sleep(std::time::Duration::from_millis(5500)).await;
+    let idle = browser
+        .get(format!("{base}/connections"))
+        .header("cookie", &second_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(idle.status().as_u16(), 303, "the idle session is refused");
     assert!(
         walked.contains("✗ Authentication failed"),
         "a failed test is shown"

@@ -21,7 +21,8 @@ use crate::{EngineError, Hub, Result};
 pub const DEFAULT_WEB_SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
 pub const DEFAULT_WEB_SESSION_MAX: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
-/// A session's last-seen time is written at most this often.
+/// A session's last-seen time is written at most this often (or four times per idle period,
+/// when that is shorter).
 const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// A live session, as a request sees it.
@@ -115,7 +116,7 @@ impl Hub {
         if now >= record.expires_at || now - record.last_seen_at >= idle {
             return Err(EngineError::Unauthenticated);
         }
-        if now - record.last_seen_at >= TOUCH_EVERY {
+        if now - record.last_seen_at >= TOUCH_EVERY.min(idle / 4) {
             self.store().touch_web_session(&hash, now).await?;
         }
         Ok(WebSession {

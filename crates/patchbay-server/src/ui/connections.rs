@@ -41,9 +41,23 @@ pub fn router() -> Router<AppState> {
 /// A page answered instead of going on (boxed: a response is large).
 type Stop = Box<Response>;
 
-fn connection_id(raw: &str, viewer: &Viewer) -> Result<ConnectionId, Stop> {
-    crate::extract::path_id(raw, "connection")
-        .map_err(|e| Box::new(UiError::new(e, Some(viewer)).into_response()))
+/// A connection id in the path; a 404 page when it is not one.
+struct ConnectionPath(ConnectionId);
+
+impl axum::extract::FromRequestParts<AppState> for ConnectionPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        crate::extract::path_id(&raw, "connection")
+            .map(Self)
+            .map_err(|e| UiError::new(e, None).into_response())
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -737,13 +751,9 @@ async fn detail_page(
 async fn detail(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<String>,
+    ConnectionPath(id): ConnectionPath,
     Query(params): Query<DetailParams>,
 ) -> Response {
-    let id = match connection_id(&id, &viewer) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
     let flash = if params.saved.is_some() {
         Some(("ok", "Saved.".to_owned()))
     } else if params.connected.is_some() {
@@ -754,11 +764,11 @@ async fn detail(
     detail_page(&state, &viewer, &id, flash, None).await
 }
 
-async fn edit(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
-    let id = match connection_id(&id, &viewer) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
+async fn edit(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    ConnectionPath(id): ConnectionPath,
+) -> Response {
     let c = match state.hub.get_connection(viewer.principal(), &id).await {
         Ok(c) => c,
         Err(e) => return UiError::new(e, Some(&viewer)).into_response(),
@@ -778,12 +788,12 @@ async fn edit(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Stri
     )
 }
 
-async fn update(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
+async fn update(
+    State(state): State<AppState>,
+    ConnectionPath(id): ConnectionPath,
+    posted: Posted,
+) -> Response {
     let viewer = &posted.viewer;
-    let id = match connection_id(&id, viewer) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
     let p = viewer.principal();
     let c = match state.hub.get_connection(p, &id).await {
         Ok(c) => c,
@@ -821,14 +831,10 @@ async fn update(State(state): State<AppState>, Path(id): Path<String>, posted: P
 
 async fn test_saved(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ConnectionPath(id): ConnectionPath,
     posted: Posted,
 ) -> Response {
     let viewer = &posted.viewer;
-    let id = match connection_id(&id, viewer) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
     let p = viewer.principal();
     let auth = match state.hub.get_connection(p, &id).await {
         Ok(c) => c.auth_type(),
@@ -864,12 +870,8 @@ struct DeletePage {
 async fn confirm_delete(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<String>,
+    ConnectionPath(id): ConnectionPath,
 ) -> Response {
-    let id = match connection_id(&id, &viewer) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
     match state.hub.get_connection(viewer.principal(), &id).await {
         Ok(c) => {
             let shell = Shell::of(format!("Delete {}", c.name.as_str()), &viewer);
@@ -888,12 +890,12 @@ async fn confirm_delete(
     }
 }
 
-async fn delete(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
+async fn delete(
+    State(state): State<AppState>,
+    ConnectionPath(id): ConnectionPath,
+    posted: Posted,
+) -> Response {
     let viewer = &posted.viewer;
-    let id = match connection_id(&id, viewer) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
     let p = viewer.principal();
     let name = match state.hub.get_connection(p, &id).await {
         Ok(c) => c.name.as_str().to_owned(),
@@ -912,14 +914,10 @@ async fn delete(State(state): State<AppState>, Path(id): Path<String>, posted: P
 
 async fn refresh_tools(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ConnectionPath(id): ConnectionPath,
     posted: Posted,
 ) -> Response {
     let viewer = &posted.viewer;
-    let id = match connection_id(&id, viewer) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
     match state.hub.refresh_tools(viewer.principal(), &id).await {
         Ok(d) => {
             let flash = if d.test.success {
@@ -947,14 +945,10 @@ struct ConnectParams {
 async fn connect(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<String>,
+    ConnectionPath(id): ConnectionPath,
     Query(params): Query<ConnectParams>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let id = match connection_id(&id, &viewer) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && site != "same-origin"
         && site != "none"
@@ -983,14 +977,10 @@ async fn connect(
 
 async fn disconnect(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ConnectionPath(id): ConnectionPath,
     posted: Posted,
 ) -> Response {
     let viewer = &posted.viewer;
-    let id = match connection_id(&id, viewer) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
     match state.hub.disconnect_oauth(viewer.principal(), &id).await {
         Ok(()) => {
             detail_page(

@@ -20,6 +20,13 @@ pub(crate) fn oidc_connection(name: &str, port: u16) -> CreateConnection {
     .unwrap()
 }
 
+/// [`oidc_connection`] with the provider's revocation endpoint.
+fn revocable(name: &str, port: u16) -> CreateConnection {
+    let mut body = serde_json::to_value(oidc_connection(name, port)).unwrap();
+    body["auth"]["revocation_url"] = json!(format!("http://127.0.0.1:{port}/token/revocation"));
+    serde_json::from_value(body).unwrap()
+}
+
 /// The callback at `url` answers 400 with a page that says `reason`.
 async fn refused(client: &reqwest::Client, url: &str, reason: &str) {
     refused_with(client, url, 400, reason).await;
@@ -252,11 +259,17 @@ pub(crate) async fn linked(app: &TestApp, idp_port: u16, name: &str) -> String {
         .create_connection(&oidc_connection(name, idp_port))
         .await
         .unwrap();
-    let started = app.admin.start_oauth(c.id.as_str()).await.unwrap();
-    let back = consent(started["authorization_url"].as_str().unwrap(), &callback).await;
+    link(app, c.id.as_str(), &callback).await;
+    c.id.to_string()
+}
+
+/// Runs connection `id`'s authorization-code flow through the provider's consent to the
+/// callback, which must accept it.
+async fn link(app: &TestApp, id: &str, callback: &str) {
+    let started = app.admin.start_oauth(id).await.unwrap();
+    let back = consent(started["authorization_url"].as_str().unwrap(), callback).await;
     let anon = no_redirects();
     assert_eq!(anon.get(&back).send().await.unwrap().status().as_u16(), 200);
-    c.id.to_string()
 }
 
 /// Moves the server's clock past the stored access token's expiry (every connection of the
@@ -504,26 +517,12 @@ async fn disconnecting_revokes_and_forgets_the_tokens(backend: Backend) {
     let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let callback = format!("{}/v1/oauth/callback", app.url);
     let idp = peers::oidc(&callback);
-    let mut body = serde_json::to_value(oidc_connection("unlink", idp.port)).unwrap();
-    body["auth"]["revocation_url"] =
-        json!(format!("http://127.0.0.1:{}/token/revocation", idp.port));
     let c = app
         .admin
-        .create_connection(&serde_json::from_value(body).unwrap())
+        .create_connection(&revocable("unlink", idp.port))
         .await
         .unwrap();
-    let started = app.admin.start_oauth(c.id.as_str()).await.unwrap();
-    let back = consent(started["authorization_url"].as_str().unwrap(), &callback).await;
-    assert_eq!(
-        no_redirects()
-            .get(&back)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
+    link(&app, c.id.as_str(), &callback).await;
     let id = c.id.to_string();
     assert_eq!(token_of(&app.admin, &id).await.0, 200);
     let path = format!("/v1/connections/{id}/oauth/disconnect");
@@ -574,18 +573,7 @@ async fn disconnecting_revokes_and_forgets_the_tokens(backend: Backend) {
     assert_eq!(events.items[0].details["revocation"], "revoked");
 
     // Connected again, it works as before.
-    let started = app.admin.start_oauth(&id).await.unwrap();
-    let back = consent(started["authorization_url"].as_str().unwrap(), &callback).await;
-    assert_eq!(
-        no_redirects()
-            .get(&back)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
+    link(&app, &id, &callback).await;
     assert_eq!(token_of(&app.admin, &id).await.0, 200);
     let bearer = app
         .connection(
@@ -612,12 +600,9 @@ async fn flows_cross_replicas_and_delete_revokes(backend: Backend) {
     let idp = peers::oidc(&callback);
     let replica = app.replica().await;
     // Started on one process, completed on another: the state lives in the shared database.
-    let mut body = serde_json::to_value(oidc_connection("shared", idp.port)).unwrap();
-    body["auth"]["revocation_url"] =
-        json!(format!("http://127.0.0.1:{}/token/revocation", idp.port));
     let c = app
         .admin
-        .create_connection(&serde_json::from_value(body).unwrap())
+        .create_connection(&revocable("shared", idp.port))
         .await
         .unwrap();
     let started = app.admin.start_oauth(c.id.as_str()).await.unwrap();
