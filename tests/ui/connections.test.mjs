@@ -130,7 +130,7 @@ test("a database connection: added through the wizard, tested, edited, broken an
   assert.equal(await del.evaluate((el) => el === document.activeElement), true, "focus returns to the opener");
   await del.click();
   await dialog.getByRole("button", { name: "Delete" }).click();
-  await page.getByText("Deleted orders.").waitFor();
+  await page.getByText("Connection deleted.").waitFor();
   const left = (await server.api("GET", "/v1/connections")).items.map((c) => c.name).sort();
   assert.deepEqual(left, ["mailer", "patchbay-health"]);
   // The filters: by status in words, by kind.
@@ -238,6 +238,6 @@ test("with scripting off: log in, add, test, edit, delete", async () => {
   await page.getByRole("link", { name: "Delete no-script-2" }).click();
   await page.getByRole("heading", { name: "Delete no-script-2?" }).waitFor();
   await page.getByRole("button", { name: "Delete", exact: true }).click();
-  await page.getByText("Deleted no-script-2.").waitFor();
+  await page.getByText("Connection deleted.").waitFor();
   await page.close();
 });

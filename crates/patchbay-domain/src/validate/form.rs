@@ -25,10 +25,13 @@ pub enum Input {
         min: i64,
         max: i64,
     },
-    Checkbox,
+    /// Yes, no, or left to the default (which may depend on other fields).
+    Switch,
     Choice(&'static [&'static str]),
-    /// One item per line (a list of strings, scopes).
+    /// One item per line (a list of strings: arguments, tool names).
     Lines,
+    /// Items separated by spaces, commas or lines (scopes).
+    Words,
     /// `Name: value`, one per line (headers, environment variables).
     Pairs,
     /// A JSON object.
@@ -54,9 +57,10 @@ fn input(ty: Ty) -> Input {
         Ty::Email => Input::Email,
         Ty::UrlPath => Input::Path,
         Ty::Int(min, max) => Input::Number { min, max },
-        Ty::Bool => Input::Checkbox,
+        Ty::Bool => Input::Switch,
         Ty::Enum(names) => Input::Choice(names),
-        Ty::StrList | Ty::Scopes => Input::Lines,
+        Ty::StrList => Input::Lines,
+        Ty::Scopes => Input::Words,
         Ty::Headers | Ty::Env => Input::Pairs,
         Ty::Object => Input::Json,
         Ty::Pem => Input::Pem,

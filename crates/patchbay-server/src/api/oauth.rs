@@ -180,9 +180,20 @@ pub async fn callback(
     } else {
         "Connection failed"
     };
+    // Without an opener (the flow ran in this window) the way back is a link.
+    let back = outcome
+        .connection
+        .as_ref()
+        .map(|id| {
+            format!(
+                " <a href=\"/connections/{}\">Back to the connection</a>",
+                escape(&id.to_string())
+            )
+        })
+        .unwrap_or_default();
     let body = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body>\
-         <h1>{title}</h1><p>{}</p><p>You can close this window.</p>\
+         <h1>{title}</h1><p>{}</p><p>You can close this window.{back}</p>\
          <script nonce=\"{nonce}\">if (window.opener) {{ window.opener.postMessage({}, {}); window.close(); }}</script>\
          </body></html>",
         escape(&outcome.message),

@@ -48,11 +48,25 @@ fn message(e: EngineError) -> String {
     }
 }
 
-fn back(path: &str, flash: &str) -> Response {
-    let q = form_urlencoded::Serializer::new(String::new())
-        .append_pair("done", flash)
-        .finish();
-    Redirect::to(&format!("{path}?{q}")).into_response()
+/// Back to `path`, which says what was done: `done` is one of the words [`said`] knows, never
+/// text of the request's (a link could otherwise make a trusted page say anything).
+fn back(path: &str, done: &'static str) -> Response {
+    Redirect::to(&format!("{path}?done={done}")).into_response()
+}
+
+/// What a page says after `done`.
+fn said(done: Option<&str>) -> Option<(&'static str, String)> {
+    let text = match done? {
+        "secret-saved" => "Secret saved.",
+        "secret-changed" => "Secret changed.",
+        "secret-deleted" => "Secret deleted.",
+        "token-revoked" => "Token revoked.",
+        "app-registered" => "App registered.",
+        "app-deleted" => "App deleted.",
+        "replayed" => "Queued again.",
+        _ => return None,
+    };
+    Some(("ok", text.to_owned()))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,7 +107,7 @@ async fn secrets_page(
     };
     let now = state.hub.now();
     let mut sh = shell("Secrets", "Secrets", viewer);
-    sh.flash = done.map(|d| ("ok", d));
+    sh.flash = said(done.as_deref());
     let (error, name, description) = match error {
         Some((e, n, d)) => (Some(e), n, d),
         None => (None, String::new(), String::new()),
@@ -152,10 +166,10 @@ async fn put_secret(state: &AppState, posted: &Posted, name: &str, created: bool
     match state.hub.put_secret(viewer.principal(), name, req).await {
         Ok(_) => back(
             "/secrets",
-            &if created {
-                format!("Saved {name}.")
+            if created {
+                "secret-saved"
             } else {
-                format!("Changed {name}.")
+                "secret-changed"
             },
         ),
         Err(e) => {
@@ -193,7 +207,7 @@ async fn delete_secret(
         .delete_secret(posted.viewer.principal(), &name)
         .await
     {
-        Ok(()) => back("/secrets", &format!("Deleted {name}.")),
+        Ok(()) => back("/secrets", "secret-deleted"),
         Err(e) => UiError::new(e, Some(&posted.viewer)).into_response(),
     }
 }
@@ -248,7 +262,7 @@ async fn tokens_page(
     };
     let now = state.hub.now();
     let mut sh = shell("API tokens", "Tokens", viewer);
-    sh.flash = done.map(|d| ("ok", d));
+    sh.flash = said(done.as_deref());
     let status = match (&created, &error) {
         (Some(_), _) => StatusCode::CREATED,
         (_, Some(_)) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -337,7 +351,7 @@ async fn delete_token(
         .into_response();
     }
     match state.hub.delete_token(viewer.principal(), &id).await {
-        Ok(()) => back("/tokens", "Revoked."),
+        Ok(()) => back("/tokens", "token-revoked"),
         Err(e) => UiError::new(e, Some(viewer)).into_response(),
     }
 }
@@ -383,7 +397,7 @@ async fn apps_page(
         .collect();
     providers.sort_by_key(|(_, name)| name.to_lowercase());
     let mut sh = shell("OAuth apps", "OAuth apps", viewer);
-    sh.flash = done.map(|d| ("ok", d));
+    sh.flash = said(done.as_deref());
     page(
         if error.is_some() {
             StatusCode::UNPROCESSABLE_ENTITY
@@ -436,7 +450,7 @@ async fn create_app(State(state): State<AppState>, posted: Posted) -> Response {
         token_params: None,
     };
     match state.hub.create_app(viewer.principal(), req).await {
-        Ok(a) => back("/apps", &format!("Registered {}.", a.name)),
+        Ok(_) => back("/apps", "app-registered"),
         Err(e) => apps_page(&state, viewer, None, Some(message(e))).await,
     }
 }
@@ -451,7 +465,7 @@ async fn delete_app(
         return UiError::new(EngineError::NotFound("OAuth app"), Some(viewer)).into_response();
     };
     match state.hub.delete_app(viewer.principal(), &id).await {
-        Ok(()) => back("/apps", "Deleted."),
+        Ok(()) => back("/apps", "app-deleted"),
         Err(e) => UiError::new(e, Some(viewer)).into_response(),
     }
 }
@@ -625,7 +639,7 @@ async fn deliveries(
             .finish()
     });
     let mut sh = shell("Deliveries", "Deliveries", &viewer);
-    sh.flash = q.done.map(|d| ("ok", d));
+    sh.flash = said(q.done.as_deref());
     page(
         StatusCode::OK,
         &sh,
@@ -669,12 +683,7 @@ async fn replay(State(state): State<AppState>, Path(id): Path<String>, posted: P
         return UiError::new(EngineError::NotFound("delivery"), Some(viewer)).into_response();
     };
     match state.hub.replay_delivery(viewer.principal(), &id).await {
-        Ok(d) => {
-            let q = form_urlencoded::Serializer::new(String::new())
-                .append_pair("done", &format!("Queued {} again.", d.id))
-                .finish();
-            Redirect::to(&format!("/deliveries?{q}")).into_response()
-        }
+        Ok(_) => back("/deliveries", "replayed"),
         Err(e) => UiError::new(e, Some(viewer)).into_response(),
     }
 }

@@ -38,6 +38,17 @@ pub fn router() -> Router<AppState> {
         .route("/connections/{id}/disconnect", post(disconnect))
 }
 
+/// The refusal of a page that changes connections, for a token that cannot.
+fn not_a_writer(viewer: &Viewer) -> Response {
+    UiError::new(
+        patchbay_engine::EngineError::Forbidden(
+            "adding, editing and deleting connections needs an admin or member token".into(),
+        ),
+        Some(viewer),
+    )
+    .into_response()
+}
+
 /// A page answered instead of going on (boxed: a response is large).
 type Stop = Box<Response>;
 
@@ -69,7 +80,7 @@ struct ListParams {
     #[serde(default)]
     status: String,
     cursor: Option<String>,
-    deleted: Option<String>,
+    done: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -98,6 +109,8 @@ struct ListPage {
 
 /// Connections listed per page.
 const PAGE: u32 = 100;
+/// Pages read at most to fill one with connections of the status asked for.
+const SCAN: usize = 20;
 
 async fn list_page(
     state: &AppState,
@@ -113,41 +126,60 @@ async fn list_page(
         cursor: params.cursor.clone(),
         ..ListQuery::default()
     };
-    let found = match state.hub.list_connections(p, q).await {
-        Ok(f) => f,
-        Err(e) => return UiError::new(e, Some(viewer)).into_response(),
-    };
+    // A status is a badge, worked out here: pages are read until one is full of matches (or
+    // after SCAN pages), and the next link continues where the reading stopped.
     let now = state.hub.now();
-    let mut providers: BTreeSet<String> = found.items.iter().map(|c| c.provider.clone()).collect();
-    if !params.provider.is_empty() {
-        providers.insert(params.provider.clone());
-    }
-    let cards: Vec<Card> = found
-        .items
-        .iter()
-        .map(|c| {
+    let mut cards: Vec<Card> = Vec::new();
+    let mut q = q;
+    let mut next = None;
+    for _ in 0..SCAN {
+        let found = match state.hub.list_connections(p, q.clone()).await {
+            Ok(f) => f,
+            Err(e) => return UiError::new(e, Some(viewer)).into_response(),
+        };
+        for c in &found.items {
             let mut card = Card::of(c, now);
+            if !params.status.is_empty() && card.badge.1 != params.status {
+                continue;
+            }
             card.result = match &tested {
                 Some((id, r)) if *id == c.id => Some(r.clone()),
                 _ => None,
             };
-            card
-        })
-        .filter(|card| params.status.is_empty() || card.badge.1 == params.status)
+            cards.push(card);
+        }
+        next = found.next_cursor.map(|c| c.to_string());
+        if params.status.is_empty() || cards.len() >= PAGE as usize || next.is_none() {
+            break;
+        }
+        q.cursor = next.clone();
+    }
+    if cards.len() > PAGE as usize {
+        // The next page starts after the last card shown.
+        cards.truncate(PAGE as usize);
+        next = cards.last().map(|c| c.id.clone());
+    }
+    let mut providers: BTreeSet<String> = state
+        .hub
+        .list_providers(p, None)
+        .into_iter()
+        .filter(|e| params.kind.is_empty() || e.serves(&params.kind))
+        .map(|e| e.key)
         .collect();
-    let next_cursor = found.next_cursor.map(|cursor| {
+    providers.insert("custom".to_owned());
+    let next_cursor = next.map(|cursor| {
         form_urlencoded::Serializer::new(String::new())
             .append_pair("kind", &params.kind)
             .append_pair("provider", &params.provider)
             .append_pair("status", &params.status)
-            .append_pair("cursor", &cursor.to_string())
+            .append_pair("cursor", &cursor)
             .finish()
     });
     let filtered =
         !(params.kind.is_empty() && params.provider.is_empty() && params.status.is_empty());
     let mut shell = Shell::of("Connections", viewer);
-    if let Some(name) = params.deleted {
-        shell.flash = Some(("ok", format!("Deleted {name}.")));
+    if params.done.as_deref() == Some("deleted") {
+        shell.flash = Some(("ok", "Connection deleted.".to_owned()));
     }
     page(
         StatusCode::OK,
@@ -386,6 +418,9 @@ async fn new(
     viewer: Viewer,
     Query(params): Query<NewParams>,
 ) -> Response {
+    if !viewer.principal().can_write() {
+        return not_a_writer(&viewer);
+    }
     let Some(kind) = params.kind.as_deref().and_then(Kind::parse) else {
         let shell = Shell::of("Add a connection", &viewer);
         return page(
@@ -773,6 +808,9 @@ async fn edit(
         Ok(c) => c,
         Err(e) => return UiError::new(e, Some(&viewer)).into_response(),
     };
+    if !viewer.principal().can_write() {
+        return not_a_writer(&viewer);
+    }
     let draft = Draft {
         kind: c.kind,
         provider: c.provider.clone(),
@@ -873,6 +911,7 @@ async fn confirm_delete(
     ConnectionPath(id): ConnectionPath,
 ) -> Response {
     match state.hub.get_connection(viewer.principal(), &id).await {
+        Ok(_) if !viewer.principal().can_write() => not_a_writer(&viewer),
         Ok(c) => {
             let shell = Shell::of(format!("Delete {}", c.name.as_str()), &viewer);
             page(
@@ -896,18 +935,8 @@ async fn delete(
     posted: Posted,
 ) -> Response {
     let viewer = &posted.viewer;
-    let p = viewer.principal();
-    let name = match state.hub.get_connection(p, &id).await {
-        Ok(c) => c.name.as_str().to_owned(),
-        Err(e) => return UiError::new(e, Some(viewer)).into_response(),
-    };
-    match state.hub.delete_connection(p, &id).await {
-        Ok(()) => {
-            let q = form_urlencoded::Serializer::new(String::new())
-                .append_pair("deleted", &name)
-                .finish();
-            Redirect::to(&format!("/connections?{q}")).into_response()
-        }
+    match state.hub.delete_connection(viewer.principal(), &id).await {
+        Ok(()) => Redirect::to("/connections?done=deleted").into_response(),
         Err(e) => UiError::new(e, Some(viewer)).into_response(),
     }
 }

@@ -24,11 +24,13 @@ pub struct FieldView {
     pub path: String,
     pub id: String,
     pub label: String,
-    /// `text`, `url`, `email`, `number`, `checkbox`, `select` or `textarea`.
+    /// `text`, `url`, `email`, `number`, `select` or `textarea`.
     pub input: &'static str,
     pub value: String,
-    pub checked: bool,
-    pub options: Vec<&'static str>,
+    /// A select's choices: `(value, label)`.
+    pub options: Vec<(&'static str, &'static str)>,
+    /// What a select's empty choice says (`None`: there is none, a value is needed).
+    pub unset: Option<&'static str>,
     pub required: bool,
     pub help: Option<&'static str>,
     pub placeholder: String,
@@ -97,7 +99,14 @@ fn help(kind: Kind, name: &str) -> (Option<&'static str>, &'static str) {
             (Some("The database's name (a file path for SQLite)."), "app")
         }
         (Kind::Database, "username") => (None, "app_user"),
-        (Kind::Database, "ssl") => (Some("Connect over TLS."), ""),
+        (Kind::Database, "ssl") => (
+            Some("Connect over TLS. By default yes, unless the host is this machine."),
+            "",
+        ),
+        (_, "pkce") => (
+            Some("Proof Key for Code Exchange (S256). By default yes."),
+            "",
+        ),
         (Kind::Database, "ssl_ca") => (
             Some("The PEM certificate of the CA that signs the server's certificate."),
             "-----BEGIN CERTIFICATE-----",
@@ -195,7 +204,7 @@ fn shown(v: Option<&Value>, input: Input) -> String {
     match (v, input) {
         (None | Some(Value::Null), _) => String::new(),
         (Some(Value::String(s)), _) => s.clone(),
-        (Some(Value::Array(items)), Input::Lines) => items
+        (Some(Value::Array(items)), Input::Lines | Input::Words) => items
             .iter()
             .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
             .collect::<Vec<_>>()
@@ -233,11 +242,19 @@ fn view(
         Input::Url => ("url", vec![], None, None),
         Input::Email => ("email", vec![], None, None),
         Input::Number { min, max } => ("number", vec![], Some(min), Some(max)),
-        Input::Checkbox => ("checkbox", vec![], None, None),
-        Input::Choice(names) => ("select", names.to_vec(), None, None),
-        Input::Lines | Input::Pairs | Input::Json | Input::Pem => ("textarea", vec![], None, None),
+        Input::Switch => ("select", vec![("true", "Yes"), ("false", "No")], None, None),
+        Input::Choice(names) => (
+            "select",
+            names.iter().map(|n| (*n, *n)).collect(),
+            None,
+            None,
+        ),
+        Input::Lines | Input::Words | Input::Pairs | Input::Json | Input::Pem => {
+            ("textarea", vec![], None, None)
+        }
         Input::Text | Input::Path => ("text", vec![], None, None),
     };
+    let unset = (input == "select" && !f.required).then_some("(default)");
     let error = errors.get(&path).cloned();
     let mut described = Vec::new();
     if help.is_some() {
@@ -250,8 +267,8 @@ fn view(
         label: label(f.name),
         input,
         value: shown(values.get(f.name), f.input),
-        checked: values.get(f.name).and_then(Value::as_bool).unwrap_or(false),
         options,
+        unset,
         required: f.required,
         help,
         placeholder: example.to_owned(),
@@ -275,8 +292,8 @@ pub fn name_field(value: &str, errors: &Errors) -> FieldView {
         label: "Name".into(),
         input: "text",
         value: value.to_owned(),
-        checked: false,
         options: vec![],
+        unset: None,
         required: true,
         help: Some(
             "Letters, digits, spaces and _ - . : ( ) @ + /, unique in the project. Workflows refer to it by name.",
@@ -359,10 +376,20 @@ fn parsed(input: Input, raw: &str) -> Result<Option<Value>, String> {
                 .parse::<i64>()
                 .map_err(|_| "must be a whole number".to_owned())?,
         ),
-        Input::Checkbox => Value::Bool(raw == "true"),
+        Input::Switch => match raw.trim() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => return Err("must be yes or no".into()),
+        },
         Input::Lines => Value::Array(
-            raw.split(['\n', ' ', ','])
-                .map(str::trim)
+            raw.lines()
+                .map(|l| l.trim_end_matches('\r'))
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| Value::String(l.to_owned()))
+                .collect(),
+        ),
+        Input::Words => Value::Array(
+            raw.split(|c: char| c.is_whitespace() || c == ',')
                 .filter(|s| !s.is_empty())
                 .map(|s| Value::String(s.to_owned()))
                 .collect(),
@@ -400,10 +427,10 @@ pub struct Posted {
     pub secrets: Map<String, Value>,
 }
 
-/// Reads a connection form of `kind`. On create (`before` is `None`) fields left empty are
-/// left out; on edit they become `null` (removed), a checkbox left unticked is `false`, the
-/// stored auth parameters the chosen type does not take are removed, and an empty secret
-/// keeps the stored one. Errors name the form fields that could not be read.
+/// Reads a connection form of `kind`. On create (`before` is `None`) fields left empty (a
+/// yes/no left to its default included) are left out; on edit they become `null` (removed, so
+/// the default applies), the stored auth parameters the chosen type does not take are
+/// removed, and an empty secret keeps the stored one. Errors name the form fields that could not be read.
 pub fn read(fields: &Fields, kind: Kind, before: Option<&Connection>) -> (Posted, Errors) {
     let mut out = Posted {
         name: fields.text("name").trim().to_owned(),
@@ -414,7 +441,6 @@ pub fn read(fields: &Fields, kind: Kind, before: Option<&Connection>) -> (Posted
     for f in config_form(kind) {
         let name = format!("config.{}", f.name);
         match parsed(f.input, fields.text(&name)) {
-            Ok(Some(Value::Bool(false))) if !editing => {}
             Ok(Some(v)) => {
                 out.config.insert(f.name.into(), v);
             }
@@ -438,7 +464,6 @@ pub fn read(fields: &Fields, kind: Kind, before: Option<&Connection>) -> (Posted
             let name = format!("auth.{}.{}", t.as_str(), f.name);
             let path = format!("auth.{}", f.name);
             match parsed(f.input, fields.text(&name)) {
-                Ok(Some(Value::Bool(false))) if !editing => {}
                 Ok(Some(v)) => {
                     out.auth.insert(f.name.into(), v);
                 }
@@ -459,7 +484,10 @@ pub fn read(fields: &Fields, kind: Kind, before: Option<&Connection>) -> (Posted
             }
         }
         for (field, _) in secret_form(kind, t) {
-            let value = fields.text(&format!("secrets.{}.{field}", t.as_str()));
+            // A value pasted with the line's end keeps none of it.
+            let value = fields
+                .text(&format!("secrets.{}.{field}", t.as_str()))
+                .trim_end_matches(['\r', '\n']);
             if !value.is_empty() {
                 out.secrets.insert(field, Value::String(value.to_owned()));
             }
@@ -501,9 +529,9 @@ mod tests {
             ("config.port", "5432"),
             ("config.database", "test"),
             ("config.username", "u"),
-            ("config.ssl", "false"),
+            ("config.ssl", ""),
             ("auth.type", "basic"),
-            ("secrets.basic.password", "pw"),
+            ("secrets.basic.password", "pw\r\n"),
         ]);
         let (p, errors) = read(&f, Kind::Database, None);
         assert!(errors.is_empty(), "{errors:?}");

@@ -34,16 +34,19 @@ fn secure(state: &AppState) -> bool {
     state.hub.public_url().starts_with("https://")
 }
 
-/// The session cookie's value in a request.
+/// The session cookie's value in a request. A name sent twice (a cookie of the same name set
+/// for a parent domain, which could put the browser in another's session) counts as none.
 fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
+    let mut values = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim());
+    let first = values.next()?;
+    values.next().is_none().then_some(first)
 }
 
 /// A logged-in person: the session and the cookie value that names it.
@@ -245,10 +248,20 @@ struct LoginQuery {
     next: Option<String>,
 }
 
-/// A path of this deployment to go to after logging in (never another origin).
+/// A path of this deployment to go to after logging in (never another origin): it starts with
+/// one `/`, and holds no `\\`, whitespace or control character (browsers drop tabs and line
+/// ends from URLs, which would turn `/\t/evil.example` into `//evil.example`).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n
+                    .chars()
+                    .any(|c| c == '\\' || c.is_whitespace() || c.is_control()) =>
+        {
+            n.to_owned()
+        }
         _ => "/connections".to_owned(),
     }
 }
@@ -344,7 +357,15 @@ mod tests {
     #[test]
     fn only_paths_of_this_deployment_are_followed_after_login() {
         assert_eq!(safe_next(Some("/connections/new")), "/connections/new");
-        for bad in ["//evil.example", "https://evil.example", "/\\evil", "evil"] {
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "evil",
+            "/\t/evil.example",
+            "/\r\n",
+            "/ /evil.example",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/connections", "{bad}");
         }
         assert_eq!(safe_next(None), "/connections");
@@ -359,5 +380,10 @@ mod tests {
         );
         assert_eq!(cookie_value(&h, "pb_session"), Some("abc"));
         assert_eq!(cookie_value(&h, "__Host-pb_session"), None);
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("pb_session=planted"),
+        );
+        assert_eq!(cookie_value(&h, "pb_session"), None, "two of them are none");
     }
 }

@@ -197,6 +197,9 @@ fn failure_headline(r: &TestResult, auth: AuthType) -> String {
             }
             None => format!("✗ Authentication failed: {} — check {what}", r.message),
         },
+        Some(ErrorKind::Timeout) if r.latency_ms >= 1000 => {
+            format!("✗ Timed out after {} s", (r.latency_ms + 500) / 1000)
+        }
         Some(ErrorKind::Timeout) => format!("✗ Timed out after {}", latency(r.latency_ms)),
         Some(ErrorKind::Blocked) => format!(
             "✗ Blocked: {}",
@@ -280,7 +283,7 @@ mod tests {
             ResultView::of(&r, AuthType::ApiKey).headline,
             "✗ Authentication failed: 401 — check the API key"
         );
-        let r = TestResult::failed(10_000, ErrorKind::Timeout, "timed out");
+        let r = TestResult::failed(10_004, ErrorKind::Timeout, "timed out");
         assert_eq!(
             ResultView::of(&r, AuthType::Bearer).headline,
             "✗ Timed out after 10 s"

@@ -498,9 +498,14 @@ async fn secrets_never_reach_a_page_and_an_edit_keeps_them(backend: Backend) {
     )
     .await;
     assert_eq!(gone.status, StatusCode::SEE_OTHER);
-    assert_eq!(gone.location(), "/connections?deleted=pg-main");
+    assert_eq!(gone.location(), "/connections?done=deleted");
     let list = get(&app, &cookie, gone.location()).await;
-    assert!(list.body.contains("Deleted pg-main."));
+    assert!(list.body.contains("Connection deleted."));
+    let spoofed = get(&app, &cookie, "/connections?done=Your+session+expired").await;
+    assert!(
+        !spoofed.body.contains("session expired"),
+        "a link cannot make the page say anything"
+    );
     assert_eq!(
         get(&app, &cookie, &detail).await.status,
         StatusCode::NOT_FOUND
@@ -599,6 +604,16 @@ async fn browsers_get_pages_and_api_clients_problem_documents(backend: Backend) 
         !list.body.contains("Add connection"),
         "a viewer is not offered what it cannot do"
     );
+    for path in [
+        "/connections/new",
+        "/connections/new?kind=http&provider=custom",
+    ] {
+        assert_eq!(
+            get(&app, &cookie, path).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
     let refused = post(
         &app,
         &cookie,
@@ -678,7 +693,43 @@ async fn an_https_deployment_keeps_its_session_cookie_secure(backend: Backend) {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 }
 
+async fn a_status_filter_reads_past_the_first_page(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(crate::helpers::allow_loopback())).await;
+    // The one connected connection comes first in id order, then more than a page of others.
+    let ok = app
+        .connection(serde_json::json!({"name": "healthy", "kind": "http",
+            "config": {"base_url": app.url, "verify_path": "/healthz"}}))
+        .await;
+    app.admin.test_connection(&ok).await.unwrap();
+    for i in 0..110 {
+        app.connection(
+            serde_json::json!({"name": format!("idle-{i:03}"), "kind": "http",
+            "config": {"base_url": "https://api.example.com"}}),
+        )
+        .await;
+    }
+    let cookie = login(&app, &app.admin_token).await;
+    let connected = get(&app, &cookie, "/connections?status=Connected").await;
+    assert_eq!(connected.body.matches("class=\"card\"").count(), 1);
+    assert!(connected.body.contains(">healthy</a>"));
+    let untested = get(&app, &cookie, "/connections?status=Untested").await;
+    assert_eq!(
+        untested.body.matches("class=\"card\"").count(),
+        100,
+        "a full page"
+    );
+    let next = untested
+        .body
+        .split("href=\"/connections?")
+        .nth(1)
+        .expect("a next page");
+    let next = next[..next.find('"').unwrap()].replace("&#38;", "&");
+    let rest = get(&app, &cookie, &format!("/connections?{next}")).await;
+    assert_eq!(rest.body.matches("class=\"card\"").count(), 10, "the rest");
+}
+
 both_backends!(
+    a_status_filter_reads_past_the_first_page,
     an_https_deployment_keeps_its_session_cookie_secure,
     a_browser_logs_in_and_out,
     forms_are_refused_without_the_sessions_token_or_from_another_site,
