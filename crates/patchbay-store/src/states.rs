@@ -25,13 +25,16 @@ pub struct StateRecord {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
+    /// The hash of the value the browser that started the flow holds (web UI flows only).
+    pub browser_hash: Option<Vec<u8>>,
 }
 
 impl Store {
     pub async fn find_state(&self, state_hash: &[u8]) -> Result<Option<StateRecord>> {
         let row = sqlx::query(
             "SELECT state_hash, org_id, project_id, connection_id, principal, issuer, redirect_uri, return_to, \
-             key_version, code_verifier, created_at, expires_at, used_at FROM oauth_states WHERE state_hash = $1",
+             key_version, code_verifier, created_at, expires_at, used_at, browser_hash FROM oauth_states \
+             WHERE state_hash = $1",
         )
         .bind(state_hash.to_vec())
         .fetch_optional(&self.read)
@@ -51,6 +54,7 @@ impl Store {
             created_at: time(&r, "created_at")?,
             expires_at: time(&r, "expires_at")?,
             used_at: opt_time(&r, "used_at")?,
+            browser_hash: r.try_get("browser_hash")?,
         }))
     }
 }
@@ -59,8 +63,8 @@ impl Tx {
     pub async fn insert_state(&mut self, s: &StateRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO oauth_states (state_hash, org_id, project_id, connection_id, principal, issuer, redirect_uri, \
-             return_to, key_version, code_verifier, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             return_to, key_version, code_verifier, created_at, expires_at, browser_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(s.state_hash.clone())
         .bind(s.org_id.as_str().to_owned())
@@ -74,6 +78,7 @@ impl Tx {
         .bind(s.code_verifier.clone())
         .bind(ms(s.created_at))
         .bind(ms(s.expires_at))
+        .bind(s.browser_hash.clone())
         .execute(&mut *self.inner)
         .await?;
         Ok(())

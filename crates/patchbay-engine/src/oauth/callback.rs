@@ -10,6 +10,7 @@ use patchbay_domain::validate::RESERVED_PREFIX;
 use patchbay_domain::{ConnectionId, Principal, Role, Status};
 use patchbay_store::SecretRow;
 use serde_json::{Value, json};
+use sha2::Digest as _;
 
 use crate::connections::field_aad;
 use crate::{EngineError, Hub, Result};
@@ -45,8 +46,13 @@ impl CallbackOutcome {
 
 impl Hub {
     /// Handles the provider's redirect; never fails outright — every problem is a page.
-    pub async fn oauth_callback(&self, q: &BTreeMap<String, String>) -> CallbackOutcome {
-        match self.callback_inner(q).await {
+    /// `browser` is the value the browser holds for flows bound to it (its cookie), if any.
+    pub async fn oauth_callback(
+        &self,
+        q: &BTreeMap<String, String>,
+        browser: Option<&str>,
+    ) -> CallbackOutcome {
+        match self.callback_inner(q, browser).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 let message = match &e {
@@ -63,7 +69,11 @@ impl Hub {
         }
     }
 
-    async fn callback_inner(&self, q: &BTreeMap<String, String>) -> Result<CallbackOutcome> {
+    async fn callback_inner(
+        &self,
+        q: &BTreeMap<String, String>,
+        browser: Option<&str>,
+    ) -> Result<CallbackOutcome> {
         let Some(state) = q.get("state").filter(|s| !s.is_empty()) else {
             return Ok(CallbackOutcome::failed(
                 None,
@@ -81,6 +91,23 @@ impl Hub {
             });
         };
         let connection = Some(record.connection_id.clone());
+        // A flow bound to a browser is completed only by it; another browser does not use up
+        // the request, so the one that started it can still finish.
+        if let Some(expected) = &record.browser_hash {
+            let presented = browser.map(|b| sha2::Sha256::digest(b.as_bytes()).to_vec());
+            let matches = presented.is_some_and(|p| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(
+                    p.as_slice(),
+                    expected.as_slice(),
+                ))
+            });
+            if !matches {
+                return Ok(CallbackOutcome::failed(
+                    connection,
+                    "this sign-in was started in another browser; start it again from this one",
+                ));
+            }
+        }
         let now = self.now();
         let mut w = self.write().await?;
         let fresh = w.consume_state(&hash, now).await?;

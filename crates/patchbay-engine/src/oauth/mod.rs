@@ -301,6 +301,29 @@ impl Hub {
         id: &ConnectionId,
         return_to: Option<String>,
     ) -> Result<OAuthStart> {
+        self.start_flow(p, id, return_to, None).await
+    }
+
+    /// [`Self::start_oauth`] for a browser of the web UI: the callback is accepted only from
+    /// the browser holding the value whose SHA-256 is `browser_hash` (a cookie), so that an
+    /// authorization URL sent to someone else cannot link their account to this connection.
+    pub async fn start_oauth_in_browser(
+        &self,
+        p: &Principal,
+        id: &ConnectionId,
+        return_to: Option<String>,
+        browser_hash: Vec<u8>,
+    ) -> Result<OAuthStart> {
+        self.start_flow(p, id, return_to, Some(browser_hash)).await
+    }
+
+    async fn start_flow(
+        &self,
+        p: &Principal,
+        id: &ConnectionId,
+        return_to: Option<String>,
+        browser_hash: Option<Vec<u8>>,
+    ) -> Result<OAuthStart> {
         let c = self.visible_connection(p, id).await?;
         if !p.can_write() {
             return Err(EngineError::forbidden(
@@ -379,6 +402,7 @@ impl Hub {
             created_at: now,
             expires_at,
             used_at: None,
+            browser_hash,
         };
         let mut w = self.write().await?;
         w.purge_states(now - chrono::Duration::days(1)).await?;

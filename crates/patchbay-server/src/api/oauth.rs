@@ -154,9 +154,11 @@ fn onward(return_to: &str) -> Response {
         (status = 404, description = "the state names no authorization request, as a page", content_type = "text/html")))]
 pub async fn callback(
     State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
     axum::extract::Query(q): axum::extract::Query<std::collections::BTreeMap<String, String>>,
 ) -> Response {
-    let outcome = s.hub.oauth_callback(&q).await;
+    let browser = crate::ui::oauth_browser(&headers, s.hub.public_url().starts_with("https://"));
+    let outcome = s.hub.oauth_callback(&q, browser).await;
     if outcome.success
         && let Some(rt) = &outcome.return_to
     {

@@ -994,12 +994,20 @@ async fn connect(
         .popup
         .is_none()
         .then(|| format!("{}/connections/{id}?connected=1", state.hub.public_url()));
+    let (browser, cookie) = super::session::oauth_binding(&headers, &state);
+    let browser_hash = <sha2::Sha256 as sha2::Digest>::digest(browser.as_bytes()).to_vec();
     match state
         .hub
-        .start_oauth(viewer.principal(), &id, return_to)
+        .start_oauth_in_browser(viewer.principal(), &id, return_to, browser_hash)
         .await
     {
-        Ok(start) => Redirect::to(&start.authorization_url).into_response(),
+        Ok(start) => {
+            let mut response = Redirect::to(&start.authorization_url).into_response();
+            response
+                .headers_mut()
+                .append(axum::http::header::SET_COOKIE, cookie);
+            response
+        }
         Err(e) => UiError::new(e, Some(&viewer)).into_response(),
     }
 }

@@ -23,7 +23,7 @@ use rand::RngCore;
 use crate::error::ApiError;
 use crate::startup::AppState;
 
-pub use session::Viewer;
+pub use session::{Viewer, oauth_browser};
 
 pub fn router() -> Router<AppState> {
     Router::new()

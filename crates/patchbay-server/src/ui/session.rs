@@ -49,6 +49,39 @@ fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     values.next().is_none().then_some(first)
 }
 
+/// The cookie binding this browser's OAuth flows: `__Host-` prefixed over https. SameSite=Lax,
+/// since the provider's redirect back is a navigation from its own site.
+fn oauth_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-pb_oauth"
+    } else {
+        "pb_oauth"
+    }
+}
+
+/// The value this browser holds for its OAuth flows, if it holds one.
+pub fn oauth_browser(headers: &HeaderMap, secure: bool) -> Option<&str> {
+    cookie_value(headers, oauth_cookie_name(secure)).filter(|v| v.len() == 43)
+}
+
+/// This browser's OAuth value (the one it holds, or a new one) and the `Set-Cookie` that keeps
+/// it for the flow's lifetime.
+pub fn oauth_binding(headers: &HeaderMap, state: &AppState) -> (String, HeaderValue) {
+    use base64::Engine as _;
+    let secure = secure(state);
+    let value = oauth_browser(headers, secure).map_or_else(
+        || base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()),
+        str::to_owned,
+    );
+    let cookie = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=900{}",
+        oauth_cookie_name(secure),
+        if secure { "; Secure" } else { "" }
+    );
+    let header = HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""));
+    (value, header)
+}
+
 /// A logged-in person: the session and the cookie value that names it.
 #[derive(Debug, Clone)]
 pub struct Viewer {

@@ -728,7 +728,121 @@ async fn a_status_filter_reads_past_the_first_page(backend: Backend) {
     assert_eq!(rest.body.matches("class=\"card\"").count(), 10, "the rest");
 }
 
+async fn an_oauth_sign_in_is_finished_only_by_the_browser_that_started_it(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(crate::helpers::allow_loopback())).await;
+    let callback = format!("{}/v1/oauth/callback", app.url);
+    let idp = crate::peers::oidc(&callback);
+    let c = app
+        .admin
+        .create_connection(&crate::oauth_flow::oidc_connection("bound", idp.port))
+        .await
+        .unwrap();
+    let cookie = login(&app, &app.admin_token).await;
+    let connect = format!("/connections/{}/connect", c.id);
+    let mut cross = HeaderMap::new();
+    cross.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+    let refused = page(
+        browser()
+            .get(format!("{}{connect}", app.url))
+            .header("cookie", &cookie)
+            .headers(cross)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::FORBIDDEN,
+        "not started from another site"
+    );
+
+    let start = |oauth_cookie: Option<String>| {
+        let app_url = app.url.clone();
+        let cookie = cookie.clone();
+        let connect = connect.clone();
+        async move {
+            let jar = match oauth_cookie {
+                Some(o) => format!("{cookie}; {o}"),
+                None => cookie,
+            };
+            page(
+                browser()
+                    .get(format!("{app_url}{connect}"))
+                    .header("cookie", jar)
+                    .header("sec-fetch-site", "same-origin")
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let started = start(None).await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER);
+    let set = started.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set.starts_with("pb_oauth=") && set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+    let mine = set.split(';').next().unwrap().to_owned();
+    let back = crate::peers::consent(started.location(), &callback).await;
+    for (why, presented) in [
+        ("no cookie", None),
+        (
+            "another browser's",
+            Some(format!("pb_oauth={}", "A".repeat(43))),
+        ),
+    ] {
+        let mut req = browser().get(&back);
+        if let Some(p) = presented {
+            req = req.header("cookie", p);
+        }
+        let r = page(req.send().await.unwrap()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{why}");
+        assert!(
+            r.body.contains("started in another browser"),
+            "{why}: {}",
+            r.body
+        );
+    }
+    assert!(
+        app.admin
+            .get_connection(c.id.as_str())
+            .await
+            .unwrap()
+            .oauth
+            .is_none_or(|o| o.linked_at.is_none())
+    );
+    // The browser that started it finishes it, with the request the others could not use up.
+    let done = page(
+        browser()
+            .get(&back)
+            .header("cookie", &mine)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(
+        done.body.contains("?connected=1"),
+        "goes on to the connection's page"
+    );
+    let linked = app.admin.get_connection(c.id.as_str()).await.unwrap();
+    assert!(linked.oauth.is_some_and(|o| o.linked_at.is_some()));
+    // A second flow from the same browser keeps its value.
+    let again = start(Some(mine.clone())).await;
+    assert!(
+        again.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with(&mine)
+    );
+}
+
 both_backends!(
+    an_oauth_sign_in_is_finished_only_by_the_browser_that_started_it,
     a_status_filter_reads_past_the_first_page,
     an_https_deployment_keeps_its_session_cookie_secure,
     a_browser_logs_in_and_out,
