@@ -44,6 +44,24 @@ test("organization secrets are set, changed and deleted without their values rea
   await page.getByRole("alert").getByText("value:").waitFor();
   expectStatus(page, 422);
   assert.equal((await server.api("GET", "/v1/secrets")).length, 1);
+  // A connection names it instead of holding a value of its own.
+  await page.goto(`${server.url}/connections/new?kind=http&provider=custom`);
+  await page.locator("#f-name").fill("uses-shared");
+  await page.getByLabel(/^Base URL/).fill("https://api.example.com");
+  await page.getByLabel("Method", { exact: true }).selectOption("bearer");
+  await page.getByLabel("Or use an organization secret as Token").selectOption("stripe_live");
+  await page.getByRole("button", { name: "Save", exact: true }).click();
+  await page.waitForURL(/\?saved=1$/);
+  await page.getByText("from the organization secret stripe_live").waitFor();
+  const shared = (await server.api("GET", "/v1/connections")).items.find((c) => c.name === "uses-shared");
+  assert.equal(shared.secrets.token.ref, "stripe_live");
+  await page.getByRole("link", { name: "Edit uses-shared" }).click();
+  await page.getByText("From the organization secret").waitFor();
+  await look(page, "connection-edit-ref");
+  await page.goto(`${server.url}/connections/${shared.id}/delete`);
+  await page.getByRole("button", { name: "Delete", exact: true }).click();
+  await page.getByText("Connection deleted.").waitFor();
+  await page.getByRole("link", { name: "Secrets" }).click();
   await page.getByRole("button", { name: "Delete stripe_live" }).click();
   await page.getByText("Secret deleted.").waitFor();
   assert.equal((await server.api("GET", "/v1/secrets")).length, 0);

@@ -323,7 +323,7 @@ struct Draft<'a> {
     before: Option<&'a Connection>,
 }
 
-fn form_page(
+async fn form_page(
     state: &AppState,
     viewer: &Viewer,
     d: &Draft<'_>,
@@ -334,9 +334,16 @@ fn form_page(
     let entry = catalog.iter().find(|p| p.key == d.provider);
     let provider_name = entry.map_or_else(|| "Custom".to_owned(), |p| p.display_name.clone());
     let stored = d.before.map(|c| c.secrets.clone()).unwrap_or_default();
+    // The organization secrets a secret field may name instead of a value.
+    let refs: Vec<String> = state
+        .hub
+        .list_secrets(viewer.principal())
+        .await
+        .map(|l| l.into_iter().filter(|s| s.set).map(|s| s.name).collect())
+        .unwrap_or_default();
     let head = vec![forms::name_field(&d.name, errors)];
     let config = forms::config_views(d.kind, &d.config, errors);
-    let auths = forms::auth_views(d.kind, d.auth_type, &d.auth, &stored, errors);
+    let auths = forms::auth_views(d.kind, d.auth_type, &d.auth, &stored, &refs, errors);
     // Where each field of a problem document is on the page: `(API path, element id)`.
     let placed: Vec<(&str, &str)> = head
         .iter()
@@ -495,14 +502,14 @@ async fn new(
             };
             render_form(
                 StatusCode::OK,
-                form_page(&state, &viewer, &draft, &Errors::new(), None),
+                form_page(&state, &viewer, &draft, &Errors::new(), None).await,
             )
         }
     }
 }
 
 /// The create body of a posted form, or the form again with what could not be read.
-fn create_body(
+async fn create_body(
     state: &AppState,
     viewer: &Viewer,
     fields: &Fields,
@@ -526,7 +533,7 @@ fn create_body(
     if !errors.is_empty() {
         return Err(Box::new(render_form(
             StatusCode::UNPROCESSABLE_ENTITY,
-            form_page(state, viewer, &draft, &errors, None),
+            form_page(state, viewer, &draft, &errors, None).await,
         )));
     }
     let body = CreateConnection {
@@ -542,7 +549,7 @@ fn create_body(
 }
 
 /// The form again after the engine refused it: its field errors inline.
-fn refused_form(
+async fn refused_form(
     state: &AppState,
     viewer: &Viewer,
     draft: &Draft<'_>,
@@ -554,30 +561,30 @@ fn refused_form(
         errors.insert("form".into(), problem.detail);
         return render_form(
             StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST),
-            form_page(state, viewer, draft, &errors, None),
+            form_page(state, viewer, draft, &errors, None).await,
         );
     }
     render_form(
         StatusCode::UNPROCESSABLE_ENTITY,
-        form_page(state, viewer, draft, &forms::field_errors(&problem), None),
+        form_page(state, viewer, draft, &forms::field_errors(&problem), None).await,
     )
 }
 
 async fn create(State(state): State<AppState>, posted: Posted) -> Response {
     let viewer = &posted.viewer;
-    let (body, draft) = match create_body(&state, viewer, &posted.fields) {
+    let (body, draft) = match create_body(&state, viewer, &posted.fields).await {
         Ok(b) => b,
         Err(r) => return *r,
     };
     match state.hub.create_connection(viewer.principal(), body).await {
         Ok(c) => Redirect::to(&format!("/connections/{}?saved=1", c.id)).into_response(),
-        Err(e) => refused_form(&state, viewer, &draft, e),
+        Err(e) => refused_form(&state, viewer, &draft, e).await,
     }
 }
 
 async fn test_draft(State(state): State<AppState>, posted: Posted) -> Response {
     let viewer = &posted.viewer;
-    let (body, draft) = match create_body(&state, viewer, &posted.fields) {
+    let (body, draft) = match create_body(&state, viewer, &posted.fields).await {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -590,9 +597,10 @@ async fn test_draft(State(state): State<AppState>, posted: Posted) -> Response {
                 &draft,
                 &Errors::new(),
                 Some(ResultView::of(&r, draft.auth_type)),
-            ),
+            )
+            .await,
         ),
-        Err(e) => refused_form(&state, viewer, &draft, e),
+        Err(e) => refused_form(&state, viewer, &draft, e).await,
     }
 }
 
@@ -822,7 +830,7 @@ async fn edit(
     };
     render_form(
         StatusCode::OK,
-        form_page(&state, &viewer, &draft, &Errors::new(), None),
+        form_page(&state, &viewer, &draft, &Errors::new(), None).await,
     )
 }
 
@@ -850,7 +858,7 @@ async fn update(
     if !errors.is_empty() {
         return render_form(
             StatusCode::UNPROCESSABLE_ENTITY,
-            form_page(&state, viewer, &draft, &errors, None),
+            form_page(&state, viewer, &draft, &errors, None).await,
         );
     }
     let version = posted.fields.text("version").parse::<i64>().ok();
@@ -863,7 +871,7 @@ async fn update(
     };
     match state.hub.update_connection(p, &id, body, version).await {
         Ok(c) => Redirect::to(&format!("/connections/{}?saved=1", c.id)).into_response(),
-        Err(e) => refused_form(&state, viewer, &draft, e),
+        Err(e) => refused_form(&state, viewer, &draft, e).await,
     }
 }
 

@@ -53,6 +53,10 @@ pub struct SecretView {
     pub required: bool,
     /// A value is stored: shown as "Saved ••••" with *Change*.
     pub saved: bool,
+    /// The organization secret it names instead of a value, when it names one.
+    pub reference: Option<String>,
+    /// The organization secrets it may name (`{"ref": name}`) instead of a value.
+    pub refs: Vec<String>,
     pub error: Option<String>,
 }
 
@@ -323,6 +327,7 @@ pub fn auth_views(
     selected: AuthType,
     values: &Map<String, Value>,
     stored: &BTreeMap<String, SecretState>,
+    refs: &[String],
     errors: &Errors,
 ) -> Vec<AuthView> {
     auth_choices(kind)
@@ -347,11 +352,16 @@ pub fn auth_views(
                     .map(|(field, required)| {
                         let name = format!("secrets.{}.{field}", t.as_str());
                         let path = format!("secrets.{field}");
+                        let kept = stored.get(&field).filter(|_| t == selected);
                         SecretView {
                             id: id_of(&name),
                             label: label(&field),
                             required,
-                            saved: t == selected && stored.get(&field).is_some_and(|s| s.set),
+                            saved: kept.is_some_and(|s| s.set),
+                            reference: kept
+                                .and_then(|s| s.reference.as_ref())
+                                .map(|r| r.to_string()),
+                            refs: refs.to_vec(),
                             error: errors.get(&path).cloned(),
                             name,
                             path,
@@ -485,11 +495,24 @@ pub fn read(fields: &Fields, kind: Kind, before: Option<&Connection>) -> (Posted
         }
         for (field, _) in secret_form(kind, t) {
             // A value pasted with the line's end keeps none of it.
-            let value = fields
-                .text(&format!("secrets.{}.{field}", t.as_str()))
-                .trim_end_matches(['\r', '\n']);
-            if !value.is_empty() {
-                out.secrets.insert(field, Value::String(value.to_owned()));
+            let name = format!("secrets.{}.{field}", t.as_str());
+            let value = fields.text(&name).trim_end_matches(['\r', '\n']);
+            let reference = fields.text(&format!("{name}.ref")).trim();
+            match (value.is_empty(), reference.is_empty()) {
+                (false, false) => {
+                    errors.insert(
+                        format!("secrets.{field}"),
+                        "type a value or choose an organization secret, not both".into(),
+                    );
+                }
+                (false, true) => {
+                    out.secrets.insert(field, Value::String(value.to_owned()));
+                }
+                (true, false) => {
+                    out.secrets
+                        .insert(field, serde_json::json!({"ref": reference}));
+                }
+                (true, true) => {}
             }
         }
     } else {
@@ -610,6 +633,32 @@ mod tests {
         assert_eq!(p.secrets.len(), 1);
         assert_eq!(p.secrets["client_id"], "the-client");
         assert_eq!(p.auth["token_url"], "https://id.example.com/t");
+    }
+
+    #[test]
+    fn a_secret_can_name_an_organization_secret_instead() {
+        let f = fields(&[
+            ("config.base_url", "https://api.example.com"),
+            ("auth.type", "bearer"),
+            ("secrets.bearer.token", ""),
+            ("secrets.bearer.token.ref", "shared_token"),
+        ]);
+        let (p, errors) = read(&f, Kind::Http, None);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            p.secrets["token"],
+            serde_json::json!({"ref": "shared_token"})
+        );
+        let both = fields(&[
+            ("auth.type", "bearer"),
+            ("secrets.bearer.token", "typed"),
+            ("secrets.bearer.token.ref", "shared_token"),
+        ]);
+        let (_, errors) = read(&both, Kind::Http, None);
+        assert_eq!(
+            errors["secrets.token"],
+            "type a value or choose an organization secret, not both"
+        );
     }
 
     #[test]
