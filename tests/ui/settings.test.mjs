@@ -78,6 +78,11 @@ test("a new API token's value is shown once", async () => {
   await look(page, "tokens-created");
   const works = await fetch(`${server.url}/v1/connections`, { headers: { authorization: `Bearer ${value}` } });
   assert.equal(works.status, 200, "the shown value is the token");
+  const count = (await server.api("GET", "/v1/tokens")).length;
+  await page.reload();
+  await page.getByRole("heading", { name: "API tokens" }).waitFor();
+  assert.equal((await server.api("GET", "/v1/tokens")).length, count, "a reload makes no second token");
+  assert.ok(!(await page.content()).includes(value), "nor shows the value again");
   await page.getByRole("link", { name: "Tokens" }).click();
   assert.ok(!(await page.content()).includes(value), "never shown again");
   await page.getByRole("button", { name: "Revoke n8n-prod" }).click();

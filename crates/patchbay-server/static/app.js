@@ -157,6 +157,9 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     enhance(document);
+    // A page answering a form that made something shown once (a new token): reloading it
+    // must not post the form again.
+    if (document.querySelector("[data-once]")) window.history.replaceState(null, "", window.location.pathname);
     const summary = $("#error-summary");
     if (summary) summary.focus();
   });
