@@ -206,6 +206,16 @@ pub struct UpdateConnection {
     pub status: Option<String>,
 }
 
+/// The answer of `DELETE /v1/connections?provider=…`: every connection of the provider the
+/// caller sees, revoked at the provider where it can be and deleted.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BulkDeleted {
+    pub provider: String,
+    pub deleted: Vec<ConnectionId>,
+    /// How many of them had a grant revoked at the provider.
+    pub revoked: usize,
+}
+
 /// Decrypted credentials of one connection, for an executor.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Credentials {

@@ -751,6 +751,21 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         "the audit log recorded the session"
     );
 
+    // Every connection of one provider deleted at once (the action connection to "openai"),
+    // and the refusal to delete them all.
+    let (_, bulk) = r
+        .call(
+            Method::DELETE,
+            "/v1/connections?provider=openai",
+            None,
+            None,
+            &[200],
+        )
+        .await;
+    assert_eq!(bulk["deleted"].as_array().map(Vec::len), Some(1), "{bulk}");
+    r.call(Method::DELETE, "/v1/connections", None, None, &[422])
+        .await;
+
     // The linked OAuth connection unlinked (its tokens revoked and destroyed), and a refusal
     // for a connection that has no OAuth account.
     r.call(

@@ -574,6 +574,83 @@ impl Hub {
     }
 
     pub async fn delete_connection(&self, p: &Principal, id: &ConnectionId) -> Result<()> {
+        self.delete_one(p, id).await.map(drop)
+    }
+
+    /// Revokes and deletes every connection of `provider` that `p` sees ("revoke all tokens
+    /// for a service"); admins only. Each is audited as its own `connection.delete`, the whole
+    /// as `connection.bulk_delete`.
+    pub async fn delete_connections_of(
+        &self,
+        p: &Principal,
+        provider: &str,
+    ) -> Result<patchbay_domain::api::BulkDeleted> {
+        crate::admin::require_admin(p)?;
+        if provider.is_empty() {
+            return Err(ValidationErrors::single(
+                "provider",
+                "is required: connections are deleted together by provider only",
+            )
+            .into());
+        }
+        let key = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c);
+        if provider.len() > 64 || !provider.chars().all(key) {
+            return Err(ValidationErrors::single(
+                "provider",
+                "must be a provider key such as slack (a-z 0-9 _ . -, at most 64)",
+            )
+            .into());
+        }
+        let mut ids = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .list_connections(
+                    p,
+                    ListQuery {
+                        provider: Some(provider.to_owned()),
+                        limit: Some(200),
+                        cursor: cursor.take(),
+                        ..ListQuery::default()
+                    },
+                )
+                .await?;
+            ids.extend(page.items.into_iter().map(|c| c.id));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let mut deleted = Vec::with_capacity(ids.len());
+        let mut revoked = 0;
+        for id in ids {
+            match self.delete_one(p, &id).await {
+                Ok(was_revoked) => {
+                    revoked += usize::from(was_revoked);
+                    deleted.push(id);
+                }
+                // Deleted meanwhile by someone else: nothing left to do for it.
+                Err(EngineError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut w = self.write().await?;
+        w.succeeded(
+            p,
+            "connection.bulk_delete",
+            provider.to_owned(),
+            serde_json::json!({"deleted": deleted.len(), "revoked": revoked}),
+        );
+        w.commit().await?;
+        Ok(patchbay_domain::api::BulkDeleted {
+            provider: provider.to_owned(),
+            deleted,
+            revoked,
+        })
+    }
+
+    /// Deletes one connection; whether a grant was revoked at the provider.
+    async fn delete_one(&self, p: &Principal, id: &ConnectionId) -> Result<bool> {
         let current = self.visible_connection(p, id).await?;
         require_writer(p)?;
         // OAuth grants are revoked at the provider first (best effort, RFC 7009).
@@ -607,7 +684,7 @@ impl Hub {
                 serde_json::json!({"revocation": revocation}),
             );
         }
-        Ok(())
+        Ok(revocation.as_deref() == Some("revoked"))
     }
 }
 

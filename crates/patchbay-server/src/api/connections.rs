@@ -5,7 +5,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use patchbay_domain::ConnectionId;
-use patchbay_domain::api::{CreateConnection, Credentials, Page, TestResult, UpdateConnection};
+use patchbay_domain::api::{
+    BulkDeleted, CreateConnection, Credentials, Page, TestResult, UpdateConnection,
+};
 use patchbay_domain::connection::Connection;
 use patchbay_engine::ListQuery;
 
@@ -15,7 +17,10 @@ use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/connections", get(list).post(create))
+        .route(
+            "/connections",
+            get(list).post(create).delete(remove_by_provider),
+        )
         .route("/connections/{id}", get(read).patch(update).delete(remove))
         .route("/connections/{id}/credentials", get(credentials))
         .route("/connections/test", post(test_unsaved))
@@ -54,6 +59,27 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Connection>)> {
     let c = s.hub.create_connection(&p, req).await?;
     Ok((StatusCode::CREATED, etag(&c), Json(c)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByProvider {
+    #[serde(default)]
+    provider: String,
+}
+
+/// Revokes (at the provider, where it can) and deletes every connection of one provider
+/// that the token sees: "revoke all tokens for a service". Admins only; `provider` is
+/// required.
+#[utoipa::path(delete, path = "/v1/connections", tag = "connections",
+    params(("provider" = String, Query, min_length = 1, max_length = 64, pattern = r"^[a-z0-9_.-]+$", description = "the provider whose connections go")),
+    responses((status = 200, body = BulkDeleted), (status = 422, description = "no provider named")))]
+pub async fn remove_by_provider(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<ByProvider>,
+) -> ApiResult<Json<BulkDeleted>> {
+    Ok(Json(s.hub.delete_connections_of(&p, &q.provider).await?))
 }
 
 #[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections", responses((status = 200, body = Connection)))]

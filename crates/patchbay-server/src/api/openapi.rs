@@ -22,7 +22,7 @@ use crate::startup::AppState;
         super::apps::list, super::apps::create, super::apps::update, super::apps::remove,
         super::tokens::list, super::tokens::create, super::tokens::revoke,
         super::secrets::list, super::secrets::create, super::secrets::replace, super::secrets::remove,
-        super::connections::list, super::connections::create, super::connections::read,
+        super::connections::list, super::connections::remove_by_provider, super::connections::create, super::connections::read,
         super::connections::update, super::connections::remove, super::connections::credentials,
         super::connections::test_saved, super::connections::test_unsaved,
         super::audit::list, super::audit::verify,

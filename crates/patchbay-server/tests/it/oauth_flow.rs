@@ -594,6 +594,116 @@ async fn disconnecting_revokes_and_forgets_the_tokens(backend: Backend) {
     assert_eq!(not_oauth.status.as_u16(), 409);
 }
 
+async fn all_of_a_providers_connections_are_revoked_and_deleted_at_once(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
+    let callback = format!("{}/v1/oauth/callback", app.url);
+    let idp = peers::oidc(&callback);
+    let linked = app
+        .admin
+        .create_connection(&revocable("linked", idp.port))
+        .await
+        .unwrap();
+    link(&app, linked.id.as_str(), &callback).await;
+    let mut custom = vec![linked.id.to_string()];
+    for name in ["plain-1", "plain-2"] {
+        custom.push(
+            app.connection(
+                json!({"name": name, "kind": "http", "auth": {"type": "bearer"},
+                "config": {"base_url": "https://a.example"}, "secrets": {"token": "t"}}),
+            )
+            .await,
+        );
+    }
+    let github = app
+        .connection(
+            json!({"name": "gh", "kind": "http", "provider": "github", "auth": {"type": "bearer"},
+            "secrets": {"token": "ghp_0123456789abcdefghij"}}),
+        )
+        .await;
+    let other = app.org("elsewhere").await;
+    let theirs = other
+        .create_connection(
+            &serde_json::from_value(json!({"name": "theirs", "kind": "http",
+            "auth": {"type": "bearer"}, "config": {"base_url": "https://a.example"},
+            "secrets": {"token": "t"}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+
+    let member = app
+        .token(&app.admin, patchbay_domain::Role::Member, None)
+        .await;
+    let r = member
+        .raw(Method::DELETE, "/v1/connections?provider=custom", None, &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 403, "admins only");
+    let r = app
+        .admin
+        .raw(Method::DELETE, "/v1/connections", None, &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 422, "never every connection at once");
+    assert!(r.json().to_string().contains("provider"));
+    let r = app
+        .admin
+        .raw(
+            Method::DELETE,
+            "/v1/connections?provider=Not%20a%20key",
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 422, "a provider key, not any text");
+
+    let r = app
+        .admin
+        .raw(Method::DELETE, "/v1/connections?provider=custom", None, &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200);
+    let body = r.json();
+    let mut deleted: Vec<String> = body["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    deleted.sort();
+    custom.sort();
+    assert_eq!(deleted, custom);
+    assert_eq!(
+        body["revoked"], 1,
+        "the linked grant was revoked at the provider"
+    );
+    assert_eq!(stats(idp.port).await["revocations"], 1);
+    let left: Vec<String> = app
+        .admin
+        .list_connections("")
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect();
+    assert_eq!(left, vec![github], "another provider's connection stays");
+    assert!(
+        other.get_connection(theirs.id.as_str()).await.is_ok(),
+        "another organization's stays"
+    );
+    let each = app.admin.audit("action=connection.delete").await.unwrap();
+    assert_eq!(each.items.len(), 3);
+    let all = app
+        .admin
+        .audit("action=connection.bulk_delete")
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 1);
+    assert_eq!(all.items[0].target.as_deref(), Some("custom"));
+}
+
 async fn flows_cross_replicas_and_delete_revokes(backend: Backend) {
     let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
     let callback = format!("{}/v1/oauth/callback", app.url);
@@ -653,7 +763,10 @@ async fn flows_cross_replicas_and_delete_revokes(backend: Backend) {
     assert_eq!(status, "revoked");
 }
 
-crate::both_backends!(flows_cross_replicas_and_delete_revokes);
+crate::both_backends!(
+    flows_cross_replicas_and_delete_revokes,
+    all_of_a_providers_connections_are_revoked_and_deleted_at_once
+);
 
 async fn client_credentials_are_fetched_once_and_cached(backend: Backend) {
     let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
