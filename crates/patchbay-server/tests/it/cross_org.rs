@@ -195,6 +195,9 @@ fn request(method: &str, path: &str, o: &Objects) -> Option<(String, Option<Valu
     }
     let filled = if path == "/v1/oauth/start" {
         format!("{filled}?connection={}", o.connection)
+    } else if (method, path) == ("delete", "/v1/connections") {
+        // Every connection of the provider A's connections have: none of them is B's.
+        format!("{filled}?provider=custom")
     } else {
         filled
     };
@@ -226,6 +229,8 @@ fn expected(method: &str, path: &str) -> u16 {
         // Lists and creations of one's own: answered, and checked for A's objects below.
         ("get", "/v1/oauth/start") => 404,
         ("get", p) if !p.contains('{') => 200,
+        // A bulk delete by provider reaches only the caller's own organization's connections.
+        ("delete", "/v1/connections") => 200,
         ("post", "/v1/projects" | "/v1/connections" | "/v1/tokens" | "/v1/secrets")
         | ("post", "/v1/oauth/apps") => 0,
         // An upsert by name in the caller's own organization (A's secret of that name is
