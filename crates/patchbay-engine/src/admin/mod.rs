@@ -14,4 +14,4 @@ pub use web_sessions::{DEFAULT_WEB_SESSION_IDLE, DEFAULT_WEB_SESSION_MAX, WebSes
 
 pub(crate) use bootstrap::unwrap_all;
 pub(crate) use orgs::*;
-pub(crate) use tokens::{PrincipalCache, mint, principal_cache, require_admin};
+pub(crate) use tokens::{PrincipalCache, mint, principal_cache, principal_of, require_admin};

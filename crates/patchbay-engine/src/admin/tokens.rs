@@ -72,6 +72,17 @@ pub(crate) fn mint(
     (value, NewToken { record, hash })
 }
 
+/// What a stored token acts as.
+pub(crate) fn principal_of(t: &TokenRecord) -> Principal {
+    Principal {
+        token_id: t.id.clone(),
+        org_id: t.org_id.clone(),
+        role: t.role,
+        project_id: t.project_id.clone(),
+        operator: t.operator,
+    }
+}
+
 pub(crate) fn view(t: &TokenRecord) -> Token {
     Token {
         id: t.id.clone(),
@@ -115,13 +126,7 @@ impl Hub {
             .await?
             .ok_or(EngineError::Unauthenticated)?;
         let authenticated = Arc::new(Authenticated {
-            principal: Arc::new(Principal {
-                token_id: t.id.clone(),
-                org_id: t.org_id,
-                role: t.role,
-                project_id: t.project_id,
-                operator: t.operator,
-            }),
+            principal: Arc::new(principal_of(&t)),
             id: t.id,
             touched: AtomicI64::new(t.last_used_at.map_or(i64::MIN, |at| at.timestamp_millis())),
         });

@@ -46,7 +46,7 @@ fn span(d: std::time::Duration) -> chrono::TimeDelta {
 }
 
 fn id_hash(value: &str) -> String {
-    hex::encode(Sha256::digest(value.as_bytes()))
+    hex::encode(super::hash_token(value))
 }
 
 fn csrf_of(value: &str) -> String {
@@ -120,13 +120,7 @@ impl Hub {
             self.store().touch_web_session(&hash, now).await?;
         }
         Ok(WebSession {
-            principal: Arc::new(Principal {
-                token_id: token.id,
-                org_id: token.org_id,
-                role: token.role,
-                project_id: token.project_id,
-                operator: token.operator,
-            }),
+            principal: Arc::new(super::principal_of(&token)),
             csrf: csrf_of(value),
             expires_at: record.expires_at,
         })

@@ -10,7 +10,6 @@ use patchbay_domain::validate::RESERVED_PREFIX;
 use patchbay_domain::{ConnectionId, Principal, Role, Status};
 use patchbay_store::SecretRow;
 use serde_json::{Value, json};
-use sha2::Digest as _;
 
 use crate::connections::field_aad;
 use crate::{EngineError, Hub, Result};
@@ -94,7 +93,7 @@ impl Hub {
         // A flow bound to a browser is completed only by it; another browser does not use up
         // the request, so the one that started it can still finish.
         if let Some(expected) = &record.browser_hash {
-            let presented = browser.map(|b| sha2::Sha256::digest(b.as_bytes()).to_vec());
+            let presented = browser.map(crate::hash_token);
             let matches = presented.is_some_and(|p| {
                 bool::from(subtle::ConstantTimeEq::ct_eq(
                     p.as_slice(),

@@ -338,8 +338,9 @@ async fn delete_token(
     posted: Posted,
 ) -> Response {
     let viewer = &posted.viewer;
-    let Ok(id) = id.parse::<TokenId>() else {
-        return UiError::new(EngineError::NotFound("token"), Some(viewer)).into_response();
+    let id: TokenId = match crate::extract::path_id(&id, "token") {
+        Ok(id) => id,
+        Err(e) => return UiError::new(e, Some(viewer)).into_response(),
     };
     if id == viewer.principal().token_id {
         return UiError::new(
@@ -461,8 +462,9 @@ async fn delete_app(
     posted: Posted,
 ) -> Response {
     let viewer = &posted.viewer;
-    let Ok(id) = id.parse::<AppId>() else {
-        return UiError::new(EngineError::NotFound("OAuth app"), Some(viewer)).into_response();
+    let id: AppId = match crate::extract::path_id(&id, "OAuth app") {
+        Ok(id) => id,
+        Err(e) => return UiError::new(e, Some(viewer)).into_response(),
     };
     match state.hub.delete_app(viewer.principal(), &id).await {
         Ok(()) => back("/apps", "app-deleted"),
@@ -679,8 +681,9 @@ async fn deliveries(
 
 async fn replay(State(state): State<AppState>, Path(id): Path<String>, posted: Posted) -> Response {
     let viewer = &posted.viewer;
-    let Ok(id) = id.parse::<DeliveryId>() else {
-        return UiError::new(EngineError::NotFound("delivery"), Some(viewer)).into_response();
+    let id: DeliveryId = match crate::extract::path_id(&id, "delivery") {
+        Ok(id) => id,
+        Err(e) => return UiError::new(e, Some(viewer)).into_response(),
     };
     match state.hub.replay_delivery(viewer.principal(), &id).await {
         Ok(_) => back("/deliveries", "replayed"),

@@ -986,10 +986,7 @@ async fn connect(
     Query(params): Query<ConnectParams>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && site != "same-origin"
-        && site != "none"
-    {
+    if !super::session::from_this_site(&headers) {
         return UiError::new(
             patchbay_engine::EngineError::Forbidden(
                 "an OAuth sign-in starts from this deployment's own pages".into(),
@@ -1003,7 +1000,7 @@ async fn connect(
         .is_none()
         .then(|| format!("{}/connections/{id}?connected=1", state.hub.public_url()));
     let (browser, cookie) = super::session::oauth_binding(&headers, &state);
-    let browser_hash = <sha2::Sha256 as sha2::Digest>::digest(browser.as_bytes()).to_vec();
+    let browser_hash = patchbay_engine::hash_token(&browser);
     match state
         .hub
         .start_oauth_in_browser(viewer.principal(), &id, return_to, browser_hash)

@@ -49,6 +49,25 @@ fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     values.next().is_none().then_some(first)
 }
 
+/// A `Set-Cookie` of this deployment's: HttpOnly, for the whole site, `Secure` over https.
+fn set_cookie(name: &str, value: &str, same_site: &str, max_age: i64, secure: bool) -> HeaderValue {
+    let cookie = format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age}{}",
+        if secure { "; Secure" } else { "" }
+    );
+    // The name and value are this module's own (URL-safe base64): always a valid header.
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Whether `Sec-Fetch-Site` (when the browser sends it) says this deployment's own pages, or
+/// the person's own action (typed, bookmarked).
+pub fn from_this_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|site| site == "same-origin" || site == "none")
+}
+
 /// The cookie binding this browser's OAuth flows: `__Host-` prefixed over https. SameSite=Lax,
 /// since the provider's redirect back is a navigation from its own site.
 fn oauth_cookie_name(secure: bool) -> &'static str {
@@ -73,12 +92,7 @@ pub fn oauth_binding(headers: &HeaderMap, state: &AppState) -> (String, HeaderVa
         || base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()),
         str::to_owned,
     );
-    let cookie = format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=900{}",
-        oauth_cookie_name(secure),
-        if secure { "; Secure" } else { "" }
-    );
-    let header = HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""));
+    let header = set_cookie(oauth_cookie_name(secure), &value, "Lax", 900, secure);
     (value, header)
 }
 
@@ -191,10 +205,7 @@ fn refused(why: &str, viewer: Option<&Viewer>) -> Response {
 /// Whether the request comes from a page of this deployment, by the headers browsers set on
 /// every form post (`Sec-Fetch-Site`, `Origin`); a request with neither is a non-browser's.
 fn same_origin(headers: &HeaderMap, state: &AppState) -> Result<(), &'static str> {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && site != "same-origin"
-        && site != "none"
-    {
+    if !from_this_site(headers) {
         return Err("it was sent from another site");
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
@@ -217,7 +228,7 @@ fn same_origin(headers: &HeaderMap, state: &AppState) -> Result<(), &'static str
     }
 }
 
-async fn form_body(req: Request, state: &AppState) -> Result<Fields, &'static str> {
+async fn form_body(req: Request) -> Result<Fields, &'static str> {
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -229,7 +240,6 @@ async fn form_body(req: Request, state: &AppState) -> Result<Fields, &'static st
     let body = axum::body::to_bytes(req.into_body(), FORM_LIMIT)
         .await
         .map_err(|_| "it is too large")?;
-    let _ = state;
     Ok(parse_form(&body))
 }
 
@@ -255,7 +265,7 @@ impl FromRequest<AppState> for Posted {
         if let Err(why) = same_origin(&parts.headers, state) {
             return Err(refused(why, Some(&viewer)));
         }
-        let fields = form_body(Request::from_parts(parts, body), state)
+        let fields = form_body(Request::from_parts(parts, body))
             .await
             .map_err(|why| refused(why, Some(&viewer)))?;
         if !viewer.session.csrf_matches(fields.text("_csrf")) {
@@ -323,7 +333,7 @@ async fn login(State(state): State<AppState>, req: Request) -> Response {
     if let Err(why) = same_origin(req.headers(), &state) {
         return refused(why, None);
     }
-    let fields = match form_body(req, &state).await {
+    let fields = match form_body(req).await {
         Ok(f) => f,
         Err(why) => return refused(why, None),
     };
@@ -331,15 +341,12 @@ async fn login(State(state): State<AppState>, req: Request) -> Response {
     match state.hub.start_web_session(fields.text("token")).await {
         Ok((value, session)) => {
             let max_age = (session.expires_at - state.hub.now()).num_seconds().max(0);
-            let cookie = format!(
-                "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
-                cookie_name(secure(&state)),
-                if secure(&state) { "; Secure" } else { "" }
-            );
+            let secure = secure(&state);
             let mut response = Redirect::to(&next).into_response();
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().insert(header::SET_COOKIE, v);
-            }
+            response.headers_mut().insert(
+                header::SET_COOKIE,
+                set_cookie(cookie_name(secure), &value, "Strict", max_age, secure),
+            );
             response
         }
         Err(EngineError::Unauthenticated) => {
@@ -372,14 +379,11 @@ async fn logout(State(state): State<AppState>, posted: Posted) -> Response {
         return UiError::new(e, Some(&viewer)).into_response();
     }
     let mut response = Redirect::to("/login").into_response();
-    let cookie = format!(
-        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
-        cookie_name(secure(&state)),
-        if secure(&state) { "; Secure" } else { "" }
+    let secure = secure(&state);
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(cookie_name(secure), "", "Strict", 0, secure),
     );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
-    }
     response
 }
 
