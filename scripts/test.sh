@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on any machine of ours: makes sure PostgreSQL and MariaDB run
 # (starting or installing them), installs the test peers into .tools/ (git-ignored): aiosmtpd,
-# standardwebhooks and the MCP SDK from PyPI, the MCP reference server and oidc-provider from npm, then runs every test,
+# standardwebhooks, the MCP SDK and moto (an S3-compatible server) from PyPI, the MCP reference server and oidc-provider from npm, then runs every test,
 # the MCP conformance suite (scripts/conformance.sh, which installs it from npm), the web UI in
 # headless Chromium (scripts/ui-test.sh, which installs Chromium, playwright-core and axe-core) and a short
 # schemathesis pass (scripts/schemathesis.sh, which installs schemathesis from PyPI).
@@ -92,10 +92,11 @@ ensure_postgres_password_rule() {
 
 ensure_tools() {
   mkdir -p .tools
-  if ! .tools/venv/bin/python -c "import aiosmtpd, standardwebhooks, mcp" >/dev/null 2>&1; then
-    log "installing aiosmtpd, standardwebhooks and the MCP Python SDK into .tools/venv"
+  if ! .tools/venv/bin/python -c "import aiosmtpd, standardwebhooks, mcp, moto.server, boto3" >/dev/null 2>&1; then
+    log "installing aiosmtpd, standardwebhooks, the MCP Python SDK and moto into .tools/venv"
     [ -x .tools/venv/bin/python ] || python3 -m venv .tools/venv
-    .tools/venv/bin/pip install -q --disable-pip-version-check aiosmtpd==1.4.6 standardwebhooks==1.1.0 mcp==2.3.0
+    .tools/venv/bin/pip install -q --disable-pip-version-check aiosmtpd==1.4.6 standardwebhooks==1.1.0 mcp==2.3.0 \
+      'moto[server]==5.2.5'
   fi
   if [ ! -f .tools/node_modules/@modelcontextprotocol/server-everything/dist/index.js ] || [ ! -d .tools/node_modules/oidc-provider ]; then
     log "installing @modelcontextprotocol/server-everything and oidc-provider into .tools"

@@ -454,6 +454,22 @@ impl Client {
         self.send(Method::POST, "/v1/actions/email", a).await
     }
 
+    /// `POST /v1/actions/storage` for the operations answered in JSON (all but `get`).
+    pub async fn storage_action(
+        &self,
+        a: &patchbay_domain::actions::StorageAction,
+    ) -> Result<patchbay_domain::actions::StorageActionResult> {
+        self.send(Method::POST, "/v1/actions/storage", a).await
+    }
+
+    /// `POST /v1/actions/storage` with `op: get`: the object's bytes and headers as they came
+    /// (a problem document when refused).
+    pub async fn storage_get(&self, connection: &str, key: &str) -> Result<RawResponse> {
+        let body = serde_json::json!({"connection": connection, "op": "get", "key": key});
+        self.raw(Method::POST, "/v1/actions/storage", Some(&body), &[])
+            .await
+    }
+
     /// `POST /v1/actions/webhook`.
     pub async fn webhook_action(
         &self,

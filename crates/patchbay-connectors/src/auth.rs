@@ -233,10 +233,10 @@ pub(crate) fn credentials(m: &Material) -> Result<Option<Vec<Inject>>, AuthError
             Some(t) => bearer(t.expose_secret(), "the access token")?,
             None => return Ok(None),
         },
-        // Validation refuses it until requests can be signed.
+        // Signed per request, once its method and body are known (`sigv4`).
         Auth::AwsSigv4(_) => {
             return Err(AuthError::Unsupported(
-                "aws_sigv4 request signing is not available yet".into(),
+                "aws_sigv4 requests are signed one by one, not given fixed credentials".into(),
             ));
         }
     };

@@ -38,7 +38,11 @@ pub(crate) async fn test(
     for (name, value) in m.default_headers() {
         req.headers_mut().insert(name, value);
     }
-    if let Err(e) = apply_auth(c.http(), m, &mut req).await {
+    let applied = match &m.auth {
+        patchbay_domain::spec::Auth::AwsSigv4(a) => sign_test(m, a, &mut req),
+        _ => apply_auth(c.http(), m, &mut req).await,
+    };
+    if let Err(e) = applied {
         return e.into();
     }
     let resp = match c.http().execute_following(req).await {
@@ -115,6 +119,35 @@ pub(crate) async fn test(
             });
     outcome.scopes = scopes;
     outcome
+}
+
+/// Signs a connection test's request (it has no body).
+fn sign_test(
+    m: &Material,
+    a: &patchbay_domain::spec::AwsSigv4Auth,
+    req: &mut reqwest::Request,
+) -> Result<(), crate::AuthError> {
+    let scope = crate::sigv4::Scope {
+        region: &a.region,
+        service: &a.service,
+    };
+    let url = req.url().clone();
+    let host = crate::sigv4::host_of(&url)?;
+    req.headers_mut().insert(
+        reqwest::header::HOST,
+        host.parse()
+            .map_err(|_| crate::AuthError::Unsupported("the host is not valid".into()))?,
+    );
+    let method = req.method().clone();
+    crate::sigv4::sign_headers(
+        m,
+        scope,
+        &method,
+        url.as_str(),
+        req.headers_mut(),
+        crate::sigv4::Payload::Bytes(b""),
+        std::time::SystemTime::now(),
+    )
 }
 
 /// Bodies of verify answers larger than this are not read for the account.

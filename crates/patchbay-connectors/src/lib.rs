@@ -8,8 +8,10 @@ mod database;
 mod http;
 pub mod mcp;
 pub mod redact;
+pub mod sigv4;
 pub mod smtp;
 pub mod sql;
+pub mod storage;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -245,6 +247,7 @@ impl Connectors {
                 ConnectionSpec::Smtp(c) => smtp::test(self, m, c, timeout).await,
                 ConnectionSpec::Webhook(_) => webhook::test(self, m).await,
                 ConnectionSpec::Mcp(_) => mcp::test(self, m, timeout).await,
+                ConnectionSpec::Storage(c) => storage::test(self, m, c).await,
             }
         };
         let outcome = match tokio::time::timeout(timeout + Duration::from_millis(500), run).await {

@@ -156,6 +156,115 @@ pub struct EmailActionResult {
     pub accepted: usize,
 }
 
+/// What a storage action does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageOp {
+    Put,
+    Get,
+    List,
+    Delete,
+    Presign,
+}
+
+/// `POST /v1/actions/storage`: one operation on a storage connection's bucket. Keys are
+/// relative to the connection's prefix.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StorageAction {
+    pub connection: ConnectionId,
+    pub op: StorageOp,
+    /// The object's key (put, get, delete, presign).
+    #[serde(default)]
+    #[schema(max_length = 1024)]
+    pub key: Option<String>,
+    /// put: the content as text.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// put: the content as base64 (instead of `body`).
+    #[serde(default)]
+    pub body_base64: Option<String>,
+    /// put: the object's `Content-Type`.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// put: a canned ACL (`private`, `public-read`, …).
+    #[serde(default)]
+    pub acl: Option<String>,
+    /// put: user metadata (`x-amz-meta-*`).
+    #[serde(default)]
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// list: the keys under this prefix (relative to the connection's).
+    #[serde(default)]
+    #[schema(max_length = 1024)]
+    pub prefix: Option<String>,
+    /// list: group keys by this delimiter (usually `/`).
+    #[serde(default)]
+    #[schema(max_length = 16)]
+    pub delimiter: Option<String>,
+    /// list: at most this many keys (default 100, at most 1,000).
+    #[serde(default, deserialize_with = "crate::objects::integer")]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// list: the `next_cursor` of the previous page.
+    #[serde(default)]
+    #[schema(max_length = 4096)]
+    pub cursor: Option<String>,
+    /// presign: `GET` (default) or `PUT`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// presign: how long the URL works, in seconds (default 900, at most 604,800).
+    #[serde(default, deserialize_with = "crate::objects::integer")]
+    #[schema(minimum = 1, maximum = 604800)]
+    pub expires_in: Option<u64>,
+}
+
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StorageObject {
+    /// Relative to the connection's prefix.
+    pub key: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+}
+
+/// What a storage action did (a `get` answers with the object itself instead).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StorageActionResult {
+    #[schema(value_type = String)]
+    pub op: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// put: the stored object's ETag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// put: bytes stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// list: the objects of this page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<StorageObject>>,
+    /// list with a delimiter: the common prefixes ("folders").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefixes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// presign: the signed URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// delete: done (S3 answers alike whether or not the key existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<bool>,
+}
+
 /// How often and how patiently a delivery is tried.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -44,7 +44,7 @@ macro_rules! string_enum {
 
 string_enum!(
     /// What kind of external system a connection reaches.
-    Kind { Http => "http", Database => "database", Smtp => "smtp", Webhook => "webhook", Mcp => "mcp" }
+    Kind { Http => "http", Database => "database", Smtp => "smtp", Webhook => "webhook", Mcp => "mcp", Storage => "storage" }
 );
 
 string_enum!(

@@ -43,6 +43,15 @@ pub fn fields(kind: Kind) -> &'static [(&'static str, &'static str)] {
             OAUTH[3],
             ("", "provider"),
         ],
+        // The prefix too: widening it reaches keys the secrets were not stored for.
+        Kind::Storage => &[
+            ("config", "endpoint"),
+            ("config", "bucket"),
+            ("config", "region"),
+            ("config", "path_style"),
+            ("config", "prefix"),
+            ("", "provider"),
+        ],
     }
 }
 

@@ -35,6 +35,10 @@ pub enum EngineError {
     /// An upstream (the provider's token endpoint) failed; retrying later may help (502).
     #[error("{0}")]
     Upstream(String),
+    /// The upstream refused the connection's credentials (502): its answer named them wrong,
+    /// expired or not allowed.
+    #[error("{0}")]
+    UpstreamAuth(String),
     /// The outbound gate refused the destination (403).
     #[error("{0}")]
     Blocked(String),

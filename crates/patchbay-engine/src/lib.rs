@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use patchbay_store::Store;
 use patchbay_vault::Vault;
 
-pub use act::{Answer, ProxyCall, caller_label};
+pub use act::{Answer, ProxyCall, StorageOutcome, caller_label};
 pub use admin::{
     DEFAULT_WEB_SESSION_IDLE, DEFAULT_WEB_SESSION_MAX, KeyChoice, Started, TOKEN_PREFIX,
     WebSession, hash_token,

@@ -351,6 +351,16 @@ pub struct Destination {
 }
 
 impl Destination {
+    /// `scheme://authority`, lowercase.
+    pub fn origin(&self) -> &str {
+        &self.origin.0
+    }
+
+    /// The `Host` header a request to it carries.
+    pub fn host_header(&self) -> &http::HeaderValue {
+        &self.host
+    }
+
     /// The destination of an absolute `http` or `https` URI.
     pub fn of(uri: &http::Uri) -> Result<Self, HttpError> {
         let https = match uri.scheme_str() {

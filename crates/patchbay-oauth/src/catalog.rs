@@ -120,6 +120,32 @@ pub struct DatabaseDefaults {
     pub host_patterns: Vec<String>,
 }
 
+/// What an S3-compatible storage service fills: its endpoint (`{region}` is the connection's
+/// region), its default region, its addressing style, and the hosts its endpoints have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StorageDefaults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    /// Host names the service's endpoints have (`*.r2.cloudflarestorage.com`); an endpoint
+    /// outside them is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoint_patterns: Vec<String>,
+}
+
+impl StorageDefaults {
+    /// The endpoint for `region`, if the service has a fixed one.
+    pub fn endpoint_for(&self, region: &str) -> Option<String> {
+        self.endpoint
+            .as_ref()
+            .map(|e| e.replace("{region}", region))
+    }
+}
+
 /// What an SMTP service fills: its server, and the user name convention it uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -182,7 +208,7 @@ impl SecretFormat {
     }
 }
 
-const KINDS: &[&str] = &["http", "database", "smtp", "webhook", "mcp"];
+const KINDS: &[&str] = &["http", "database", "smtp", "webhook", "mcp", "storage"];
 
 fn http_only() -> Vec<String> {
     vec!["http".into()]
@@ -225,6 +251,8 @@ pub struct Provider {
     pub smtp: Option<SmtpDefaults>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpDefaults>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageDefaults>,
     /// The formats of the secrets it issues, by secret field (`api_key`, `token`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secret_formats: BTreeMap<String, SecretFormat>,
@@ -330,6 +358,7 @@ impl Provider {
             ("database", self.database.is_some()),
             ("smtp", self.smtp.is_some()),
             ("mcp", self.mcp.is_some()),
+            ("storage", self.storage.is_some()),
         ] {
             if present != self.serves(kind) {
                 return Err(format!(
@@ -343,6 +372,15 @@ impl Provider {
             && !["postgresql", "mysql", "sqlite", "mssql"].contains(&driver.as_str())
         {
             return Err(format!("{}: unknown database driver {driver:?}", self.key));
+        }
+        if let Some(st) = &self.storage
+            && let Some(e) = st.endpoint_for("us-east-1")
+            && !url::Url::parse(&e).is_ok_and(|u| u.scheme() == "https" && u.path() == "/")
+        {
+            return Err(format!(
+                "{}: a storage endpoint is an https origin without a path",
+                self.key
+            ));
         }
         if let Some(m) = &self.smtp
             && !["starttls", "tls", "none"].contains(&m.encryption.as_str())

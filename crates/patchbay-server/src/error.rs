@@ -112,6 +112,7 @@ impl ApiError {
                     None,
                 ),
                 E::Upstream(m) => (StatusCode::BAD_GATEWAY, "upstream_failed", m, vec![], None),
+                E::UpstreamAuth(m) => (StatusCode::BAD_GATEWAY, "upstream_auth", m, vec![], None),
                 E::Blocked(m) => (StatusCode::FORBIDDEN, "egress_blocked", m, vec![], None),
                 E::Timeout(m) => (
                     StatusCode::GATEWAY_TIMEOUT,

@@ -22,9 +22,9 @@ impl std::str::FromStr for LogFormat {
 }
 
 /// Libraries whose events may quote what they carry (the MCP library logs whole JSON-RPC
-/// messages, tool results and a stdio server's environment among them): never logged,
-/// whatever `RUST_LOG` says.
-const SILENCED: &[&str] = &["rmcp=off"];
+/// messages, tool results and a stdio server's environment among them; the SigV4 signer logs
+/// its parameters, the access key id among them): never logged, whatever `RUST_LOG` says.
+const SILENCED: &[&str] = &["rmcp=off", "aws_sigv4=off"];
 
 /// Installs the global subscriber (`RUST_LOG` filters, `info` by default).
 pub fn init_logging(format: LogFormat) {

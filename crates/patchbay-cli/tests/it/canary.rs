@@ -195,6 +195,8 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         json!({"name": "db", "kind": "database", "config": {"driver": "mysql", "host": "127.0.0.1", "database": "test", "username": "root"}, "secrets": {"password": plant("dbpass")}}),
         json!({"name": "mail", "kind": "smtp", "config": {"host": "127.0.0.1", "encryption": "starttls", "from_address": "a@example.com", "username": "a"}, "secrets": {"password": plant("smtp")}}),
         json!({"name": "hook", "kind": "webhook", "auth": {"type": "bearer"}, "config": {"url": "https://h.example/x"}, "secrets": {"token": plant("hooktoken")}}),
+        json!({"name": "bucket", "kind": "storage", "config": {"bucket": "canary-bucket", "endpoint": "http://127.0.0.1:9"}, "secrets": {"access_key_id": plant("s3keyid"), "secret_access_key": plant("s3secret"), "session_token": plant("s3session")}}),
+        json!({"name": "sigv4", "kind": "http", "auth": {"type": "aws_sigv4", "region": "us-east-1", "service": "execute-api"}, "config": {"base_url": "https://a.example"}, "secrets": {"access_key_id": plant("sigv4keyid"), "secret_access_key": plant("sigv4secret")}}),
         json!({"name": "mcp", "kind": "mcp", "auth": {"type": "basic", "username": "m"}, "config": {"server_url": "http://127.0.0.1:9/mcp"}, "secrets": {"password": plant("mcp")}}),
     ];
     let mut ids = vec![];
@@ -242,6 +244,8 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         json!({"name": "t-hook", "kind": "webhook", "auth": {"type": "hmac"}, "config": {"url": format!("{upstream}/hook")}, "secrets": {"secret": plant("testwebhooksecret")}}),
         json!({"name": "t-mcp", "kind": "mcp", "auth": {"type": "bearer"}, "config": {"server_url": format!("{upstream}/mcp")}, "secrets": {"token": plant("testmcp")}}),
         json!({"name": "t-blocked", "kind": "http", "auth": {"type": "bearer"}, "config": {"base_url": "http://169.254.169.254/"}, "secrets": {"token": plant("testblocked")}}),
+        json!({"name": "t-bucket", "kind": "storage", "config": {"bucket": "canary-bucket", "endpoint": upstream}, "secrets": {"access_key_id": plant("tests3keyid"), "secret_access_key": plant("tests3secret")}}),
+        json!({"name": "t-sigv4", "kind": "http", "auth": {"type": "aws_sigv4", "region": "us-east-1", "service": "s3"}, "config": {"base_url": upstream}, "secrets": {"access_key_id": plant("testsigv4keyid"), "secret_access_key": plant("testsigv4secret")}}),
     ];
     let mut kinds = std::collections::BTreeSet::new();
     for b in failing {
@@ -395,6 +399,9 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         json!({"name": "a-sql", "kind": "database", "config": {"driver": "mysql", "host": "127.0.0.1", "port": 3306, "database": "test", "username": "root"}, "secrets": {"password": plant("actionsql")}}),
         json!({"name": "a-mail", "kind": "smtp", "config": {"host": "127.0.0.1", "port": closed, "encryption": "none", "from_address": "a@example.com", "username": "u"}, "secrets": {"password": plant("actionmail")}}),
         json!({"name": "a-hook", "kind": "webhook", "auth": {"type": "hmac"}, "config": {"url": format!("{upstream}/hook")}, "secrets": {"secret": plant("actionhooksecret")}}),
+        json!({"name": "a-bucket", "kind": "storage", "config": {"bucket": "canary-bucket", "endpoint": upstream}, "secrets": {"access_key_id": plant("actions3keyid"), "secret_access_key": plant("actions3secret")}}),
+        // A presigned URL carries its access key id (SigV4's query form), never the secret.
+        json!({"name": "a-presign", "kind": "storage", "config": {"bucket": "canary-bucket", "endpoint": upstream}, "secrets": {"access_key_id": "AKIAPRESIGNEXAMPLE", "secret_access_key": plant("presignsecret")}}),
     ];
     let mut action_ids = vec![];
     for b in action_connections {
@@ -438,6 +445,21 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
             "/v1/nodes/run",
             json!({"type": "llm", "config": {"provider": "openai", "model": "m", "connectionId": action_ids[0], "prompt": "p"}}),
             502,
+        ),
+        (
+            "/v1/actions/storage",
+            json!({"connection": action_ids[4], "op": "put", "key": "k.txt", "body": "b", "metadata": {"m": "v"}}),
+            502,
+        ),
+        (
+            "/v1/actions/storage",
+            json!({"connection": action_ids[4], "op": "get", "key": "k.txt"}),
+            502,
+        ),
+        (
+            "/v1/actions/storage",
+            json!({"connection": action_ids[5], "op": "presign", "key": "k.txt", "method": "PUT"}),
+            200,
         ),
     ] {
         r.call(Method::POST, path, Some(body), None, &[expect])

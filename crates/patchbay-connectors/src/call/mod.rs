@@ -13,6 +13,8 @@ use patchbay_net::{Answer, BoxError, Destination, HttpError, SendBody};
 use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use patchbay_domain::spec::Auth;
+
 use crate::{AuthError, Connectors, Material, Outgoing, apply_auth};
 
 mod headers;
@@ -176,10 +178,25 @@ impl Connectors {
                 let Assembled {
                     to,
                     path_and_query,
-                    headers,
+                    mut headers,
                 } = self
                     .assemble_each(m, &path, query.as_deref(), headers)
                     .await?;
+                let mut body = body;
+                // A signature covers the method, URL and body: made once they are known.
+                if let (Auth::AwsSigv4(a), Some(b)) = (&m.auth, body.take()) {
+                    let signed = crate::sigv4::sign_call(
+                        m,
+                        a,
+                        &method,
+                        &to,
+                        &path_and_query,
+                        &mut headers,
+                        b,
+                    )
+                    .await?;
+                    body = Some(signed);
+                }
                 self.attempts(Attempts {
                     to: &to,
                     uri: http::Uri::from(path_and_query),
@@ -281,7 +298,10 @@ impl Connectors {
         let url = call_url(m, path, query)?;
         add_defaults(&mut headers, m.default_headers());
         let mut out = Outgoing { url, headers };
-        Box::pin(apply_auth(self.http(), m, &mut out)).await?;
+        // A signature is made per request, once its method and body are known (`call`).
+        if !matches!(m.auth, Auth::AwsSigv4(_)) {
+            Box::pin(apply_auth(self.http(), m, &mut out)).await?;
+        }
         let uri = http::Uri::try_from(out.url.as_str())
             .map_err(|_| CallError::Invalid("the URL cannot be sent".into()))?;
         Ok(Assembled {
@@ -340,7 +360,8 @@ fn add_defaults(
     }
 }
 
-fn full(b: Bytes) -> SendBody {
+/// A body of `b`, sent whole.
+pub(crate) fn full(b: Bytes) -> SendBody {
     if b.is_empty() {
         // `Empty` has no size: boxing it allocates nothing.
         return http_body_util::Empty::new()

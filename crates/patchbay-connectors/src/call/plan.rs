@@ -62,6 +62,10 @@ impl Material {
 
 impl Plan {
     fn of(m: &Material) -> Option<Self> {
+        // A signature is made for each request: the general path signs it.
+        if matches!(m.auth, patchbay_domain::spec::Auth::AwsSigv4(_)) {
+            return None;
+        }
         let base = base_url(m).ok()?;
         // An empty query or a fragment the general path keeps (or refuses) as they are.
         if base.query() == Some("") || base.fragment().is_some() {

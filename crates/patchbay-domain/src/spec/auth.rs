@@ -190,9 +190,12 @@ pub struct CustomAuth {
 }
 
 /// `aws_sigv4`: requests signed for a region and service with the secrets `access_key_id`,
-/// `secret_access_key` and optionally `session_token`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `secret_access_key` and optionally `session_token`. A storage connection takes neither
+/// parameter: its region is in its `config` and its service is S3.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AwsSigv4Auth {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub region: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service: String,
 }

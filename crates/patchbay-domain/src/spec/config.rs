@@ -16,6 +16,7 @@ pub enum ConnectionSpec {
     Smtp(SmtpConfig),
     Webhook(WebhookConfig),
     Mcp(McpConfig),
+    Storage(StorageConfig),
 }
 
 impl ConnectionSpec {
@@ -26,6 +27,7 @@ impl ConnectionSpec {
             Self::Smtp(_) => Kind::Smtp,
             Self::Webhook(_) => Kind::Webhook,
             Self::Mcp(_) => Kind::Mcp,
+            Self::Storage(_) => Kind::Storage,
         }
     }
 
@@ -40,6 +42,7 @@ impl ConnectionSpec {
             Kind::Smtp => Self::Smtp(serde_json::from_value(value).map_err(read)?),
             Kind::Webhook => Self::Webhook(serde_json::from_value(value).map_err(read)?),
             Kind::Mcp => Self::Mcp(serde_json::from_value(value).map_err(read)?),
+            Kind::Storage => Self::Storage(serde_json::from_value(value).map_err(read)?),
         };
         spec.fill_defaults();
         Ok(spec)
@@ -53,6 +56,7 @@ impl ConnectionSpec {
             Self::Smtp(c) => super::to_object(c),
             Self::Webhook(c) => super::to_object(c),
             Self::Mcp(c) => super::to_object(c),
+            Self::Storage(c) => super::to_object(c),
         }
     }
 
@@ -62,6 +66,7 @@ impl ConnectionSpec {
         match self {
             Self::Database(c) => c.fill_defaults(),
             Self::Smtp(c) => c.fill_defaults(),
+            Self::Storage(c) => c.fill_defaults(),
             Self::Http(_) | Self::Webhook(_) | Self::Mcp(_) => {}
         }
     }
@@ -73,7 +78,7 @@ impl ConnectionSpec {
             Self::Http(c) => &c.headers,
             Self::Webhook(c) => &c.headers,
             Self::Mcp(c) => &c.headers,
-            Self::Database(_) | Self::Smtp(_) => &NONE,
+            Self::Database(_) | Self::Smtp(_) | Self::Storage(_) => &NONE,
         }
     }
 
@@ -83,7 +88,7 @@ impl ConnectionSpec {
             Self::Http(c) => Some(&mut c.headers),
             Self::Webhook(c) => Some(&mut c.headers),
             Self::Mcp(c) => Some(&mut c.headers),
-            Self::Database(_) | Self::Smtp(_) => None,
+            Self::Database(_) | Self::Smtp(_) | Self::Storage(_) => None,
         }
     }
 
@@ -92,6 +97,7 @@ impl ConnectionSpec {
         match self {
             Self::Http(c) => Some(c.timeout()),
             Self::Mcp(c) => Some(Duration::from_millis(c.timeout_ms)),
+            Self::Storage(c) => Some(Duration::from_millis(c.timeout_ms)),
             _ => None,
         }
     }
@@ -108,6 +114,13 @@ impl ConnectionSpec {
     pub fn http(&self) -> Option<&HttpConfig> {
         match self {
             Self::Http(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn storage(&self) -> Option<&StorageConfig> {
+        match self {
+            Self::Storage(c) => Some(c),
             _ => None,
         }
     }
@@ -446,5 +459,66 @@ impl From<McpConfig> for McpWire {
             }
         }
         w
+    }
+}
+
+/// An S3-compatible object store: one bucket, optionally confined to a key prefix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StorageConfig {
+    pub bucket: String,
+    #[serde(default = "StorageConfig::region_default")]
+    pub region: String,
+    /// An S3-compatible service's endpoint (`https://…`); AWS's regional endpoint when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The connection reaches only keys under this prefix (`invoices/`); the whole bucket when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`) rather than virtual-hosted
+    /// (`bucket.endpoint/key`); on by default for a given endpoint, off for AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    #[serde(default = "StorageConfig::timeout_default")]
+    pub timeout_ms: u64,
+}
+
+impl StorageConfig {
+    pub const REGION: &'static str = "us-east-1";
+    pub const TIMEOUT_MS: u64 = 30_000;
+
+    fn region_default() -> String {
+        Self::REGION.to_owned()
+    }
+    fn timeout_default() -> u64 {
+        Self::TIMEOUT_MS
+    }
+
+    /// A prefix always ends with `/`; path-style addressing is on for a given endpoint.
+    pub fn fill_defaults(&mut self) {
+        if let Some(p) = &mut self.prefix
+            && !p.ends_with('/')
+        {
+            p.push('/');
+        }
+        if self.path_style.is_none() {
+            self.path_style = Some(self.endpoint.is_some());
+        }
+    }
+
+    pub fn path_style(&self) -> bool {
+        self.path_style.unwrap_or(self.endpoint.is_some())
+    }
+
+    pub fn prefix(&self) -> &str {
+        self.prefix.as_deref().unwrap_or("")
+    }
+
+    /// The service's endpoint: the given one, or AWS's for the region.
+    pub fn endpoint(&self) -> String {
+        match &self.endpoint {
+            Some(e) => e.trim_end_matches('/').to_owned(),
+            None => format!("https://s3.{}.amazonaws.com", self.region),
+        }
     }
 }

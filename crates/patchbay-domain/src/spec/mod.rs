@@ -14,7 +14,7 @@ pub use auth::{
 };
 pub use config::{
     ConnectionSpec, DatabaseConfig, DatabaseDriver, HttpConfig, McpConfig, McpTransport,
-    McpTransportName, SmtpConfig, SmtpEncryption, WebhookConfig, WebhookMethod,
+    McpTransportName, SmtpConfig, SmtpEncryption, StorageConfig, WebhookConfig, WebhookMethod,
 };
 
 use serde_json::{Map, Value};

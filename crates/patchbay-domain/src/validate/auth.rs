@@ -24,6 +24,7 @@ pub(super) fn allowed_auth(kind: Kind) -> &'static [AuthType] {
         Kind::Smtp => &[Basic, None],
         Kind::Webhook => &[None, Bearer, Hmac],
         Kind::Mcp => &[None, ApiKey, Bearer, Basic, Oauth2],
+        Kind::Storage => &[AwsSigv4],
     }
 }
 
@@ -37,6 +38,7 @@ pub(super) fn default_auth(kind: Kind, config: &Map<String, Value>) -> AuthType 
         }
         Kind::Database => AuthType::Basic,
         Kind::Smtp if config.get("username").is_some_and(|v| !v.is_null()) => AuthType::Basic,
+        Kind::Storage => AuthType::AwsSigv4,
         _ => AuthType::None,
     }
 }
@@ -72,7 +74,7 @@ const API_KEY_AUTH: &[Rule] = &[
 
 const BASIC_AUTH: &[Rule] = &[r("username", Ty::Str)];
 const CUSTOM_AUTH: &[Rule] = &[r("inject", Ty::Object)];
-const AWS_SIGV4_AUTH: &[Rule] = &[r("region", Ty::Str), r("service", Ty::Str)];
+const AWS_SIGV4_AUTH: &[Rule] = &[r("region", Ty::Region), r("service", Ty::Region)];
 
 /// The parameters (besides `type`) an auth type takes on a connection of `kind`.
 pub(super) fn auth_rules(kind: Kind, auth_type: AuthType) -> &'static [Rule] {
@@ -82,7 +84,8 @@ pub(super) fn auth_rules(kind: Kind, auth_type: AuthType) -> &'static [Rule] {
         AuthType::Oauth2 => OAUTH2_AUTH,
         AuthType::Oauth2ClientCredentials => CLIENT_CREDENTIALS_AUTH,
         AuthType::Custom => CUSTOM_AUTH,
-        AuthType::AwsSigv4 => AWS_SIGV4_AUTH,
+        // A storage connection's region is in its config; its service is S3.
+        AuthType::AwsSigv4 if kind == Kind::Http => AWS_SIGV4_AUTH,
         _ => &[],
     }
 }
@@ -149,14 +152,15 @@ pub(super) fn check_auth(
             ),
             Some(v) => check_inject_rules(v, errs),
         },
-        AuthType::AwsSigv4 => {
-            require(&params, "auth", "region", errs, "");
-            require(&params, "auth", "service", errs, "");
-            // Refused until requests can be signed, so that what is accepted can be used.
-            errs.push(
-                "auth.type",
-                "aws_sigv4 request signing is not available yet",
+        AuthType::AwsSigv4 if kind == Kind::Http => {
+            require(
+                &params,
+                "auth",
+                "region",
+                errs,
+                " (us-east-1, eu-west-1, …)",
             );
+            require(&params, "auth", "service", errs, " (s3, execute-api, …)");
         }
         AuthType::None
             if kind == Kind::Database

@@ -52,6 +52,15 @@ pub(super) const MCP_CONFIG: &[Rule] = &[
     r("allowed_tools", Ty::StrList),
 ];
 
+pub(super) const STORAGE_CONFIG: &[Rule] = &[
+    r("bucket", Ty::Bucket),
+    r("region", Ty::Region),
+    r("endpoint", Ty::Origin),
+    r("prefix", Ty::KeyPrefix),
+    r("path_style", Ty::Bool),
+    r("timeout_ms", Ty::Int(1, 600_000)),
+];
+
 /// The `config` fields a kind takes.
 pub(super) fn config_rules(kind: Kind) -> &'static [Rule] {
     match kind {
@@ -60,6 +69,7 @@ pub(super) fn config_rules(kind: Kind) -> &'static [Rule] {
         Kind::Smtp => SMTP_CONFIG,
         Kind::Webhook => WEBHOOK_CONFIG,
         Kind::Mcp => MCP_CONFIG,
+        Kind::Storage => STORAGE_CONFIG,
     }
 }
 
@@ -125,6 +135,9 @@ pub(super) fn check_config(
         }
         Kind::Webhook => require(config, "config", "url", errs, ""),
         Kind::Mcp => check_mcp(config, &ok, errs),
+        Kind::Storage => {
+            require(config, "config", "bucket", errs, "");
+        }
     }
 }
 

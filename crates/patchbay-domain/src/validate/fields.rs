@@ -25,6 +25,14 @@ pub(super) enum Ty {
     Object,
     Pem,
     Scopes,
+    /// An http(s) origin: a URL without a path, query or fragment.
+    Origin,
+    /// An S3 bucket name.
+    Bucket,
+    /// A cloud region (`eu-west-1`, `auto`).
+    Region,
+    /// A key prefix: `/`-separated segments of safe characters, none starting with a dot.
+    KeyPrefix,
 }
 
 /// One accepted field and its type.
@@ -168,7 +176,71 @@ pub(super) fn check_value(ty: Ty, value: &mut Value) -> Result<(), String> {
             Some(s) if s.contains("-----BEGIN CERTIFICATE-----") => Ok(()),
             _ => Err("must be a PEM certificate".into()),
         },
+        Ty::Origin => {
+            let s = value.as_str().ok_or("must be a string URL")?;
+            check_url(s)?;
+            let u = url::Url::parse(s).map_err(|e| e.to_string())?;
+            if u.query().is_some() || u.path() != "/" {
+                return Err(
+                    "must be an origin like https://s3.example.com:9000, without a path \
+                            or query"
+                        .into(),
+                );
+            }
+            Ok(())
+        }
+        Ty::Bucket => {
+            let s = value.as_str().ok_or("must be a string bucket name")?;
+            is_bucket(s).then_some(()).ok_or_else(|| {
+                "must be a bucket name: 3-63 characters, labels of lowercase letters, digits \
+                 and hyphens (not at either end) joined by single dots"
+                    .into()
+            })
+        }
+        Ty::Region => {
+            let s = value.as_str().ok_or("must be a string region")?;
+            let ok = (1..=32).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            ok.then_some(()).ok_or_else(|| {
+                "must be 1-32 lowercase letters, digits and - (like eu-west-1 or s3)".into()
+            })
+        }
+        Ty::KeyPrefix => {
+            let s = value.as_str().ok_or("must be a string prefix")?;
+            is_key_prefix(s).then_some(()).ok_or_else(|| {
+                "must be a key prefix like invoices/2026/: segments of letters, digits and \
+                 !-_.*'() separated by /, none starting with a dot, not starting with /, at \
+                 most 512 characters"
+                    .into()
+            })
+        }
     }
+}
+
+/// An S3 bucket name: 3-63 characters, labels of lowercase letters, digits and hyphens that
+/// start and end with a letter or digit, joined by single dots.
+pub(crate) fn is_bucket(s: &str) -> bool {
+    (3..=63).contains(&s.len())
+        && s.split('.').all(|label| {
+            let b = label.as_bytes();
+            !b.is_empty()
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b[0] != b'-'
+                && b[b.len() - 1] != b'-'
+        })
+}
+
+/// A key prefix as `Ty::KeyPrefix` takes it (its schema pattern says the same).
+pub(crate) fn is_key_prefix(s: &str) -> bool {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "!-_.*'()".contains(c);
+    !s.is_empty()
+        && s.len() <= 512
+        && s.trim_end_matches('/')
+            .split('/')
+            .all(|seg| !seg.is_empty() && !seg.starts_with('.') && seg.chars().all(safe))
+        && !s.ends_with("//")
 }
 
 /// http(s) URLs with a host and no embedded credentials.

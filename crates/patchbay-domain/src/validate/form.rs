@@ -52,7 +52,7 @@ pub struct FormField {
 
 fn input(ty: Ty) -> Input {
     match ty {
-        Ty::Url => Input::Url,
+        Ty::Url | Ty::Origin => Input::Url,
         Ty::Str => Input::Text,
         Ty::Email => Input::Email,
         Ty::UrlPath => Input::Path,
@@ -64,6 +64,7 @@ fn input(ty: Ty) -> Input {
         Ty::Headers | Ty::Env => Input::Pairs,
         Ty::Object => Input::Json,
         Ty::Pem => Input::Pem,
+        Ty::Bucket | Ty::Region | Ty::KeyPrefix => Input::Text,
     }
 }
 
@@ -104,11 +105,7 @@ pub fn config_form(kind: Kind) -> Vec<FormField> {
 /// The auth types a kind takes, the default first.
 pub fn auth_choices(kind: Kind) -> Vec<AuthType> {
     let first = super::default_auth(kind, &usual_config(kind));
-    let mut all: Vec<AuthType> = allowed_auth(kind)
-        .iter()
-        .copied()
-        .filter(|t| *t != AuthType::AwsSigv4)
-        .collect();
+    let mut all: Vec<AuthType> = allowed_auth(kind).to_vec();
     all.sort_by_key(|t| *t != first);
     all
 }
@@ -119,6 +116,7 @@ pub fn auth_form(kind: Kind, auth_type: AuthType) -> Vec<FormField> {
         (Kind::Http | Kind::Mcp, AuthType::Basic) => &["username"],
         (Kind::Http, AuthType::Oauth2) => &["authorization_url", "token_url"],
         (_, AuthType::Oauth2ClientCredentials) => &["token_url"],
+        (Kind::Http, AuthType::AwsSigv4) => &["region", "service"],
         _ => &[],
     };
     auth_rules(kind, auth_type)

@@ -120,6 +120,18 @@ const WHITESPACE: &str =
 /// A path as `Ty::UrlPath` takes it: `/`, then no spaces or control characters.
 pub(super) const URL_PATH_PATTERN: &str = r"^/[^\x00-\x20\x7f-\x9f]*$";
 
+/// A bucket name as `Ty::Bucket` takes it (its length is the schema's bounds).
+pub(super) const BUCKET_PATTERN: &str =
+    r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$";
+
+/// An origin as `Ty::Origin` takes it (a narrower form of [`HTTP_URL_PATTERN`]).
+pub(super) const ORIGIN_PATTERN: &str =
+    r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z][A-Za-z0-9-]*)*(:[0-9]{1,4})?/?$";
+
+/// A key prefix as `Ty::KeyPrefix` takes it.
+pub(super) const KEY_PREFIX_PATTERN: &str =
+    r"^[A-Za-z0-9!_*'()-][A-Za-z0-9!_.*'()-]*(?:/[A-Za-z0-9!_*'()-][A-Za-z0-9!_.*'()-]*)*/?$";
+
 /// An environment variable's name.
 pub(super) const ENV_NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
 
@@ -193,6 +205,10 @@ fn ty_schema(ty: Ty) -> Value {
         }),
         Ty::Object => json!({"type": "object"}),
         Ty::Pem => json!({"type": "string", "pattern": "-----BEGIN CERTIFICATE-----"}),
+        Ty::Origin => json!({"type": "string", "pattern": ORIGIN_PATTERN}),
+        Ty::Bucket => string(3, 63, BUCKET_PATTERN),
+        Ty::Region => string(1, 32, "^[a-z0-9-]+$"),
+        Ty::KeyPrefix => string(1, 512, KEY_PREFIX_PATTERN),
         Ty::Scopes => json!({"anyOf": [
             {"type": "string"},
             {"type": "array", "items": {"type": "string", "minLength": 1, "pattern": format!("^[^{WHITESPACE}]+$")}},
@@ -248,12 +264,7 @@ fn cases(kind: Kind, fill: &ProviderFill) -> Vec<Case> {
         smtp_user: false,
         env_secrets: false,
     };
-    let all_auths: Vec<AuthType> = allowed_auth(kind)
-        .iter()
-        .copied()
-        // Refused until requests can be signed.
-        .filter(|t| *t != AuthType::AwsSigv4)
-        .collect();
+    let all_auths: Vec<AuthType> = allowed_auth(kind).to_vec();
     match kind {
         Kind::Http => {
             let mut c = base();
@@ -395,6 +406,11 @@ fn cases(kind: Kind, fill: &ProviderFill) -> Vec<Case> {
                 _ => {}
             }
             out
+        }
+        Kind::Storage => {
+            let mut c = base();
+            c.set("bucket", ty_schema(Ty::Bucket), presence("bucket"));
+            vec![case("", c, &all_auths)]
         }
     }
 }

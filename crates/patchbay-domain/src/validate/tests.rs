@@ -291,11 +291,20 @@ fn reserved_token_fields_cannot_be_written_and_survive_edits() {
 
 #[test]
 fn what_no_connector_can_run_is_refused_naming_the_field_and_the_rest_runs() {
-    let sigv4 = fields(json!({"name": "s", "kind": "http",
+    let sigv4 = ok(json!({"name": "s", "kind": "http",
         "auth": {"type": "aws_sigv4", "region": "eu-west-1", "service": "s3"},
         "config": {"base_url": "https://s3.example"},
         "secrets": {"access_key_id": "AKIAEXAMPLEEXAMPLE12", "secret_access_key": "x"}}));
-    assert_eq!(sigv4, ["auth.type"]);
+    assert!(matches!(&sigv4.auth_spec, crate::spec::Auth::AwsSigv4(a)
+        if a.region == "eu-west-1" && a.service == "s3"));
+    let unscoped = fields(json!({"name": "s", "kind": "http",
+        "auth": {"type": "aws_sigv4", "region": "EU West"},
+        "config": {"base_url": "https://s3.example"},
+        "secrets": {"secret_access_key": "x"}}));
+    assert_eq!(
+        unscoped,
+        ["auth.region", "auth.service", "secrets.access_key_id"]
+    );
     let sse = ok(json!({"name": "m", "kind": "mcp",
         "config": {"server_url": "https://m.example/sse", "transport": "sse"}}));
     assert!(matches!(&sse.spec, crate::spec::ConnectionSpec::Mcp(m)
@@ -345,4 +354,50 @@ fn the_output_is_the_typed_spec_and_its_stored_shape() {
         "secrets": {"password": "p"}}));
     assert_eq!(d.auth_spec, crate::spec::Auth::Basic(Default::default()));
     assert_eq!(d.config["port"], 5432);
+}
+
+#[test]
+fn storage_connections_name_a_bucket_and_stay_under_their_prefix() {
+    let s3 = ok(json!({"name": "s3-prod", "kind": "storage",
+        "config": {"bucket": "flow8-artifacts", "region": "us-east-1", "prefix": "invoices"},
+        "secrets": {"access_key_id": "AKIAEXAMPLE", "secret_access_key": "s"}}));
+    assert_eq!(s3.auth_type, AuthType::AwsSigv4);
+    let crate::spec::ConnectionSpec::Storage(c) = &s3.spec else {
+        panic!("a storage spec")
+    };
+    assert_eq!(c.prefix(), "invoices/");
+    assert!(!c.path_style(), "AWS is addressed virtual-hosted");
+    assert_eq!(c.endpoint(), "https://s3.us-east-1.amazonaws.com");
+    let minio = ok(json!({"name": "m", "kind": "storage",
+        "config": {"bucket": "b12", "endpoint": "http://127.0.0.1:9000"},
+        "secrets": {"access_key_id": "a", "secret_access_key": "s", "session_token": "t"}}));
+    let crate::spec::ConnectionSpec::Storage(c) = &minio.spec else {
+        panic!("a storage spec")
+    };
+    assert!(c.path_style(), "a given endpoint is addressed path-style");
+    assert_eq!(minio.config["region"], "us-east-1");
+    let bad = fields(json!({"name": "s", "kind": "storage",
+        "auth": {"type": "aws_sigv4", "region": "us-east-1"},
+        "config": {"bucket": "Bad_Bucket", "prefix": "../x", "endpoint": "https://s3.example/base?x=1",
+            "region": "Mars 1"},
+        "secrets": {"access_key_id": "a"}}));
+    assert_eq!(
+        bad,
+        [
+            "config.bucket",
+            "config.endpoint",
+            "config.prefix",
+            "config.region",
+            "auth.region",
+            "secrets.secret_access_key"
+        ]
+    );
+    let missing = fields(json!({"name": "s", "kind": "storage", "auth": {"type": "bearer"}}));
+    assert_eq!(missing, ["auth.type", "config.bucket"]);
+    for prefix in ["/abs", "a//b", ".hidden/", "a/../b", "a b"] {
+        let e = fields(json!({"name": "s", "kind": "storage",
+            "config": {"bucket": "abc", "prefix": prefix},
+            "secrets": {"access_key_id": "a", "secret_access_key": "s"}}));
+        assert_eq!(e, ["config.prefix"], "{prefix:?}");
+    }
 }

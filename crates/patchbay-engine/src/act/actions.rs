@@ -25,13 +25,13 @@ use crate::act::calls::{Prepared, call_error};
 use crate::{EngineError, Hub, Result};
 
 /// What an action through a connection did, for its audit entry and use record.
-struct Acted<'a> {
-    action: &'static str,
-    connection: &'a ConnectionId,
+pub(crate) struct Acted<'a> {
+    pub action: &'static str,
+    pub connection: &'a ConnectionId,
     /// The upstream's status (or 200 for a database or mail server that accepted).
-    status: Option<u16>,
-    success: bool,
-    details: Value,
+    pub status: Option<u16>,
+    pub success: bool,
+    pub details: Value,
 }
 
 /// Answers larger than this are not read into an action's result.
@@ -292,7 +292,13 @@ impl Hub {
     }
 
     /// Records an action through a connection: its audit entry and its use of the connection.
-    async fn acted(&self, p: &Principal, a: Acted<'_>, caller: Option<String>, started: Instant) {
+    pub(crate) async fn acted(
+        &self,
+        p: &Principal,
+        a: Acted<'_>,
+        caller: Option<String>,
+        started: Instant,
+    ) {
         self.audit_action(
             p,
             a.action,

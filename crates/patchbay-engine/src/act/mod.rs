@@ -4,8 +4,10 @@
 pub(crate) mod actions;
 pub(crate) mod calls;
 mod nodes;
+mod storage;
 
 pub use calls::{Answer, ProxyCall, caller_label};
+pub use storage::StorageOutcome;
 
 pub(crate) use actions::require_kind;
 pub(crate) use calls::{PreparedCache, UsageLog, prepared_cache};

@@ -195,6 +195,41 @@ impl Hub {
                     }
                 }
             }
+            "storage" => {
+                if let Some(st) = &entry.storage {
+                    if let Some(region) = &st.region {
+                        fill("region", region.as_str().into());
+                    }
+                    if let Some(path_style) = st.path_style {
+                        fill("path_style", path_style.into());
+                    }
+                    let region = config
+                        .get("region")
+                        .and_then(Value::as_str)
+                        .unwrap_or(patchbay_domain::spec::StorageConfig::REGION)
+                        .to_owned();
+                    if let Some(endpoint) = st.endpoint_for(&region) {
+                        config.entry("endpoint").or_insert(endpoint.into());
+                    }
+                    if let Some(endpoint) = config.get("endpoint").and_then(Value::as_str)
+                        && !st.endpoint_patterns.is_empty()
+                        && let Ok(url) = url::Url::parse(endpoint)
+                        && !st
+                            .endpoint_patterns
+                            .iter()
+                            .any(|p| host_matches(p, url.host_str().unwrap_or_default()))
+                    {
+                        errs.push(
+                            "config.endpoint",
+                            format!(
+                                "is not a {} endpoint (expected {})",
+                                entry.display_name,
+                                st.endpoint_patterns.join(" or ")
+                            ),
+                        );
+                    }
+                }
+            }
             "smtp" => {
                 if let Some(m) = &entry.smtp {
                     fill("host", m.host.as_str().into());
@@ -359,6 +394,19 @@ pub fn provider_fill(entry: &Provider, kind: Kind) -> Option<ProviderFill> {
                     m.command.as_ref().map(|_| McpFill::Command)
                 }
             });
+        }
+        Kind::Storage => {
+            if let Some(st) = &entry.storage {
+                if st.region.is_some() {
+                    fills("region");
+                }
+                if st.path_style.is_some() {
+                    fills("path_style");
+                }
+                if st.endpoint.is_some() {
+                    fills("endpoint");
+                }
+            }
         }
         Kind::Webhook => {}
     }

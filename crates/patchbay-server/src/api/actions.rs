@@ -1,16 +1,19 @@
 //! `/v1/actions/*`: one operation through a connection. `Patchbay-Caller` names who acts (kept in
 //! the connection's `used_by`).
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use patchbay_domain::actions::{
     DeliveryMode, EmailAction, EmailActionResult, HttpAction, HttpActionResult, NodeRun,
-    NodeRunResult, SqlAction, SqlActionResult, WebhookAction, WebhookActionResult,
+    NodeRunResult, SqlAction, SqlActionResult, StorageAction, StorageActionResult, WebhookAction,
+    WebhookActionResult,
 };
-use patchbay_engine::caller_label;
+use patchbay_engine::{StorageOutcome, caller_label};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth};
@@ -22,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/actions/sql", post(sql))
         .route("/actions/email", post(email))
         .route("/actions/webhook", post(webhook))
+        .route("/actions/storage", post(storage))
         .route("/nodes/run", post(run_node))
 }
 
@@ -107,6 +111,52 @@ pub async fn webhook(
         StatusCode::OK
     };
     Ok((status, Json(r)))
+}
+
+/// One operation on a storage connection's bucket: `put`, `list`, `delete` and `presign`
+/// answer JSON; `get` answers with the object itself, streamed, with its `Content-Type`,
+/// `Content-Length`, `ETag` and `Last-Modified`.
+#[utoipa::path(post, path = "/v1/actions/storage", tag = "actions", request_body = StorageAction,
+    responses((status = 200, description = "the operation's result; for `get`, the object's bytes with its own Content-Type",
+            content((StorageActionResult = "application/json"), (Vec<u8> = "application/octet-stream"))),
+        (status = 404, description = "no such object (get)"),
+        (status = 422, description = "invalid fields, each named (a key outside the prefix)"),
+        (status = 502, description = "the storage service refused the request or the credentials (`upstream_auth`)"),
+        (status = 403, description = "the destination is blocked"), (status = 504, description = "the storage service timed out")))]
+pub async fn storage(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    ApiJson(a): ApiJson<StorageAction>,
+) -> ApiResult<Response> {
+    let caller = caller(&headers)?;
+    Ok(match s.hub.storage_action(&p, a, caller).await? {
+        StorageOutcome::Done(r) => Json(r).into_response(),
+        StorageOutcome::Object(object) => object_response(object),
+    })
+}
+
+/// An object as the service sent it, with its own headers only.
+fn object_response(object: patchbay_engine::Answer) -> Response {
+    const KEPT: &[&str] = &[
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "content-disposition",
+        "content-language",
+        "cache-control",
+        "etag",
+        "last-modified",
+        "x-amz-version-id",
+    ];
+    let (head, body) = object.into_parts();
+    let mut out = Response::new(Body::new(body));
+    for (name, value) in &head.headers {
+        if KEPT.contains(&name.as_str()) || name.as_str().starts_with("x-amz-meta-") {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 /// One workflow node in the seeds' format (`{type, config}`) with `context` variables.

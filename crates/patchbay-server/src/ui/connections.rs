@@ -219,6 +219,7 @@ fn kind_title(kind: Kind) -> &'static str {
         Kind::Smtp => "SMTP mail server",
         Kind::Webhook => "webhook",
         Kind::Mcp => "MCP server",
+        Kind::Storage => "object store",
     }
 }
 
@@ -252,6 +253,12 @@ const KINDS: &[(&str, &str, &str, &str)] = &[
         "MC",
         "MCP server",
         "Tools for agents, over Streamable HTTP, SSE or stdio.",
+    ),
+    (
+        "storage",
+        "S3",
+        "Object storage",
+        "A bucket on Amazon S3 or an S3-compatible store: R2, B2, Wasabi, MinIO.",
     ),
 ];
 

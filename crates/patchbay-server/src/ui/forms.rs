@@ -139,6 +139,27 @@ fn help(kind: Kind, name: &str) -> (Option<&'static str>, &'static str) {
             Some("Only these tools are offered (one per line); empty: all of them."),
             "",
         ),
+        (Kind::Storage, "bucket") => (None, "my-bucket"),
+        (Kind::Storage, "region") => (
+            Some("The bucket's region. By default us-east-1."),
+            "eu-west-1",
+        ),
+        (Kind::Storage, "endpoint") => (
+            Some("An S3-compatible service's address; empty for Amazon S3."),
+            "https://s3.example.com",
+        ),
+        (Kind::Storage, "prefix") => (
+            Some("The connection reaches only keys under this prefix; empty: the whole bucket."),
+            "invoices/",
+        ),
+        (Kind::Storage, "path_style") => (
+            Some(
+                "Address the bucket in the path rather than the host name. By default yes for a given endpoint.",
+            ),
+            "",
+        ),
+        (_, "region") => (Some("The AWS region requests are signed for."), "us-east-1"),
+        (_, "service") => (Some("The AWS service's signing name."), "execute-api"),
         (_, "in") => (None, ""),
         (_, "name") => (
             Some("The header or query parameter carrying the key."),

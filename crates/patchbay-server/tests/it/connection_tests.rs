@@ -52,12 +52,20 @@ async fn ensure_postgres_role() {
     let mut conn = sqlx::PgConnection::connect(&postgres_admin_url())
         .await
         .unwrap();
+    // Tests on both backends set the role at once: one at a time, or PostgreSQL refuses the
+    // second ("tuple concurrently updated").
+    conn.execute("SELECT pg_advisory_lock(7342001)")
+        .await
+        .unwrap();
     conn.execute(sqlx::AssertSqlSafe(format!(
         "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'patchbay_pw') THEN \
          CREATE ROLE patchbay_pw LOGIN PASSWORD '{RIGHT}'; ELSE ALTER ROLE patchbay_pw PASSWORD '{RIGHT}'; END IF; END $$"
     )))
     .await
     .unwrap();
+    conn.execute("SELECT pg_advisory_unlock(7342001)")
+        .await
+        .unwrap();
 }
 
 /// A PostgreSQL connection to the local `test` database (loopback trusts `postgres`), its id.

@@ -68,6 +68,7 @@ struct Objects {
     mail: String,
     hook: String,
     tools: String,
+    bucket: String,
     project: String,
     token: String,
     app: String,
@@ -157,6 +158,10 @@ async fn objects(a: &patchbay_client::Client) -> Objects {
         .expect("the queued delivery")
         .id
         .to_string();
+    let bucket = create(json!({"name": "alpha-bucket", "kind": "storage",
+        "config": {"bucket": "alpha-files", "endpoint": "http://127.0.0.1:9", "prefix": "alpha/"},
+        "secrets": {"access_key_id": "AKIAALPHA", "secret_access_key": "alpha-s3-secret-canary"}}))
+    .await;
     // An MCP server that is not there: created all the same (its discovery failed).
     let tools = create(json!({"name": "alpha-tools", "kind": "mcp",
         "config": {"server_url": "http://127.0.0.1:9/mcp"}}))
@@ -167,6 +172,7 @@ async fn objects(a: &patchbay_client::Client) -> Objects {
         mail,
         hook,
         tools,
+        bucket,
         project,
         token,
         app: oauth_app,
@@ -209,6 +215,9 @@ fn request(method: &str, path: &str, o: &Objects) -> Option<(String, Option<Valu
         }
         ("post", "/v1/actions/webhook") => Some(json!({"connection": o.hook, "body": {}})),
         ("post", "/v1/actions/mcp") => Some(json!({"connection": o.tools, "tool": "echo"})),
+        ("post", "/v1/actions/storage") => {
+            Some(json!({"connection": o.bucket, "op": "presign", "key": "x"}))
+        }
         ("post", "/v1/nodes/run") => {
             Some(json!({"type": "http", "config": {"connectionId": o.connection, "path": "/"}}))
         }

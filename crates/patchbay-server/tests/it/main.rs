@@ -38,6 +38,7 @@ mod revocation;
 mod sandbox;
 mod scheduler;
 mod secret_scope;
+mod storage;
 mod ui;
 mod upstream;
 mod vault;
