@@ -5,7 +5,7 @@
 //! lie under a directory the operator allows and never under Patchbay's own data directory,
 //! judged after `..` and symbolic links are resolved.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use patchbay_domain::api::ErrorKind;
@@ -288,43 +288,30 @@ pub(crate) fn allowed_sqlite_path(
     allow: &[PathBuf],
     protected: &[PathBuf],
 ) -> Result<PathBuf, Outcome> {
-    let path = Path::new(raw);
-    if !path.is_absolute() {
-        return Err(Outcome::fail(
-            ErrorKind::Blocked,
-            "config.database must be an absolute path",
-        ));
-    }
-    if allow.is_empty() {
-        return Err(Outcome::fail(
-            ErrorKind::Blocked,
-            "SQLite files are not allowed here (the operator allows directories with --allow-sqlite-dir)",
-        ));
-    }
-    let real = path.canonicalize().map_err(|e| {
-        Outcome::fail(
-            ErrorKind::Protocol,
-            format!("cannot open {raw}: {}", e.kind()),
-        )
-    })?;
-    let under = |dirs: &[PathBuf]| {
-        dirs.iter()
-            .filter_map(|d| d.canonicalize().ok())
-            .any(|d| real.starts_with(&d))
-    };
-    if under(protected) {
-        return Err(Outcome::fail(
-            ErrorKind::Blocked,
-            "the file lies in Patchbay's own data directory",
-        ));
-    }
-    if !under(allow) {
-        return Err(Outcome::fail(
-            ErrorKind::Blocked,
-            "the file is outside the directories the operator allows",
-        ));
-    }
-    Ok(real)
+    crate::files::path_under(raw, allow, protected).map_err(|refusal| {
+        use crate::files::Refusal;
+        match refusal {
+            Refusal::NotAbsolute => Outcome::fail(
+                ErrorKind::Blocked,
+                "config.database must be an absolute path",
+            ),
+            Refusal::NoneAllowed => Outcome::fail(
+                ErrorKind::Blocked,
+                "SQLite files are not allowed here (the operator allows directories with --allow-sqlite-dir)",
+            ),
+            Refusal::Unreadable(kind) => {
+                Outcome::fail(ErrorKind::Protocol, format!("cannot open {raw}: {kind}"))
+            }
+            Refusal::Protected => Outcome::fail(
+                ErrorKind::Blocked,
+                "the file lies in Patchbay's own data directory",
+            ),
+            Refusal::Outside => Outcome::fail(
+                ErrorKind::Blocked,
+                "the file is outside the directories the operator allows",
+            ),
+        }
+    })
 }
 
 /// A SQLite connection's file, once it is shown to lie under an allowed directory.

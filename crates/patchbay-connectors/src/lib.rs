@@ -5,6 +5,7 @@
 mod auth;
 pub mod call;
 mod database;
+pub mod files;
 mod http;
 pub mod mcp;
 pub mod redact;
@@ -155,6 +156,8 @@ pub(crate) fn test_material(config: Value, auth: Value, secrets: &[(&str, &str)]
 pub struct ConnectorSettings {
     /// Directories SQLite connections may name files under (`--allow-sqlite-dir`).
     pub allow_sqlite_dirs: Vec<PathBuf>,
+    /// Directories a storage upload may read a `file_path` under (`--allow-upload-dir`).
+    pub allow_upload_dirs: Vec<PathBuf>,
     /// Directories never reachable, whatever the allow-list says (Patchbay's data directory).
     pub protected_dirs: Vec<PathBuf>,
     /// Commands stdio MCP servers may run (`--allow-command`), matched exactly.

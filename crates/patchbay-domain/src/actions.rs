@@ -386,7 +386,8 @@ pub struct Delivery {
 /// `position`, …) are ignored.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeRun {
-    /// `http`, `webhook`, `sql` (or `database`), `email`, `integration`, `llm` or `mcp_tool`.
+    /// `http`, `webhook`, `sql` (or `database`), `email`, `integration`, `llm`, `mcp_tool` or
+    /// `s3-upload`.
     #[serde(rename = "type")]
     #[schema(value_type = crate::names::NodeType)]
     pub node_type: String,

@@ -268,7 +268,7 @@ text_schemas! {
     NodeType => text_schema(
         Some(1),
         None,
-        "^(http|webhook|sql|database|email|integration|llm|mcp_tool)$"
+        "^(http|webhook|sql|database|email|integration|llm|mcp_tool|s3-upload|s3_upload)$"
     );
     /// A SQL statement: not blank.
     Statement => text_schema(Some(1), None, r"\S");

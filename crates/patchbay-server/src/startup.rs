@@ -305,6 +305,7 @@ fn engine_settings(settings: &Settings) -> Result<EngineSettings, StartupError> 
         gate,
         ConnectorSettings {
             allow_sqlite_dirs: settings.egress.allow_sqlite_dirs.clone(),
+            allow_upload_dirs: settings.egress.allow_upload_dirs.clone(),
             protected_dirs: vec![settings.store.data_dir.clone()],
             allow_commands: settings.egress.allow_commands.clone(),
             test_timeout: settings.egress.test_timeout,

@@ -4,7 +4,7 @@
 pub(crate) mod actions;
 pub(crate) mod calls;
 mod nodes;
-mod storage;
+pub(crate) mod storage;
 
 pub use calls::{Answer, ProxyCall, caller_label};
 pub use storage::StorageOutcome;

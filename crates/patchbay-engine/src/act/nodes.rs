@@ -5,7 +5,8 @@
 //! nodes call a provider's chat operation (OpenAI-compatible, Anthropic, Gemini, Cohere).
 
 use patchbay_domain::actions::{
-    EmailAction, HttpAction, McpAction, NodeRun, NodeRunResult, SqlAction, WebhookAction,
+    EmailAction, HttpAction, McpAction, NodeRun, NodeRunResult, SqlAction, StorageAction,
+    WebhookAction,
 };
 use patchbay_domain::{ConnectionId, Principal, ValidationErrors};
 use serde_json::{Map, Value, json};
@@ -118,10 +119,11 @@ impl Hub {
             "integration" => self.integration_node(p, config, &ctx, caller).await?,
             "llm" => self.llm_node(p, config, &ctx, caller).await?,
             "mcp_tool" => self.mcp_tool_node(p, config, &ctx, caller).await?,
+            "s3-upload" | "s3_upload" => self.s3_upload_node(p, config, &ctx, caller).await?,
             _ => {
                 return Err(ValidationErrors::single(
                     "type",
-                    "must be http, webhook, sql, email, integration, llm or mcp_tool",
+                    "must be http, webhook, sql, email, integration, llm, mcp_tool or s3-upload",
                 )
                 .into());
             }
@@ -297,6 +299,108 @@ impl Hub {
         let r = self.email_action(p, action, caller).await?;
         let value = serde_json::to_value(&r).unwrap_or_default();
         Ok((output(config, "output", value.clone())?, value))
+    }
+
+    /// The seeds' `s3-upload`: `key`, the content (`body`, `body_base64`, or a `file_path`
+    /// under a directory the operator allows), `acl` and `contentType`, put through a storage
+    /// connection; `bucket`, when given, must be the connection's.
+    async fn s3_upload_node(
+        &self,
+        p: &Principal,
+        config: &Map<String, Value>,
+        ctx: &Map<String, Value>,
+        caller: Option<String>,
+    ) -> Result<(Map<String, Value>, Value)> {
+        let connection = connection_of(config)?;
+        let mut a = json!({"connection": connection, "op": "put"});
+        for (key, names) in [
+            ("key", &["key"][..]),
+            ("acl", &["acl"]),
+            ("content_type", &["contentType", "content_type"]),
+            ("body", &["body", "content"]),
+            ("body_base64", &["bodyBase64", "body_base64"]),
+            ("metadata", &["metadata"]),
+        ] {
+            if let Some(v) = field(config, names) {
+                a[key] = fill(v, ctx, &format!("config.{key}"))?;
+            }
+        }
+        if let Some(path) = str_field(config, &["file_path", "filePath"])? {
+            if a.get("body").is_some() || a.get("body_base64").is_some() {
+                return Err(ValidationErrors::single(
+                    "config.file_path",
+                    "give either file_path or the content (body, body_base64), not both",
+                )
+                .into());
+            }
+            let bytes = self.upload_file(path).await?;
+            a["body_base64"] = Value::String(base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                bytes,
+            ));
+        }
+        if let Some(bucket) = str_field(config, &["bucket"])? {
+            let prepared = self.prepared(p, &connection).await?;
+            let own = prepared
+                .material
+                .spec
+                .storage()
+                .map(|c| c.bucket.clone())
+                .unwrap_or_default();
+            if own != bucket {
+                return Err(ValidationErrors::single(
+                    "config.bucket",
+                    format!("is not the connection's bucket ({own})"),
+                )
+                .into());
+            }
+        }
+        let action: StorageAction = as_action(a)?;
+        let r = match self.storage_action(p, action, caller).await? {
+            crate::StorageOutcome::Done(r) => r,
+            crate::StorageOutcome::Object(_) => {
+                return Err(EngineError::Internal("a put answered an object".into()));
+            }
+        };
+        let value = serde_json::to_value(&r).unwrap_or_default();
+        Ok((output(config, "output", value.clone())?, value))
+    }
+
+    /// A file an upload sends, read from under the directories the operator allows.
+    async fn upload_file(&self, raw: &str) -> Result<Vec<u8>> {
+        use patchbay_connectors::files::{Refusal, path_under};
+        let settings = self.connectors().settings();
+        let refused = |reason: String| -> EngineError {
+            ValidationErrors::single("config.file_path", reason).into()
+        };
+        let path = path_under(raw, &settings.allow_upload_dirs, &settings.protected_dirs).map_err(
+            |r| {
+                refused(match r {
+                    Refusal::NotAbsolute => "must be an absolute path".into(),
+                    Refusal::NoneAllowed => "files are not read here (the operator allows \
+                        directories with --allow-upload-dir)"
+                        .into(),
+                    Refusal::Unreadable(kind) => format!("cannot be read: {kind}"),
+                    Refusal::Protected => "lies in Patchbay's own data directory".into(),
+                    Refusal::Outside => "is outside the directories the operator allows".into(),
+                })
+            },
+        )?;
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| refused(format!("cannot be read: {}", e.kind())))?;
+        if !meta.is_file() {
+            return Err(refused("is not a file".into()));
+        }
+        if meta.len() > crate::act::storage::MAX_PUT as u64 {
+            return Err(refused(format!(
+                "is too large: at most {} bytes in one put",
+                crate::act::storage::MAX_PUT
+            )));
+        }
+        tokio::fs::read(&path)
+            .await
+            .map_err(|e| refused(format!("cannot be read: {}", e.kind())))
     }
 
     /// Calls a catalog operation with `params` through the connection; the answer's JSON.

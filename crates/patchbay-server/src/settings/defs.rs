@@ -178,6 +178,15 @@ pub const DEFS: &[Def] = &[
         "Directories SQLite connections may name files under (never Patchbay's own).",
     ),
     def(
+        "egress.allow_upload_dirs",
+        "PATCHBAY_ALLOW_UPLOAD_DIR",
+        "allow-upload-dir",
+        List,
+        Some("[]"),
+        "[\"/srv/outbox\"]",
+        "Directories an s3-upload node may read its file_path under (never Patchbay's own).",
+    ),
+    def(
         "egress.allow_commands",
         "PATCHBAY_ALLOW_COMMAND",
         "allow-command",

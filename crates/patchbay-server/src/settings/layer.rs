@@ -286,6 +286,7 @@ fn unset(data_dir: &Path) -> Settings {
         egress: EgressSettings {
             allow_net: Vec::new(),
             allow_sqlite_dirs: Vec::new(),
+            allow_upload_dirs: Vec::new(),
             allow_commands: Vec::new(),
             dns_servers: Vec::new(),
             allow_plaintext_smtp_auth: false,
@@ -431,6 +432,9 @@ fn apply_value(s: &mut Settings, key: &str, v: &toml::Value) -> Result<(), Strin
                 .iter()
                 .map(|n| net(n))
                 .collect::<Result<_, _>>()?;
+        }
+        "egress.allow_upload_dirs" => {
+            s.egress.allow_upload_dirs = strings(v)?.into_iter().map(PathBuf::from).collect();
         }
         "egress.allow_sqlite_dirs" => {
             s.egress.allow_sqlite_dirs = strings(v)?.into_iter().map(PathBuf::from).collect();

@@ -63,6 +63,8 @@ pub struct EgressSettings {
     pub allow_net: Vec<IpNet>,
     /// Directories SQLite connections may use.
     pub allow_sqlite_dirs: Vec<PathBuf>,
+    /// Directories an s3-upload node may read its `file_path` under.
+    pub allow_upload_dirs: Vec<PathBuf>,
     /// Commands stdio MCP connections may start.
     pub allow_commands: Vec<String>,
     /// DNS servers for outbound names instead of the system's.

@@ -27,7 +27,16 @@ fn keys(r: &StorageActionResult) -> Vec<String> {
 }
 
 async fn a_bucket_is_used_under_its_prefix_and_signed_urls_work(backend: Backend) {
-    let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
+    let uploads = tempfile::tempdir().unwrap();
+    let allowed = uploads.path().to_path_buf();
+    let app = TestApp::spawn_with(
+        backend,
+        Some(std::sync::Arc::new(move |s| {
+            s.egress.allow_net = vec!["127.0.0.0/8".parse().unwrap()];
+            s.egress.allow_upload_dirs = vec![allowed.clone()];
+        })),
+    )
+    .await;
     let (s3, key_id, secret) = peers::s3(&["pb-test"]);
     let endpoint = format!("http://127.0.0.1:{}", s3.port);
     let conn = |name: &str, prefix: Option<&str>, secret: &str| {
@@ -248,6 +257,66 @@ async fn a_bucket_is_used_under_its_prefix_and_signed_urls_work(backend: Backend
     assert_eq!(r.status, 502);
     assert_eq!(r.json()["code"], "upstream_auth");
     assert!(!String::from_utf8_lossy(&r.body).contains("not-the-secret"));
+
+    // The seeds' s3-upload node: the content from the context, or a file the operator allows.
+    let node = |config: Value| {
+        json!({"type": "s3-upload", "config": config,
+            "context": {"month": "2026-04", "text": "invoice body"}})
+    };
+    let r = app
+        .admin
+        .run_node(&node(json!({"connectionId": a, "bucket": "pb-test",
+            "key": "invoices/${month}/invoice-001.txt", "body": "{{text}}", "acl": "private"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.outputs["output"]["key"],
+        "invoices/2026-04/invoice-001.txt"
+    );
+    let got = app
+        .admin
+        .storage_get(&a, "invoices/2026-04/invoice-001.txt")
+        .await
+        .unwrap();
+    assert_eq!(got.body, b"invoice body");
+    let pdf = uploads.path().join("invoice.pdf");
+    std::fs::write(&pdf, b"%PDF-1.7 not really").unwrap();
+    app.admin
+        .run_node(&node(
+            json!({"connectionId": a, "key": "invoices/invoice.pdf",
+            "file_path": pdf, "contentType": "application/pdf"}),
+        ))
+        .await
+        .unwrap();
+    let got = app
+        .admin
+        .storage_get(&a, "invoices/invoice.pdf")
+        .await
+        .unwrap();
+    assert_eq!(got.body, b"%PDF-1.7 not really");
+    assert_eq!(got.headers["content-type"], "application/pdf");
+    for (config, field) in [
+        (
+            json!({"connectionId": a, "key": "x", "file_path": "/etc/hostname"}),
+            "config.file_path",
+        ),
+        (
+            json!({"connectionId": a, "key": "x", "file_path": "relative.txt"}),
+            "config.file_path",
+        ),
+        (
+            json!({"connectionId": a, "key": "x", "bucket": "other-bucket", "body": "b"}),
+            "config.bucket",
+        ),
+    ] {
+        let r = app
+            .admin
+            .raw(Method::POST, "/v1/nodes/run", Some(&node(config)), &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 422, "{field}");
+        assert_eq!(error_fields(&r.json()), [field]);
+    }
 
     // Every action is audited, without the content.
     let audit = app
