@@ -44,16 +44,7 @@ const QUERY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// The canned ACLs S3 takes in `x-amz-acl`.
-pub const CANNED_ACLS: &[&str] = &[
-    "private",
-    "public-read",
-    "public-read-write",
-    "authenticated-read",
-    "aws-exec-read",
-    "bucket-owner-read",
-    "bucket-owner-full-control",
-];
+pub use patchbay_domain::actions::CANNED_ACLS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -704,6 +695,26 @@ mod tests {
         assert_eq!(list_prefix(&c, "x/").unwrap(), "tenant-a/x/");
         assert!(list_prefix(&c, "../").is_err());
         assert_eq!(object_key(&config(None), "x").unwrap(), "x");
+    }
+
+    /// The document's patterns say what the checks take.
+    #[test]
+    fn the_key_patterns_agree_with_the_checks() {
+        use patchbay_domain::actions::{STORAGE_KEY_PATTERN, STORAGE_PREFIX_PATTERN};
+        let key = regex::Regex::new(STORAGE_KEY_PATTERN).unwrap();
+        let prefix = regex::Regex::new(STORAGE_PREFIX_PATTERN).unwrap();
+        let c = config(None);
+        for s in [
+            "a", "a/b", ".a", "..a", "...", "a/.b/c", "a b/ü", "", "/", "/a", "a/", "a//b", ".",
+            "..", "a/./b", "a/../b", "a\\b", "a\nb", "a\u{85}b", "a\u{7f}", "x/..", "\t",
+        ] {
+            assert_eq!(key.is_match(s), object_key(&c, s).is_ok(), "key {s:?}");
+            assert_eq!(
+                prefix.is_match(s),
+                list_prefix(&c, s).is_ok(),
+                "prefix {s:?}"
+            );
+        }
     }
 
     #[test]

@@ -167,23 +167,31 @@ pub enum StorageOp {
     Presign,
 }
 
+/// How a put's `body` is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyEncoding {
+    #[default]
+    Text,
+    Base64,
+}
+
 /// `POST /v1/actions/storage`: one operation on a storage connection's bucket. Keys are
-/// relative to the connection's prefix.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// relative to the connection's prefix. Each operation takes its own fields (see
+/// [`StorageActionBody`] for the document's schema); others are refused, each named.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageAction {
     pub connection: ConnectionId,
     pub op: StorageOp,
     /// The object's key (put, get, delete, presign).
     #[serde(default)]
-    #[schema(max_length = 1024)]
     pub key: Option<String>,
-    /// put: the content as text.
+    /// put: the content, as text or (with `encoding: base64`) base64.
     #[serde(default)]
     pub body: Option<String>,
-    /// put: the content as base64 (instead of `body`).
     #[serde(default)]
-    pub body_base64: Option<String>,
+    pub encoding: Option<BodyEncoding>,
     /// put: the object's `Content-Type`.
     #[serde(default)]
     pub content_type: Option<String>,
@@ -192,31 +200,101 @@ pub struct StorageAction {
     pub acl: Option<String>,
     /// put: user metadata (`x-amz-meta-*`).
     #[serde(default)]
-    pub metadata: std::collections::BTreeMap<String, String>,
+    pub metadata: BTreeMap<String, String>,
     /// list: the keys under this prefix (relative to the connection's).
     #[serde(default)]
-    #[schema(max_length = 1024)]
     pub prefix: Option<String>,
     /// list: group keys by this delimiter (usually `/`).
     #[serde(default)]
-    #[schema(max_length = 16)]
     pub delimiter: Option<String>,
     /// list: at most this many keys (default 100, at most 1,000).
     #[serde(default, deserialize_with = "crate::objects::integer")]
-    #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// list: the `next_cursor` of the previous page.
     #[serde(default)]
-    #[schema(max_length = 4096)]
     pub cursor: Option<String>,
     /// presign: `GET` (default) or `PUT`.
     #[serde(default)]
     pub method: Option<String>,
     /// presign: how long the URL works, in seconds (default 900, at most 604,800).
     #[serde(default, deserialize_with = "crate::objects::integer")]
-    #[schema(minimum = 1, maximum = 604800)]
     pub expires_in: Option<u64>,
 }
+
+/// An object key relative to a connection's prefix: `/`-separated segments, none empty, `.`
+/// or `..`, without backslashes or control characters, not starting with `/`.
+pub const STORAGE_KEY_PATTERN: &str = concat!(
+    r"^(?:(?:[^./\\\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.[^./\\\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.\.[^/\\\x00-\x1f\x7f-\x9f]+)/)*",
+    r"(?:[^./\\\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.[^./\\\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.\.[^/\\\x00-\x1f\x7f-\x9f]+)$"
+);
+
+/// A listing prefix: like a key, and it may end with `/`.
+pub const STORAGE_PREFIX_PATTERN: &str = concat!(
+    r"^(?:(?:[^./\\\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.[^./\\\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.\.[^/\\\x00-\x1f\x7f-\x9f]+)/)*",
+    r"(?:[^./\\\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.[^./\\\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.\.[^/\\\x00-\x1f\x7f-\x9f]+)?$"
+);
+
+/// The canned ACLs S3 takes in `x-amz-acl`.
+pub const CANNED_ACLS: &[&str] = &[
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+];
+
+/// The document's schema of a storage action: one object per operation, each with the fields
+/// it takes.
+#[derive(Debug)]
+pub struct StorageActionBody;
+
+impl utoipa::PartialSchema for StorageActionBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use serde_json::json;
+        let connection = json!({"type": "string",
+            "pattern": "^con_[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"});
+        let key = json!({"type": "string", "minLength": 1, "maxLength": 1024,
+            "pattern": STORAGE_KEY_PATTERN});
+        let ascii = json!({"type": "string", "maxLength": 1024, "pattern": r"^[\t\x20-\x7e]*$"});
+        let op = |name: &str, required: &[&str], extra: Value| {
+            let mut props =
+                json!({"connection": connection, "op": {"type": "string", "enum": [name]}});
+            if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+                p.extend(e.clone());
+            }
+            let mut req = vec!["connection", "op"];
+            req.extend_from_slice(required);
+            json!({"type": "object", "title": name, "properties": props, "required": req,
+                "additionalProperties": false})
+        };
+        let schema = json!({"oneOf": [
+            op("put", &["key"], json!({"key": key, "body": {"type": "string",
+                    "description": "the content (at most 16 MiB), as text or base64"},
+                "encoding": {"type": "string", "enum": ["text", "base64"]},
+                "content_type": ascii,
+                "acl": {"type": "string", "enum": CANNED_ACLS},
+                "metadata": {"type": "object", "maxProperties": 8,
+                    "propertyNames": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                    "additionalProperties": {"type": "string", "maxLength": 128,
+                        "pattern": r"^[\t\x20-\x7e]*$"}}})),
+            op("get", &["key"], json!({"key": key})),
+            op("delete", &["key"], json!({"key": key})),
+            op("list", &[], json!({
+                "prefix": {"type": "string", "maxLength": 1024, "pattern": STORAGE_PREFIX_PATTERN},
+                "delimiter": {"type": "string", "minLength": 1, "maxLength": 16, "pattern": "^[\x21-\x7e]+$"},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "cursor": {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": "^[\x21-\x7e]+$"}})),
+            op("presign", &["key"], json!({"key": key,
+                "method": {"type": "string", "pattern": "^([Gg][Ee][Tt]|[Pp][Uu][Tt])$"},
+                "expires_in": {"type": "integer", "minimum": 1, "maximum": 604800}})),
+        ]});
+        serde_json::from_value(schema).expect("a valid schema")
+    }
+}
+
+impl utoipa::ToSchema for StorageActionBody {}
 
 /// One object of a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -301,7 +301,7 @@ impl Hub {
         Ok((output(config, "output", value.clone())?, value))
     }
 
-    /// The seeds' `s3-upload`: `key`, the content (`body`, `body_base64`, or a `file_path`
+    /// The seeds' `s3-upload`: `key`, the content (`body` with its `encoding`, or a `file_path`
     /// under a directory the operator allows), `acl` and `contentType`, put through a storage
     /// connection; `bucket`, when given, must be the connection's.
     async fn s3_upload_node(
@@ -318,7 +318,7 @@ impl Hub {
             ("acl", &["acl"]),
             ("content_type", &["contentType", "content_type"]),
             ("body", &["body", "content"]),
-            ("body_base64", &["bodyBase64", "body_base64"]),
+            ("encoding", &["encoding"]),
             ("metadata", &["metadata"]),
         ] {
             if let Some(v) = field(config, names) {
@@ -326,18 +326,19 @@ impl Hub {
             }
         }
         if let Some(path) = str_field(config, &["file_path", "filePath"])? {
-            if a.get("body").is_some() || a.get("body_base64").is_some() {
+            if a.get("body").is_some() {
                 return Err(ValidationErrors::single(
                     "config.file_path",
-                    "give either file_path or the content (body, body_base64), not both",
+                    "give either file_path or the content (body), not both",
                 )
                 .into());
             }
             let bytes = self.upload_file(path).await?;
-            a["body_base64"] = Value::String(base64::Engine::encode(
+            a["body"] = Value::String(base64::Engine::encode(
                 &base64::engine::general_purpose::STANDARD,
                 bytes,
             ));
+            a["encoding"] = Value::String("base64".into());
         }
         if let Some(bucket) = str_field(config, &["bucket"])? {
             let prepared = self.prepared(p, &connection).await?;

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine as _;
 use bytes::Bytes;
 use patchbay_connectors::storage::{PutOptions, StorageError};
-use patchbay_domain::actions::{StorageAction, StorageActionResult, StorageObject, StorageOp};
+use patchbay_domain::actions::{
+    BodyEncoding, StorageAction, StorageActionResult, StorageObject, StorageOp,
+};
 use patchbay_domain::api::ErrorKind;
 use patchbay_domain::{Kind, Principal, ValidationErrors};
 use serde_json::json;
@@ -44,7 +46,7 @@ fn check_fields(a: &StorageAction) -> Result<()> {
     let given: [(&str, bool); 12] = [
         ("key", a.key.is_some()),
         ("body", a.body.is_some()),
-        ("body_base64", a.body_base64.is_some()),
+        ("encoding", a.encoding.is_some()),
         ("content_type", a.content_type.is_some()),
         ("acl", a.acl.is_some()),
         ("metadata", !a.metadata.is_empty()),
@@ -56,14 +58,7 @@ fn check_fields(a: &StorageAction) -> Result<()> {
         ("expires_in", a.expires_in.is_some()),
     ];
     let takes: &[&str] = match a.op {
-        StorageOp::Put => &[
-            "key",
-            "body",
-            "body_base64",
-            "content_type",
-            "acl",
-            "metadata",
-        ],
+        StorageOp::Put => &["key", "body", "encoding", "content_type", "acl", "metadata"],
         StorageOp::Get | StorageOp::Delete => &["key"],
         StorageOp::List => &["prefix", "delimiter", "limit", "cursor"],
         StorageOp::Presign => &["key", "method", "expires_in"],
@@ -76,9 +71,6 @@ fn check_fields(a: &StorageAction) -> Result<()> {
     }
     if a.op != StorageOp::List && a.key.is_none() {
         errs.push("key", format!("is required for {}", op_name(a.op)));
-    }
-    if a.op == StorageOp::Put && a.body.is_some() && a.body_base64.is_some() {
-        errs.push("body_base64", "give either body or body_base64, not both");
     }
     errs.into_result(()).map_err(Into::into)
 }
@@ -114,13 +106,15 @@ pub(crate) fn storage_error(e: StorageError) -> EngineError {
 
 /// The content of a put.
 fn put_body(a: &StorageAction) -> Result<Bytes> {
-    let bytes = match (&a.body, &a.body_base64) {
-        (Some(text), None) => Bytes::from(text.clone().into_bytes()),
-        (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
+    let body = a.body.as_deref().unwrap_or_default();
+    let bytes = match a.encoding.unwrap_or_default() {
+        BodyEncoding::Text => Bytes::from(body.to_owned().into_bytes()),
+        BodyEncoding::Base64 => base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
             .map(Bytes::from)
-            .map_err(|_| ValidationErrors::single("body_base64", "is not valid base64"))?,
-        _ => Bytes::new(),
+            .map_err(|_| {
+                ValidationErrors::single("body", "is not valid base64 (encoding: base64)")
+            })?,
     };
     if bytes.len() > MAX_PUT {
         return Err(ValidationErrors::single(

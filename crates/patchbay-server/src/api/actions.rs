@@ -116,7 +116,7 @@ pub async fn webhook(
 /// One operation on a storage connection's bucket: `put`, `list`, `delete` and `presign`
 /// answer JSON; `get` answers with the object itself, streamed, with its `Content-Type`,
 /// `Content-Length`, `ETag` and `Last-Modified`.
-#[utoipa::path(post, path = "/v1/actions/storage", tag = "actions", request_body = StorageAction,
+#[utoipa::path(post, path = "/v1/actions/storage", tag = "actions", request_body = patchbay_domain::actions::StorageActionBody,
     responses((status = 200, description = "the operation's result; for `get`, the object's bytes with its own Content-Type",
             content((StorageActionResult = "application/json"), (Vec<u8> = "application/octet-stream"))),
         (status = 404, description = "no such object (get)"),

@@ -68,7 +68,7 @@ async fn a_bucket_is_used_under_its_prefix_and_signed_urls_work(backend: Backend
     storage(
         &app,
         json!({"connection": a, "op": "put", "key": "bin/all.bin",
-        "body_base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bin)}),
+        "encoding": "base64", "body": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bin)}),
     )
     .await;
 
@@ -165,7 +165,7 @@ async fn a_bucket_is_used_under_its_prefix_and_signed_urls_work(backend: Backend
     for (field, body) in [
         ("acl", json!({"acl": "everyone"})),
         ("metadata", json!({"metadata": {"bad name": "v"}})),
-        ("body_base64", json!({"body_base64": "***"})),
+        ("body", json!({"body": "***", "encoding": "base64"})),
     ] {
         let mut v = json!({"connection": a, "op": "put", "key": "x"});
         v.as_object_mut()
