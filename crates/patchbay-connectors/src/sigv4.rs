@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation,
-    SigningSettings, UriPathNormalizationMode, sign,
+    SigningInstructions, SigningSettings, UriPathNormalizationMode, sign,
 };
 use aws_sigv4::sign::v4;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -77,9 +77,33 @@ fn credentials(m: &Material) -> Result<Credentials, AuthError> {
 }
 
 /// Whether a header takes part in the signature.
-fn signed(name: &HeaderName) -> bool {
+fn is_signed(name: &HeaderName) -> bool {
     let n = name.as_str();
     n == "host" || n == "content-type" || n == "content-md5" || n.starts_with("x-amz-")
+}
+
+/// What signing `request` with the connection's key at `now` adds to it.
+fn signed(
+    m: &Material,
+    scope: Scope<'_>,
+    settings: SigningSettings,
+    now: SystemTime,
+    request: SignableRequest<'_>,
+) -> Result<SigningInstructions, AuthError> {
+    let identity = credentials(m)?.into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(scope.region)
+        .name(scope.service)
+        .time(now)
+        .settings(settings)
+        .build()
+        .map_err(|e| AuthError::Unsupported(format!("cannot sign: {e}")))?
+        .into();
+    Ok(sign(request, &params)
+        .map_err(|e| AuthError::Unsupported(format!("cannot sign: {e}")))?
+        .into_parts()
+        .0)
 }
 
 /// Signs a request to `url` (absolute, as it is sent) in its headers, which must already hold
@@ -97,20 +121,9 @@ pub fn sign_headers(
     for name in ["x-amz-date", "x-amz-content-sha256", "x-amz-security-token"] {
         headers.remove(name);
     }
-    let identity = credentials(m)?.into();
-    let settings = scope.settings(SignatureLocation::Headers, None);
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(scope.region)
-        .name(scope.service)
-        .time(now)
-        .settings(settings)
-        .build()
-        .map_err(|e| AuthError::Unsupported(format!("cannot sign: {e}")))?
-        .into();
     let pairs: Vec<(&str, &str)> = headers
         .iter()
-        .filter(|(k, _)| signed(k))
+        .filter(|(k, _)| is_signed(k))
         .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
         .collect();
     let body = match payload {
@@ -119,10 +132,8 @@ pub fn sign_headers(
     };
     let request = SignableRequest::new(method.as_str(), url, pairs.into_iter(), body)
         .map_err(|e| AuthError::Unsupported(format!("cannot sign this request: {e}")))?;
-    let (instructions, _) = sign(request, &params)
-        .map_err(|e| AuthError::Unsupported(format!("cannot sign: {e}")))?
-        .into_parts();
-    let (added, _) = instructions.into_parts();
+    let settings = scope.settings(SignatureLocation::Headers, None);
+    let (added, _) = signed(m, scope, settings, now, request)?.into_parts();
     for header in added {
         let name = HeaderName::from_static(header.name());
         let mut value = HeaderValue::from_str(header.value())
@@ -142,17 +153,6 @@ pub fn presign(
     expires: Duration,
     now: SystemTime,
 ) -> Result<url::Url, AuthError> {
-    let identity = credentials(m)?.into();
-    let settings = scope.settings(SignatureLocation::QueryParams, Some(expires));
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(scope.region)
-        .name(scope.service)
-        .time(now)
-        .settings(settings)
-        .build()
-        .map_err(|e| AuthError::Unsupported(format!("cannot sign: {e}")))?
-        .into();
     let host = host_of(url)?;
     let request = SignableRequest::new(
         method.as_str(),
@@ -161,10 +161,8 @@ pub fn presign(
         SignableBody::UnsignedPayload,
     )
     .map_err(|e| AuthError::Unsupported(format!("cannot sign this URL: {e}")))?;
-    let (instructions, _) = sign(request, &params)
-        .map_err(|e| AuthError::Unsupported(format!("cannot sign: {e}")))?
-        .into_parts();
-    let (_, query) = instructions.into_parts();
+    let settings = scope.settings(SignatureLocation::QueryParams, Some(expires));
+    let (_, query) = signed(m, scope, settings, now, request)?.into_parts();
     let mut out = url.clone();
     {
         let mut pairs = out.query_pairs_mut();
