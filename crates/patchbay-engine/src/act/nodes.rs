@@ -61,6 +61,22 @@ fn as_action<T: serde::de::DeserializeOwned>(v: Value) -> Result<T> {
     })
 }
 
+/// Copies each `(field, names)` the node's config has under one of its names into the action
+/// `a`, its templates filled from the context.
+fn copy_filled(
+    a: &mut Value,
+    config: &Map<String, Value>,
+    ctx: &Map<String, Value>,
+    fields: &[(&str, &[&str])],
+) -> Result<()> {
+    for (key, names) in fields {
+        if let Some(v) = field(config, names) {
+            a[*key] = fill(v, ctx, &format!("config.{key}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn output_variable(config: &Map<String, Value>) -> Result<Option<&str>> {
     str_field(config, &["outputVariable", "output_variable"])
 }
@@ -152,16 +168,17 @@ impl Hub {
             "path": path,
             "method": str_field(config, &["method"])?.unwrap_or("GET"),
         });
-        for (key, names) in [
-            ("query", &["query"][..]),
-            ("headers", &["headers"]),
-            ("body", &["body"]),
-            ("map", &["map"]),
-        ] {
-            if let Some(v) = field(config, names) {
-                a[key] = fill(v, ctx, &format!("config.{key}"))?;
-            }
-        }
+        copy_filled(
+            &mut a,
+            config,
+            ctx,
+            &[
+                ("query", &["query"][..]),
+                ("headers", &["headers"]),
+                ("body", &["body"]),
+                ("map", &["map"]),
+            ],
+        )?;
         if let Some(auth) = field(config, &["auth"]) {
             a["auth"] = auth.clone();
         }
@@ -282,19 +299,20 @@ impl Hub {
         caller: Option<String>,
     ) -> Result<(Map<String, Value>, Value)> {
         let mut a = json!({"connection": connection_of(config)?});
-        for (key, names) in [
-            ("to", &["to"][..]),
-            ("cc", &["cc"]),
-            ("bcc", &["bcc"]),
-            ("reply_to", &["replyTo", "reply_to"]),
-            ("subject", &["subject"]),
-            ("text", &["text", "body"]),
-            ("html", &["html"]),
-        ] {
-            if let Some(v) = field(config, names) {
-                a[key] = fill(v, ctx, &format!("config.{key}"))?;
-            }
-        }
+        copy_filled(
+            &mut a,
+            config,
+            ctx,
+            &[
+                ("to", &["to"][..]),
+                ("cc", &["cc"]),
+                ("bcc", &["bcc"]),
+                ("reply_to", &["replyTo", "reply_to"]),
+                ("subject", &["subject"]),
+                ("text", &["text", "body"]),
+                ("html", &["html"]),
+            ],
+        )?;
         let action: EmailAction = as_action(a)?;
         let r = self.email_action(p, action, caller).await?;
         let value = serde_json::to_value(&r).unwrap_or_default();
@@ -313,18 +331,19 @@ impl Hub {
     ) -> Result<(Map<String, Value>, Value)> {
         let connection = connection_of(config)?;
         let mut a = json!({"connection": connection, "op": "put"});
-        for (key, names) in [
-            ("key", &["key"][..]),
-            ("acl", &["acl"]),
-            ("content_type", &["contentType", "content_type"]),
-            ("body", &["body", "content"]),
-            ("encoding", &["encoding"]),
-            ("metadata", &["metadata"]),
-        ] {
-            if let Some(v) = field(config, names) {
-                a[key] = fill(v, ctx, &format!("config.{key}"))?;
-            }
-        }
+        copy_filled(
+            &mut a,
+            config,
+            ctx,
+            &[
+                ("key", &["key"][..]),
+                ("acl", &["acl"]),
+                ("content_type", &["contentType", "content_type"]),
+                ("body", &["body", "content"]),
+                ("encoding", &["encoding"]),
+                ("metadata", &["metadata"]),
+            ],
+        )?;
         if let Some(path) = str_field(config, &["file_path", "filePath"])? {
             if a.get("body").is_some() {
                 return Err(ValidationErrors::single(
