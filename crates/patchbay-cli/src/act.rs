@@ -1,4 +1,5 @@
-//! Acting through connections from the command line: `patchbay proxy`, `patchbay deliveries`.
+//! Acting through connections from the command line: `patchbay proxy`, `patchbay storage`,
+//! `patchbay deliveries`.
 
 use std::io::{Read, Write};
 
@@ -160,6 +161,166 @@ pub async fn deliveries(g: &Global, cmd: DeliveriesCmd) -> Result<()> {
             }
             println!("{} queued again (webhook-id {})", d.id, d.webhook_id);
         }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// The storage connection (its id).
+    pub connection: String,
+    #[command(subcommand)]
+    pub op: StorageCmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageCmd {
+    /// Store an object: `-d text`, `-d @FILE` or `-d @-` (standard input).
+    Put {
+        key: String,
+        #[arg(short = 'd', long = "data")]
+        data: String,
+        #[arg(long)]
+        content_type: Option<String>,
+        /// A canned ACL (private, public-read, …).
+        #[arg(long)]
+        acl: Option<String>,
+    },
+    /// Print an object (or write it to `-o FILE`).
+    Get {
+        key: String,
+        #[arg(short = 'o', long)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// List keys under a prefix (relative to the connection's).
+    Ls {
+        #[arg(default_value = "")]
+        prefix: String,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// The `next_cursor` of the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Delete an object.
+    Rm { key: String },
+    /// Print a URL that lets its holder GET (or, with --put, PUT) the object.
+    Presign {
+        key: String,
+        #[arg(long)]
+        put: bool,
+        /// Seconds the URL works (at most 604800).
+        #[arg(long, default_value_t = 900)]
+        expires: u64,
+    },
+}
+
+/// `patchbay storage CONNECTION put|get|ls|rm|presign …`.
+pub async fn storage(g: &Global, args: StorageArgs) -> Result<()> {
+    use base64::Engine as _;
+    let c = crate::commands::client(g)?;
+    let connection = args.connection;
+    let action = |v: serde_json::Value| -> Result<patchbay_domain::actions::StorageAction> {
+        serde_json::from_value(v).context("building the action")
+    };
+    let r = match args.op {
+        StorageCmd::Get { key, output } => {
+            let r = c.storage_get(&connection, &key).await?;
+            if !r.status.is_success() {
+                let problem = r.json();
+                bail!(
+                    "{} ({})",
+                    problem["detail"].as_str().unwrap_or("refused"),
+                    r.status
+                );
+            }
+            match output {
+                Some(path) => std::fs::write(&path, &r.body)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&r.body)?;
+                    out.flush()?;
+                }
+            }
+            return Ok(());
+        }
+        StorageCmd::Put {
+            key,
+            data,
+            content_type,
+            acl,
+        } => {
+            let bytes = body(Some(&data))?.unwrap_or_default();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+            c.storage_action(&action(
+                serde_json::json!({"connection": connection, "op": "put",
+                "key": key, "body": encoded, "encoding": "base64",
+                "content_type": content_type, "acl": acl}),
+            )?)
+            .await?
+        }
+        StorageCmd::Ls {
+            prefix,
+            limit,
+            cursor,
+        } => {
+            let r = c
+                .storage_action(&action(serde_json::json!({"connection": connection,
+                    "op": "list", "prefix": (!prefix.is_empty()).then_some(prefix),
+                    "limit": limit, "cursor": cursor}))?)
+                .await?;
+            if !g.json {
+                let objects = r.objects.clone().unwrap_or_default();
+                table(
+                    &["KEY", "SIZE", "MODIFIED"],
+                    objects
+                        .iter()
+                        .map(|o| {
+                            vec![
+                                o.key.clone(),
+                                o.size.to_string(),
+                                o.last_modified.clone().unwrap_or_default(),
+                            ]
+                        })
+                        .collect(),
+                );
+                if let Some(next) = &r.next_cursor {
+                    println!("more: --cursor {next}");
+                }
+                return Ok(());
+            }
+            r
+        }
+        StorageCmd::Rm { key } => {
+            c.storage_action(&action(
+                serde_json::json!({"connection": connection, "op": "delete", "key": key}),
+            )?)
+            .await?
+        }
+        StorageCmd::Presign { key, put, expires } => {
+            let r = c
+                .storage_action(&action(serde_json::json!({"connection": connection,
+                    "op": "presign", "key": key, "method": if put { "PUT" } else { "GET" },
+                    "expires_in": expires}))?)
+                .await?;
+            if !g.json {
+                println!("{}", r.url.clone().unwrap_or_default());
+                return Ok(());
+            }
+            r
+        }
+    };
+    if g.json {
+        return json(&r);
+    }
+    match r.op.as_str() {
+        "put" => println!(
+            "stored {} ({} bytes)",
+            r.key.unwrap_or_default(),
+            r.size.unwrap_or_default()
+        ),
+        _ => println!("deleted {}", r.key.unwrap_or_default()),
     }
     Ok(())
 }

@@ -64,6 +64,8 @@ pub enum Command {
     Oauth(commands::OauthCmd),
     /// Send a request through a connection: `patchbay proxy con_… GET /user`.
     Proxy(act::ProxyArgs),
+    /// Objects in a storage connection's bucket: `patchbay storage con_… ls`.
+    Storage(act::StorageArgs),
     /// Webhook deliveries (the outbox).
     #[command(subcommand)]
     Deliveries(act::DeliveriesCmd),

@@ -718,3 +718,90 @@ fn mcp_registry_urls_come_from_the_environment() {
     );
     assert!(created["config"].get("command").is_none(), "{created}");
 }
+
+/// `patchbay storage CONNECTION put|get|ls|rm|presign` against a real S3-compatible server.
+#[test]
+fn storage_objects_go_in_and_out_through_the_cli() {
+    let s3 = crate::peers::S3Server::start(&["cli-bucket"]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = Server::start(&data, &["--allow-net", "127.0.0.0/8"], &[]);
+    let body = json!({"name": "files", "kind": "storage", "provider": "minio",
+        "config": {"bucket": "cli-bucket", "endpoint": s3.endpoint(), "prefix": "team/"},
+        "secrets": {"access_key_id": s3.access_key_id, "secret_access_key": s3.secret_access_key}});
+    let created: Value = serde_json::from_str(&run_ok(
+        &data,
+        &["connections", "create", "--from-file", "-", "--json"],
+        Some(&body.to_string()),
+    ))
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let file = dir.path().join("report.csv");
+    std::fs::write(&file, "a,b\n1,2\n").unwrap();
+    let at_file = format!("@{}", file.display());
+    let out = run_ok(
+        &data,
+        &[
+            "storage",
+            id,
+            "put",
+            "reports/q1.csv",
+            "-d",
+            &at_file,
+            "--content-type",
+            "text/csv",
+        ],
+        None,
+    );
+    assert!(out.contains("stored reports/q1.csv (8 bytes)"), "{out}");
+    run_ok(
+        &data,
+        &["storage", id, "put", "notes.txt", "-d", "@-"],
+        Some("from stdin"),
+    );
+    let listed = run_ok(&data, &["storage", id, "ls"], None);
+    assert!(
+        listed.contains("reports/q1.csv") && listed.contains("notes.txt"),
+        "{listed}"
+    );
+    assert_eq!(
+        run_ok(&data, &["storage", id, "get", "reports/q1.csv"], None),
+        "a,b\n1,2\n"
+    );
+    let copy = dir.path().join("copy.txt");
+    run_ok(
+        &data,
+        &[
+            "storage",
+            id,
+            "get",
+            "notes.txt",
+            "-o",
+            copy.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "from stdin");
+    let url = run_ok(
+        &data,
+        &["storage", id, "presign", "notes.txt", "--expires", "60"],
+        None,
+    );
+    assert!(
+        url.contains("/cli-bucket/team/notes.txt?") && url.contains("X-Amz-Signature="),
+        "{url}"
+    );
+    assert!(run_ok(&data, &["storage", id, "rm", "notes.txt"], None).contains("deleted notes.txt"));
+    let out = run(&data, &["storage", id, "get", "notes.txt"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not found"),
+        "{out:?}"
+    );
+    let out = run(&data, &["storage", id, "get", "../escape"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("422"),
+        "{out:?}"
+    );
+}

@@ -78,33 +78,8 @@ pub fn smtp(auth: Option<(&str, &str)>, maildir: Option<&Path>) -> Peer {
     Peer { child, port }
 }
 
-/// An S3-compatible server (moto, `tests/peers/s3_server.py`) with `buckets`, every request
-/// authenticated: the peer and the access key id and secret it accepts.
-pub fn s3(buckets: &[&str]) -> (Peer, String, String) {
-    let port = free_port();
-    let mut child = Command::new(python())
-        .arg(repo_dir().join("tests/peers/s3_server.py"))
-        .arg(port.to_string())
-        .args(buckets)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python");
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("READY ") {
-                let _ = tx.send(rest.to_owned());
-            }
-        }
-    });
-    let ready = rx
-        .recv_timeout(Duration::from_secs(90))
-        .expect("the S3 server did not start");
-    let (key, secret) = ready.split_once(' ').expect("READY <key> <secret>");
-    (Peer { child, port }, key.to_owned(), secret.to_owned())
-}
+/// An S3-compatible server (moto) with `buckets`, every request authenticated.
+pub use patchbay_testkit::s3::S3Server;
 
 /// The MCP reference server's entry point (`node <it> stdio|sse|streamableHttp`).
 pub fn everything_entry() -> PathBuf {

@@ -37,8 +37,9 @@ async fn a_bucket_is_used_under_its_prefix_and_signed_urls_work(backend: Backend
         })),
     )
     .await;
-    let (s3, key_id, secret) = peers::s3(&["pb-test"]);
-    let endpoint = format!("http://127.0.0.1:{}", s3.port);
+    let s3 = peers::S3Server::start(&["pb-test"]);
+    let (key_id, secret) = (s3.access_key_id.clone(), s3.secret_access_key.clone());
+    let endpoint = s3.endpoint();
     let conn = |name: &str, prefix: Option<&str>, secret: &str| {
         json!({"name": name, "kind": "storage", "provider": "minio",
             "config": {"bucket": "pb-test", "endpoint": endpoint, "prefix": prefix},
@@ -336,7 +337,8 @@ async fn a_bucket_is_used_under_its_prefix_and_signed_urls_work(backend: Backend
 
 async fn http_connections_sign_requests_with_sigv4(backend: Backend) {
     let app = TestApp::spawn_with(backend, Some(allow_loopback())).await;
-    let (s3, key_id, secret) = peers::s3(&["signed"]);
+    let s3 = peers::S3Server::start(&["signed"]);
+    let (key_id, secret) = (s3.access_key_id.clone(), s3.secret_access_key.clone());
     let conn = |name: &str, secret: &str| {
         json!({"name": name, "kind": "http",
             "auth": {"type": "aws_sigv4", "region": "us-east-1", "service": "s3"},
