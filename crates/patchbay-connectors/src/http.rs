@@ -127,10 +127,7 @@ fn sign_test(
     a: &patchbay_domain::spec::AwsSigv4Auth,
     req: &mut reqwest::Request,
 ) -> Result<(), crate::AuthError> {
-    let scope = crate::sigv4::Scope {
-        region: &a.region,
-        service: &a.service,
-    };
+    let scope = crate::sigv4::Scope::of(a);
     let url = req.url().clone();
     let host = crate::sigv4::host_of(&url)?;
     req.headers_mut().insert(

@@ -25,7 +25,15 @@ pub struct Scope<'a> {
     pub service: &'a str,
 }
 
-impl Scope<'_> {
+impl<'a> Scope<'a> {
+    /// An `aws_sigv4` HTTP connection's region and service.
+    pub fn of(auth: &'a patchbay_domain::spec::AwsSigv4Auth) -> Self {
+        Self {
+            region: &auth.region,
+            service: &auth.service,
+        }
+    }
+
     /// S3 takes the path as sent (no normalising, no second encoding) and wants the body's
     /// hash in `x-amz-content-sha256`.
     fn is_s3(&self) -> bool {
@@ -197,10 +205,7 @@ pub(crate) async fn sign_call(
     body: crate::call::CallBody,
 ) -> Result<crate::call::CallBody, crate::call::CallError> {
     use crate::call::{CallBody, CallError};
-    let scope = Scope {
-        region: &auth.region,
-        service: &auth.service,
-    };
+    let scope = Scope::of(auth);
     headers.insert(http::header::HOST, to.host_header().clone());
     let url = format!("{}{}", to.origin(), path_and_query);
     let now = SystemTime::now();

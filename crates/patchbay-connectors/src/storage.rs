@@ -14,7 +14,7 @@ use patchbay_net::{Answer, Destination, HttpError};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
-use crate::sigv4::{Payload, Scope, host_of, sign_headers};
+use crate::sigv4::{Payload, Scope, sign_headers};
 use crate::{AuthError, Connectors, Material, Outcome};
 
 /// Longest object key S3 takes, in bytes, the connection's prefix included.
@@ -376,10 +376,7 @@ impl Connectors {
         let uri = http::Uri::try_from(url.as_str())
             .map_err(|_| StorageError::invalid("key", "cannot be sent in a URL"))?;
         let to = Destination::of(&uri)?;
-        headers.insert(
-            http::header::HOST,
-            header("config.endpoint", &host_of(url)?)?,
-        );
+        headers.insert(http::header::HOST, to.host_header().clone());
         sign_headers(
             m,
             scope(config),
@@ -389,13 +386,12 @@ impl Connectors {
             Payload::Bytes(&body),
             SystemTime::now(),
         )?;
-        let mut request = http::Request::new(crate::call::full(body));
-        *request.method_mut() = method;
-        *request.uri_mut() = uri.path_and_query().map_or_else(
+        let path_and_query = uri.path_and_query().map_or_else(
             || http::Uri::from_static("/"),
             |pq| http::Uri::from(pq.clone()),
         );
-        *request.headers_mut() = headers;
+        let request =
+            crate::call::outgoing(method, path_and_query, headers, crate::call::full(body));
         Ok(self
             .http()
             .upstream()
@@ -440,7 +436,7 @@ impl Connectors {
                     format!("must be one of {}", CANNED_ACLS.join(", ")),
                 ));
             }
-            headers.insert("x-amz-acl", HeaderValue::from_static(static_acl(acl)));
+            headers.insert("x-amz-acl", header("acl", acl)?);
         }
         metadata_headers(options.metadata, &mut headers)?;
         let size = body.len();
@@ -576,15 +572,6 @@ impl Connectors {
             now,
         )?)
     }
-}
-
-/// `acl` as the static string of [`CANNED_ACLS`] it equals.
-fn static_acl(acl: &str) -> &'static str {
-    CANNED_ACLS
-        .iter()
-        .find(|a| **a == acl)
-        .copied()
-        .unwrap_or("private")
 }
 
 /// Reads an answer to its end, so that its connection goes back to the pool.

@@ -335,7 +335,7 @@ fn planned<'m>(
 }
 
 /// One attempt's request.
-fn outgoing(
+pub(crate) fn outgoing(
     method: Method,
     uri: http::Uri,
     headers: HeaderMap,

@@ -62,10 +62,6 @@ impl Material {
 
 impl Plan {
     fn of(m: &Material) -> Option<Self> {
-        // A signature is made for each request: the general path signs it.
-        if matches!(m.auth, patchbay_domain::spec::Auth::AwsSigv4(_)) {
-            return None;
-        }
         let base = base_url(m).ok()?;
         // An empty query or a fragment the general path keeps (or refuses) as they are.
         if base.query() == Some("") || base.fragment().is_some() {
@@ -76,6 +72,7 @@ impl Plan {
         let mut headers = Vec::new();
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         let mut queried = false;
+        // None for an `aws_sigv4` connection too: the general path signs each request.
         for inject in credentials(m).ok()?? {
             match inject {
                 Inject::Query(name, value) => {

@@ -259,13 +259,13 @@ impl Hub {
             }
         };
         let expires = a.expires_in.map_or(PRESIGN_DEFAULT, Duration::from_secs);
-        let now = SystemTime::from(self.now());
+        let now = self.now();
         let url = self
             .connectors()
-            .storage_presign(m, &method, key, expires, now)
+            .storage_presign(m, &method, key, expires, SystemTime::from(now))
             .map_err(storage_error)?;
-        let expires_at = self.now()
-            + chrono::Duration::from_std(expires).unwrap_or_else(|_| chrono::Duration::zero());
+        let expires_at =
+            now + chrono::Duration::from_std(expires).unwrap_or_else(|_| chrono::Duration::zero());
         Ok(StorageOutcome::Done(StorageActionResult {
             op: "presign".into(),
             key: Some(key.to_owned()),

@@ -180,17 +180,14 @@ impl Hub {
                     if let Some(ssl) = d.ssl {
                         fill("ssl", ssl.into());
                     }
-                    if let Some(host) = config.get("host").and_then(Value::as_str)
-                        && !d.host_patterns.is_empty()
-                        && !d.host_patterns.iter().any(|p| host_matches(p, host))
-                    {
-                        errs.push(
+                    if let Some(host) = config.get("host").and_then(Value::as_str) {
+                        check_host(
+                            entry,
                             "config.host",
-                            format!(
-                                "is not a {} host (expected {})",
-                                entry.display_name,
-                                d.host_patterns.join(" or ")
-                            ),
+                            "host",
+                            host,
+                            &d.host_patterns,
+                            &mut errs,
                         );
                     }
                 }
@@ -208,24 +205,21 @@ impl Hub {
                         .and_then(Value::as_str)
                         .unwrap_or(patchbay_domain::spec::StorageConfig::REGION)
                         .to_owned();
+                    // Not `fill`: the region was read from `config` since it was last used.
                     if let Some(endpoint) = st.endpoint_for(&region) {
                         config.entry("endpoint").or_insert(endpoint.into());
                     }
                     if let Some(endpoint) = config.get("endpoint").and_then(Value::as_str)
-                        && !st.endpoint_patterns.is_empty()
                         && let Ok(url) = url::Url::parse(endpoint)
-                        && !st
-                            .endpoint_patterns
-                            .iter()
-                            .any(|p| host_matches(p, url.host_str().unwrap_or_default()))
                     {
-                        errs.push(
+                        let host = url.host_str().unwrap_or_default();
+                        check_host(
+                            entry,
                             "config.endpoint",
-                            format!(
-                                "is not a {} endpoint (expected {})",
-                                entry.display_name,
-                                st.endpoint_patterns.join(" or ")
-                            ),
+                            "endpoint",
+                            host,
+                            &st.endpoint_patterns,
+                            &mut errs,
                         );
                     }
                 }
@@ -430,6 +424,27 @@ fn secret_format_errors(entry: &Provider, secrets: Option<&Value>, errs: &mut Va
 }
 
 /// `*.example.com` matches any name under example.com; other patterns match exactly.
+/// Names `field` unless `host` is one of the provider's `patterns` (none: any host).
+fn check_host(
+    entry: &Provider,
+    field: &str,
+    what: &str,
+    host: &str,
+    patterns: &[String],
+    errs: &mut ValidationErrors,
+) {
+    if !patterns.is_empty() && !patterns.iter().any(|p| host_matches(p, host)) {
+        errs.push(
+            field,
+            format!(
+                "is not a {} {what} (expected {})",
+                entry.display_name,
+                patterns.join(" or ")
+            ),
+        );
+    }
+}
+
 fn host_matches(pattern: &str, host: &str) -> bool {
     let host = host.to_ascii_lowercase();
     match pattern.strip_prefix("*.") {

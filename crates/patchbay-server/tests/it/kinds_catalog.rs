@@ -81,6 +81,41 @@ async fn database_providers_fill_driver_port_and_tls(backend: Backend) {
         .unwrap();
     assert_eq!(neon.config["ssl"], true);
     assert_eq!(neon.config["driver"], "postgresql");
+
+    // Storage services: an endpoint outside the provider's hosts is refused; a fixed endpoint
+    // is filled for the region.
+    let (status, text) = post(
+        &app,
+        json!({"name": "r2", "provider": "r2",
+        "config": {"bucket": "files", "endpoint": "https://s3.example.com"},
+        "secrets": {"access_key_id": "a", "secret_access_key": "s"}}),
+    )
+    .await;
+    assert_eq!(status, 422, "{text}");
+    assert!(
+        text.contains("config.endpoint") && text.contains("*.r2.cloudflarestorage.com"),
+        "{text}"
+    );
+    let r2 = app
+        .admin
+        .create_connection(&body(json!({"name": "r2-ok", "provider": "r2",
+            "config": {"bucket": "files", "endpoint": "https://acct.r2.cloudflarestorage.com"},
+            "secrets": {"access_key_id": "a", "secret_access_key": "s"}})))
+        .await
+        .unwrap();
+    assert_eq!(r2.config["region"], "auto");
+    assert_eq!(r2.config["path_style"], true);
+    let b2 = app
+        .admin
+        .create_connection(&body(json!({"name": "b2", "provider": "b2",
+            "config": {"bucket": "files", "region": "eu-central-003"},
+            "secrets": {"access_key_id": "a", "secret_access_key": "s"}})))
+        .await
+        .unwrap();
+    assert_eq!(
+        b2.config["endpoint"],
+        "https://s3.eu-central-003.backblazeb2.com"
+    );
 }
 
 async fn smtp_services_fill_server_and_user_name(backend: Backend) {
