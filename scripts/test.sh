@@ -92,11 +92,11 @@ ensure_postgres_password_rule() {
 
 ensure_tools() {
   mkdir -p .tools
-  if ! .tools/venv/bin/python -c "import aiosmtpd, standardwebhooks, mcp, moto.server, boto3" >/dev/null 2>&1; then
-    log "installing aiosmtpd, standardwebhooks, the MCP Python SDK and moto into .tools/venv"
+  if ! .tools/venv/bin/python -c "import aiosmtpd, standardwebhooks, mcp, moto.server, boto3, asyncssh, bcrypt, pyftpdlib, OpenSSL" >/dev/null 2>&1; then
+    log "installing aiosmtpd, standardwebhooks, the MCP Python SDK, moto, asyncssh and pyftpdlib into .tools/venv"
     [ -x .tools/venv/bin/python ] || python3 -m venv .tools/venv
     .tools/venv/bin/pip install -q --disable-pip-version-check aiosmtpd==1.4.6 standardwebhooks==1.1.0 mcp==2.3.0 \
-      'moto[server]==5.2.5'
+      'moto[server]==5.2.5' asyncssh==2.24.1 bcrypt==5.0.0 pyftpdlib==2.2.0 pyopenssl==26.4.0
   fi
   if [ ! -f .tools/node_modules/@modelcontextprotocol/server-everything/dist/index.js ] || [ ! -d .tools/node_modules/oidc-provider ]; then
     log "installing @modelcontextprotocol/server-everything and oidc-provider into .tools"

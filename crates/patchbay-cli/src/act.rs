@@ -1,5 +1,5 @@
 //! Acting through connections from the command line: `patchbay proxy`, `patchbay storage`,
-//! `patchbay deliveries`.
+//! `patchbay files`, `patchbay deliveries`.
 
 use std::io::{Read, Write};
 
@@ -321,6 +321,126 @@ pub async fn storage(g: &Global, args: StorageArgs) -> Result<()> {
             r.size.unwrap_or_default()
         ),
         _ => println!("deleted {}", r.key.unwrap_or_default()),
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct FilesArgs {
+    /// The file-transfer connection (its id).
+    pub connection: String,
+    #[command(subcommand)]
+    pub op: FilesCmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FilesCmd {
+    /// Write a file (relative to the base directory): `-d text`, `-d @FILE` or `-d @-`.
+    Put {
+        path: String,
+        #[arg(short = 'd', long = "data")]
+        data: String,
+    },
+    /// Print a file (or write it to `-o FILE`).
+    Get {
+        path: String,
+        #[arg(short = 'o', long)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// List a directory (the base directory by default).
+    Ls {
+        #[arg(default_value = "")]
+        path: String,
+    },
+    /// Delete a file or an empty directory.
+    Rm { path: String },
+    /// Create a directory and its missing parents.
+    Mkdir { path: String },
+}
+
+/// `patchbay files CONNECTION put|get|ls|rm|mkdir …`.
+pub async fn files(g: &Global, args: FilesArgs) -> Result<()> {
+    use base64::Engine as _;
+    let c = crate::commands::client(g)?;
+    let connection = args.connection;
+    let run = |v: serde_json::Value| {
+        let c = &c;
+        async move {
+            let a: patchbay_domain::actions::FilesAction =
+                serde_json::from_value(v).context("building the action")?;
+            anyhow::Ok(c.files_action(&a).await?)
+        }
+    };
+    let r = match args.op {
+        FilesCmd::Put { path, data } => {
+            let bytes = body(Some(&data))?.unwrap_or_default();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+            run(
+                serde_json::json!({"connection": connection, "op": "put", "path": path,
+                "body": encoded, "encoding": "base64"}),
+            )
+            .await?
+        }
+        FilesCmd::Get { path, output } => {
+            let r = run(serde_json::json!({"connection": connection, "op": "get",
+                "path": path, "encoding": "base64"}))
+            .await?;
+            if !g.json {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(r.body.as_deref().unwrap_or_default())
+                    .context("reading the file's content")?;
+                match output {
+                    Some(path) => std::fs::write(&path, &bytes)
+                        .with_context(|| format!("writing {}", path.display()))?,
+                    None => {
+                        let mut out = std::io::stdout().lock();
+                        out.write_all(&bytes)?;
+                        out.flush()?;
+                    }
+                }
+                return Ok(());
+            }
+            r
+        }
+        FilesCmd::Ls { path } => {
+            let r = run(serde_json::json!({"connection": connection, "op": "list",
+                "path": (!path.is_empty()).then_some(path)}))
+            .await?;
+            if !g.json {
+                table(
+                    &["NAME", "KIND", "SIZE", "MODIFIED"],
+                    r.entries
+                        .iter()
+                        .flatten()
+                        .map(|e| {
+                            vec![
+                                e.name.clone(),
+                                e.kind.clone(),
+                                e.size.map(|s| s.to_string()).unwrap_or_default(),
+                                e.modified.map(|m| m.to_rfc3339()).unwrap_or_default(),
+                            ]
+                        })
+                        .collect(),
+                );
+                return Ok(());
+            }
+            r
+        }
+        FilesCmd::Rm { path } => {
+            run(serde_json::json!({"connection": connection, "op": "delete", "path": path})).await?
+        }
+        FilesCmd::Mkdir { path } => {
+            run(serde_json::json!({"connection": connection, "op": "mkdir", "path": path})).await?
+        }
+    };
+    if g.json {
+        return json(&r);
+    }
+    match r.op.as_str() {
+        "put" => println!("wrote {} ({} bytes)", r.path, r.size.unwrap_or_default()),
+        "mkdir" if r.created == Some(false) => println!("{} exists already", r.path),
+        "mkdir" => println!("created {}", r.path),
+        _ => println!("deleted {}", r.path),
     }
     Ok(())
 }

@@ -66,6 +66,8 @@ pub enum Command {
     Proxy(act::ProxyArgs),
     /// Objects in a storage connection's bucket: `patchbay storage con_… ls`.
     Storage(act::StorageArgs),
+    /// Files on a file-transfer connection's server: `patchbay files con_… ls`.
+    Files(act::FilesArgs),
     /// Webhook deliveries (the outbox).
     #[command(subcommand)]
     Deliveries(act::DeliveriesCmd),

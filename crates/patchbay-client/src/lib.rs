@@ -462,6 +462,14 @@ impl Client {
         self.send(Method::POST, "/v1/actions/storage", a).await
     }
 
+    /// `POST /v1/actions/files`.
+    pub async fn files_action(
+        &self,
+        a: &patchbay_domain::actions::FilesAction,
+    ) -> Result<patchbay_domain::actions::FilesActionResult> {
+        self.send(Method::POST, "/v1/actions/files", a).await
+    }
+
     /// `POST /v1/actions/storage` with `op: get`: the object's bytes and headers as they came
     /// (a problem document when refused).
     pub async fn storage_get(&self, connection: &str, key: &str) -> Result<RawResponse> {

@@ -239,6 +239,11 @@ pub(crate) fn credentials(m: &Material) -> Result<Option<Vec<Inject>>, AuthError
                 "aws_sigv4 requests are signed one by one, not given fixed credentials".into(),
             ));
         }
+        Auth::SshKey => {
+            return Err(AuthError::Unsupported(
+                "an SSH key signs an SSH session, not HTTP requests".into(),
+            ));
+        }
     };
     Ok(Some(vec![inject]))
 }

@@ -1,6 +1,7 @@
-//! Files on Patchbay's own machine that the operator lets connections reach: SQLite databases
-//! and files a storage upload sends, each only under the directories allowed for it and never
-//! in Patchbay's own data directory.
+//! Paths: files on Patchbay's own machine that the operator lets connections reach (SQLite
+//! databases and files a storage upload sends, each only under the directories allowed for it
+//! and never in Patchbay's own data directory), and the relative paths of an object key or a
+//! file on a server, which stay under their connection's prefix or base directory.
 
 use std::path::{Path, PathBuf};
 
@@ -43,4 +44,35 @@ pub fn path_under(raw: &str, allow: &[PathBuf], protected: &[PathBuf]) -> Result
         return Err(Refusal::Outside);
     }
     Ok(real)
+}
+
+/// Why `s` is not a path relative to a connection's `root` ("prefix", "base directory"): an
+/// absolute path, `.` or `..` segments, empty segments, backslashes or control characters. A
+/// trailing `/` is allowed when `trailing_slash`.
+pub fn check_relative(s: &str, trailing_slash: bool, root: &str) -> Result<(), String> {
+    if s.starts_with('/') {
+        return Err(format!(
+            "must be relative to the connection's {root} (no leading /)"
+        ));
+    }
+    if s.chars().any(|c| c.is_control() || c == '\\') {
+        return Err("must not contain control characters or backslashes".into());
+    }
+    let body = if trailing_slash {
+        s.strip_suffix('/').unwrap_or(s)
+    } else {
+        s
+    };
+    for segment in body.split('/') {
+        match segment {
+            "" => return Err("must not have empty segments (//)".into()),
+            "." | ".." => {
+                return Err(format!(
+                    "must not have . or .. segments: paths stay under the connection's {root}"
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }

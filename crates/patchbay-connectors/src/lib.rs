@@ -1,5 +1,5 @@
-//! Per-kind connectors: how Patchbay tests (and later uses) a connection of each kind — HTTP,
-//! database, SMTP, webhook, MCP. Connectors receive decrypted material from the engine for the
+//! Per-kind connectors: how Patchbay tests and uses a connection of each kind — HTTP,
+//! database, SMTP, webhook, MCP, storage, file transfer. Connectors receive decrypted material from the engine for the
 //! length of one call, never read storage, and reach the network only through the gate.
 
 mod auth;
@@ -13,6 +13,7 @@ pub mod sigv4;
 pub mod smtp;
 pub mod sql;
 pub mod storage;
+pub mod transfer;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -166,6 +167,8 @@ pub struct ConnectorSettings {
     pub test_timeout: Duration,
     /// SMTP `AUTH` may go to a non-loopback server without TLS (`--allow-plaintext-smtp-auth`).
     pub allow_plaintext_smtp_auth: bool,
+    /// File-transfer connections may use plain FTP (`--allow-plaintext-ftp`).
+    pub allow_plaintext_ftp: bool,
 }
 
 impl ConnectorSettings {
@@ -251,6 +254,7 @@ impl Connectors {
                 ConnectionSpec::Webhook(_) => webhook::test(self, m).await,
                 ConnectionSpec::Mcp(_) => mcp::test(self, m, timeout).await,
                 ConnectionSpec::Storage(c) => storage::test(self, m, c).await,
+                ConnectionSpec::FileTransfer(c) => transfer::test(self, m, c).await,
             }
         };
         let outcome = match tokio::time::timeout(timeout + Duration::from_millis(500), run).await {
@@ -277,6 +281,8 @@ pub(crate) struct Outcome {
     pub status: Option<u16>,
     pub account: Option<String>,
     pub scopes: Option<Vec<String>>,
+    /// The SSH host key the server presented.
+    pub host_key: Option<String>,
 }
 
 impl Outcome {
@@ -288,6 +294,7 @@ impl Outcome {
             status: None,
             account: None,
             scopes: None,
+            host_key: None,
         }
     }
 
@@ -299,6 +306,7 @@ impl Outcome {
             status: None,
             account: None,
             scopes: None,
+            host_key: None,
         }
     }
 
@@ -320,6 +328,7 @@ impl Outcome {
         r.status_code = self.status;
         r.account = self.account;
         r.scopes_granted = self.scopes;
+        r.host_key = self.host_key;
         r
     }
 }

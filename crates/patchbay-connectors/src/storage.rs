@@ -128,41 +128,8 @@ pub fn list_prefix(config: &StorageConfig, prefix: &str) -> Result<String, Stora
 }
 
 fn check_relative(field: &'static str, s: &str, trailing_slash: bool) -> Result<(), StorageError> {
-    if s.starts_with('/') {
-        return Err(StorageError::invalid(
-            field,
-            "must be relative to the connection's prefix (no leading /)",
-        ));
-    }
-    if s.chars().any(|c| c.is_control() || c == '\\') {
-        return Err(StorageError::invalid(
-            field,
-            "must not contain control characters or backslashes",
-        ));
-    }
-    let body = if trailing_slash {
-        s.strip_suffix('/').unwrap_or(s)
-    } else {
-        s
-    };
-    for segment in body.split('/') {
-        match segment {
-            "" => {
-                return Err(StorageError::invalid(
-                    field,
-                    "must not have empty segments (//)",
-                ));
-            }
-            "." | ".." => {
-                return Err(StorageError::invalid(
-                    field,
-                    "must not have . or .. segments: keys stay under the connection's prefix",
-                ));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    crate::files::check_relative(s, trailing_slash, "prefix")
+        .map_err(|reason| StorageError::invalid(field, reason))
 }
 
 fn join_prefix(

@@ -529,3 +529,121 @@ pub struct McpActionResult {
     #[schema(value_type = Object)]
     pub rest: Map<String, Value>,
 }
+
+/// What a file action does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FilesOp {
+    Put,
+    Get,
+    List,
+    Delete,
+    Mkdir,
+}
+
+impl FilesOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Put => "put",
+            Self::Get => "get",
+            Self::List => "list",
+            Self::Delete => "delete",
+            Self::Mkdir => "mkdir",
+        }
+    }
+}
+
+/// `POST /v1/actions/files`: one operation on a file-transfer connection's server. Paths are
+/// relative to the connection's base directory and stay under it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesAction {
+    pub connection: ConnectionId,
+    pub op: FilesOp,
+    /// The file or directory, relative to the base directory (list: the base directory when
+    /// absent).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// put: the content, as text or (with `encoding: base64`) base64.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// put: how `body` is written; get: how the content is answered (text when it is UTF-8,
+    /// base64 otherwise, unless given).
+    #[serde(default)]
+    pub encoding: Option<BodyEncoding>,
+}
+
+/// The document's schema of a file action: one object per operation.
+#[derive(Debug)]
+pub struct FilesActionBody;
+
+impl utoipa::PartialSchema for FilesActionBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use serde_json::json;
+        let connection = json!({"type": "string",
+            "pattern": "^con_[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"});
+        let path = json!({"type": "string", "minLength": 1, "maxLength": 1024,
+            "pattern": STORAGE_PREFIX_PATTERN});
+        let encoding = json!({"type": "string", "enum": ["text", "base64"]});
+        let op = |name: &str, required: &[&str], extra: Value| {
+            let mut props =
+                json!({"connection": connection, "op": {"type": "string", "enum": [name]}});
+            if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+                p.extend(e.clone());
+            }
+            let mut req = vec!["connection", "op"];
+            req.extend_from_slice(required);
+            json!({"type": "object", "title": name, "properties": props, "required": req,
+                "additionalProperties": false})
+        };
+        let schema = json!({"oneOf": [
+            op("put", &["path"], json!({"path": path, "encoding": encoding,
+                "body": {"type": "string", "description": "the content (at most 16 MiB), as text or base64"}})),
+            op("get", &["path"], json!({"path": path, "encoding": encoding})),
+            op("list", &[], json!({"path": path})),
+            op("delete", &["path"], json!({"path": path})),
+            op("mkdir", &["path"], json!({"path": path})),
+        ]});
+        serde_json::from_value(schema).expect("a valid schema")
+    }
+}
+
+impl utoipa::ToSchema for FilesActionBody {}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FileEntry {
+    pub name: String,
+    /// `file`, `dir`, `link` or `other`.
+    #[schema(value_type = String)]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What a file action did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FilesActionResult {
+    #[schema(value_type = String)]
+    pub op: String,
+    /// Relative to the base directory (`.` for the base directory itself).
+    pub path: String,
+    /// list: the directory's entries, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<Vec<FileEntry>>,
+    /// put: bytes written; get: bytes read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// get: the content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<BodyEncoding>,
+    /// mkdir: false when the directory was there already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<bool>,
+}

@@ -344,6 +344,10 @@ pub struct TestResult {
     pub scopes_granted: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// An SFTP server's host key (`ssh-ed25519 AAAA…`), pinned by the test of a connection that
+    /// had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
 }
 
 impl TestResult {
@@ -357,6 +361,7 @@ impl TestResult {
             token_valid: None,
             scopes_granted: None,
             account: None,
+            host_key: None,
         }
     }
 

@@ -44,7 +44,7 @@ macro_rules! string_enum {
 
 string_enum!(
     /// What kind of external system a connection reaches.
-    Kind { Http => "http", Database => "database", Smtp => "smtp", Webhook => "webhook", Mcp => "mcp", Storage => "storage" }
+    Kind { Http => "http", Database => "database", Smtp => "smtp", Webhook => "webhook", Mcp => "mcp", Storage => "storage", FileTransfer => "file_transfer" }
 );
 
 string_enum!(
@@ -59,6 +59,7 @@ string_enum!(
         Custom => "custom",
         AwsSigv4 => "aws_sigv4",
         Hmac => "hmac",
+        SshKey => "ssh_key",
     }
 );
 

@@ -52,6 +52,18 @@ pub fn fields(kind: Kind) -> &'static [(&'static str, &'static str)] {
             ("config", "prefix"),
             ("", "provider"),
         ],
+        // The base directory too, like a storage prefix; the pinned host key is who the
+        // server is.
+        Kind::FileTransfer => &[
+            ("config", "protocol"),
+            ("config", "host"),
+            ("config", "port"),
+            ("config", "username"),
+            ("config", "base_dir"),
+            ("config", "host_key"),
+            ("config", "tls_ca"),
+            ("", "provider"),
+        ],
     }
 }
 

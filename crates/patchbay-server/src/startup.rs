@@ -310,6 +310,7 @@ fn engine_settings(settings: &Settings) -> Result<EngineSettings, StartupError> 
             allow_commands: settings.egress.allow_commands.clone(),
             test_timeout: settings.egress.test_timeout,
             allow_plaintext_smtp_auth: settings.egress.allow_plaintext_smtp_auth,
+            allow_plaintext_ftp: settings.egress.allow_plaintext_ftp,
         },
     )
     .map_err(StartupError::Net)?;

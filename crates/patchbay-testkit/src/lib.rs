@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod db;
+pub mod files;
 pub mod s3;
 pub mod strict_oauth;
 

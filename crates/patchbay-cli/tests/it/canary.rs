@@ -128,6 +128,9 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
     let refuse = axum::Router::new().fallback(|| async { axum::http::StatusCode::UNAUTHORIZED });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = format!("http://{}", listener.local_addr().unwrap());
+    // An SFTP server that refuses every canary credential.
+    let sftp_root = tempfile::tempdir().unwrap();
+    let sftp = crate::peers::FileServer::sftp(sftp_root.path());
     tokio::spawn(async move { axum::serve(listener, refuse).await.unwrap() });
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -197,6 +200,8 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         json!({"name": "hook", "kind": "webhook", "auth": {"type": "bearer"}, "config": {"url": "https://h.example/x"}, "secrets": {"token": plant("hooktoken")}}),
         json!({"name": "bucket", "kind": "storage", "config": {"bucket": "canary-bucket", "endpoint": "http://127.0.0.1:9"}, "secrets": {"access_key_id": plant("s3keyid"), "secret_access_key": plant("s3secret"), "session_token": plant("s3session")}}),
         json!({"name": "sigv4", "kind": "http", "auth": {"type": "aws_sigv4", "region": "us-east-1", "service": "execute-api"}, "config": {"base_url": "https://a.example"}, "secrets": {"access_key_id": plant("sigv4keyid"), "secret_access_key": plant("sigv4secret")}}),
+        json!({"name": "sftp", "kind": "file_transfer", "config": {"protocol": "sftp", "host": "127.0.0.1", "port": 9, "username": "u"}, "secrets": {"password": plant("sftppw")}}),
+        json!({"name": "sftp-key", "kind": "file_transfer", "auth": {"type": "ssh_key"}, "config": {"protocol": "sftp", "host": "127.0.0.1", "port": 9, "username": "u"}, "secrets": {"private_key": plant("sftpkey"), "passphrase": plant("sftppassphrase")}}),
         json!({"name": "mcp", "kind": "mcp", "auth": {"type": "basic", "username": "m"}, "config": {"server_url": "http://127.0.0.1:9/mcp"}, "secrets": {"password": plant("mcp")}}),
     ];
     let mut ids = vec![];
@@ -245,6 +250,9 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         json!({"name": "t-mcp", "kind": "mcp", "auth": {"type": "bearer"}, "config": {"server_url": format!("{upstream}/mcp")}, "secrets": {"token": plant("testmcp")}}),
         json!({"name": "t-blocked", "kind": "http", "auth": {"type": "bearer"}, "config": {"base_url": "http://169.254.169.254/"}, "secrets": {"token": plant("testblocked")}}),
         json!({"name": "t-bucket", "kind": "storage", "config": {"bucket": "canary-bucket", "endpoint": upstream}, "secrets": {"access_key_id": plant("tests3keyid"), "secret_access_key": plant("tests3secret")}}),
+        json!({"name": "t-sftp", "kind": "file_transfer", "config": {"protocol": "sftp", "host": "127.0.0.1", "port": sftp.port, "username": sftp.user, "host_key": sftp.get("host_key")}, "secrets": {"password": plant("testsftppw")}}),
+        json!({"name": "t-sftp-key", "kind": "file_transfer", "auth": {"type": "ssh_key"}, "config": {"protocol": "sftp", "host": "127.0.0.1", "port": sftp.port, "username": sftp.user, "host_key": sftp.get("host_key")}, "secrets": {"private_key": plant("testsftpkey"), "passphrase": plant("testsftppassphrase")}}),
+        json!({"name": "t-ftps", "kind": "file_transfer", "config": {"protocol": "ftps", "host": "127.0.0.1", "port": closed, "username": "u"}, "secrets": {"password": plant("testftps")}}),
         json!({"name": "t-sigv4", "kind": "http", "auth": {"type": "aws_sigv4", "region": "us-east-1", "service": "s3"}, "config": {"base_url": upstream}, "secrets": {"access_key_id": plant("testsigv4keyid"), "secret_access_key": plant("testsigv4secret")}}),
     ];
     let mut kinds = std::collections::BTreeSet::new();
@@ -401,6 +409,7 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         json!({"name": "a-hook", "kind": "webhook", "auth": {"type": "hmac"}, "config": {"url": format!("{upstream}/hook")}, "secrets": {"secret": plant("actionhooksecret")}}),
         json!({"name": "a-bucket", "kind": "storage", "config": {"bucket": "canary-bucket", "endpoint": upstream}, "secrets": {"access_key_id": plant("actions3keyid"), "secret_access_key": plant("actions3secret")}}),
         // A presigned URL carries its access key id (SigV4's query form), never the secret.
+        json!({"name": "a-sftp", "kind": "file_transfer", "config": {"protocol": "sftp", "host": "127.0.0.1", "port": sftp.port, "username": sftp.user}, "secrets": {"password": plant("actionsftppw")}}),
         json!({"name": "a-presign", "kind": "storage", "config": {"bucket": "canary-bucket", "endpoint": upstream}, "secrets": {"access_key_id": "AKIAPRESIGNEXAMPLE", "secret_access_key": plant("presignsecret")}}),
     ];
     let mut action_ids = vec![];
@@ -458,8 +467,13 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         ),
         (
             "/v1/actions/storage",
-            json!({"connection": action_ids[5], "op": "presign", "key": "k.txt", "method": "PUT"}),
+            json!({"connection": action_ids[6], "op": "presign", "key": "k.txt", "method": "PUT"}),
             200,
+        ),
+        (
+            "/v1/actions/files",
+            json!({"connection": action_ids[5], "op": "put", "path": "k.txt", "body": "b"}),
+            502,
         ),
     ] {
         r.call(Method::POST, path, Some(body), None, &[expect])

@@ -805,3 +805,50 @@ fn storage_objects_go_in_and_out_through_the_cli() {
         "{out:?}"
     );
 }
+
+#[test]
+fn files_go_to_and_from_an_sftp_server_through_the_cli() {
+    let root = tempfile::tempdir().unwrap();
+    let sftp = crate::peers::FileServer::sftp(root.path());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _server = Server::start(&data, &["--allow-net", "127.0.0.0/8"], &[]);
+    let body = json!({"name": "drop", "kind": "file_transfer", "auth": {"type": "ssh_key"},
+        "config": {"protocol": "sftp", "host": "127.0.0.1", "port": sftp.port,
+            "username": sftp.user, "host_key": sftp.get("host_key")},
+        "secrets": {"private_key": sftp.get("client_key")}});
+    let created: Value = serde_json::from_str(&run_ok(
+        &data,
+        &["connections", "create", "--from-file", "-", "--json"],
+        Some(&body.to_string()),
+    ))
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    assert!(run_ok(&data, &["files", id, "mkdir", "out/2026"], None).contains("created out/2026"));
+    let out = run_ok(
+        &data,
+        &["files", id, "put", "out/2026/r.csv", "-d", "@-"],
+        Some("a,b\n1,2\n"),
+    );
+    assert!(out.contains("wrote out/2026/r.csv (8 bytes)"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("out/2026/r.csv")).unwrap(),
+        "a,b\n1,2\n"
+    );
+    let listed = run_ok(&data, &["files", id, "ls", "out/2026"], None);
+    assert!(
+        listed.contains("r.csv") && listed.contains("file"),
+        "{listed}"
+    );
+    assert_eq!(
+        run_ok(&data, &["files", id, "get", "out/2026/r.csv"], None),
+        "a,b\n1,2\n"
+    );
+    assert!(run_ok(&data, &["files", id, "rm", "out/2026/r.csv"], None).contains("deleted"));
+    let out = run(&data, &["files", id, "get", "../etc/passwd"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("422"),
+        "{out:?}"
+    );
+}

@@ -20,6 +20,8 @@ pub enum Auth {
     Custom(CustomAuth),
     AwsSigv4(AwsSigv4Auth),
     Hmac,
+    /// `ssh_key`: the secret `private_key` (OpenSSH or PEM), with an optional `passphrase`.
+    SshKey,
 }
 
 impl Auth {
@@ -34,6 +36,7 @@ impl Auth {
             Self::Custom(_) => AuthType::Custom,
             Self::AwsSigv4(_) => AuthType::AwsSigv4,
             Self::Hmac => AuthType::Hmac,
+            Self::SshKey => AuthType::SshKey,
         }
     }
 

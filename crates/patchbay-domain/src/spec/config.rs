@@ -17,6 +17,7 @@ pub enum ConnectionSpec {
     Webhook(WebhookConfig),
     Mcp(McpConfig),
     Storage(StorageConfig),
+    FileTransfer(FileTransferConfig),
 }
 
 impl ConnectionSpec {
@@ -28,6 +29,7 @@ impl ConnectionSpec {
             Self::Webhook(_) => Kind::Webhook,
             Self::Mcp(_) => Kind::Mcp,
             Self::Storage(_) => Kind::Storage,
+            Self::FileTransfer(_) => Kind::FileTransfer,
         }
     }
 
@@ -43,6 +45,7 @@ impl ConnectionSpec {
             Kind::Webhook => Self::Webhook(serde_json::from_value(value).map_err(read)?),
             Kind::Mcp => Self::Mcp(serde_json::from_value(value).map_err(read)?),
             Kind::Storage => Self::Storage(serde_json::from_value(value).map_err(read)?),
+            Kind::FileTransfer => Self::FileTransfer(serde_json::from_value(value).map_err(read)?),
         };
         spec.fill_defaults();
         Ok(spec)
@@ -57,6 +60,7 @@ impl ConnectionSpec {
             Self::Webhook(c) => super::to_object(c),
             Self::Mcp(c) => super::to_object(c),
             Self::Storage(c) => super::to_object(c),
+            Self::FileTransfer(c) => super::to_object(c),
         }
     }
 
@@ -67,6 +71,7 @@ impl ConnectionSpec {
             Self::Database(c) => c.fill_defaults(),
             Self::Smtp(c) => c.fill_defaults(),
             Self::Storage(c) => c.fill_defaults(),
+            Self::FileTransfer(c) => c.fill_defaults(),
             Self::Http(_) | Self::Webhook(_) | Self::Mcp(_) => {}
         }
     }
@@ -78,7 +83,7 @@ impl ConnectionSpec {
             Self::Http(c) => &c.headers,
             Self::Webhook(c) => &c.headers,
             Self::Mcp(c) => &c.headers,
-            Self::Database(_) | Self::Smtp(_) | Self::Storage(_) => &NONE,
+            Self::Database(_) | Self::Smtp(_) | Self::Storage(_) | Self::FileTransfer(_) => &NONE,
         }
     }
 
@@ -88,7 +93,7 @@ impl ConnectionSpec {
             Self::Http(c) => Some(&mut c.headers),
             Self::Webhook(c) => Some(&mut c.headers),
             Self::Mcp(c) => Some(&mut c.headers),
-            Self::Database(_) | Self::Smtp(_) | Self::Storage(_) => None,
+            Self::Database(_) | Self::Smtp(_) | Self::Storage(_) | Self::FileTransfer(_) => None,
         }
     }
 
@@ -98,6 +103,7 @@ impl ConnectionSpec {
             Self::Http(c) => Some(c.timeout()),
             Self::Mcp(c) => Some(Duration::from_millis(c.timeout_ms)),
             Self::Storage(c) => Some(Duration::from_millis(c.timeout_ms)),
+            Self::FileTransfer(c) => Some(Duration::from_millis(c.timeout_ms)),
             _ => None,
         }
     }
@@ -107,6 +113,7 @@ impl ConnectionSpec {
         match self {
             Self::Database(c) => c.username.as_deref(),
             Self::Smtp(c) => c.username.as_deref(),
+            Self::FileTransfer(c) => Some(&c.username),
             _ => None,
         }
     }
@@ -121,6 +128,13 @@ impl ConnectionSpec {
     pub fn storage(&self) -> Option<&StorageConfig> {
         match self {
             Self::Storage(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn file_transfer(&self) -> Option<&FileTransferConfig> {
+        match self {
+            Self::FileTransfer(c) => Some(c),
             _ => None,
         }
     }
@@ -520,5 +534,69 @@ impl StorageConfig {
             Some(e) => e.trim_end_matches('/').to_owned(),
             None => format!("https://s3.{}.amazonaws.com", self.region),
         }
+    }
+}
+
+wire_enum!(
+    /// How a file-transfer connection speaks to its server.
+    FileProtocol { Sftp => "sftp", Ftps => "ftps", Ftp => "ftp" }
+);
+
+impl FileProtocol {
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::Sftp => 22,
+            Self::Ftps | Self::Ftp => 21,
+        }
+    }
+}
+
+/// An SFTP, FTPS (explicit TLS) or FTP server, every path confined under `base_dir`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileTransferConfig {
+    pub protocol: FileProtocol,
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    pub username: String,
+    /// The directory every path is relative to (`/srv/exports`, or `inbox` under the login
+    /// directory); the login directory when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_dir: Option<String>,
+    /// SFTP: the server's public key (`ssh-ed25519 AAAA…`) or its fingerprint (`SHA256:…`);
+    /// pinned from the first connection when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// FTPS: a PEM certificate the server's chain must lead to (the system's roots otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<String>,
+    #[serde(default = "FileTransferConfig::timeout_default")]
+    pub timeout_ms: u64,
+}
+
+impl FileTransferConfig {
+    pub const TIMEOUT_MS: u64 = 30_000;
+
+    fn timeout_default() -> u64 {
+        Self::TIMEOUT_MS
+    }
+
+    pub fn fill_defaults(&mut self) {
+        self.port.get_or_insert(self.protocol.default_port());
+        if let Some(b) = &mut self.base_dir
+            && b.len() > 1
+            && b.ends_with('/')
+        {
+            let trimmed = b.trim_end_matches('/');
+            *b = if trimmed.is_empty() {
+                "/".into()
+            } else {
+                trimmed.to_owned()
+            };
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(self.protocol.default_port())
     }
 }

@@ -13,8 +13,9 @@ pub use auth::{
     InjectRule, KeyLocation, OAuth2Auth, TokenAuthMethod,
 };
 pub use config::{
-    ConnectionSpec, DatabaseConfig, DatabaseDriver, HttpConfig, McpConfig, McpTransport,
-    McpTransportName, SmtpConfig, SmtpEncryption, StorageConfig, WebhookConfig, WebhookMethod,
+    ConnectionSpec, DatabaseConfig, DatabaseDriver, FileProtocol, FileTransferConfig, HttpConfig,
+    McpConfig, McpTransport, McpTransportName, SmtpConfig, SmtpEncryption, StorageConfig,
+    WebhookConfig, WebhookMethod,
 };
 
 use serde_json::{Map, Value};

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use super::fields::{Rule, Ty, check_fields, r, require};
 use crate::connection::{AuthType, Kind};
 use crate::error::ValidationErrors;
-use crate::spec::{DatabaseDriver, InjectLocation, KeyLocation, TokenAuthMethod};
+use crate::spec::{DatabaseDriver, FileProtocol, InjectLocation, KeyLocation, TokenAuthMethod};
 
 pub(super) fn allowed_auth(kind: Kind) -> &'static [AuthType] {
     use AuthType::*;
@@ -25,6 +25,7 @@ pub(super) fn allowed_auth(kind: Kind) -> &'static [AuthType] {
         Kind::Webhook => &[None, Bearer, Hmac],
         Kind::Mcp => &[None, ApiKey, Bearer, Basic, Oauth2],
         Kind::Storage => &[AwsSigv4],
+        Kind::FileTransfer => &[Basic, SshKey],
     }
 }
 
@@ -39,6 +40,7 @@ pub(super) fn default_auth(kind: Kind, config: &Map<String, Value>) -> AuthType 
         Kind::Database => AuthType::Basic,
         Kind::Smtp if config.get("username").is_some_and(|v| !v.is_null()) => AuthType::Basic,
         Kind::Storage => AuthType::AwsSigv4,
+        Kind::FileTransfer => AuthType::Basic,
         _ => AuthType::None,
     }
 }
@@ -161,6 +163,15 @@ pub(super) fn check_auth(
                 " (us-east-1, eu-west-1, …)",
             );
             require(&params, "auth", "service", errs, " (s3, execute-api, …)");
+        }
+        AuthType::SshKey
+            if config.get("protocol").and_then(Value::as_str)
+                != Some(FileProtocol::Sftp.as_str()) =>
+        {
+            errs.push(
+                "auth.type",
+                "ssh_key is for SFTP; FTP servers take basic auth",
+            );
         }
         AuthType::None
             if kind == Kind::Database

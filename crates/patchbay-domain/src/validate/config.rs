@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::fields::{Rule, Ty, check_fields, r, require};
 use crate::connection::Kind;
 use crate::error::ValidationErrors;
-use crate::spec::{DatabaseDriver, McpTransportName, SmtpEncryption, WebhookMethod};
+use crate::spec::{DatabaseDriver, FileProtocol, McpTransportName, SmtpEncryption, WebhookMethod};
 
 pub(super) const HTTP_CONFIG: &[Rule] = &[
     r("base_url", Ty::Url),
@@ -61,6 +61,17 @@ pub(super) const STORAGE_CONFIG: &[Rule] = &[
     r("timeout_ms", Ty::Int(1, 600_000)),
 ];
 
+pub(super) const FILE_TRANSFER_CONFIG: &[Rule] = &[
+    r("protocol", Ty::Enum(FileProtocol::NAMES)),
+    r("host", Ty::Str),
+    r("port", Ty::Int(1, 65_535)),
+    r("username", Ty::Str),
+    r("base_dir", Ty::DirPath),
+    r("host_key", Ty::HostKey),
+    r("tls_ca", Ty::Pem),
+    r("timeout_ms", Ty::Int(1, 600_000)),
+];
+
 /// The `config` fields a kind takes.
 pub(super) fn config_rules(kind: Kind) -> &'static [Rule] {
     match kind {
@@ -70,6 +81,7 @@ pub(super) fn config_rules(kind: Kind) -> &'static [Rule] {
         Kind::Webhook => WEBHOOK_CONFIG,
         Kind::Mcp => MCP_CONFIG,
         Kind::Storage => STORAGE_CONFIG,
+        Kind::FileTransfer => FILE_TRANSFER_CONFIG,
     }
 }
 
@@ -138,7 +150,33 @@ pub(super) fn check_config(
         Kind::Storage => {
             require(config, "config", "bucket", errs, "");
         }
+        Kind::FileTransfer => check_file_transfer(config, &ok, errs),
     }
+}
+
+fn check_file_transfer(
+    config: &Map<String, Value>,
+    ok: &dyn Fn(&str) -> bool,
+    errs: &mut ValidationErrors,
+) {
+    require(config, "config", "protocol", errs, " (sftp, ftps or ftp)");
+    require(config, "config", "host", errs, "");
+    require(config, "config", "username", errs, "");
+    let protocol = config
+        .get("protocol")
+        .and_then(Value::as_str)
+        .filter(|_| ok("protocol"))
+        .and_then(FileProtocol::parse);
+    let only = |field: &str, wanted: FileProtocol, errs: &mut ValidationErrors| {
+        if protocol.is_some_and(|p| p != wanted) && config.contains_key(field) {
+            errs.push(
+                format!("config.{field}"),
+                format!("is only used by {wanted} connections"),
+            );
+        }
+    };
+    only("host_key", FileProtocol::Sftp, errs);
+    only("tls_ca", FileProtocol::Ftps, errs);
 }
 
 fn check_mcp(config: &Map<String, Value>, ok: &dyn Fn(&str) -> bool, errs: &mut ValidationErrors) {

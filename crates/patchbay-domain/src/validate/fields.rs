@@ -33,6 +33,10 @@ pub(super) enum Ty {
     Region,
     /// A key prefix: `/`-separated segments of safe characters, none starting with a dot.
     KeyPrefix,
+    /// A directory on a file server: absolute or relative, without `.`/`..` or empty segments.
+    DirPath,
+    /// An SSH host key (`ssh-ed25519 AAAA…`) or its SHA-256 fingerprint (`SHA256:…`).
+    HostKey,
 }
 
 /// One accepted field and its type.
@@ -206,6 +210,23 @@ pub(super) fn check_value(ty: Ty, value: &mut Value) -> Result<(), String> {
                 "must be 1-32 lowercase letters, digits and - (like eu-west-1 or s3)".into()
             })
         }
+        Ty::DirPath => {
+            let s = value.as_str().ok_or("must be a string path")?;
+            is_dir_path(s).then_some(()).ok_or_else(|| {
+                "must be a directory like /srv/exports or inbox/2026: segments separated by /, \
+                 none empty, . or .., without backslashes or control characters, at most 1024 \
+                 characters"
+                    .into()
+            })
+        }
+        Ty::HostKey => {
+            let s = value.as_str().ok_or("must be a string host key")?;
+            is_host_key(s).then_some(()).ok_or_else(|| {
+                "must be an SSH public key as known_hosts lists it (ssh-ed25519 AAAA…, \
+                 ecdsa-sha2-nistp256 …, ssh-rsa …) or its fingerprint (SHA256:…)"
+                    .into()
+            })
+        }
         Ty::KeyPrefix => {
             let s = value.as_str().ok_or("must be a string prefix")?;
             is_key_prefix(s).then_some(()).ok_or_else(|| {
@@ -230,6 +251,56 @@ pub(crate) fn is_bucket(s: &str) -> bool {
                 && b[0] != b'-'
                 && b[b.len() - 1] != b'-'
         })
+}
+
+/// A directory as `Ty::DirPath` takes it (its schema pattern says the same).
+pub(crate) fn is_dir_path(s: &str) -> bool {
+    if s == "/" {
+        return true;
+    }
+    let rel = s.strip_prefix('/').unwrap_or(s);
+    let rel = rel.strip_suffix('/').unwrap_or(rel);
+    !s.is_empty()
+        && s.len() <= 1024
+        && rel.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && !seg.chars().any(|c| c == '\\' || c.is_control())
+        })
+}
+
+/// The key types an SSH host key may be given in.
+pub const HOST_KEY_TYPES: &[&str] = &[
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+];
+
+/// A host key as `Ty::HostKey` takes it: `TYPE BASE64 [comment]` or `SHA256:` and 43
+/// characters of unpadded base64.
+pub(crate) fn is_host_key(s: &str) -> bool {
+    use base64::Engine as _;
+    if let Some(fp) = s.strip_prefix("SHA256:") {
+        let fp = fp.strip_suffix('=').unwrap_or(fp);
+        return base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(fp)
+            .is_ok_and(|b| b.len() == 32);
+    }
+    let mut parts = s.splitn(3, ' ');
+    let (Some(ty), Some(blob)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let comment_ok = parts
+        .next()
+        .is_none_or(|c| c.chars().all(|ch| (' '..='~').contains(&ch)));
+    HOST_KEY_TYPES.contains(&ty)
+        && comment_ok
+        && base64::engine::general_purpose::STANDARD
+            .decode(blob)
+            .is_ok_and(|b| b.len() >= 16)
 }
 
 /// A key prefix as `Ty::KeyPrefix` takes it (its schema pattern says the same).

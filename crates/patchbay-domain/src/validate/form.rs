@@ -64,7 +64,7 @@ fn input(ty: Ty) -> Input {
         Ty::Headers | Ty::Env => Input::Pairs,
         Ty::Object => Input::Json,
         Ty::Pem => Input::Pem,
-        Ty::Bucket | Ty::Region | Ty::KeyPrefix => Input::Text,
+        Ty::Bucket | Ty::Region | Ty::KeyPrefix | Ty::DirPath | Ty::HostKey => Input::Text,
     }
 }
 

@@ -17,7 +17,7 @@ use crate::connection::{AuthType, Kind};
 use crate::names::{
     HEADER_VALUE_PATTERN, HTTP_URL_PATTERN, SECRET_NAME_PATTERN, TEXT_PATTERN, TOKEN_PATTERN,
 };
-use crate::spec::{DatabaseDriver, InjectLocation, KeyLocation, McpTransportName};
+use crate::spec::{DatabaseDriver, FileProtocol, InjectLocation, KeyLocation, McpTransportName};
 
 /// What a catalog provider adds to a body of one kind, as far as what is accepted goes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -132,6 +132,15 @@ pub(super) const ORIGIN_PATTERN: &str =
 pub(super) const KEY_PREFIX_PATTERN: &str =
     r"^[A-Za-z0-9!_*'()-][A-Za-z0-9!_.*'()-]*(?:/[A-Za-z0-9!_*'()-][A-Za-z0-9!_.*'()-]*)*/?$";
 
+/// A directory as `Ty::DirPath` takes it.
+pub(super) const DIR_PATH_PATTERN: &str = concat!(
+    r"^(?:/|/?(?:(?:[^./\\\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.[^./\\\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.\.[^/\\\x00-\x1f\x7f-\x9f]+)/)*",
+    r"(?:[^./\\\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.[^./\\\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.\.[^/\\\x00-\x1f\x7f-\x9f]+)/?)$"
+);
+
+/// A host key as `Ty::HostKey` takes it.
+pub(super) const HOST_KEY_PATTERN: &str = r"^(?:SHA256:[A-Za-z0-9+/]{43}=?|(?:ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) [A-Za-z0-9+/]{22,}={0,2}(?: [\x20-\x7e]*)?)$";
+
 /// An environment variable's name.
 pub(super) const ENV_NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
 
@@ -209,6 +218,8 @@ fn ty_schema(ty: Ty) -> Value {
         Ty::Bucket => string(3, 63, BUCKET_PATTERN),
         Ty::Region => string(1, 32, "^[a-z0-9-]+$"),
         Ty::KeyPrefix => string(1, 512, KEY_PREFIX_PATTERN),
+        Ty::DirPath => string(1, 1024, DIR_PATH_PATTERN),
+        Ty::HostKey => string(1, 16_384, HOST_KEY_PATTERN),
         Ty::Scopes => json!({"anyOf": [
             {"type": "string"},
             {"type": "array", "items": {"type": "string", "minLength": 1, "pattern": format!("^[^{WHITESPACE}]+$")}},
@@ -411,6 +422,27 @@ fn cases(kind: Kind, fill: &ProviderFill) -> Vec<Case> {
             let mut c = base();
             c.set("bucket", ty_schema(Ty::Bucket), presence("bucket"));
             vec![case("", c, &all_auths)]
+        }
+        Kind::FileTransfer => {
+            let protocol = |p: FileProtocol| json!({"type": "string", "enum": [p.as_str()]});
+            let server = |p: FileProtocol| {
+                let mut c = base();
+                c.set("protocol", protocol(p), presence("protocol"));
+                c.set("host", ty_schema(Ty::Str), presence("host"));
+                c.set("username", ty_schema(Ty::Str), Presence::Required);
+                if p != FileProtocol::Sftp {
+                    c.set("host_key", Value::Null, Presence::Empty);
+                }
+                if p != FileProtocol::Ftps {
+                    c.set("tls_ca", Value::Null, Presence::Empty);
+                }
+                c
+            };
+            vec![
+                case("SFTP", server(FileProtocol::Sftp), &all_auths),
+                case("FTPS", server(FileProtocol::Ftps), &[AuthType::Basic]),
+                case("FTP", server(FileProtocol::Ftp), &[AuthType::Basic]),
+            ]
         }
     }
 }

@@ -112,6 +112,7 @@ pub(super) fn secret_spec(
             SecretSpec::new(&["access_key_id", "secret_access_key"], &["session_token"])
         }
         AuthType::Hmac => SecretSpec::new(&["secret"], &[]),
+        AuthType::SshKey => SecretSpec::new(&["private_key"], &["passphrase"]),
     }
 }
 

@@ -401,3 +401,69 @@ fn storage_connections_name_a_bucket_and_stay_under_their_prefix() {
         assert_eq!(e, ["config.prefix"], "{prefix:?}");
     }
 }
+
+#[test]
+fn file_servers_name_a_protocol_and_keep_their_fields_to_it() {
+    let sftp = ok(json!({"name": "drop", "kind": "file_transfer",
+        "config": {"protocol": "sftp", "host": "files.example.com", "username": "t",
+            "base_dir": "/srv/exports/", "host_key": "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8"},
+        "secrets": {"password": "pw"}}));
+    assert_eq!(sftp.auth_type, AuthType::Basic);
+    let crate::spec::ConnectionSpec::FileTransfer(c) = &sftp.spec else {
+        panic!("a file_transfer spec")
+    };
+    assert_eq!(
+        (c.port(), c.base_dir.as_deref()),
+        (22, Some("/srv/exports"))
+    );
+    let key = ok(
+        json!({"name": "k", "kind": "file_transfer", "auth": {"type": "ssh_key"},
+        "config": {"protocol": "sftp", "host": "h", "username": "t", "base_dir": "inbox",
+            "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl host"},
+        "secrets": {"private_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----", "passphrase": "p"}}),
+    );
+    assert_eq!(key.auth_type, AuthType::SshKey);
+    let ftps = ok(json!({"name": "f", "kind": "file_transfer",
+        "config": {"protocol": "ftps", "host": "h", "username": "t"},
+        "secrets": {"password": "pw"}}));
+    assert_eq!(ftps.config["port"], 21);
+    let missing = fields(json!({"name": "m", "kind": "file_transfer", "config": {}}));
+    assert_eq!(
+        missing,
+        [
+            "config.protocol",
+            "config.host",
+            "config.username",
+            "secrets.password"
+        ]
+    );
+    let wrong = fields(
+        json!({"name": "w", "kind": "file_transfer", "auth": {"type": "ssh_key"},
+        "config": {"protocol": "ftps", "host": "h", "username": "t",
+            "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"},
+        "secrets": {"private_key": "k"}}),
+    );
+    assert_eq!(wrong, ["config.host_key", "auth.type"]);
+    let ca = fields(json!({"name": "c", "kind": "file_transfer",
+        "config": {"protocol": "sftp", "host": "h", "username": "t",
+            "tls_ca": "-----BEGIN CERTIFICATE-----\nx"},
+        "secrets": {"password": "pw"}}));
+    assert_eq!(ca, ["config.tls_ca"]);
+    for (field, value) in [
+        ("base_dir", json!("../etc")),
+        ("base_dir", json!("a//b")),
+        ("base_dir", json!("/srv/./x")),
+        ("host_key", json!("ssh-dss AAAAB3NzaC1kc3MAAACBAP")),
+        ("host_key", json!("SHA256:short")),
+        ("host_key", json!("ssh-ed25519 not*base64")),
+        ("protocol", json!("scp")),
+    ] {
+        let mut config = json!({"protocol": "sftp", "host": "h", "username": "t"});
+        config[field] = value.clone();
+        let e = fields(
+            json!({"name": "x", "kind": "file_transfer", "config": config,
+            "secrets": {"password": "pw"}}),
+        );
+        assert_eq!(e, [format!("config.{field}")], "{field}: {value}");
+    }
+}

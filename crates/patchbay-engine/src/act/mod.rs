@@ -3,6 +3,7 @@
 
 pub(crate) mod actions;
 pub(crate) mod calls;
+mod files;
 mod nodes;
 pub(crate) mod storage;
 

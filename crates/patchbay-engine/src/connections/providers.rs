@@ -402,6 +402,7 @@ pub fn provider_fill(entry: &Provider, kind: Kind) -> Option<ProviderFill> {
                 }
             }
         }
+        Kind::FileTransfer => {}
         Kind::Webhook => {}
     }
     fill.base_url_from_token = kind == Kind::Http && entry.token_base_url().is_some();

@@ -122,6 +122,13 @@ impl Hub {
             return Ok(self.discover_stored(p, c, p.actor()).await?.test);
         }
         let result = self.run_test(p, c.clone()).await?;
+        if result.success
+            && let Some(key) = &result.host_key
+            && c.kind == patchbay_domain::Kind::FileTransfer
+            && !c.config.contains_key("host_key")
+        {
+            self.pin_host_key(p, &c.id, key).await?;
+        }
         self.record(p, &c, &result, p.actor()).await?;
         Ok(result)
     }

@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use patchbay_domain::actions::{
-    DeliveryMode, EmailAction, EmailActionResult, HttpAction, HttpActionResult, NodeRun,
-    NodeRunResult, SqlAction, SqlActionResult, StorageAction, StorageActionResult, WebhookAction,
-    WebhookActionResult,
+    DeliveryMode, EmailAction, EmailActionResult, FilesAction, FilesActionResult, HttpAction,
+    HttpActionResult, NodeRun, NodeRunResult, SqlAction, SqlActionResult, StorageAction,
+    StorageActionResult, WebhookAction, WebhookActionResult,
 };
 use patchbay_engine::{StorageOutcome, caller_label};
 
@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/actions/email", post(email))
         .route("/actions/webhook", post(webhook))
         .route("/actions/storage", post(storage))
+        .route("/actions/files", post(files))
         .route("/nodes/run", post(run_node))
 }
 
@@ -134,6 +135,27 @@ pub async fn storage(
         StorageOutcome::Done(r) => Json(r).into_response(),
         StorageOutcome::Object(object) => object_response(object),
     })
+}
+
+/// One operation on a file-transfer connection's server: `put`, `get` (the content in the
+/// answer, as text or base64), `list`, `delete` and `mkdir`, every path under the connection's
+/// base directory. An SFTP server's host key is pinned by the first use when the connection
+/// names none.
+#[utoipa::path(post, path = "/v1/actions/files", tag = "actions", request_body = patchbay_domain::actions::FilesActionBody,
+    responses((status = 200, body = FilesActionResult),
+        (status = 400, description = "the server refused the operation (`file_refused`: permissions, a directory not empty)"),
+        (status = 404, description = "no such file or directory"),
+        (status = 422, description = "invalid fields, each named (a path outside the base directory)"),
+        (status = 502, description = "the server refused the credentials (`upstream_auth`), its host key is not the pinned one, or it failed"),
+        (status = 403, description = "the destination is blocked"), (status = 504, description = "the server timed out")))]
+pub async fn files(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    ApiJson(a): ApiJson<FilesAction>,
+) -> ApiResult<Json<FilesActionResult>> {
+    let caller = caller(&headers)?;
+    Ok(Json(s.hub.files_action(&p, a, caller).await?))
 }
 
 /// An object as the service sent it, with its own headers only.

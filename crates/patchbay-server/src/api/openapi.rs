@@ -27,7 +27,7 @@ use crate::startup::AppState;
         super::connections::test_saved, super::connections::test_unsaved,
         super::audit::list, super::audit::verify,
         super::keys::status, super::keys::rotate,
-        super::actions::http, super::actions::sql, super::actions::email, super::actions::webhook, super::actions::storage, super::actions::run_node,
+        super::actions::http, super::actions::sql, super::actions::email, super::actions::webhook, super::actions::storage, super::actions::files, super::actions::run_node,
         super::deliveries::list, super::deliveries::read, super::deliveries::replay,
         super::mcp::discover, super::mcp::refresh_tools, super::mcp::call, super::mcp::providers,
     ),

@@ -205,6 +205,15 @@ pub const DEFS: &[Def] = &[
         "DNS servers for outbound names instead of the system's.",
     ),
     def(
+        "egress.allow_plaintext_ftp",
+        "PATCHBAY_ALLOW_PLAINTEXT_FTP",
+        "allow-plaintext-ftp",
+        Bool,
+        Some("false"),
+        "true",
+        "Let file-transfer connections use plain FTP, which sends passwords and files in clear.",
+    ),
+    def(
         "egress.allow_plaintext_smtp_auth",
         "PATCHBAY_ALLOW_PLAINTEXT_SMTP_AUTH",
         "allow-plaintext-smtp-auth",

@@ -290,6 +290,7 @@ fn unset(data_dir: &Path) -> Settings {
             allow_commands: Vec::new(),
             dns_servers: Vec::new(),
             allow_plaintext_smtp_auth: false,
+            allow_plaintext_ftp: false,
             test_timeout: Duration::ZERO,
         },
         limits: LimitSettings {
@@ -448,6 +449,9 @@ fn apply_value(s: &mut Settings, key: &str, v: &toml::Value) -> Result<(), Strin
         }
         "egress.allow_plaintext_smtp_auth" => {
             s.egress.allow_plaintext_smtp_auth = v.as_bool().ok_or("must be true or false")?;
+        }
+        "egress.allow_plaintext_ftp" => {
+            s.egress.allow_plaintext_ftp = v.as_bool().ok_or("must be true or false")?;
         }
         "egress.test_timeout" => s.egress.test_timeout = nonzero_span(v)?,
         "limits.body_limit_bytes" => s.limits.body_limit = int(v, 1024, 1 << 30)? as usize,

@@ -71,6 +71,8 @@ pub struct EgressSettings {
     pub dns_servers: Vec<SocketAddr>,
     /// SMTP `AUTH` may go to a non-loopback server without TLS.
     pub allow_plaintext_smtp_auth: bool,
+    /// File-transfer connections may use plain FTP.
+    pub allow_plaintext_ftp: bool,
     /// Upper bound of one connection test.
     pub test_timeout: Duration,
 }

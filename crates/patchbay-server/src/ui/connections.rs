@@ -220,6 +220,7 @@ fn kind_title(kind: Kind) -> &'static str {
         Kind::Webhook => "webhook",
         Kind::Mcp => "MCP server",
         Kind::Storage => "object store",
+        Kind::FileTransfer => "file server",
     }
 }
 
@@ -259,6 +260,12 @@ const KINDS: &[(&str, &str, &str, &str)] = &[
         "S3",
         "Object storage",
         "A bucket on Amazon S3 or an S3-compatible store: R2, B2, Wasabi, MinIO.",
+    ),
+    (
+        "file_transfer",
+        "FT",
+        "File server",
+        "SFTP, FTPS or FTP: files put, fetched and listed under one directory.",
     ),
 ];
 

@@ -58,6 +58,13 @@ pub struct SecretView {
     /// The organization secrets it may name (`{"ref": name}`) instead of a value.
     pub refs: Vec<String>,
     pub error: Option<String>,
+    /// A value of several lines (a private key): a text area.
+    pub multiline: bool,
+}
+
+/// Secrets written on several lines.
+fn multiline(field: &str) -> bool {
+    field == "private_key"
 }
 
 /// The inputs of one auth type.
@@ -158,6 +165,33 @@ fn help(kind: Kind, name: &str) -> (Option<&'static str>, &'static str) {
             ),
             "",
         ),
+        (Kind::FileTransfer, "protocol") => (
+            Some(
+                "SFTP (over SSH), FTPS (FTP with explicit TLS), or plain FTP where the operator allows it.",
+            ),
+            "",
+        ),
+        (Kind::FileTransfer, "host") => (None, "files.example.com"),
+        (Kind::FileTransfer, "port") => {
+            (Some("Left empty: 22 for SFTP, 21 for FTPS and FTP."), "22")
+        }
+        (Kind::FileTransfer, "username") => (None, "transfer"),
+        (Kind::FileTransfer, "base_dir") => (
+            Some("Every path stays under this directory; empty: the login directory."),
+            "/srv/exports",
+        ),
+        (Kind::FileTransfer, "host_key") => (
+            Some(
+                "SFTP: the server's key as known_hosts lists it, or its SHA256: fingerprint; empty: the key of the first connection is pinned.",
+            ),
+            "ssh-ed25519 AAAA…",
+        ),
+        (Kind::FileTransfer, "tls_ca") => (
+            Some(
+                "FTPS: the PEM certificate of the CA that signs the server's certificate; empty: the system's.",
+            ),
+            "-----BEGIN CERTIFICATE-----",
+        ),
         (_, "region") => (Some("The AWS region requests are signed for."), "us-east-1"),
         (_, "service") => (Some("The AWS service's signing name."), "execute-api"),
         (_, "in") => (None, ""),
@@ -192,7 +226,9 @@ pub fn label(name: &str) -> String {
         .split('_')
         .enumerate()
         .map(|(i, w)| match w {
-            "url" | "ca" | "ssl" | "mcp" | "api" | "pkce" | "id" | "smtp" => w.to_uppercase(),
+            "url" | "ca" | "ssl" | "tls" | "mcp" | "api" | "pkce" | "id" | "smtp" => {
+                w.to_uppercase()
+            }
             "ms" => "(ms)".into(),
             _ if i == 0 => {
                 let mut c = w.chars();
@@ -217,6 +253,7 @@ pub fn auth_label(t: AuthType) -> &'static str {
         AuthType::Custom => "Custom headers or parameters",
         AuthType::AwsSigv4 => "AWS Signature V4",
         AuthType::Hmac => "Signing secret (HMAC)",
+        AuthType::SshKey => "SSH private key",
     }
 }
 
@@ -384,6 +421,7 @@ pub fn auth_views(
                                 .map(|r| r.to_string()),
                             refs: refs.to_vec(),
                             error: errors.get(&path).cloned(),
+                            multiline: multiline(&field),
                             name,
                             path,
                         }
@@ -527,7 +565,13 @@ pub fn read(fields: &Fields, kind: Kind, before: Option<&Connection>) -> (Posted
                     );
                 }
                 (false, true) => {
-                    out.secrets.insert(field, Value::String(value.to_owned()));
+                    // A key pasted into a text area comes with the browser's CRLF line ends.
+                    let value = if multiline(&field) {
+                        value.replace("\r\n", "\n")
+                    } else {
+                        value.to_owned()
+                    };
+                    out.secrets.insert(field, Value::String(value));
                 }
                 (true, false) => {
                     out.secrets

@@ -69,6 +69,7 @@ struct Objects {
     hook: String,
     tools: String,
     bucket: String,
+    files: String,
     project: String,
     token: String,
     app: String,
@@ -162,6 +163,10 @@ async fn objects(a: &patchbay_client::Client) -> Objects {
         "config": {"bucket": "alpha-files", "endpoint": "http://127.0.0.1:9", "prefix": "alpha/"},
         "secrets": {"access_key_id": "AKIAALPHA", "secret_access_key": "alpha-s3-secret-canary"}}))
     .await;
+    let files = create(json!({"name": "alpha-files", "kind": "file_transfer",
+        "config": {"protocol": "sftp", "host": "127.0.0.1", "port": 9, "username": "alpha"},
+        "secrets": {"password": "alpha-sftp-password-canary"}}))
+    .await;
     // An MCP server that is not there: created all the same (its discovery failed).
     let tools = create(json!({"name": "alpha-tools", "kind": "mcp",
         "config": {"server_url": "http://127.0.0.1:9/mcp"}}))
@@ -173,6 +178,7 @@ async fn objects(a: &patchbay_client::Client) -> Objects {
         hook,
         tools,
         bucket,
+        files,
         project,
         token,
         app: oauth_app,
@@ -218,6 +224,7 @@ fn request(method: &str, path: &str, o: &Objects) -> Option<(String, Option<Valu
         ("post", "/v1/actions/storage") => {
             Some(json!({"connection": o.bucket, "op": "presign", "key": "x"}))
         }
+        ("post", "/v1/actions/files") => Some(json!({"connection": o.files, "op": "list"})),
         ("post", "/v1/nodes/run") => {
             Some(json!({"type": "http", "config": {"connectionId": o.connection, "path": "/"}}))
         }

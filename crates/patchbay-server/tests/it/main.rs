@@ -15,6 +15,7 @@ mod cross_org;
 mod destinations;
 mod echo;
 mod exhaustion;
+mod files;
 mod hostile;
 mod isolation;
 mod kinds_catalog;

@@ -79,6 +79,7 @@ pub fn smtp(auth: Option<(&str, &str)>, maildir: Option<&Path>) -> Peer {
 }
 
 /// An S3-compatible server (moto) with `buckets`, every request authenticated.
+pub use patchbay_testkit::files::FileServer;
 pub use patchbay_testkit::s3::S3Server;
 
 /// The MCP reference server's entry point (`node <it> stdio|sse|streamableHttp`).
