@@ -7,6 +7,7 @@ pub mod call;
 mod database;
 pub mod files;
 mod http;
+pub mod inbound;
 pub mod mcp;
 pub mod redact;
 pub mod sigv4;
