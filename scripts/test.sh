@@ -92,16 +92,17 @@ ensure_postgres_password_rule() {
 
 ensure_tools() {
   mkdir -p .tools
-  if ! .tools/venv/bin/python -c "import aiosmtpd, standardwebhooks, mcp, moto.server, boto3, asyncssh, bcrypt, pyftpdlib, OpenSSL" >/dev/null 2>&1; then
-    log "installing aiosmtpd, standardwebhooks, the MCP Python SDK, moto, asyncssh and pyftpdlib into .tools/venv"
+  if ! .tools/venv/bin/python -c "import aiosmtpd, standardwebhooks, mcp, moto.server, boto3, asyncssh, bcrypt, pyftpdlib, OpenSSL, stripe, slack_sdk, twilio" >/dev/null 2>&1; then
+    log "installing the Python test peers and webhook signers into .tools/venv"
     [ -x .tools/venv/bin/python ] || python3 -m venv .tools/venv
     .tools/venv/bin/pip install -q --disable-pip-version-check aiosmtpd==1.4.6 standardwebhooks==1.1.0 mcp==2.3.0 \
-      'moto[server]==5.2.5' asyncssh==2.24.1 bcrypt==5.0.0 pyftpdlib==2.2.0 pyopenssl==26.4.0
+      'moto[server]==5.2.5' asyncssh==2.24.1 bcrypt==5.0.0 pyftpdlib==2.2.0 pyopenssl==26.4.0 \
+      stripe==16.1.0 slack-sdk==3.47.0 twilio==9.13.0
   fi
-  if [ ! -f .tools/node_modules/@modelcontextprotocol/server-everything/dist/index.js ] || [ ! -d .tools/node_modules/oidc-provider ]; then
-    log "installing @modelcontextprotocol/server-everything and oidc-provider into .tools"
+  if [ ! -f .tools/node_modules/@modelcontextprotocol/server-everything/dist/index.js ] || [ ! -d .tools/node_modules/oidc-provider ] || [ ! -d .tools/node_modules/@octokit/webhooks-methods ]; then
+    log "installing @modelcontextprotocol/server-everything, oidc-provider and @octokit/webhooks-methods into .tools"
     npm install --prefix .tools --no-audit --no-fund --loglevel=error \
-      @modelcontextprotocol/server-everything@2026.8.31 oidc-provider@9.13.3 >/dev/null
+      @modelcontextprotocol/server-everything@2026.8.31 oidc-provider@9.13.3 @octokit/webhooks-methods@6.0.0 >/dev/null
   fi
 }
 

@@ -1,7 +1,9 @@
 """Verifies Standard Webhooks signatures with the reference `standardwebhooks` package.
 
 Reads {"secret": "whsec_…", "messages": [{"headers": {...}, "body": "..."}]} on stdin and
-prints one line per message: "ok <webhook-id>" or "bad <reason>".
+prints one line per message: "ok <webhook-id>" or "bad <reason>". The package parses a verified
+body as JSON; a body that is not JSON (a form a provider posted, forwarded as it came) is
+verified all the same.
 """
 
 import json
@@ -16,6 +18,8 @@ def main():
     for message in request["messages"]:
         try:
             hook.verify(message["body"], message["headers"])
+            print("ok", message["headers"].get("webhook-id"))
+        except json.JSONDecodeError:
             print("ok", message["headers"].get("webhook-id"))
         except WebhookVerificationError as e:
             print("bad", e)

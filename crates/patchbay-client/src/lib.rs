@@ -514,6 +514,76 @@ impl Client {
         .await
     }
 
+    /// `POST /v1/inbound`.
+    pub async fn create_inbound(
+        &self,
+        b: &patchbay_domain::inbound::CreateInbound,
+    ) -> Result<patchbay_domain::inbound::CreatedInbound> {
+        self.send(Method::POST, "/v1/inbound", b).await
+    }
+
+    pub async fn list_inbound(&self) -> Result<Vec<patchbay_domain::inbound::Inbound>> {
+        self.get("/v1/inbound").await
+    }
+
+    pub async fn get_inbound(&self, id: &str) -> Result<patchbay_domain::inbound::Inbound> {
+        self.get(&format!("/v1/inbound/{id}")).await
+    }
+
+    pub async fn update_inbound(
+        &self,
+        id: &str,
+        b: &Value,
+    ) -> Result<patchbay_domain::inbound::Inbound> {
+        self.send(Method::PATCH, &format!("/v1/inbound/{id}"), b)
+            .await
+    }
+
+    pub async fn delete_inbound(&self, id: &str) -> Result<()> {
+        self.delete(&format!("/v1/inbound/{id}")).await
+    }
+
+    /// `GET /v1/inbound/{id}/events` with a query such as `cursor=evt_…&limit=10`.
+    pub async fn inbound_events(
+        &self,
+        id: &str,
+        query: &str,
+    ) -> Result<patchbay_domain::inbound::EventPage> {
+        self.get(&format!("/v1/inbound/{id}/events?{query}")).await
+    }
+
+    /// `GET /v1/hooks/{endpoint}/events`: the events with their bodies.
+    pub async fn poll_hook(
+        &self,
+        endpoint: &str,
+        query: &str,
+    ) -> Result<patchbay_domain::inbound::EventPage> {
+        self.get(&format!("/v1/hooks/{endpoint}/events?{query}"))
+            .await
+    }
+
+    pub async fn inbound_event(
+        &self,
+        id: &str,
+        event: &str,
+    ) -> Result<patchbay_domain::inbound::InboundEvent> {
+        self.get(&format!("/v1/inbound/{id}/events/{event}")).await
+    }
+
+    pub async fn replay_inbound_event(
+        &self,
+        id: &str,
+        event: &str,
+    ) -> Result<patchbay_domain::inbound::InboundEvent> {
+        self.call(
+            Method::POST,
+            &format!("/v1/inbound/{id}/events/{event}/replay"),
+            None,
+            &[],
+        )
+        .await
+    }
+
     /// A fresh access token of an OAuth connection: `{access_token, expires_at}`.
     pub async fn access_token(&self, id: &str) -> Result<Value> {
         self.get(&format!("/v1/connections/{id}/token")).await

@@ -42,6 +42,16 @@ macro_rules! define_id {
                 ))
             }
 
+            /// A fresh id whose 80 random bits owe nothing to earlier ids (a public id that
+            /// must not be guessed from another).
+            pub fn random() -> Self {
+                Self(format!(
+                    "{}_{}",
+                    $prefix,
+                    ulid::Ulid::new().to_string().to_ascii_lowercase()
+                ))
+            }
+
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -112,6 +122,8 @@ define_id!(SecretId, "sec", "secret");
 define_id!(AuditId, "aud", "audit event");
 define_id!(AppId, "app", "OAuth app");
 define_id!(DeliveryId, "dlv", "delivery");
+define_id!(InboundId, "hook", "inbound webhook endpoint");
+define_id!(EventId, "evt", "inbound event");
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@ pub mod connection;
 pub mod destination;
 pub mod error;
 pub mod ids;
+pub mod inbound;
 pub mod names;
 pub mod objects;
 pub mod principal;
@@ -19,6 +20,9 @@ pub mod validate;
 
 pub use connection::{AuthType, Kind, Status, TestStatus};
 pub use error::{FieldError, ValidationErrors};
-pub use ids::{AppId, AuditId, ConnectionId, DeliveryId, OrgId, ProjectId, SecretId, TokenId};
+pub use ids::{
+    AppId, AuditId, ConnectionId, DeliveryId, EventId, InboundId, OrgId, ProjectId, SecretId,
+    TokenId,
+};
 pub use names::{Name, SecretName};
 pub use principal::{Principal, Role};

@@ -21,6 +21,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     RouteNotFound,
     MethodNotAllowed,
+    /// A delivery to an inbound endpoint did not verify (401): nothing more is told.
+    Signature,
 }
 
 impl From<EngineError> for ApiError {
@@ -173,6 +175,13 @@ impl ApiError {
                 vec![],
                 None,
             ),
+            ApiError::Signature => (
+                StatusCode::UNAUTHORIZED,
+                "signature",
+                "signature".into(),
+                vec![],
+                None,
+            ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -209,6 +218,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let bearer = !matches!(self, ApiError::Signature);
         let retry_after = match &self {
             ApiError::Engine(EngineError::RateLimited(secs)) => Some(*secs),
             _ => None,
@@ -227,7 +237,7 @@ impl IntoResponse for ApiError {
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
-        if status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED && bearer {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -38,7 +38,25 @@ pub enum CiphertextRef {
         delivery_id: String,
         ciphertext: Vec<u8>,
     },
+    /// A sealed column of another table: inbound endpoints' secrets, inbound events' payloads.
+    Column {
+        org_id: String,
+        table: &'static str,
+        column: &'static str,
+        id: String,
+        /// The object its associated data names (`inbound:…`, `event:…`).
+        object: String,
+        field: &'static str,
+        ciphertext: Vec<u8>,
+    },
 }
+
+/// The sealed columns [`CiphertextRef::Column`] covers: table, column, whether rows are
+/// soft-deleted, the object prefix and field of their associated data.
+const COLUMNS: &[(&str, &str, bool, &str, &str)] = &[
+    ("inbound_endpoints", "secret", true, "inbound", "secret"),
+    ("inbound_events", "payload", false, "event", "payload"),
+];
 
 impl Store {
     pub async fn vault_keys(&self) -> Result<Vec<VaultKeyRow>> {
@@ -65,6 +83,8 @@ impl Store {
                UNION ALL SELECT key_version FROM secrets WHERE deleted_at IS NULL \
                UNION ALL SELECT key_version FROM oauth_apps WHERE key_version IS NOT NULL AND deleted_at IS NULL \
                UNION ALL SELECT key_version FROM deliveries \
+               UNION ALL SELECT key_version FROM inbound_endpoints WHERE deleted_at IS NULL \
+               UNION ALL SELECT key_version FROM inbound_events \
              ) t GROUP BY key_version ORDER BY key_version",
         )
         .fetch_all(&self.read)
@@ -144,6 +164,32 @@ impl Store {
                     org_id: r.try_get("org_id")?,
                     delivery_id: r.try_get("id")?,
                     ciphertext: r.try_get("payload")?,
+                });
+            }
+        }
+        for (table, column, soft, prefix, field) in COLUMNS {
+            let rest = limit - out.len() as i64;
+            if rest <= 0 {
+                break;
+            }
+            let live = if *soft { " AND deleted_at IS NULL" } else { "" };
+            for r in sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT org_id, id, {column} AS sealed FROM {table} WHERE key_version <> $1{live} LIMIT $2"
+            )))
+            .bind(current)
+            .bind(rest)
+            .fetch_all(&self.read)
+            .await?
+            {
+                let id: String = r.try_get("id")?;
+                out.push(CiphertextRef::Column {
+                    org_id: r.try_get("org_id")?,
+                    table,
+                    column,
+                    object: format!("{prefix}:{id}"),
+                    id,
+                    field,
+                    ciphertext: r.try_get("sealed")?,
                 });
             }
         }
@@ -240,6 +286,23 @@ impl Tx {
                 .bind(new_ciphertext)
                 .bind(new_version)
                 .bind(delivery_id.clone())
+                .bind(ciphertext.clone())
+                .execute(&mut *self.inner)
+                .await?
+            }
+            CiphertextRef::Column {
+                table,
+                column,
+                id,
+                ciphertext,
+                ..
+            } => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET {column} = $1, key_version = $2 WHERE id = $3 AND {column} = $4"
+                )))
+                .bind(new_ciphertext)
+                .bind(new_version)
+                .bind(id.clone())
                 .bind(ciphertext.clone())
                 .execute(&mut *self.inner)
                 .await?

@@ -33,6 +33,7 @@ embedded![
     "0009_mcp_sessions.sql",
     "0010_web_sessions.sql",
     "0011_oauth_state_browser.sql",
+    "0012_inbound.sql",
 ];
 
 /// `0007_leases.sql` → version 7, description "leases" (sqlx's naming rule).

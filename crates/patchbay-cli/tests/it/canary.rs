@@ -117,6 +117,47 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// Posts a delivery to an inbound endpoint as its provider would: no Patchbay token.
+    async fn deliver(
+        &mut self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &str,
+        expect: &[u16],
+    ) -> Value {
+        let op = self.operation(&Method::POST, path);
+        let mut req = self
+            .http
+            .post(format!("{}{}", self.url, path))
+            .body(body.to_owned());
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        self.seen.push_str(&format!("{:?}", resp.headers()));
+        let text = resp.text().await.unwrap();
+        assert!(
+            expect.contains(&status),
+            "POST {path} answered {status}: {text}"
+        );
+        self.exercised.entry(op).or_default().insert(status);
+        self.seen.push_str(&text);
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+}
+
+/// GitHub's `X-Hub-Signature-256` of `body` under `secret`.
+fn github_signature(secret: &str, body: &str) -> String {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
 /// Operations the walk does not call, and why.
 const EXEMPT: &[(&str, &str, &str)] = &[];
 
@@ -588,6 +629,106 @@ async fn no_planted_secret_escapes_into_responses_headers_logs_or_audit() {
         None,
         None,
         &[202],
+    )
+    .await;
+
+    // Inbound webhooks: an endpoint whose signing secret is a canary, forwarding to a webhook
+    // connection whose own secret is one; deliveries accepted, duplicated and refused.
+    let hook_secret = plant("inboundsecret");
+    let (_, endpoint) = r
+        .call(
+            Method::POST,
+            "/v1/inbound",
+            Some(
+                json!({"name": "in-github", "scheme": "github", "secret": hook_secret,
+                "target": action_ids[3]}),
+            ),
+            None,
+            &[201],
+        )
+        .await;
+    let hook_id = endpoint["id"].as_str().unwrap().to_owned();
+    let hook_path = format!("/v1/hooks/{hook_id}");
+    let payload = r#"{"action":"opened","number":7}"#;
+    let signed = vec![
+        (
+            "x-hub-signature-256",
+            github_signature(&hook_secret, payload),
+        ),
+        ("x-github-delivery", "canary-delivery-1".to_owned()),
+        ("content-type", "application/json".to_owned()),
+    ];
+    let accepted = r.deliver(&hook_path, &signed, payload, &[200]).await;
+    let event = accepted["event"].as_str().unwrap().to_owned();
+    r.deliver(&hook_path, &signed, payload, &[200]).await;
+    r.deliver(&hook_path, &signed, "{\"action\":\"closed\"}", &[401])
+        .await;
+    r.deliver(&hook_path, &[], payload, &[401]).await;
+    let (_, generated) = r
+        .call(
+            Method::POST,
+            "/v1/inbound",
+            Some(json!({"name": "in-held", "scheme": "standard_webhooks"})),
+            None,
+            &[201],
+        )
+        .await;
+    let held = generated["id"].as_str().unwrap().to_owned();
+    r.call(Method::GET, "/v1/inbound", None, None, &[200]).await;
+    r.call(
+        Method::GET,
+        &format!("/v1/inbound/{hook_id}"),
+        None,
+        None,
+        &[200],
+    )
+    .await;
+    r.call(
+        Method::GET,
+        &format!("/v1/inbound/{hook_id}/events"),
+        None,
+        None,
+        &[200],
+    )
+    .await;
+    r.call(
+        Method::GET,
+        &format!("/v1/inbound/{hook_id}/events/{event}"),
+        None,
+        None,
+        &[200],
+    )
+    .await;
+    r.call(
+        Method::GET,
+        &format!("/v1/hooks/{hook_id}/events?limit=5"),
+        None,
+        None,
+        &[200],
+    )
+    .await;
+    r.call(
+        Method::POST,
+        &format!("/v1/inbound/{hook_id}/events/{event}/replay"),
+        None,
+        None,
+        &[202],
+    )
+    .await;
+    r.call(
+        Method::PATCH,
+        &format!("/v1/inbound/{hook_id}"),
+        Some(json!({"secret": plant("inboundsecretrotated"), "tolerance_s": 60})),
+        None,
+        &[200],
+    )
+    .await;
+    r.call(
+        Method::DELETE,
+        &format!("/v1/inbound/{held}"),
+        None,
+        None,
+        &[204],
     )
     .await;
 

@@ -245,6 +245,13 @@ impl Hub {
                         "payload",
                         ciphertext,
                     ),
+                    CiphertextRef::Column {
+                        org_id,
+                        object,
+                        field,
+                        ciphertext,
+                        ..
+                    } => (org_id.as_str(), object.clone(), *field, ciphertext),
                 };
                 // Every binding is (org, object, field): secrets use the field "value".
                 let aad = field_aad(org, &object, field);

@@ -99,7 +99,11 @@ fn require_writer(p: &Principal) -> Result<()> {
 
 impl Hub {
     /// The project a create body names (id or name), the caller's scope, or `default`.
-    async fn resolve_project(&self, p: &Principal, asked: Option<&str>) -> Result<ProjectRecord> {
+    pub(crate) async fn resolve_project(
+        &self,
+        p: &Principal,
+        asked: Option<&str>,
+    ) -> Result<ProjectRecord> {
         let store = self.store();
         let found = match (asked, &p.project_id) {
             (None, Some(scope)) => store.get_project(&p.org_id, scope).await?,

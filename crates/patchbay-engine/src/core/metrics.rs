@@ -218,6 +218,7 @@ pub struct Metrics {
     tests: Family<OutcomeLabels, Counter>,
     deliveries: Family<OutcomeLabels, Counter>,
     tool_calls: Family<OutcomeLabels, Counter>,
+    inbound: Family<OutcomeLabels, Counter>,
     blocked: Counter,
     cache_entries: Family<CacheLabels, Gauge>,
     cache_misses: Family<CacheLabels, Gauge>,
@@ -277,6 +278,12 @@ impl Default for Metrics {
             "MCP tool calls (actions, nodes and the gateway), by outcome: success, tool_error (the tool answered isError), failure",
             tool_calls.clone(),
         );
+        let inbound = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "inbound_deliveries",
+            "Deliveries to inbound webhook endpoints: accepted, duplicate, or refused by reason (missing, malformed, mismatch, stale, too_large)",
+            inbound.clone(),
+        );
         let blocked = Counter::default();
         registry.register(
             "egress_blocked",
@@ -317,6 +324,7 @@ impl Default for Metrics {
             tests,
             deliveries,
             tool_calls,
+            inbound,
             blocked,
             cache_entries,
             cache_misses,
@@ -375,6 +383,11 @@ impl Metrics {
         self.deliveries
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
+    }
+
+    /// A delivery to an inbound endpoint: `accepted`, `duplicate`, or why it was refused.
+    pub(crate) fn inbound(&self, outcome: &'static str) {
+        self.inbound.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     pub(crate) fn blocked(&self) {

@@ -329,6 +329,56 @@ impl Hub {
         backoff_ms: u64,
         caller: Option<String>,
     ) -> Result<DeliveryId> {
+        let record = self.sealed_delivery(p, out, target, attempts, backoff_ms, caller)?;
+        let id = record.id.clone();
+        let mut w = self.write().await?;
+        w.insert_delivery(&record).await?;
+        w.commit().await?;
+        self.queued();
+        Ok(id)
+    }
+
+    /// Counts a queued delivery and wakes the workers (once its row is committed).
+    pub(crate) fn queued(&self) {
+        self.core().metrics.delivery("queued");
+        self.inner.outbox_wake.notify_one();
+    }
+
+    /// A delivery of `body` (with `headers`) to the webhook connection `connection`, as
+    /// `webhook_id`, sealed and ready to be inserted in the caller's change; then
+    /// [`Hub::queued`].
+    pub(crate) fn forward_record(
+        &self,
+        p: &Principal,
+        connection: &ConnectionId,
+        target: &str,
+        webhook_id: String,
+        headers: BTreeMap<String, String>,
+        body: String,
+    ) -> Result<DeliveryRecord> {
+        let out = Outgoing {
+            org: p.org_id.clone(),
+            connection: Some(connection.clone()),
+            webhook_id,
+            method: reqwest::Method::POST,
+            sealed: Sealed {
+                url: None,
+                headers,
+                body,
+            },
+        };
+        self.sealed_delivery(p, &out, target, DEFAULT_ATTEMPTS, DEFAULT_BACKOFF_MS, None)
+    }
+
+    fn sealed_delivery(
+        &self,
+        p: &Principal,
+        out: &Outgoing,
+        target: &str,
+        attempts: u32,
+        backoff_ms: u64,
+        caller: Option<String>,
+    ) -> Result<DeliveryRecord> {
         let id = DeliveryId::generate();
         let ring = self.vault().keyring()?;
         let plain =
@@ -358,12 +408,7 @@ impl Hub {
             updated_at: now,
             delivered_at: None,
         };
-        let mut w = self.write().await?;
-        w.insert_delivery(&record).await?;
-        w.commit().await?;
-        self.core().metrics.delivery("queued");
-        self.inner.outbox_wake.notify_one();
-        Ok(id)
+        Ok(record)
     }
 
     /// One attempt: the connection's URL and signature, or the bare URL.

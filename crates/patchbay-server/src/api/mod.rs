@@ -9,6 +9,7 @@ mod connections;
 mod deliveries;
 mod gateway;
 mod health;
+mod inbound;
 mod keys;
 mod mcp;
 mod oauth;
@@ -84,6 +85,7 @@ fn router(state: AppState, body_limit: usize) -> Router {
         .merge(actions::router())
         .merge(mcp::router())
         .merge(deliveries::router())
+        .merge(inbound::router())
         .merge(openapi::router());
     Router::new()
         .nest("/v1", v1)

@@ -35,6 +35,11 @@ const EXEMPT: &[(&str, &str, &str)] = &[
         "the catalog is shared by every organization",
     ),
     (
+        "post",
+        "/v1/hooks/{endpoint}",
+        "public: the provider's signature is its credential (refusals tested in inbound)",
+    ),
+    (
         "get",
         "/v1/oauth/callback",
         "public; the state it carries is tested in oauth_flow",
@@ -70,6 +75,8 @@ struct Objects {
     tools: String,
     bucket: String,
     files: String,
+    inbound: String,
+    event: String,
     project: String,
     token: String,
     app: String,
@@ -167,6 +174,20 @@ async fn objects(a: &patchbay_client::Client) -> Objects {
         "config": {"protocol": "sftp", "host": "127.0.0.1", "port": 9, "username": "alpha"},
         "secrets": {"password": "alpha-sftp-password-canary"}}))
     .await;
+    // An inbound endpoint holding one event.
+    let endpoint = a
+        .create_inbound(
+            &serde_json::from_value(json!({"name": "alpha-hook", "scheme": "github",
+                "secret": "alpha-inbound-secret"}))
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .endpoint;
+    let headers = crate::inbound::sign(&[json!({"scheme": "github",
+        "secret": "alpha-inbound-secret", "body": "{\"alpha\":1}", "id": "d-1"})]);
+    let (_, got) = crate::inbound::deliver(&endpoint.url, &headers[0], "{\"alpha\":1}").await;
+    let event = got["event"].as_str().expect("an event").to_owned();
     // An MCP server that is not there: created all the same (its discovery failed).
     let tools = create(json!({"name": "alpha-tools", "kind": "mcp",
         "config": {"server_url": "http://127.0.0.1:9/mcp"}}))
@@ -179,6 +200,8 @@ async fn objects(a: &patchbay_client::Client) -> Objects {
         tools,
         bucket,
         files,
+        inbound: endpoint.id.to_string(),
+        event,
         project,
         token,
         app: oauth_app,
@@ -201,7 +224,10 @@ fn request(method: &str, path: &str, o: &Objects) -> Option<(String, Option<Valu
             "/v1/deliveries/{id}",
             &format!("/v1/deliveries/{}", o.delivery),
         )
-        .replace("/v1/secrets/{name}", "/v1/secrets/alpha_key");
+        .replace("/v1/secrets/{name}", "/v1/secrets/alpha_key")
+        .replace("/v1/inbound/{id}", &format!("/v1/inbound/{}", o.inbound))
+        .replace("{endpoint}", &o.inbound)
+        .replace("{event}", &o.event);
     if filled.contains('{') {
         return None;
     }
@@ -247,7 +273,10 @@ fn expected(method: &str, path: &str) -> u16 {
         ("get", p) if !p.contains('{') => 200,
         // A bulk delete by provider reaches only the caller's own organization's connections.
         ("delete", "/v1/connections") => 200,
-        ("post", "/v1/projects" | "/v1/connections" | "/v1/tokens" | "/v1/secrets")
+        (
+            "post",
+            "/v1/projects" | "/v1/connections" | "/v1/tokens" | "/v1/secrets" | "/v1/inbound",
+        )
         | ("post", "/v1/oauth/apps") => 0,
         // An upsert by name in the caller's own organization (A's secret of that name is
         // checked untouched below).

@@ -17,6 +17,7 @@ mod echo;
 mod exhaustion;
 mod files;
 mod hostile;
+mod inbound;
 mod isolation;
 mod kinds_catalog;
 mod malformed;

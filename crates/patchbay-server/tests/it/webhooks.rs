@@ -44,11 +44,11 @@ impl Receiver {
         (url, r)
     }
 
-    fn answer(&self, statuses: &[u16]) {
+    pub(crate) fn answer(&self, statuses: &[u16]) {
         self.script.lock().unwrap().extend(statuses);
     }
 
-    fn got(&self) -> Vec<(HeaderMap, String)> {
+    pub(crate) fn got(&self) -> Vec<(HeaderMap, String)> {
         self.got.lock().unwrap().clone()
     }
 }
