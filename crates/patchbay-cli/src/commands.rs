@@ -250,6 +250,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Providers(args) => providers(g, args).await,
         Command::Proxy(args) => crate::act::proxy(g, args).await,
         Command::Deliveries(cmd) => crate::act::deliveries(g, cmd).await,
+        Command::Hooks(cmd) => crate::hooks::hooks(g, cmd).await,
         Command::Storage(args) => crate::act::storage(g, args).await,
         Command::Files(args) => crate::act::files(g, args).await,
         Command::Mcp(cmd) => crate::mcp::run(g, *cmd).await,

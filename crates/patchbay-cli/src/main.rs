@@ -4,6 +4,7 @@ mod act;
 mod commands;
 mod config;
 mod discover;
+mod hooks;
 mod mcp;
 mod output;
 mod serve;
@@ -71,6 +72,9 @@ pub enum Command {
     /// Webhook deliveries (the outbox).
     #[command(subcommand)]
     Deliveries(act::DeliveriesCmd),
+    /// Inbound webhook endpoints and their events.
+    #[command(subcommand)]
+    Hooks(hooks::HooksCmd),
     /// MCP servers: discover one, list a connection's tools, call a tool.
     #[command(subcommand)]
     Mcp(Box<mcp::McpCmd>),

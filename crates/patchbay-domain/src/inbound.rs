@@ -91,11 +91,11 @@ pub struct CreateInbound {
     #[serde(default)]
     pub target: Option<ConnectionId>,
     /// Seconds a signed timestamp may be off (default 300).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::integer")]
     #[schema(minimum = 1, maximum = 86400)]
     pub tolerance_s: Option<u32>,
     /// Largest body accepted, in bytes (default 1 MiB, at most 10 MiB).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::integer")]
     #[schema(minimum = 1, maximum = 10485760)]
     pub max_body: Option<u32>,
     /// The `hmac` scheme's header and template.
@@ -106,6 +106,66 @@ pub struct CreateInbound {
     #[schema(max_length = 2048)]
     pub signing_url: Option<String>,
 }
+
+/// The document's schema of [`CreateInbound`]: one object per kind of scheme, with the fields
+/// it takes (`hmac` for the generic scheme, `signing_url` for Twilio's).
+#[derive(Debug)]
+pub struct CreateInboundBody;
+
+impl utoipa::PartialSchema for CreateInboundBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use serde_json::json;
+        let token = json!({"type": "string", "minLength": 1, "maxLength": 128,
+            "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"});
+        let nullable = |s: serde_json::Value| json!({"anyOf": [s, {"type": "null"}]});
+        let hmac = json!({"type": "object", "additionalProperties": false, "required": ["header"],
+        "properties": {
+            "header": token,
+            "algorithm": nullable(json!({"type": "string", "enum": ["sha1", "sha256", "sha512"]})),
+            "encoding": nullable(json!({"type": "string", "enum": ["hex", "base64"]})),
+            "prefix": nullable(json!({"type": "string", "maxLength": 64})),
+            "content": nullable(json!({"type": "string", "minLength": 6, "maxLength": 256,
+                "pattern": r"\{body\}",
+                "description": "what is signed: {body}, with {timestamp} and {id} filled from their headers"})),
+            "timestamp_header": nullable(token.clone()),
+            "id_header": nullable(token.clone()),
+        }});
+        let variant = |title: &str,
+                       schemes: &[&str],
+                       extra: serde_json::Value,
+                       required: &[&str]| {
+            let mut props = json!({
+                "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                "scheme": {"type": "string", "enum": schemes},
+                "project": nullable(json!({"type": "string", "minLength": 1})),
+                "secret": nullable(json!({"type": "string", "minLength": 8, "maxLength": 1024})),
+                "target": nullable(json!({"type": "string",
+                    "pattern": "^con_[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"})),
+                "tolerance_s": nullable(json!({"type": "integer", "minimum": 1, "maximum": 86400})),
+                "max_body": nullable(json!({"type": "integer", "minimum": 1, "maximum": MAX_BODY_LIMIT})),
+                "hmac": {"type": "null"},
+                "signing_url": {"type": "null"},
+            });
+            if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+                p.extend(e.clone());
+            }
+            let mut req = vec!["name", "scheme"];
+            req.extend_from_slice(required);
+            json!({"type": "object", "title": title, "properties": props, "required": req,
+                "additionalProperties": false})
+        };
+        let schema = json!({"oneOf": [
+            variant("a provider's scheme",
+                &["standard_webhooks", "github", "stripe", "slack", "shopify"], json!({}), &[]),
+            variant("twilio", &["twilio"], json!({"signing_url": nullable(json!({"type": "string",
+                "pattern": crate::names::HTTP_URL_PATTERN}))}), &[]),
+            variant("hmac", &["hmac"], json!({"hmac": hmac}), &["hmac"]),
+        ]});
+        serde_json::from_value(schema).expect("a valid schema")
+    }
+}
+
+impl utoipa::ToSchema for CreateInboundBody {}
 
 /// `PATCH /v1/inbound/{id}`: the fields given change; `target: null` holds events for polling.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -119,12 +179,12 @@ pub struct UpdateInbound {
     #[schema(min_length = 8, max_length = 1024)]
     pub secret: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<ConnectionId>)]
     pub target: Option<Option<ConnectionId>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::integer")]
     #[schema(minimum = 1, maximum = 86400)]
     pub tolerance_s: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::integer")]
     #[schema(minimum = 1, maximum = 10485760)]
     pub max_body: Option<u32>,
 }

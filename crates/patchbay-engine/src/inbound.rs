@@ -127,31 +127,23 @@ fn check_hmac(s: &HmacSettings, errs: &mut ValidationErrors) {
         }
     }
     if let Some(c) = &s.content {
-        if c.is_empty() || c.len() > 256 {
-            errs.push("hmac.content", "must be 1 to 256 characters");
+        if c.chars().count() > 256 {
+            errs.push("hmac.content", "must be at most 256 characters");
         } else if !c.contains("{body}") {
             errs.push(
                 "hmac.content",
-                "must sign the body: include {body} (and {timestamp} or {id} as the provider does)",
+                "must sign the body: include {body} (and {timestamp} or {id}, filled from \
+                 timestamp_header and id_header, as the provider does)",
             );
-        }
-        if c.contains("{timestamp}") && s.timestamp_header.is_none() {
-            errs.push(
-                "hmac.timestamp_header",
-                "is required when the content signs {timestamp}",
-            );
-        }
-        if c.contains("{id}") && s.id_header.is_none() {
-            errs.push("hmac.id_header", "is required when the content signs {id}");
         }
     }
-    if s.prefix.as_deref().is_some_and(|p| p.len() > 64) {
+    if s.prefix.as_deref().is_some_and(|p| p.chars().count() > 64) {
         errs.push("hmac.prefix", "must be at most 64 characters");
     }
 }
 
 fn check_secret(secret: &str, errs: &mut ValidationErrors) {
-    if secret.chars().count() < 8 || secret.len() > 1024 {
+    if !(8..=1024).contains(&secret.chars().count()) {
         errs.push("secret", "must be 8 to 1024 characters");
     }
 }
@@ -201,9 +193,10 @@ impl Hub {
         target: &ConnectionId,
         project: &patchbay_domain::ProjectId,
     ) -> Result<()> {
-        let c = self.visible_connection(p, target).await.map_err(|_| {
-            ValidationErrors::single("target", "no such connection in this organization")
-        })?;
+        let c = self
+            .visible_connection(p, target)
+            .await
+            .map_err(|_| EngineError::NotFound("target connection"))?;
         if c.kind != Kind::Webhook {
             return Err(ValidationErrors::single(
                 "target",
@@ -257,7 +250,7 @@ impl Hub {
                 format!("must be one of {}", inbound::Scheme::NAMES.join(", ")),
             );
         }
-        let name = b.name.trim();
+        let name = b.name.as_str();
         if name.is_empty() || name.chars().count() > 100 {
             errs.push("name", "must be 1 to 100 characters");
         }
@@ -405,7 +398,6 @@ impl Hub {
         let mut errs = ValidationErrors::new();
         let old: Settings = serde_json::from_value(r.config.clone()).unwrap_or_default();
         if let Some(n) = &b.name {
-            let n = n.trim();
             if n.is_empty() || n.chars().count() > 100 {
                 errs.push("name", "must be 1 to 100 characters");
             }

@@ -852,3 +852,65 @@ fn files_go_to_and_from_an_sftp_server_through_the_cli() {
         "{out:?}"
     );
 }
+
+#[test]
+fn hooks_are_created_listed_and_their_events_polled() {
+    use hmac::Mac as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[], &[]);
+    let created: Value = serde_json::from_str(&run_ok(
+        &data,
+        &["hooks", "create", "gh", "--scheme", "github", "--json"],
+        None,
+    ))
+    .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let secret = created["generated_secret"].as_str().expect("a made secret");
+    let listed = run_ok(&data, &["hooks", "ls"], None);
+    assert!(
+        listed.contains(&id) && listed.contains("github"),
+        "{listed}"
+    );
+    assert!(!listed.contains(secret), "the secret is shown once");
+    let body = r#"{"zen":"Keep it logically awesome."}"#;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let status = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .post(format!("{}/v1/hooks/{id}", server.url))
+            .header("x-hub-signature-256", format!("sha256={sig}"))
+            .header("x-github-delivery", "cli-1")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+    let events = run_ok(&data, &["hooks", "events", &id], None);
+    assert!(
+        events.contains("cli-1") && events.contains("held"),
+        "{events}"
+    );
+    let polled = run_ok(&data, &["hooks", "poll", &id], None);
+    let first: Value = serde_json::from_str(polled.lines().next().unwrap()).unwrap();
+    assert_eq!(first["body"], body);
+    let out = run(
+        &data,
+        &["hooks", "replay", &id, first["id"].as_str().unwrap()],
+        None,
+    );
+    assert!(!out.status.success(), "no target to replay to");
+    assert!(run_ok(&data, &["hooks", "rm", &id], None).contains("deleted"));
+    assert!(!run_ok(&data, &["hooks", "ls"], None).contains(&id));
+}

@@ -466,6 +466,11 @@ fn auth_schema(kind: Kind, auth_type: AuthType, default: bool, with_app: bool) -
         AuthType::Basic if o.props.contains_key("username") => {
             o.set("username", ty_schema(Ty::Str), Presence::Required);
         }
+        // An HTTP connection's signing scope (a storage connection's is its config).
+        AuthType::AwsSigv4 if o.props.contains_key("region") => {
+            o.set("region", ty_schema(Ty::Region), Presence::Required);
+            o.set("service", ty_schema(Ty::Region), Presence::Required);
+        }
         AuthType::Oauth2 | AuthType::Oauth2ClientCredentials => {
             if with_app {
                 o.set("app", ty_schema(Ty::Str), Presence::Required);

@@ -87,7 +87,7 @@ pub async fn poll(
 
 /// Creates an endpoint. Without a `secret`, one is made and answered once
 /// (`generated_secret`): give it to the provider.
-#[utoipa::path(post, path = "/v1/inbound", tag = "inbound", request_body = CreateInbound,
+#[utoipa::path(post, path = "/v1/inbound", tag = "inbound", request_body = patchbay_domain::inbound::CreateInboundBody,
     responses((status = 201, body = CreatedInbound), (status = 422, description = "invalid fields, each named"),
         (status = 409, description = "an endpoint of that name exists")))]
 pub async fn create(
