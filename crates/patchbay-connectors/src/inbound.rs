@@ -132,7 +132,8 @@ pub struct Incoming<'a> {
 /// An accepted delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
-    /// What a repeat of this delivery carries again: the provider's id, or the signature.
+    /// What a repeat of this delivery carries again: the provider's id where the signature
+    /// covers it, the signature itself otherwise (an unsigned id could be changed at will).
     pub dedupe: String,
     /// The provider's id of the event or delivery, when it sends one.
     pub id: Option<String>,
@@ -271,8 +272,9 @@ pub fn verify(
                 return Err(Refusal::Mismatch);
             }
             let id = optional(h, "x-github-delivery").map(str::to_owned);
+            // The delivery id is not signed: a repeat is known by its signature.
             Ok(Verified {
-                dedupe: id.clone().unwrap_or_else(|| sig.to_owned()),
+                dedupe: sig.to_owned(),
                 id,
                 timestamp: None,
                 challenge: None,
@@ -345,7 +347,7 @@ pub fn verify(
                 .or_else(|| optional(h, "x-shopify-event-id"))
                 .map(str::to_owned);
             Ok(Verified {
-                dedupe: id.clone().unwrap_or_else(|| sig.to_owned()),
+                dedupe: sig.to_owned(),
                 id,
                 timestamp: None,
                 challenge: None,
@@ -359,7 +361,7 @@ pub fn verify(
             }
             let id = optional(h, "i-twilio-idempotency-token").map(str::to_owned);
             Ok(Verified {
-                dedupe: id.clone().unwrap_or_else(|| sig.to_owned()),
+                dedupe: sig.to_owned(),
                 id,
                 timestamp: None,
                 challenge: None,
@@ -393,8 +395,10 @@ pub fn verify(
                 Some(raw) => Some(fresh(timestamp(raw)?, req.now, req.tolerance)?),
                 None => None,
             };
+            // An id counts only when it is signed.
+            let signed_id = id.clone().filter(|_| t.content.contains("{id}"));
             Ok(Verified {
-                dedupe: id.clone().unwrap_or_else(|| sig.to_owned()),
+                dedupe: signed_id.unwrap_or_else(|| sig.to_owned()),
                 id,
                 timestamp: ts,
                 challenge: None,

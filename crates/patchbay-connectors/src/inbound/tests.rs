@@ -96,7 +96,14 @@ fn github_sha256_as_its_documentation_signs() {
         0,
     )
     .unwrap();
-    assert_eq!(ok.dedupe, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+    assert_eq!(
+        ok.id.as_deref(),
+        Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
+    );
+    assert_eq!(
+        ok.dedupe, "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+        "the delivery id is not signed"
+    );
     assert_eq!(
         check(
             Scheme::Github,
@@ -247,7 +254,11 @@ fn shopify_as_its_documentation_computes() {
         ),
     ]);
     let ok = check(Scheme::Shopify, "hush", &h, body, "", 0).unwrap();
-    assert_eq!(ok.dedupe, "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043");
+    assert_eq!(
+        ok.id.as_deref(),
+        Some("b54557e4-bdd9-4b37-8a5f-bf7d70bcd043")
+    );
+    assert_eq!(ok.dedupe, "D0UMXmhjwBRi4y66TmhJrDlhQABD7zI2fm3p6/QLMo8=");
     assert_eq!(
         check(Scheme::Shopify, "hush!", &h, body, "", 0),
         Err(Refusal::Mismatch)
@@ -282,6 +293,7 @@ fn a_generic_template_fills_its_fields_and_holds_its_window() {
     };
     let ok = verify(Scheme::Hmac, Some(&t), "k", &req(1_700_000_100)).unwrap();
     assert_eq!(ok.id.as_deref(), Some("evt_1"));
+    assert_eq!(ok.dedupe, "evt_1", "the id is signed ({{id}} in the content)");
     assert_eq!(
         verify(Scheme::Hmac, Some(&t), "k", &req(1_700_000_400)),
         Err(Refusal::Stale)
