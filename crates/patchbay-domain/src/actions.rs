@@ -245,6 +245,22 @@ pub const CANNED_ACLS: &[&str] = &[
     "bucket-owner-full-control",
 ];
 
+/// One operation's object of an action that names its `op`: `connection`, `op: name`, the
+/// operation's own fields (`extra`), nothing else.
+fn operation_schema(name: &str, required: &[&str], extra: Value) -> Value {
+    use serde_json::json;
+    let connection = json!({"type": "string",
+        "pattern": "^con_[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"});
+    let mut props = json!({"connection": connection, "op": {"type": "string", "enum": [name]}});
+    if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
+    }
+    let mut req = vec!["connection", "op"];
+    req.extend_from_slice(required);
+    json!({"type": "object", "title": name, "properties": props, "required": req,
+        "additionalProperties": false})
+}
+
 /// The document's schema of a storage action: one object per operation, each with the fields
 /// it takes.
 #[derive(Debug)]
@@ -253,22 +269,10 @@ pub struct StorageActionBody;
 impl utoipa::PartialSchema for StorageActionBody {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use serde_json::json;
-        let connection = json!({"type": "string",
-            "pattern": "^con_[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"});
         let key = json!({"type": "string", "minLength": 1, "maxLength": 1024,
             "pattern": STORAGE_KEY_PATTERN});
         let ascii = json!({"type": "string", "maxLength": 1024, "pattern": r"^[\t\x20-\x7e]*$"});
-        let op = |name: &str, required: &[&str], extra: Value| {
-            let mut props =
-                json!({"connection": connection, "op": {"type": "string", "enum": [name]}});
-            if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
-                p.extend(e.clone());
-            }
-            let mut req = vec!["connection", "op"];
-            req.extend_from_slice(required);
-            json!({"type": "object", "title": name, "properties": props, "required": req,
-                "additionalProperties": false})
-        };
+        let op = operation_schema;
         let schema = json!({"oneOf": [
             op("put", &["key"], json!({"key": key, "body": {"type": "string",
                     "description": "the content (at most 16 MiB), as text or base64"},
@@ -580,22 +584,10 @@ pub struct FilesActionBody;
 impl utoipa::PartialSchema for FilesActionBody {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use serde_json::json;
-        let connection = json!({"type": "string",
-            "pattern": "^con_[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"});
         let path = json!({"type": "string", "minLength": 1, "maxLength": 1024,
             "pattern": STORAGE_PREFIX_PATTERN});
         let encoding = json!({"type": "string", "enum": ["text", "base64"]});
-        let op = |name: &str, required: &[&str], extra: Value| {
-            let mut props =
-                json!({"connection": connection, "op": {"type": "string", "enum": [name]}});
-            if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
-                p.extend(e.clone());
-            }
-            let mut req = vec!["connection", "op"];
-            req.extend_from_slice(required);
-            json!({"type": "object", "title": name, "properties": props, "required": req,
-                "additionalProperties": false})
-        };
+        let op = operation_schema;
         let schema = json!({"oneOf": [
             op("put", &["path"], json!({"path": path, "encoding": encoding,
                 "body": {"type": "string", "description": "the content (at most 16 MiB), as text or base64"}})),

@@ -43,16 +43,8 @@ impl FileServer {
     }
 
     fn start(args: &[&str], root: &Path) -> Self {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let python = repo.join(".tools/venv/bin/python");
-        assert!(
-            python.exists(),
-            "the test peers are missing in .tools: run scripts/test.sh, which installs them"
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let (repo, python) = crate::peer_python();
+        let port = crate::free_port();
         let (user, password) = ("transfer".to_owned(), "s3cret-files-pw".to_owned());
         let mut argv: Vec<String> = vec![
             repo.join("tests/peers/file_server.py")

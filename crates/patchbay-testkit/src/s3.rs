@@ -2,7 +2,6 @@
 //! Python in `.tools/`, which `scripts/test.sh` fills) with authentication enforced.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -19,16 +18,8 @@ pub struct S3Server {
 impl S3Server {
     /// Starts one with `buckets` created.
     pub fn start(buckets: &[&str]) -> Self {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let python = repo.join(".tools/venv/bin/python");
-        assert!(
-            python.exists(),
-            "the test peers are missing in .tools: run scripts/test.sh, which installs them"
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let (repo, python) = crate::peer_python();
+        let port = crate::free_port();
         let mut child = Command::new(python)
             .arg(repo.join("tests/peers/s3_server.py"))
             .arg(port.to_string())

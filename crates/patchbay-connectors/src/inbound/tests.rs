@@ -293,7 +293,10 @@ fn a_generic_template_fills_its_fields_and_holds_its_window() {
     };
     let ok = verify(Scheme::Hmac, Some(&t), "k", &req(1_700_000_100)).unwrap();
     assert_eq!(ok.id.as_deref(), Some("evt_1"));
-    assert_eq!(ok.dedupe, "evt_1", "the id is signed ({{id}} in the content)");
+    assert_eq!(
+        ok.dedupe, "evt_1",
+        "the id is signed ({{id}} in the content)"
+    );
     assert_eq!(
         verify(Scheme::Hmac, Some(&t), "k", &req(1_700_000_400)),
         Err(Refusal::Stale)

@@ -5,8 +5,6 @@
 //! replay and the limits.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 
 use patchbay_domain::Role;
 use patchbay_domain::inbound::CreatedInbound;
@@ -18,22 +16,8 @@ use crate::webhooks::{Receiver, hook};
 
 /// The headers each delivery is signed with, by the providers' signers.
 pub(crate) fn sign(deliveries: &[Value]) -> Vec<BTreeMap<String, String>> {
-    let tools = crate::peers::tools_dir();
-    let mut child = Command::new(tools.join("venv/bin/python"))
-        .arg(crate::peers::repo_dir().join("tests/peers/sign_webhooks.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(Value::from(deliveries.to_vec()).to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "the signers failed");
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = crate::peers::python_json("sign_webhooks.py", &Value::from(deliveries.to_vec()));
+    serde_json::from_str(&out).unwrap()
 }
 
 /// Posts a delivery to an endpoint as a provider would: no Patchbay token.

@@ -18,6 +18,27 @@ pub fn tools_dir() -> PathBuf {
     dir
 }
 
+/// Runs `tests/peers/{script}` with the test peers' Python, `input` as JSON on its standard
+/// input; what it printed.
+pub fn python_json(script: &str, input: &serde_json::Value) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new(tools_dir().join("venv/bin/python"))
+        .arg(repo_dir().join("tests/peers").join(script))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{script} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 pub fn repo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

@@ -2,8 +2,6 @@
 //! scripts; signatures are checked by the reference `standardwebhooks` package from PyPI.
 
 use std::collections::VecDeque;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,27 +53,11 @@ impl Receiver {
 
 /// Checks every message with the `standardwebhooks` package; one verdict line each.
 pub(crate) fn verify(messages: &[(HeaderMap, String)]) -> Vec<String> {
-    let tools = crate::peers::tools_dir();
     let input = json!({"secret": SECRET, "messages": messages.iter().map(|(h, b)| json!({
         "headers": h.iter().map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap()))).collect::<serde_json::Map<_, _>>(),
         "body": b,
     })).collect::<Vec<_>>()});
-    let mut child = Command::new(tools.join("venv/bin/python"))
-        .arg(crate::peers::repo_dir().join("tests/peers/verify_webhooks.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
+    crate::peers::python_json("verify_webhooks.py", &input)
         .lines()
         .map(str::to_owned)
         .collect()
