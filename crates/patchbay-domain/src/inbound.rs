@@ -116,7 +116,7 @@ impl utoipa::PartialSchema for CreateInboundBody {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use serde_json::json;
         let token = json!({"type": "string", "minLength": 1, "maxLength": 128,
-            "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"});
+            "pattern": crate::names::TOKEN_PATTERN});
         let nullable = |s: serde_json::Value| json!({"anyOf": [s, {"type": "null"}]});
         let hmac = json!({"type": "object", "additionalProperties": false, "required": ["header"],
         "properties": {

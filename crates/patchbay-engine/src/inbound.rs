@@ -18,7 +18,6 @@ use patchbay_domain::{ConnectionId, EventId, InboundId, Kind, OrgId, Principal, 
 use patchbay_store::{EventRecord, InboundRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::Digest as _;
 
 use crate::connections::field_aad;
 use crate::core::system;
@@ -95,15 +94,13 @@ fn template(s: &HmacSettings) -> Option<HmacTemplate> {
     })
 }
 
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+.^_`|~-".contains(&b))
+/// A header name an endpoint's template may name.
+fn is_header(s: &str) -> bool {
+    s.len() <= 128 && patchbay_domain::validate::is_token(s)
 }
 
 fn check_hmac(s: &HmacSettings, errs: &mut ValidationErrors) {
-    if !is_token(&s.header) {
+    if !is_header(&s.header) {
         errs.push("hmac.header", "must be an HTTP header name");
     }
     if s.algorithm
@@ -122,7 +119,7 @@ fn check_hmac(s: &HmacSettings, errs: &mut ValidationErrors) {
         ("hmac.timestamp_header", &s.timestamp_header),
         ("hmac.id_header", &s.id_header),
     ] {
-        if h.as_deref().is_some_and(|h| !is_token(h)) {
+        if h.as_deref().is_some_and(|h| !is_header(h)) {
             errs.push(field, "must be an HTTP header name");
         }
     }
@@ -158,7 +155,7 @@ fn generated_secret(scheme: Scheme) -> String {
 }
 
 fn dedupe_key(raw: &str) -> String {
-    hex::encode(sha2::Sha256::digest(raw.as_bytes()))
+    hex::encode(crate::hash_token(raw))
 }
 
 impl Hub {

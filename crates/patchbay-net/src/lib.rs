@@ -19,6 +19,21 @@ pub use ip::denied_reason;
 pub use ipnet::IpNet;
 pub use upstream::{Answer, BoxError, Destination, SendBody, UpstreamClient};
 
+/// The TLS settings of an outbound client (aws-lc-rs, the safe protocol versions): servers
+/// verified against `roots` when given, by the platform's verifier otherwise.
+pub fn tls_config(roots: Option<rustls::RootCertStore>) -> Result<rustls::ClientConfig, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    Ok(match roots {
+        Some(roots) => builder.with_root_certificates(roots).with_no_client_auth(),
+        None => rustls_platform_verifier::BuilderVerifierExt::with_platform_verifier(builder)
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth(),
+    })
+}
+
 /// Why an outbound attempt did not happen or failed before any application traffic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NetError {

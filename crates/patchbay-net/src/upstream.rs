@@ -158,14 +158,7 @@ impl std::fmt::Debug for UpstreamClient {
 
 impl UpstreamClient {
     pub(crate) fn new(gate: Gate, refusals: Refusals, timeout: Duration) -> Result<Self, String> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls_platform_verifier::BuilderVerifierExt::with_platform_verifier(
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth();
+        let tls = crate::tls_config(None)?;
         let mut http =
             HttpConnector::new_with_resolver(GateDns(Arc::new((gate.clone(), refusals.clone()))));
         http.enforce_http(false);

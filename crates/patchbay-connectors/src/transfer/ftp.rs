@@ -68,11 +68,7 @@ fn refused(e: FtpError, base: &str, path: &str) -> TransferError {
 
 /// The TLS settings of an FTPS session: the connection's CA, or the system's roots.
 fn tls(config: &FileTransferConfig) -> Result<rustls::ClientConfig, TransferError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TransferError::failed(ErrorKind::Tls, e.to_string()))?;
-    let config = match &config.tls_ca {
+    let roots = match &config.tls_ca {
         Some(pem) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
@@ -82,13 +78,11 @@ fn tls(config: &FileTransferConfig) -> Result<rustls::ClientConfig, TransferErro
                     TransferError::invalid("config.tls_ca", format!("is not usable: {e}"))
                 })?;
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            Some(roots)
         }
-        None => rustls_platform_verifier::BuilderVerifierExt::with_platform_verifier(builder)
-            .map_err(|e| TransferError::failed(ErrorKind::Tls, e.to_string()))?
-            .with_no_client_auth(),
+        None => None,
     };
-    Ok(config)
+    patchbay_net::tls_config(roots).map_err(|e| TransferError::failed(ErrorKind::Tls, e))
 }
 
 /// The data connections of a session: to `control`'s address, at the port the server named,
@@ -242,7 +236,7 @@ impl Ftp {
         if let Ok(size) = self.ftp.size(path).await
             && size > cap
         {
-            return Err(super::sftp::too_large(cap));
+            return Err(super::too_large(cap));
         }
         let mut stream = self
             .ftp
@@ -263,7 +257,7 @@ impl Ftp {
         }
         if out.len() > cap {
             let _ = self.ftp.abort(stream).await;
-            return Err(super::sftp::too_large(cap));
+            return Err(super::too_large(cap));
         }
         stream.finish().await.map_err(|e| refused(e, base, path))?;
         Ok(out)

@@ -359,6 +359,25 @@ pub(crate) async fn test(c: &Connectors, m: &Material, config: &FileTransferConf
     }
 }
 
+/// A `get` of more than `cap` bytes.
+pub(crate) fn too_large(cap: usize) -> TransferError {
+    TransferError::invalid(
+        "path",
+        format!("is too large: at most {cap} bytes in one get"),
+    )
+}
+
+/// The refusal of a server whose host key (`presented`: its fingerprint, or what it sent
+/// instead) is not the one the connection pins.
+pub fn not_pinned(presented: &str, pinned: &str) -> TransferError {
+    TransferError::HostKey(format!(
+        "the server's host key is not the pinned one: it presented {presented}, the \
+         connection pins {}; if the server's key was changed on purpose, set config.host_key \
+         to the new key",
+        fingerprint(pinned).unwrap_or_default()
+    ))
+}
+
 /// The SHA-256 fingerprint of a host key given as `known_hosts` lists it, for messages.
 pub fn fingerprint(host_key: &str) -> Option<String> {
     sftp::fingerprint(host_key)

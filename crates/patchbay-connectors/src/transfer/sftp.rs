@@ -136,16 +136,10 @@ pub(super) async fn open(
                 || "a host certificate (not supported: pin a host key)".to_owned(),
                 |k| k.fingerprint(HashAlg::Sha256).to_string(),
             );
-            let pinned = config
-                .host_key
-                .as_deref()
-                .and_then(fingerprint)
-                .unwrap_or_default();
-            return Err(TransferError::HostKey(format!(
-                "the server's host key is not the pinned one: it presented {shown}, the \
-                 connection pins {pinned}; if the server's key was changed on purpose, set \
-                 config.host_key to the new key"
-            )));
+            return Err(super::not_pinned(
+                &shown,
+                config.host_key.as_deref().unwrap_or_default(),
+            ));
         }
         Err(e) => return Err(net(e)),
     };
@@ -245,9 +239,7 @@ impl Sftp {
 
     /// `path`'s parent resolved and confined, and `path` itself when it exists.
     async fn confined_target(&self, base: &str, path: &str) -> Result<(), TransferError> {
-        let parent = path.rsplit_once('/').map_or("/", |(p, _)| p);
-        let parent = if parent.is_empty() { "/" } else { parent };
-        self.confined(base, parent).await?;
+        self.confined(base, parent(path)).await?;
         if self.exists(path).await {
             self.confined(base, path).await?;
         }
@@ -312,7 +304,7 @@ impl Sftp {
             return Err(TransferError::invalid("path", "is a directory (use list)"));
         }
         if meta.size.is_some_and(|s| s > cap as u64) {
-            return Err(too_large(cap));
+            return Err(super::too_large(cap));
         }
         let file = self
             .sftp
@@ -325,7 +317,7 @@ impl Sftp {
             .await
             .map_err(|e| TransferError::failed(ErrorKind::Protocol, format!("SFTP read: {e}")))?;
         if out.len() > cap {
-            return Err(too_large(cap));
+            return Err(super::too_large(cap));
         }
         Ok(out)
     }
@@ -351,9 +343,7 @@ impl Sftp {
     }
 
     pub(super) async fn delete(&mut self, base: &str, path: &str) -> Result<(), TransferError> {
-        let parent = path.rsplit_once('/').map_or("/", |(p, _)| p);
-        self.confined(base, if parent.is_empty() { "/" } else { parent })
-            .await?;
+        self.confined(base, parent(path)).await?;
         let meta = self
             .sftp
             .symlink_metadata(path)
@@ -404,11 +394,12 @@ impl Sftp {
     }
 }
 
-pub(super) fn too_large(cap: usize) -> TransferError {
-    TransferError::invalid(
-        "path",
-        format!("is too large: at most {cap} bytes in one get"),
-    )
+/// The directory an absolute `path` is in.
+fn parent(path: &str) -> &str {
+    match path.rsplit_once('/') {
+        Some((p, _)) if !p.is_empty() => p,
+        _ => "/",
+    }
 }
 
 #[cfg(test)]

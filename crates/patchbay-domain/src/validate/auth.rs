@@ -243,7 +243,8 @@ fn check_inject_rules(value: &Value, errs: &mut ValidationErrors) {
 }
 
 /// Whether `s` is an HTTP token (a valid header name).
-fn is_token(s: &str) -> bool {
+/// An RFC 9110 token: a header name (or a method).
+pub fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))

@@ -22,6 +22,7 @@ use crate::spec::{Auth, ConnectionSpec};
 
 pub use form::{FormField, Input, auth_choices, auth_form, config_form, secret_form};
 
+pub use auth::is_token;
 use auth::{allowed_auth, check_auth, default_auth};
 use config::check_config;
 pub use fields::check_url;

@@ -154,12 +154,8 @@ impl Hub {
         match c.config.get("host_key").and_then(|v| v.as_str()) {
             Some(pinned) if pinned == key => return Ok(()),
             Some(pinned) => {
-                return Err(EngineError::Upstream(format!(
-                    "the server's host key is not the pinned one: it presented {}, the \
-                     connection pins {}",
-                    transfer::fingerprint(key).unwrap_or_default(),
-                    transfer::fingerprint(pinned).unwrap_or_default()
-                )));
+                let presented = transfer::fingerprint(key).unwrap_or_default();
+                return Err(transfer_error(transfer::not_pinned(&presented, pinned)));
             }
             None => {}
         }
